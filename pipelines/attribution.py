@@ -1,0 +1,332 @@
+"""Attribute fire points to supervision grid cells.
+
+Everything here is in WGS84 (EPSG:4326): coordinates and resolutions are in
+degrees, pixel sizes in kilometres.
+
+The centre of each fire pixel is assigned to the grid cell *within* which it
+lies, with exactly the semantics of
+``geopandas.sjoin(points, cells, predicate="within")``: a point on a cell
+boundary is within no cell, and where cells overlap the one with the lowest
+positional index wins. ``PointIndex`` does this much faster than ``sjoin`` by
+answering most points from a raster lookup table and only the points near a
+boundary with exact geometry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio.features
+import shapely
+from affine import Affine
+
+from pipelines.schema import ATTRIBUTION_DTYPES, GRID_COLUMNS
+
+# Lookup-table codes besides polygon positions (which are >= 0).
+NO_POLYGON = -1
+UNCERTAIN = -2
+
+# Default resolution: the typical polygon is about this many lookup cells
+# across. Finer means fewer points near a boundary (which take the slow exact
+# path) at the cost of a longer build and more memory.
+CELLS_ACROSS_TYPICAL_POLYGON = 40
+
+# Upper bound on the lookup table's size: 50 million cells is 100 MB with
+# int16 codes (fewer than 32,767 polygons), 200 MB with int32.
+MAX_CELLS = 50_000_000
+
+KM_PER_DEG_LAT = 110.574
+KM_PER_DEG_LON_AT_EQUATOR = 111.320
+
+_POLYGONAL_OR_MISSING = [
+    shapely.GeometryType.MISSING,
+    shapely.GeometryType.POLYGON,
+    shapely.GeometryType.MULTIPOLYGON,
+]
+
+
+@dataclass(frozen=True, eq=False)
+class PointIndex:
+    """Point-in-polygon index over a fixed set of polygons (EPSG:4326).
+
+    ``codes`` is a north-up raster of lookup cells of ``resolution`` degrees
+    whose top-left corner is ``(west, north)``. A cell holds the positional
+    index of the polygon containing it entirely (the lowest one where several
+    do), ``NO_POLYGON`` where no polygon touches it, or ``UNCERTAIN`` where a
+    polygon boundary passes through it or through a neighbouring cell.
+    Build with :meth:`build`.
+    """
+
+    polygons: np.ndarray  # shapely (Multi)Polygons, prepared; None where missing
+    tree: shapely.STRtree
+    codes: np.ndarray  # (rows, cols), int16 or int32
+    west: float
+    north: float
+    resolution: float
+
+    @classmethod
+    def build(cls, polygons: gpd.GeoSeries, resolution: float | None = None) -> PointIndex:
+        """Index ``polygons`` (EPSG:4326, valid, Polygon/MultiPolygon or missing).
+
+        ``resolution`` is the lookup cell size in degrees; by default the
+        typical polygon spans ``CELLS_ACROSS_TYPICAL_POLYGON`` cells, coarsened
+        if needed to keep the table within ``MAX_CELLS`` cells. Memory is
+        2 bytes per cell (4 with 32,767 polygons or more) plus transient
+        boolean masks of 1 byte per cell while building.
+        """
+        geoms = _polygon_array(polygons)
+        present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+        if not present.any():
+            raise ValueError("no non-empty polygons to index")
+        bounds = shapely.total_bounds(geoms[present])
+        if resolution is None:
+            resolution = _default_resolution(geoms[present], bounds)
+        if not resolution > 0:
+            raise ValueError(f"resolution must be positive, got {resolution}")
+        west, north, shape = _lookup_grid(bounds, resolution)
+        if shape[0] * shape[1] > MAX_CELLS:
+            raise ValueError(
+                f"resolution {resolution} deg needs {shape[0] * shape[1]:,} cells, "
+                f"more than MAX_CELLS={MAX_CELLS:,}"
+            )
+        codes = _rasterize_codes(geoms, present, west, north, resolution, shape)
+        shapely.prepare(geoms)
+        return cls(geoms, shapely.STRtree(geoms), codes, west, north, float(resolution))
+
+    def __len__(self) -> int:
+        """Number of polygons indexed (including missing ones)."""
+        return len(self.polygons)
+
+    def locate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Positional index of the polygon each point (x=lon, y=lat, degrees) lies within.
+
+        Returns int64, ``-1`` where the point is within no polygon (including
+        points on a boundary and NaN coordinates); the lowest index where the
+        point is within several polygons.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if x.shape != y.shape or x.ndim != 1:
+            raise ValueError("x and y must be 1-D arrays of the same length")
+        result = self._lookup(x, y)
+        uncertain = np.flatnonzero(result == UNCERTAIN)
+        result[uncertain] = self._locate_exactly(x[uncertain], y[uncertain])
+        return result
+
+    def intersecting(self, shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs (shape position, polygon position) of intersecting geometries.
+
+        ``shapes`` is an array of shapely geometries in EPSG:4326; touching
+        boundaries count as intersecting.
+        """
+        shape_pos, polygon_pos = self.tree.query(shapes)
+        # Testing against the prepared polygons, rather than with the tree's
+        # predicate (which prepares each query shape instead), is about twice
+        # as fast for small shapes against detailed polygons.
+        hit = shapely.intersects(self.polygons[polygon_pos], shapes[shape_pos])
+        return shape_pos[hit], polygon_pos[hit]
+
+    def _lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Lookup-table codes of the cells the points fall in.
+
+        The table has a margin of at least one empty cell around every polygon,
+        so points off the table (and NaN) are certainly within none.
+        """
+        col = np.floor((x - self.west) / self.resolution)
+        row = np.floor((self.north - y) / self.resolution)
+        rows, cols = self.codes.shape
+        on_table = (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
+        result = np.full(x.shape, NO_POLYGON, dtype=np.int64)
+        result[on_table] = self.codes[row[on_table].astype(np.intp), col[on_table].astype(np.intp)]
+        return result
+
+    def _locate_exactly(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Exact answer from geometry, for points near a boundary."""
+        # Bounding-box candidates, then point-in-polygon on the prepared
+        # polygons: same answer as the tree's "within" predicate, faster.
+        point, polygon = self.tree.query(shapely.points(x, y))
+        inside = shapely.contains_xy(self.polygons[polygon], x[point], y[point])
+        lowest = np.full(x.shape, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(lowest, point[inside], polygon[inside])
+        lowest[lowest == np.iinfo(np.int64).max] = NO_POLYGON
+        return lowest
+
+
+def _polygon_array(polygons: gpd.GeoSeries) -> np.ndarray:
+    """The geometries as a numpy object array, after checking CRS and types."""
+    if polygons.crs is not None and polygons.crs.to_epsg() != 4326:
+        raise ValueError(f"polygons must be in EPSG:4326, got {polygons.crs}")
+    geoms = np.array(polygons.values, dtype=object)
+    if not np.isin(shapely.get_type_id(geoms), _POLYGONAL_OR_MISSING).all():
+        raise ValueError("polygons must be Polygon or MultiPolygon (or missing)")
+    return geoms
+
+
+def _default_resolution(geoms: np.ndarray, bounds: np.ndarray) -> float:
+    """Lookup cell size (degrees) for these polygons, within ``MAX_CELLS``."""
+    typical = float(np.median(np.sqrt(shapely.area(geoms))))
+    width, height = bounds[2] - bounds[0], bounds[3] - bounds[1]
+    # Smallest r with (width/r + 3) * (height/r + 3) <= MAX_CELLS, which bounds
+    # the cell count of _lookup_grid (ceil adds < 1 cell, the margin 2).
+    n = MAX_CELLS - 9
+    coarsest_allowed = (
+        3 * (width + height) + math.sqrt(9 * (width + height) ** 2 + 4 * n * width * height)
+    ) / (2 * n)
+    return max(typical / CELLS_ACROSS_TYPICAL_POLYGON, coarsest_allowed)
+
+
+def _lookup_grid(bounds: np.ndarray, resolution: float) -> tuple[float, float, tuple[int, int]]:
+    """West, north and (rows, cols) of a lookup table covering ``bounds``.
+
+    One margin cell on every side guarantees that points off the table are
+    outside every polygon's bounding box.
+    """
+    west = bounds[0] - resolution
+    north = bounds[3] + resolution
+    cols = math.ceil((bounds[2] - bounds[0]) / resolution) + 2
+    rows = math.ceil((bounds[3] - bounds[1]) / resolution) + 2
+    return float(west), float(north), (rows, cols)
+
+
+def _rasterize_codes(
+    geoms: np.ndarray,
+    present: np.ndarray,
+    west: float,
+    north: float,
+    resolution: float,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """The lookup table of ``PointIndex``.
+
+    A cell that no polygon boundary touches lies entirely inside or entirely
+    outside each polygon, so any point in it has the answer burnt there.
+    Polygons are burnt from the highest index down so that the lowest one wins
+    where they overlap; boundaries are burnt last, over them, as UNCERTAIN
+    with all_touched. Dilating UNCERTAIN by one cell absorbs both GDAL's
+    edge cases (lines along cell edges or through corners) and rounding in
+    the point-to-cell arithmetic of ``PointIndex._lookup``.
+    """
+    dtype = np.int16 if len(geoms) <= np.iinfo(np.int16).max else np.int32
+    order = np.flatnonzero(present)[::-1]
+    shapes = [(geoms[i], int(i)) for i in order]
+    shapes += [(line, UNCERTAIN) for line in shapely.boundary(geoms[order])]
+    codes = rasterio.features.rasterize(
+        shapes,
+        out_shape=shape,
+        transform=Affine(resolution, 0, west, 0, -resolution, north),
+        fill=NO_POLYGON,
+        all_touched=True,
+        dtype=dtype,
+    )
+    codes[_dilate(codes == UNCERTAIN)] = UNCERTAIN
+    return codes
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by one cell in all eight directions."""
+    vertical = mask.copy()
+    vertical[1:] |= mask[:-1]
+    vertical[:-1] |= mask[1:]
+    grown = vertical.copy()
+    grown[:, 1:] |= vertical[:, :-1]
+    grown[:, :-1] |= vertical[:, 1:]
+    return grown
+
+
+def footprints(
+    lon: np.ndarray, lat: np.ndarray, scan_km: np.ndarray, track_km: np.ndarray
+) -> np.ndarray:
+    """Pixel footprints as shapely geometries (EPSG:4326, degrees).
+
+    Each is an axis-aligned rectangle centred on (lon, lat), ``scan_km`` wide
+    east-west and ``track_km`` tall north-south, with 1 degree of latitude
+    taken as 110.574 km and 1 degree of longitude as 111.320 * cos(lat) km.
+    Where either size is missing, zero or negative the footprint is the
+    centre point itself.
+    """
+    lon, lat, scan_km, track_km = (
+        np.asarray(a, dtype=np.float64) for a in (lon, lat, scan_km, track_km)
+    )
+    result = shapely.points(lon, lat)
+    sized = (scan_km > 0) & (track_km > 0)  # False for NaN too
+    lon, lat = lon[sized], lat[sized]
+    half_width = scan_km[sized] / 2 / (KM_PER_DEG_LON_AT_EQUATOR * np.cos(np.radians(lat)))
+    half_height = track_km[sized] / 2 / KM_PER_DEG_LAT
+    result[sized] = shapely.box(
+        lon - half_width, lat - half_height, lon + half_width, lat + half_height
+    )
+    return result
+
+
+def attribute(
+    fires: pd.DataFrame, grid: gpd.GeoDataFrame, index: PointIndex | None = None
+) -> pd.DataFrame:
+    """``fires`` with the ``ATTRIBUTION_DTYPES`` columns added (a new frame).
+
+    ``fires`` has pixel centres in ``lon``/``lat`` (degrees, EPSG:4326; a
+    GeoDataFrame's geometry is not used) and, optionally, pixel sizes in
+    ``scan_km``/``track_km``; ``grid`` has the
+    ``GRID_COLUMNS`` in EPSG:4326 with unique ``cell_id``. ``index`` is
+    ``PointIndex.build(grid.geometry)``, passed in to reuse it across calls.
+
+    The cell columns describe the cell the centre lies within (as
+    ``PointIndex.locate``; <NA> where none). ``cells_touched`` lists the
+    sorted ``cell_id`` of every cell the pixel footprint intersects (boundary
+    contact included), which always includes the centre's cell.
+    """
+    _check_grid(grid)
+    if index is None:
+        index = PointIndex.build(grid.geometry)
+    elif len(index) != len(grid):
+        raise ValueError(f"index has {len(index)} polygons but grid has {len(grid)} cells")
+    lon = fires["lon"].to_numpy(dtype=np.float64, na_value=np.nan)
+    lat = fires["lat"].to_numpy(dtype=np.float64, na_value=np.nan)
+    out = fires.copy()
+    for column, values in _cell_columns(grid, index.locate(lon, lat)).items():
+        out[column] = values
+    out["cells_touched"] = _cells_touched(
+        footprints(lon, lat, _size(fires, "scan_km"), _size(fires, "track_km")), grid, index
+    )
+    return out
+
+
+def _check_grid(grid: gpd.GeoDataFrame) -> None:
+    missing = [c for c in GRID_COLUMNS if c not in grid.columns]
+    if missing:
+        raise ValueError(f"grid lacks columns {missing}")
+    if not grid["cell_id"].is_unique:
+        raise ValueError("grid cell_id must be unique")
+
+
+def _size(fires: pd.DataFrame, column: str) -> np.ndarray:
+    """Pixel size in km, NaN (a point footprint) where the column is absent."""
+    if column not in fires.columns:
+        return np.full(len(fires), np.nan)
+    return fires[column].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _cell_columns(grid: gpd.GeoDataFrame, position: np.ndarray) -> dict[str, pd.api.extensions.ExtensionArray]:
+    """The grid's attribute columns taken at ``position`` (-1 gives <NA>)."""
+    cells = grid[GRID_COLUMNS[:-1]].reset_index(drop=True)
+    taken = cells.reindex(position)  # -1 is not a label: all <NA>
+    return {c: taken[c].astype(ATTRIBUTION_DTYPES[c]).array for c in cells.columns}
+
+
+def _cells_touched(shapes: np.ndarray, grid: gpd.GeoDataFrame, index: PointIndex) -> np.ndarray:
+    """Sorted cell_id lists of the cells each shape intersects, as an object array."""
+    shape_pos, cell_pos = index.intersecting(shapes)
+    cell_ids = grid["cell_id"].astype(str).to_numpy(dtype=object)
+    id_rank = np.argsort(np.argsort(cell_ids))
+    order = np.lexsort((id_rank[cell_pos], shape_pos))
+    shape_pos, ids = shape_pos[order], cell_ids[cell_pos[order]]
+    shapes_n = np.arange(len(shapes))
+    starts = np.searchsorted(shape_pos, shapes_n, side="left")
+    ends = np.searchsorted(shape_pos, shapes_n, side="right")
+    result = np.empty(len(shapes), dtype=object)
+    for i, (start, end) in enumerate(zip(starts, ends)):
+        result[i] = ids[start:end].tolist()
+    return result

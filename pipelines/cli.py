@@ -1,0 +1,140 @@
+"""The ``gridwatch`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+
+from .config import ConfigError, load_config
+from .grid import GridError, load_counties, make_grid
+from .nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunError, run_nightly
+from .outputs import OutputLocked
+
+DESCRIPTION = """\
+gridwatch: satellite fire surveillance by supervision grid cell, for the
+autumn-winter air-pollution campaigns (straw burning, 散乱污 sites).
+
+Every morning, `gridwatch nightly` turns one day's satellite fire points
+into a map per grid cell, so each grid supervisor (网格员) knows where to go.
+"""
+
+NIGHTLY_EPILOG = f"""\
+The day is a Beijing-time calendar day (00:00-24:00 UTC+8): a fire at
+23:30 Beijing time on D is in D's run even though it is 15:30 UTC.
+
+Output, written all at once (a failed or killed run leaves the previous
+output untouched): OUT/D/fires.parquet, grid_summary.csv, map.html,
+maps/<cell>.html, run.json, run.log.
+
+exit status:
+  {EXIT_OK}  all inputs used
+  {EXIT_PARTIAL}  partial: done, but some input files or rows were skipped (listed in run.json)
+  {EXIT_FAILED}  failed: nothing written (the reason is on stderr)
+  2  wrong command-line arguments
+
+example:
+  gridwatch nightly --date 2022-06-03 --config config.toml --out out
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    interactive = sys.stderr.isatty() and not args.quiet
+    _setup_logging(interactive)
+    try:
+        return args.func(args, interactive)
+    except (ConfigError, GridError, RunError, OutputLocked) as exc:
+        print(f"gridwatch: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("gridwatch: interrupted; nothing written", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gridwatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    nightly = commands.add_parser(
+        "nightly",
+        help="flag one day's fires by grid cell and draw the maps",
+        description="Read the day's fire points, attribute them to grid cells, flag the 收工时/上半夜 windows, write tables and maps.",
+        epilog=NIGHTLY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    nightly.add_argument("--date", required=True, type=_date, help="the Beijing-time day to process, YYYY-MM-DD")
+    _common(nightly)
+    nightly.add_argument("--out", type=Path, help="output root (default: [output] dir of the config)")
+    nightly.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (default: local threads)")
+    nightly.set_defaults(func=_nightly)
+
+    grid = commands.add_parser(
+        "make-grid",
+        help="generate a regular supervision grid clipped to county polygons",
+        description="Cover the configured provinces' counties with square cells of N km "
+        "(China Albers equal-area); a square on a county border becomes one cell per county.",
+    )
+    _common(grid)
+    grid.add_argument("--cell-km", type=float, help="cell size in km (default: [make_grid] cell_km)")
+    grid.add_argument("--provinces", help="comma-separated 6-digit province codes (default: [make_grid] provinces)")
+    grid.add_argument("--out", type=Path, help="GeoParquet/GeoPackage/GeoJSON to write (default: [make_grid] out)")
+    grid.set_defaults(func=_make_grid)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=Path("config.toml"), help="configuration file (default: ./config.toml)")
+    parser.add_argument("--quiet", action="store_true", help="no progress or info messages (implied when stderr is not a terminal, e.g. under cron)")
+
+
+def _nightly(args: argparse.Namespace, interactive: bool) -> int:
+    config = load_config(args.config)
+    result = run_nightly(config, args.date, out_root=args.out, scheduler=args.scheduler, progress=interactive, command=sys.argv)
+    counts = result.manifest["counts"]
+    if result.skips:
+        print(f"gridwatch: partial: {len(result.skips)} input row(s)/file(s) skipped, see {result.folder / 'run.json'}", file=sys.stderr)
+    elif interactive:
+        print(f"gridwatch: {counts['fires']} fires, {counts['cells_with_fires']} cells; open {result.folder / 'map.html'}", file=sys.stderr)
+    return result.exit_code
+
+
+def _make_grid(args: argparse.Namespace, interactive: bool) -> int:
+    config = load_config(args.config)
+    provinces = tuple(p.strip() for p in args.provinces.split(",")) if args.provinces else config.make_grid.provinces
+    cell_km = args.cell_km or config.make_grid.cell_km
+    out = args.out or config.make_grid.out
+    grid = make_grid(load_counties(config.counties), cell_km, provinces)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix.lower() in (".parquet", ".geoparquet"):
+        grid.to_parquet(tmp, compression="zstd", write_covering_bbox=False)
+    else:
+        grid.to_file(tmp, driver={".gpkg": "GPKG", ".geojson": "GeoJSON"}.get(out.suffix.lower(), "GPKG"), engine="pyogrio")
+    tmp.replace(out)
+    if interactive:
+        print(f"gridwatch: wrote {len(grid)} cells of {cell_km:g} km to {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _setup_logging(interactive: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.setLevel(logging.INFO if interactive else logging.ERROR)
+    logging.getLogger("pipelines").addHandler(handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

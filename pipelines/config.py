@@ -1,0 +1,194 @@
+"""The one settings object, read from ``config.toml`` and validated at start.
+
+Every key is documented in the README with its default and unit. A key that
+is missing, misspelt or of the wrong type stops the run before anything is
+read or written, with a message naming the file, the section and the key.
+Relative paths are resolved against the directory of the config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: Path  # root of the <date>/ output folders
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    bbox: tuple[float, float, float, float]  # lon_min, lat_min, lon_max, lat_max; degrees WGS84
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    path: Path
+    id_column: str
+    name_column: str
+    county_column: str
+    supervisor_column: str  # "" when the layer has none: cells are "unassigned"
+    layer: str = ""  # GeoPackage layer; "" = the first
+    crs: str = ""  # "" = the file's own CRS; else "EPSG:nnnn", "GCJ-02" or "BD-09"
+    county_name_column: str = ""  # "" = look the name up in [counties]
+    province_column: str = ""  # "" = from the first two digits of the county code
+    province_name_column: str = ""  # "" = look the name up in [counties]
+
+
+@dataclass(frozen=True)
+class CountiesConfig:
+    path: Path
+    code_column: str  # 6-digit county adcode
+    name_column: str
+    province_code_column: str
+    province_name_column: str
+
+
+@dataclass(frozen=True)
+class MakeGridConfig:
+    cell_km: float  # side of a square cell, km (Albers equal-area)
+    provinces: tuple[str, ...]  # 6-digit province adcodes; empty = all counties
+    out: Path
+
+
+@dataclass(frozen=True)
+class FiresConfig:
+    points: tuple[str, ...]  # glob patterns of fire-point files; may hold {date:%Y%m%d}
+    min_confidence: float = 0.0  # percent, 0-100: fires below are dropped
+
+
+@dataclass(frozen=True)
+class WindowsConfig:
+    mode: str  # "sun" or "fixed"
+    after_work_start_h: float  # hours relative to sunset
+    after_work_end_h: float  # hours relative to sunset; also the start of the first half of the night
+    first_half_night_end: str  # Beijing clock, "HH:MM", "24:00" = midnight
+    fixed_after_work: tuple[str, str]  # Beijing clock, used when mode = "fixed"
+    fixed_first_half_night: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class MapsConfig:
+    tiles: str = "OpenStreetMap"  # basemap; "" = none (vector layers only)
+
+
+@dataclass(frozen=True)
+class Config:
+    output: OutputConfig
+    region: RegionConfig
+    grid: GridConfig
+    counties: CountiesConfig
+    make_grid: MakeGridConfig
+    fires: FiresConfig
+    windows: WindowsConfig
+    maps: MapsConfig = field(default_factory=MapsConfig)
+    source: Path | None = None  # the file this was read from
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain values for ``run.json``."""
+        return _plain(dataclasses.asdict(self))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a ``config.toml``; raises ``ConfigError``."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    config = _build(Config, raw, path, base=path.resolve().parent, where="")
+    config = dataclasses.replace(config, source=path.resolve())
+    _check(config, path)
+    return config
+
+
+def _build(cls: type, raw: object, path: Path, base: Path, where: str):  # noqa: ANN202
+    label = f"[{where}]" if where else "top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: {label} must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    for key in raw:
+        if key not in fields:
+            hint = difflib.get_close_matches(key, fields, n=1)
+            suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(f"{path}: unknown key '{key}' in {label}{suggestion}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{path}: missing key '{name}' in {label}")
+            continue
+        values[name] = _value(hints[name], raw[name], path, base, key)
+    return cls(**values)
+
+
+def _value(hint: object, value: object, path: Path, base: Path, key: str) -> object:
+    section, _, name = key.rpartition(".")
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path, base, key)
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    wrong = f"{path}: [{section}] {name} = {value!r}: expected "
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(wrong + "a path (a non-empty string)")
+        return (base / value).resolve()
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(wrong + "a string")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(wrong + "a number")
+        return float(value)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(wrong + "a list")
+        if args[-1] is not Ellipsis and len(value) != len(args):
+            raise ConfigError(wrong + f"a list of {len(args)} items")
+        item_types = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+        return tuple(_value(t, v, path, base, f"{key}[{i}]") for i, (t, v) in enumerate(zip(item_types, value)))
+    raise TypeError(f"unsupported config type {hint!r}")  # a bug in this module, not in the file
+
+
+def _check(config: Config, path: Path) -> None:
+    lon0, lat0, lon1, lat1 = config.region.bbox
+    if not (-180 <= lon0 < lon1 <= 180 and -90 <= lat0 < lat1 <= 90):
+        raise ConfigError(f"{path}: [region] bbox = {list(config.region.bbox)}: expected lon_min < lon_max within -180..180 and lat_min < lat_max within -90..90")
+    if config.windows.mode not in ("sun", "fixed"):
+        raise ConfigError(f"{path}: [windows] mode = {config.windows.mode!r}: expected \"sun\" or \"fixed\"")
+    if not 0 <= config.fires.min_confidence <= 100:
+        raise ConfigError(f"{path}: [fires] min_confidence = {config.fires.min_confidence}: expected a percentage 0-100")
+    if config.make_grid.cell_km <= 0:
+        raise ConfigError(f"{path}: [make_grid] cell_km = {config.make_grid.cell_km}: expected a positive number of km")
+    if not config.fires.points:
+        raise ConfigError(f"{path}: [fires] points is empty: expected at least one file pattern")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

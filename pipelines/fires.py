@@ -1,0 +1,127 @@
+"""Fire points from many files, read lazily and in parallel with dask.
+
+One dask partition per file: each is parsed into the common fire-point frame
+(``schema.FIRE_DTYPES``), and points outside the region, the day or the
+confidence floor are dropped inside the partition, before anything is
+gathered. Rows and files that cannot be used come back as ``Skip`` records
+beside the points, computed in the same pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from dask.delayed import Delayed
+
+from .readers import read_points
+from .schema import empty_fires
+from .skips import Skip
+from .windows import solar_elevation
+
+
+@dataclass
+class LazyFires:
+    """Fire points not yet read: one delayed ``(points, skips, counts)`` per file."""
+
+    parts: list[Delayed]
+
+    @property
+    def points(self) -> dd.DataFrame:
+        """The points as a dask DataFrame (``schema.FIRE_DTYPES``), one partition per file."""
+        if not self.parts:
+            return dd.from_pandas(empty_fires(), npartitions=1)
+        return dd.from_delayed([p[0] for p in self.parts], meta=empty_fires(), verify_meta=False)
+
+    def compute(self, **kwargs: object) -> tuple[pd.DataFrame, list[Skip], list[dict]]:
+        """Read every file in one pass of the scheduler: points, skips, per-file counts."""
+        (results,) = dask.compute(self.parts, **kwargs)
+        frames = [r[0] for r in results if len(r[0])]
+        points = pd.concat(frames, ignore_index=True) if frames else empty_fires()
+        return points, [s for r in results for s in r[1]], [r[2] for r in results]
+
+
+def expand_patterns(patterns: list[str] | tuple[str, ...], base: Path, day: dt.date | None = None) -> list[Path]:
+    """Files matching glob ``patterns`` (relative to ``base``), sorted, without repeats.
+
+    A pattern may hold ``{date:%Y%m%d}``-style fields, filled with ``day``.
+    """
+    found: set[Path] = set()
+    for pattern in patterns:
+        if day is not None:
+            pattern = pattern.format(date=day)
+        full = pattern if Path(pattern).is_absolute() else str(base / pattern)
+        found.update(Path(p).resolve() for p in glob.glob(full, recursive=True) if Path(p).is_file())
+    return sorted(found)
+
+
+def read_fires(
+    paths: list[Path],
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    day: dt.date | None = None,
+    min_confidence: float = 0.0,
+) -> LazyFires:
+    """Lazily read fire-point files (FIRMS, Himawari WLF) into one dask DataFrame.
+
+    ``bbox`` is (lon_min, lat_min, lon_max, lat_max) in WGS84 degrees; ``day``
+    keeps the points whose **Beijing** date is ``day``; ``min_confidence`` is a
+    percentage (fires of unknown confidence are kept).
+    """
+    parts = [
+        dask.delayed(_read_one, pure=True)(str(p), bbox, day, min_confidence, dask_key_name=f"read-fires-{i}-{Path(p).name}")
+        for i, p in enumerate(paths)
+    ]
+    return LazyFires(parts)
+
+
+def _read_one(
+    path: str, bbox: tuple[float, float, float, float] | None, day: dt.date | None, min_confidence: float
+) -> tuple[pd.DataFrame, list[Skip], dict]:
+    frame, skips = read_points(path)
+    counts = {"file": Path(path).name, "rows_read": len(frame)}
+    if bbox is not None:
+        lon0, lat0, lon1, lat1 = bbox
+        inside = frame["lon"].between(lon0, lon1) & frame["lat"].between(lat0, lat1)
+        counts["outside_region"] = int((~inside).sum())
+        frame = frame[inside]
+    if day is not None:
+        on_day = frame["time_bjt"].dt.date == day
+        counts["other_dates"] = int((~on_day).sum())
+        frame = frame[on_day]
+    if min_confidence > 0:
+        confident = ~(frame["confidence"] < min_confidence)
+        counts["below_confidence"] = int((~confident).sum())
+        frame = frame[confident]
+    counts["rows_kept"] = len(frame)
+    return fill_daynight(frame), skips, counts
+
+
+def fill_daynight(frame: pd.DataFrame) -> pd.DataFrame:
+    """Day/night where the product does not say: the sun's centre above the horizon is day."""
+    missing = frame["daynight"].isna()
+    if not missing.any():
+        return frame
+    frame = frame.copy()
+    sub = frame[missing]
+    elevation = solar_elevation(sub["lon"].to_numpy(), sub["lat"].to_numpy(), sub["time_utc"])
+    frame.loc[missing, "daynight"] = np.where(np.asarray(elevation) > 0, "D", "N")
+    return frame
+
+
+def dedupe(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One row per detection (``fire_id``), sorted by time; the number of repeats dropped.
+
+    The same pixel often arrives in overlapping files (a 24 h and a 7 d FIRMS
+    export); the copy from the first file by name is kept.
+    """
+    ordered = frame.sort_values(["fire_id", "source_file", "source_row"], kind="stable")
+    unique = ordered.drop_duplicates("fire_id", keep="first")
+    unique = unique.sort_values(["time_utc", "fire_id"], kind="stable", ignore_index=True)
+    return unique, len(frame) - len(unique)

@@ -1,0 +1,268 @@
+"""The nightly run for one Beijing-time day D: fire points to flagged, attributed, mapped cells.
+
+sources -> tidy fire frame -> attributed to grid cells -> window flags ->
+written and drawn, into ``<out>/<D>/`` (see ``outputs``), with ``run.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+import geopandas as gpd
+import pandas as pd
+
+from . import __version__
+from .attribution import PointIndex, attribute, footprints
+from .config import Config, ConfigError
+from .fires import dedupe, expand_patterns, read_fires
+from .grid import load_counties, load_grid
+from .manifest import file_record, skip_records, versions
+from .maps import cell_map, cell_map_filename, overview_map, save_map
+from .outputs import staged_folder
+from .schema import WGS84, WINDOW_COLUMNS
+from .skips import Skip
+from .summary import grid_summary
+from .windows import ClockWindows, flag_clock_windows
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_PARTIAL = 3
+
+
+class RunError(RuntimeError):
+    """The run cannot go on; nothing was written. The message says why."""
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    day: dt.date
+    folder: Path  # <out>/<D>
+    manifest: dict[str, object]
+    skips: list[Skip] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "partial" if self.skips else "ok"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PARTIAL if self.skips else EXIT_OK
+
+
+def clock_windows(config: Config) -> ClockWindows:
+    w = config.windows
+    try:
+        return ClockWindows(
+            mode=w.mode,
+            after_work_start_h=w.after_work_start_h,
+            after_work_end_h=w.after_work_end_h,
+            first_half_night_end=w.first_half_night_end,
+            fixed_after_work=w.fixed_after_work,
+            fixed_first_half_night=w.fixed_first_half_night,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{config.source}: [windows] {exc}") from None
+
+
+def load_supervision_grid(config: Config) -> gpd.GeoDataFrame:
+    """The configured grid, names filled from the county layer where the grid lacks them."""
+    g = config.grid
+    needs_names = not (g.county_name_column and g.province_name_column)
+    counties = load_counties(config.counties) if needs_names else None
+    return load_grid(g, counties)
+
+
+def run_nightly(
+    config: Config,
+    day: dt.date,
+    *,
+    out_root: Path | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    command: list[str] | None = None,
+) -> RunResult:
+    """Run the nightly job for Beijing date ``day``; returns what it wrote.
+
+    Raises ``ConfigError`` or ``RunError`` (nothing written) when the run
+    cannot be done; inputs that are only partly usable are skipped and listed
+    in ``run.json``. ``scheduler`` is a dask.distributed address; None runs
+    on local threads.
+    """
+    started = dt.datetime.now(dt.timezone.utc)
+    timings: dict[str, float] = {}
+    windows = clock_windows(config)
+    out_root = Path(out_root) if out_root else config.output.dir
+    base = config.source.parent if config.source else Path.cwd()
+    with _captured_log() as records:
+        with _timed(timings, "load_grid"):
+            grid = load_supervision_grid(config)
+        files = expand_patterns(config.fires.points, base, day)
+        if not files:
+            raise RunError(f"no fire-point files match [fires] points = {list(config.fires.points)} (relative to {base})")
+        with staged_folder(out_root, day.isoformat()) as staging:
+            return _run(config, day, grid, files, windows, staging, records, timings,
+                        scheduler=scheduler, progress=progress, command=command, started=started, out_root=out_root)
+
+
+def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: list[Path], windows: ClockWindows,
+         staging: Path, records: list[dict[str, str]], timings: dict[str, float], *, scheduler: str | None,
+         progress: bool, command: list[str] | None, started: dt.datetime, out_root: Path) -> RunResult:
+    log.info("gridwatch %s nightly run for %s: %d fire file(s), %d grid cells", __version__, day, len(files), len(grid))
+    lazy = read_fires(files, bbox=config.region.bbox, day=day, min_confidence=config.fires.min_confidence)
+    with _timed(timings, "read_fires"), _scheduler(scheduler, progress):
+        points, skips, per_file = lazy.compute()
+    for skip in skips:
+        log.info("skipped %s", skip)
+    if skips:
+        log.warning("%d input row(s) or file(s) skipped; run.json lists them", len(skips))
+    points, duplicates = dedupe(points)
+
+    with _timed(timings, "attribute"):
+        index = PointIndex.build(grid.geometry)
+        fires = attribute(points, grid, index)
+    fires = flag_clock_windows(fires, windows)
+    fires = gpd.GeoDataFrame(fires, geometry=gpd.points_from_xy(fires["lon"], fires["lat"]), crs=WGS84)
+    fires["footprint"] = gpd.GeoSeries(
+        footprints(fires["lon"].to_numpy(), fires["lat"].to_numpy(), fires["scan_km"].to_numpy(), fires["track_km"].to_numpy()),
+        index=fires.index, crs=WGS84,
+    )
+
+    with _timed(timings, "write_tables"):
+        fires.to_parquet(staging / "fires.parquet", index=False, compression="zstd", write_covering_bbox=False)
+        cells = _cells_to_map(fires)
+        links = {c: f"maps/{cell_map_filename(c)}" for c in cells}
+        summary = grid_summary(fires, grid, links)
+        summary.to_csv(staging / "grid_summary.csv", index=False, encoding="utf-8")
+    with _timed(timings, "write_maps"):
+        title = f"gridwatch {day.isoformat()}"
+        save_map(overview_map(fires, grid, title=title, tiles=config.maps.tiles or None, cell_links=links), staging / "map.html")
+        (staging / "maps").mkdir()
+        for cell in cells:
+            m = cell_map(cell, fires, grid, title=title, tiles=config.maps.tiles or None)
+            save_map(m, staging / links[cell])
+
+    counts = _counts(fires, per_file, duplicates, len(cells))
+    log.info("%d fires on %s: %d in grid cells, %d outside any cell; %d cell maps", counts["fires"], day, counts["attributed"], counts["unattributed"], len(cells))
+    listed, summary_skips = skip_records(skips)
+    manifest = {
+        "gridwatch": __version__,
+        "date": day.isoformat(),
+        "status": "partial" if skips else "ok",
+        "exit_code": EXIT_PARTIAL if skips else EXIT_OK,
+        "command": command or [],
+        "started_utc": started.isoformat(timespec="seconds"),
+        "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "scheduler": scheduler or "local threads",
+        "inputs": {
+            "config": file_record(config.source) if config.source else None,
+            "grid": {**file_record(config.grid.path), "cells": len(grid)},
+            "fires": [{**file_record(p), **c} for p, c in zip(files, per_file)],
+        },
+        "config": config.to_dict(),
+        "versions": versions(),
+        "counts": counts,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "warnings": [f"{r['logger']}: {r['message']}" for r in records if r["level"] in ("WARNING", "ERROR")],
+        "skipped": listed,
+        "skipped_summary": summary_skips,
+        "outputs": sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()) + ["run.json", "run.log"],
+    }
+    (staging / "run.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    (staging / "run.log").write_text("".join(r["line"] for r in records), encoding="utf-8")
+    return RunResult(day, out_root / day.isoformat(), manifest, skips)
+
+
+def _cells_to_map(fires: pd.DataFrame) -> list[str]:
+    """Cells with a fire centred in them or reached by a fire's footprint."""
+    touched = {c for cells in fires["cells_touched"] for c in cells}
+    return sorted(touched | set(fires["cell_id"].dropna()))
+
+
+def _counts(fires: pd.DataFrame, per_file: list[dict], duplicates: int, cell_maps: int) -> dict[str, object]:
+    def total(key: str) -> int:
+        return int(sum(c.get(key, 0) for c in per_file))
+
+    counts: dict[str, object] = {
+        "fire_files": len(per_file),
+        "rows_read": total("rows_read"),
+        "outside_region": total("outside_region"),
+        "other_dates": total("other_dates"),
+        "below_confidence": total("below_confidence"),
+        "duplicates": duplicates,
+        "fires": len(fires),
+        "attributed": int(fires["cell_id"].notna().sum()),
+        "unattributed": int(fires["cell_id"].isna().sum()),
+        "on_cell_borders": int((fires["cells_touched"].map(len) > 1).sum()),
+        "cells_with_fires": int(fires["cell_id"].nunique()),
+        "cell_maps": cell_maps,
+        "by_sensor": {str(k): int(v) for k, v in fires["sensor"].value_counts().sort_index().items()},
+    }
+    for column in WINDOW_COLUMNS:
+        flags = fires[column].astype("boolean")
+        counts[column] = None if flags.isna().all() and len(flags) else int(flags.fillna(False).sum())
+    return counts
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _scheduler(address: str | None, progress: bool) -> Iterator[None]:
+    """Local threads by default; a dask.distributed cluster when given its address."""
+    if address:
+        from distributed import Client
+
+        try:
+            client = Client(address, timeout="30s", set_as_default=False)
+        except OSError as exc:
+            raise RunError(f"cannot reach dask scheduler at {address}: {exc}") from None
+        with client, dask.config.set(scheduler=client):
+            yield
+        return
+    with dask.config.set(scheduler="threads"):
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            with ProgressBar(out=sys.stderr, minimum=1.0):
+                yield
+        else:
+            yield
+
+
+@contextlib.contextmanager
+def _captured_log() -> Iterator[list[dict[str, str]]]:
+    """Collect this run's log records (for run.log and the warnings of run.json)."""
+    records: list[dict[str, str]] = []
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append({"level": record.levelname, "logger": record.name, "message": record.getMessage(), "line": formatter.format(record) + "\n"})
+
+    handler = Collect(level=logging.INFO)
+    package = logging.getLogger("pipelines")
+    previous = package.level
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(previous)

@@ -1,0 +1,60 @@
+"""Helpers that turn validated columns into the common fire-point frame."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from ..schema import BEIJING_TZ, FIRE_DTYPES
+from ..skips import Skip
+
+# Normalized 0-100 confidence for products that give classes: the midpoints of
+# the MODIS collection-6 ranges (low < 30 <= nominal < 80 <= high).
+LEVEL_SCORE = {"low": 15.0, "nominal": 55.0, "high": 90.0}
+
+
+def level_from_score(score: pd.Series) -> pd.Series:
+    """MODIS C6 confidence classes from a 0-100 score."""
+    level = np.select([score < 30, score < 80, score >= 80], ["low", "nominal", "high"], "")
+    return pd.Series(level, index=score.index, dtype="string").replace("", pd.NA)
+
+
+def fire_ids(sensor: pd.Series, satellite: pd.Series, time_utc: pd.Series, lon: np.ndarray, lat: np.ndarray) -> pd.Series:
+    """A stable id per detection: the same pixel read from two files gets the same id."""
+    keys = (
+        sensor.astype(str)
+        + "|"
+        + satellite.astype(str)
+        + "|"
+        + time_utc.dt.strftime("%Y%m%dT%H%M%S")
+        + "|"
+        + pd.Series(np.round(lon, 5), index=sensor.index).map("{:.5f}".format)
+        + "|"
+        + pd.Series(np.round(lat, 5), index=sensor.index).map("{:.5f}".format)
+    )
+    return keys.map(lambda k: hashlib.sha1(k.encode()).hexdigest()[:16]).astype("string")
+
+
+def row_skips(file: str, lines: np.ndarray, checks: list[tuple[str, pd.Series, str]]) -> tuple[np.ndarray, list[Skip]]:
+    """Apply row checks ``(field, bad_mask, reason)`` in order; report each bad row once.
+
+    Returns the mask of good rows and the skips.
+    """
+    bad_so_far = np.zeros(len(lines), dtype=bool)
+    skips: list[Skip] = []
+    for field_name, bad, reason in checks:
+        new = np.asarray(bad, dtype=bool) & ~bad_so_far
+        skips.extend(Skip(file, reason, row=int(line), field=field_name) for line in lines[new])
+        bad_so_far |= new
+    return ~bad_so_far, skips
+
+
+def assemble(columns: dict[str, object], index: pd.Index) -> pd.DataFrame:
+    """The fire frame in schema order and dtypes from a dict of column values."""
+    frame = pd.DataFrame(columns, index=index)
+    frame["time_bjt"] = frame["time_utc"].dt.tz_convert(BEIJING_TZ)
+    frame["fire_id"] = fire_ids(frame["sensor"], frame["satellite"], frame["time_utc"], frame["lon"].to_numpy(), frame["lat"].to_numpy())
+    frame = frame[list(FIRE_DTYPES)].astype(FIRE_DTYPES)
+    return frame.reset_index(drop=True)

@@ -1,0 +1,57 @@
+"""Per-cell counts: the ``grid_summary.csv`` of a nightly run."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pandas as pd
+
+from .schema import BEIJING_TZ, GRID_COLUMNS, WINDOW_COLUMNS
+
+SUMMARY_COLUMNS = [
+    *GRID_COLUMNS[:-1],
+    "fires",
+    "fires_touching",
+    *(c.removeprefix("win_") for c in WINDOW_COLUMNS),
+    "max_frp_mw",
+    "first_fire_bjt",
+    "last_fire_bjt",
+    "map",
+]
+
+
+def grid_summary(fires: pd.DataFrame, grid: gpd.GeoDataFrame, maps: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per grid cell, in grid order.
+
+    ``fires``: fires whose pixel centre is in the cell; ``fires_touching``:
+    fires centred elsewhere whose footprint reaches into the cell (a
+    supervisor should know of them too). Window columns count the fires
+    (centred in the cell) flagged True in each window, and are empty where
+    every such flag is unknown. Times are Beijing time, ``YYYY-MM-DD HH:MM``.
+    ``maps`` gives each cell's map path relative to the run folder.
+    """
+    table = pd.DataFrame(grid[GRID_COLUMNS[:-1]]).set_index("cell_id", drop=False)
+    inside = fires[fires["cell_id"].notna()]
+    by_cell = inside.groupby("cell_id", observed=True)
+    table["fires"] = by_cell.size().reindex(table.index, fill_value=0).astype("int64")
+
+    touching = fires[["fire_id", "cell_id", "cells_touched"]].explode("cells_touched")
+    touching = touching[touching["cells_touched"].notna() & (touching["cells_touched"] != touching["cell_id"])]
+    table["fires_touching"] = touching.groupby("cells_touched").size().reindex(table.index, fill_value=0).astype("int64")
+
+    for column in WINDOW_COLUMNS:
+        flags = inside[column].astype("boolean")
+        grouped = pd.DataFrame({"true": flags.fillna(False), "known": flags.notna()}).groupby(inside["cell_id"])
+        name = column.removeprefix("win_")
+        table[name] = grouped["true"].sum().where(grouped["known"].any()).reindex(table.index).astype("Int64")
+        table.loc[table["fires"] == 0, name] = 0
+
+    table["max_frp_mw"] = by_cell["frp_mw"].max().reindex(table.index)
+    times = by_cell["time_utc"]
+    table["first_fire_bjt"] = _bjt(times.min().reindex(table.index))
+    table["last_fire_bjt"] = _bjt(times.max().reindex(table.index))
+    table["map"] = table.index.map(maps or {}).astype("string")
+    return table[SUMMARY_COLUMNS].reset_index(drop=True)
+
+
+def _bjt(times: pd.Series) -> pd.Series:
+    return times.dt.tz_convert(BEIJING_TZ).dt.strftime("%Y-%m-%d %H:%M").astype("string")

@@ -1,0 +1,466 @@
+"""Tests of the supervisors' offline maps (pipelines.maps).
+
+The grid is four real Tianditu counties around Lankao (兰考, Henan); the fires are
+placed inside them by coordinates and attributed here with real geometry, so a
+"touching" fire really has a footprint crossing the county boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from pipelines import maps
+from pipelines.schema import ATTRIBUTION_DTYPES, BEIJING_TZ, FIRE_DTYPES, GRID_COLUMNS, WGS84, WINDOW_COLUMNS
+
+COUNTIES = Path(__file__).resolve().parents[1] / "geodata" / "china_counties.parquet"
+
+EVIL_NAME = "<script>alert('x')</script>封丘网格"
+
+# county adcode -> (cell_id, cell_name, supervisor)
+GRID_SPEC = {
+    "410225": ("410225/兰考/01", "兰考县城关网格", "张伟"),
+    "410727": ("410727-07", EVIL_NAME, "李娜"),
+    "410783": ("410783-03", "长垣市蒲西网格", "王芳"),
+    "410221": ("410221-01", "杞县无火网格", "刘洋"),  # no fire: must not be drawn on the overview
+}
+LANKAO, FENGQIU, CHANGYUAN, QIXIAN = (spec[0] for spec in GRID_SPEC.values())
+
+# VIIRS I-band pixel near 35°N: 375 m = ~0.0041° lon x 0.0034° lat.
+HALF_W, HALF_H = 0.00206, 0.0017
+
+FIRE_SPECS = [
+    # lon, lat, UTC time, sensor, satellite, product, conf, level, raw, FRP, D/N, after work, first half night
+    (114.95, 34.88, "2022-06-03 11:30", "AHI", "Himawari-9", "L2WLF 010", 80.0, "high", "3", 15.4, "D", True, False),
+    (114.90, 34.85, "2022-06-03 14:30", "MODIS", "Terra", "MCD14DL C6.1 NRT", 72.0, "nominal", "72", 21.7, "N", False, True),
+    (114.69, 35.19, "2022-06-03 05:36", "VIIRS", "Suomi NPP", "VNP14IMGTDL 2.0NRT", 100.0, "high", "h", np.nan, "D", False, False),
+    # centre in Fengqiu, footprint crosses into Lankao
+    (114.7741, 34.9191, "2022-06-03 12:10", "AHI", "Himawari-9", "L2WLF 010", 60.0, "nominal", "2", 8.0, "N", False, True),
+    # Dengfeng: in no cell of this grid
+    (113.00, 34.50, "2022-06-03 05:40", "VIIRS", "NOAA-20", "VJ114IMGTDL 2.0NRT", 50.0, "nominal", "n", 4.1, "D", False, False),
+]
+TOUCHING_INDEX, OUTSIDE_INDEX = 3, 4
+
+
+def build_grid() -> gpd.GeoDataFrame:
+    """Grid cells (GRID_COLUMNS) made of real county polygons."""
+    counties = gpd.read_parquet(COUNTIES)
+    counties = counties[counties["district_adcode"].isin(GRID_SPEC)].set_index("district_adcode")
+    rows = []
+    for adcode, (cell_id, name, supervisor) in GRID_SPEC.items():
+        county = counties.loc[adcode]
+        rows.append(
+            {
+                "cell_id": cell_id,
+                "cell_name": name,
+                "county_code": adcode,
+                "county_name": county["district_name"],
+                "province_code": county["province_adcode"],
+                "province_name": county["province_name"],
+                "supervisor": supervisor,
+                "geometry": county["geometry"],
+            }
+        )
+    grid = gpd.GeoDataFrame(rows, columns=GRID_COLUMNS, geometry="geometry", crs=WGS84)
+    return grid.astype({c: "string" for c in GRID_COLUMNS if c != "geometry"})
+
+
+def _attribute(point: shapely.Point, footprint: shapely.Polygon, grid: gpd.GeoDataFrame) -> dict:
+    """Centre cell and touched cells with real geometry, as the attribution stage would."""
+    centre = grid[grid.contains(point)]
+    touched = sorted(grid.loc[grid.intersects(footprint), "cell_id"])
+    if centre.empty:
+        attrs = {c: pd.NA for c in ATTRIBUTION_DTYPES if c != "cells_touched"}
+    else:
+        attrs = {c: centre.iloc[0][c] for c in ATTRIBUTION_DTYPES if c != "cells_touched"}
+    return attrs | {"cells_touched": touched}
+
+
+def build_fires(grid: gpd.GeoDataFrame, specs: list[tuple] = FIRE_SPECS) -> gpd.GeoDataFrame:
+    """Attributed fires with every schema column, windows and pixel footprints."""
+    rows = []
+    for i, (lon, lat, t, sensor, sat, product, conf, level, raw, frp, dn, after, night) in enumerate(specs):
+        point = shapely.Point(lon, lat)
+        footprint = shapely.box(lon - HALF_W, lat - HALF_H, lon + HALF_W, lat + HALF_H)
+        time_utc = pd.Timestamp(t, tz="UTC")
+        rows.append(
+            {
+                "fire_id": f"fire-{i}",
+                "time_utc": time_utc,
+                "time_bjt": time_utc.tz_convert(BEIJING_TZ),
+                "lon": lon,
+                "lat": lat,
+                "sensor": sensor,
+                "satellite": sat,
+                "product": product,
+                "confidence": conf,
+                "confidence_level": level,
+                "confidence_raw": raw,
+                "frp_mw": frp,
+                "daynight": dn,
+                "scan_km": 0.375,
+                "track_km": 0.375,
+                "source_file": "test.csv",
+                "source_row": i + 2,
+                **_attribute(point, footprint, grid),
+                "sunset_bjt": pd.Timestamp("2022-06-03 19:35", tz=BEIJING_TZ),
+                "win_after_work": after,
+                "win_first_half_night": night,
+                "win_before_rain": pd.NA if i % 2 else True,
+                "win_before_sowing": pd.NA,
+                "footprint": footprint,
+                "geometry": point,
+            }
+        )
+    fires = gpd.GeoDataFrame(rows, geometry="geometry", crs=WGS84)
+    dtypes = {**FIRE_DTYPES, **ATTRIBUTION_DTYPES, "win_after_work": bool, "win_first_half_night": bool,
+              "win_before_rain": "boolean", "win_before_sowing": "boolean"}
+    return fires.astype({c: t for c, t in dtypes.items() if c != "cells_touched"})
+
+
+@pytest.fixture(scope="module")
+def grid() -> gpd.GeoDataFrame:
+    return build_grid()
+
+
+@pytest.fixture(scope="module")
+def fires(grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    return build_fires(grid)
+
+
+def render(m, tmp_path: Path, name: str = "map.html") -> str:
+    path = tmp_path / name
+    maps.save_map(m, path)
+    return path.read_text(encoding="utf-8")
+
+
+def js_strings(page: str) -> str:
+    """The page with JSON string escapes (\\uXXXX, \\") undone: roughly what the
+    browser's JavaScript sees as strings, i.e. what ends up in innerHTML."""
+    page = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), page)
+    return page.replace('\\"', '"')
+
+
+def map_script(page: str) -> str:
+    """The page's last <script>: the map-building code (not the inlined Leaflet)."""
+    return page.rsplit("<script>", 1)[1]
+
+
+def fit_bounds(page: str) -> list:
+    return json.loads(re.search(r"\.fitBounds\(\s*(\[\[[^\n]*\]\]),", map_script(page)).group(1))
+
+
+def geojson_features(page: str) -> list[dict]:
+    """Every feature of every GeoJSON layer embedded in the page."""
+    features = []
+    for blob in re.findall(r"L\.geoJson\((\{\"type\":\"FeatureCollection\".*?\}), \{\n", page):
+        features.extend(json.loads(blob)["features"])
+    return features
+
+
+def point_features(page: str) -> list[dict]:
+    return [f for f in geojson_features(page) if f["geometry"]["type"] == "Point"]
+
+
+# ------------------------------------------------------------ the fixture itself
+
+
+def test_fixture_attribution_is_real(fires: gpd.GeoDataFrame) -> None:
+    assert list(fires["cell_id"].iloc[:3]) == [LANKAO, LANKAO, CHANGYUAN]
+    touching = fires.iloc[TOUCHING_INDEX]
+    assert touching["cell_id"] == FENGQIU and set(touching["cells_touched"]) == {FENGQIU, LANKAO}
+    assert pd.isna(fires.iloc[OUTSIDE_INDEX]["cell_id"])
+
+
+# ------------------------------------------------------------ offline, self-contained
+
+
+def test_overview_is_self_contained(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="2022-06-03 火点"), tmp_path)
+    lowered = page.lower()
+    assert "<script src=" not in lowered and '<script src="http' not in lowered
+    assert '<link href="http' not in lowered and "<link rel" not in lowered
+    assert "cdn.jsdelivr" not in lowered and "cdnjs" not in lowered and "code.jquery" not in lowered
+    assert "bootstrap" not in lowered and "awesome" not in lowered
+    # Leaflet itself is inline, CSS included, with its control icon as a data URI.
+    assert "Leaflet 1.9.4" in page and 'window.L=' in page.replace(" ", "")
+    assert ".leaflet-container" in page and "url(data:image/png;base64," in page
+    assert "url(images/" not in page
+    # The basemap tile URL is the only network address and it is optional.
+    assert "tile.openstreetmap.org" in page
+
+
+def test_no_basemap_option(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="t", tiles=None), tmp_path)
+    assert "openstreetmap" not in page.lower()
+    assert "L.tileLayer" not in page
+
+
+def test_save_map_inlines_even_a_plain_folium_map(tmp_path) -> None:
+    import folium
+
+    page = render(folium.Map(location=[34.9, 114.9]), tmp_path)
+    assert "<script src=" not in page and "Leaflet 1.9.4" in page
+    # ...without changing folium's defaults for every other map in the process.
+    assert any("jsdelivr" in url for _, url in folium.Map.default_js)
+
+
+def test_save_map_refuses_external_scripts(tmp_path) -> None:
+    from folium.plugins import MarkerCluster
+
+    m = maps.overview_map(build_fires(build_grid())[:0], build_grid(), title="t")
+    MarkerCluster().add_to(m)  # a plugin that needs its own CDN script
+    with pytest.raises(ValueError, match="external resources"):
+        maps.save_map(m, tmp_path / "bad.html")
+    assert not (tmp_path / "bad.html").exists()
+
+
+# ------------------------------------------------------------ overview content
+
+
+def test_overview_one_marker_per_fire_coloured_by_window(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="t"), tmp_path)
+    points = point_features(page)
+    assert len(points) == len(fires)
+    colours = sorted(p["properties"]["style"]["fillColor"] for p in points)
+    by_key = {c.key: c.colour for c in maps.FIRE_CLASSES}
+    expected = [by_key["after_work"], by_key["first_half_night"], by_key["first_half_night"], by_key["other"], by_key["other"]]
+    assert colours == sorted(expected)
+    # One GeoJSON layer per class present (after work, night, other) plus the cells,
+    # not one block of JavaScript per marker.
+    assert page.count("L.geoJson(") == 4
+
+
+def test_overview_popups_show_beijing_time_and_details(fires, grid, tmp_path) -> None:
+    page = js_strings(render(maps.overview_map(fires, grid, title="t"), tmp_path))
+    # 11:30 UTC is 19:30 in Beijing; 14:30 UTC is 22:30.
+    assert "2022-06-03 19:30 北京时间" in page
+    assert "2022-06-03 22:30 北京时间" in page
+    assert "11:30 北京时间" not in page
+    assert "80 / 100 · high · raw 3" in page  # normalized and raw confidence
+    assert "15.4 MW" in page
+    assert "Himawari-9" in page and "Suomi NPP" in page
+    assert "outside any grid cell" in page
+    assert "19:35 北京时间" in page  # sunset
+    assert "张伟" in page and "兰考县" in page
+
+
+def test_touching_fire_lists_the_other_cell(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="t"), tmp_path)
+    popups = [p["properties"]["popup"] for p in point_features(page)]
+    touching = [p for p in popups if "fire-3" in p]
+    assert len(touching) == 1
+    assert "兰考县城关网格 (410225/兰考/01)" in touching[0]
+
+
+def test_overview_draws_only_cells_with_something(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="t"), tmp_path)
+    polygons = [f for f in geojson_features(page) if f["geometry"]["type"] != "Point"]
+    tooltips = " ".join(f["properties"]["tooltip"] for f in polygons)
+    assert len(polygons) == 3  # Lankao, Changyuan, Fengqiu; Qixian has no fire
+    assert "杞县无火网格" not in page
+    assert "兰考县城关网格 · 2 火点 fires" in tooltips
+
+
+def test_overview_cell_colours_follow_counts() -> None:
+    assert maps._count_colour(1) == maps.COUNT_COLOURS[0]
+    assert maps._count_colour(2) == maps.COUNT_COLOURS[1]
+    assert maps._count_colour(4) == maps.COUNT_COLOURS[2]
+    assert maps._count_colour(9) == maps.COUNT_COLOURS[3]
+    assert maps._count_colour(500) == maps.COUNT_COLOURS[4]
+    assert maps._count_labels() == ["1", "2", "3–4", "5–9", "≥10"]
+
+
+def test_overview_links_cells_to_their_maps(fires, grid, tmp_path) -> None:
+    links = {LANKAO: "cells/" + maps.cell_map_filename(LANKAO)}
+    page = render(maps.overview_map(fires, grid, title="t", cell_links=links), tmp_path)
+    popups = [f["properties"].get("popup", "") for f in geojson_features(page)]
+    linked = [p for p in popups if f'<a href="cells/{maps.cell_map_filename(LANKAO)}">' in p]
+    assert len(linked) == 1 and "兰考县城关网格" in linked[0]
+    with pytest.raises(ValueError, match="javascript"):
+        maps.overview_map(fires, grid, title="t", cell_links={LANKAO: "javascript:alert(1)"})
+
+
+def test_overview_title_bar_and_legend(fires, grid, tmp_path) -> None:
+    page = js_strings(render(maps.overview_map(fires, grid, title="2022-06-03 兰考周边"), tmp_path))
+    assert '<header class="gw-title"><h1>2022-06-03 兰考周边</h1>' in page
+    assert "5 火点 fires · 3 网格 cells with fires · 1 不在网格内 outside any grid cell" in page
+    assert "观测 observed 2022-06-03 13:36 – 22:30 北京时间" in page
+    assert "<title>2022-06-03 兰考周边</title>" in page
+    assert "fires by time window" in page and "≥10" in page
+    assert "L.control.layers" in page
+
+
+def test_counts_per_window_in_cell_popup(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="t"), tmp_path)
+    lankao = next(f for f in geojson_features(page) if f["properties"]["tooltip"].startswith("兰考县城关网格"))
+    popup = lankao["properties"]["popup"]
+    assert "<th>收工时 after work</th><td>1</td>" in popup
+    assert "<th>上半夜 first half of night</th><td>1</td>" in popup
+    assert "<th>下雨前 before rain</th><td>1 (+1 未知 unknown)</td>" in popup
+    assert "neighbours&#x27; pixels touching</th><td>1</td>" in popup
+
+
+def test_fit_bounds_to_fires_or_grid(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="t"), tmp_path)
+    assert fit_bounds(page) == [[34.5, 113.0], [35.19, 114.95]]
+    empty = render(maps.overview_map(fires[:0], grid, title="t"), tmp_path, "empty.html")
+    west, south, east, north = grid.total_bounds
+    assert fit_bounds(empty) == [pytest.approx([south, west]), pytest.approx([north, east])]
+    assert point_features(empty) == []
+
+
+def test_both_windows_is_flagged_not_hidden(grid, tmp_path) -> None:
+    spec = list(FIRE_SPECS[0])
+    spec[-2:] = [True, True]
+    page = render(maps.overview_map(build_fires(grid, [tuple(spec)]), grid, title="t"), tmp_path)
+    (point,) = point_features(page)
+    assert point["properties"]["style"]["fillColor"] == "#c51b8a"
+    assert "both (check data)" in js_strings(page)
+
+
+# ------------------------------------------------------------ escaping
+
+
+def test_cell_names_are_escaped_everywhere(fires, grid, tmp_path) -> None:
+    overview = render(maps.overview_map(fires, grid, title="<b>t</b>"), tmp_path, "o.html")
+    cell = render(maps.cell_map(FENGQIU, fires, grid, title="t"), tmp_path, "c.html")
+    for page in (overview, cell):
+        seen_by_js = js_strings(page)
+        assert "<script>alert" not in page and "<script>alert" not in seen_by_js
+        assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;封丘网格" in seen_by_js
+    assert "<h1>&lt;b&gt;t&lt;/b&gt;" in overview and "<title>&lt;b&gt;t&lt;/b&gt;</title>" in overview
+    # Straight in the title bar of the cell's own map (plain HTML, not JSON).
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;封丘网格" in cell
+
+
+def test_template_literal_injection_is_inert(grid, tmp_path) -> None:
+    # folium.Popup/Tooltip put text in a JS `template literal`; ours must not.
+    tricky = grid.copy()
+    tricky.loc[tricky["cell_id"] == LANKAO, "cell_name"] = "${alert(1)}`);alert(2);//"
+    fires = build_fires(tricky)
+    page = render(maps.cell_map(LANKAO, fires, tricky, title="t"), tmp_path)
+    # User text lives only inside double-quoted JSON strings: strip those and no
+    # template literal (or anything else from the name) is left in the code.
+    code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', map_script(page))
+    assert "`" not in code and "${" not in code and "alert" not in code
+    for feature in point_features(page):
+        assert "${alert(1)}`);alert(2);//" in feature["properties"]["popup"]  # shown as text
+
+
+# ------------------------------------------------------------ per-cell map
+
+
+def test_cell_map_includes_touching_fire_from_neighbour(fires, grid, tmp_path) -> None:
+    page = render(maps.cell_map(LANKAO, fires, grid, title="2022-06-03"), tmp_path)
+    points = point_features(page)
+    ids = sorted(re.search(r"fire-\d", p["properties"]["popup"]).group(0) for p in points)
+    assert ids == ["fire-0", "fire-1", "fire-3"]
+    touching = next(p for p in points if "fire-3" in p["properties"]["popup"])
+    assert touching["properties"]["style"].get("dashArray")  # drawn differently
+    assert all(not p["properties"]["style"].get("dashArray") for p in points if p is not touching)
+    seen = js_strings(page)
+    assert "邻格火点 touching" in seen  # its own layer in the layer control
+    assert "邻格 &lt;script&gt;" in seen  # the list names the neighbour the fire is centred in
+
+
+def test_cell_map_footprints_outlines_and_list(fires, grid, tmp_path) -> None:
+    page = render(maps.cell_map(LANKAO, fires, grid, title="2022-06-03"), tmp_path)
+    polygons = [f for f in geojson_features(page) if f["geometry"]["type"] != "Point"]
+    weights = sorted(f["properties"]["style"]["weight"] for f in polygons)
+    outlines = [f for f in polygons if "网格员" in f["properties"]["tooltip"]]
+    footprints = [f for f in polygons if "pixel footprint" in f["properties"]["tooltip"]]
+    assert len(footprints) == 3
+    assert sum("dashArray" in f["properties"]["style"] for f in footprints) == 1
+    # this cell thick, neighbours (Fengqiu, Changyuan, Qixian share its boundary) thin
+    this = [f for f in outlines if f["properties"]["style"]["weight"] == 4]
+    assert len(this) == 1 and "兰考县城关网格" in this[0]["properties"]["tooltip"]
+    assert len(outlines) == 4 and max(weights) == 4
+    seen = js_strings(page)
+    assert "网格员 supervisor 张伟" in page  # supervisor in the title bar
+    assert "火点列表 fire list (3)" in seen
+    assert 'data-lat="34.88000" data-lon="114.95000"' in seen
+    assert "06-03 19:30" in seen and "15.4" in seen
+
+
+def test_cell_map_without_footprint_column(fires, grid, tmp_path) -> None:
+    page = render(maps.cell_map(CHANGYUAN, fires.drop(columns="footprint"), grid, title="t"), tmp_path)
+    assert len(point_features(page)) == 1
+    assert "pixel footprints" not in page
+
+
+def test_cell_map_for_a_cell_with_no_fire_and_unknown_cell(fires, grid, tmp_path) -> None:
+    page = js_strings(render(maps.cell_map(QIXIAN, fires, grid, title="t"), tmp_path))
+    assert "无火点 no fires" in page and point_features(page) == []
+    with pytest.raises(KeyError):
+        maps.cell_map("no-such-cell", fires, grid, title="t")
+
+
+def test_parquet_round_trip_of_cells_touched(fires, grid, tmp_path) -> None:
+    # cells_touched comes back from parquet as numpy arrays, not lists
+    path = tmp_path / "fires.parquet"
+    fires.drop(columns="footprint").to_parquet(path)
+    again = gpd.read_parquet(path)
+    assert isinstance(again["cells_touched"].iloc[0], np.ndarray)
+    page = render(maps.cell_map(LANKAO, again, grid, title="t"), tmp_path)
+    assert len(point_features(page)) == 3
+
+
+# ------------------------------------------------------------ file names
+
+
+def test_cell_map_filename_plain_ids_kept() -> None:
+    assert maps.cell_map_filename("410225-12-34") == "410225-12-34.html"
+
+
+@pytest.mark.parametrize(
+    "cell_id",
+    ["410225/12/34", "410225\\12", "兰考/城关/01", "../../etc/passwd", "CON", "con", "a b", "", ".", "A1", "410225_1",
+     "x" * 300, "４１０２２５"],
+)
+def test_cell_map_filename_is_safe(cell_id: str) -> None:
+    name = maps.cell_map_filename(cell_id)
+    assert re.fullmatch(r"[a-z0-9-]+(_[0-9a-f]{12})?\.html", name), name
+    assert len(name) <= 80
+    assert name.split(".")[0] not in {"con", "nul", "prn", "aux"}
+
+
+def test_cell_map_filename_distinct_and_stable() -> None:
+    ids = ["410225/12/34", "410225-12-34", "410225 12 34", "410225_12_34", "A1", "a1", "兰考/1", "杞县/1", "", "cell",
+           "４１０２２５", "410225"]
+    names = [maps.cell_map_filename(i) for i in ids]
+    assert len(set(names)) == len(ids)
+    assert len({n.lower() for n in names}) == len(ids)  # also on case-insensitive filesystems
+    assert maps.cell_map_filename("兰考/1") == maps.cell_map_filename("兰考/1")
+    # Stable across processes and versions: a digest, not Python's salted hash().
+    assert maps.cell_map_filename("410225/12/34") == "410225-12-34_" + __import__("hashlib").sha256(
+        "410225/12/34".encode()).hexdigest()[:12] + ".html"
+    assert maps.cell_map_filename("４１０２２５").startswith("410225_")
+
+
+# ------------------------------------------------------------ small helpers
+
+
+def test_window_flags_nullable() -> None:
+    assert maps._flag(pd.NA) is None and maps._flag(np.bool_(True)) is True and maps._flag(False) is False
+    assert maps._fire_class(pd.NA, pd.NA).key == "other"
+    assert maps._fire_class(True, pd.NA).key == "after_work"
+
+
+def test_beijing_time_formatting() -> None:
+    assert maps._bjt(pd.Timestamp("2022-06-03 11:30", tz="UTC")) == "2022-06-03 19:30 北京时间"
+    assert maps._bjt(pd.Timestamp("2022-06-03 16:30", tz="UTC")) == "2022-06-04 00:30 北京时间"
+    assert maps._bjt(pd.NaT) == "时间未知 unknown time"
+
+
+def test_grid_with_duplicate_ids_is_refused(fires, grid) -> None:
+    doubled = pd.concat([grid, grid.iloc[:1]])
+    with pytest.raises(ValueError, match="not unique"):
+        maps.overview_map(fires, doubled, title="t")

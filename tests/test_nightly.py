@@ -1,0 +1,168 @@
+"""The nightly run end to end on the sample data in geodata/, and on broken input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+from pipelines.cli import main
+from pipelines.nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRES = Path(__file__).resolve().parent / "data" / "fires"
+DAY = "2022-06-03"
+
+
+def write_config(tmp_path: Path, *, points: list[str] | None = None, drop: str | None = None, grid: str | None = None) -> Path:
+    """The project's config.toml with absolute paths (and optional edits), in ``tmp_path``."""
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    text = text.replace('"geodata/', f'"{ROOT}/geodata/').replace('dir = "out"', f'dir = "{tmp_path}/out"')
+    if points is not None:
+        text = text.replace(f'points = ["{ROOT}/geodata/fires/*.csv"]', "points = " + json.dumps(points))
+    if grid is not None:
+        text = text.replace(f'path = "{ROOT}/geodata/grid_ncp_5km.parquet"', f'path = "{grid}"', 1)
+    if drop is not None:
+        text = "\n".join(line for line in text.splitlines() if not line.startswith(f"{drop} ="))
+    text = text.replace('tiles = "OpenStreetMap"', 'tiles = ""')
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("nightly")
+    assert main(["nightly", "--date", DAY, "--config", str(write_config(tmp)), "--quiet"]) == EXIT_OK
+    return tmp / "out" / DAY
+
+
+def test_outputs_of_the_contract(sample_run: Path) -> None:
+    names = {p.name for p in sample_run.iterdir()}
+    assert {"fires.parquet", "grid_summary.csv", "map.html", "maps", "run.json", "run.log"} <= names
+    manifest = json.loads((sample_run / "run.json").read_text())
+    assert manifest["status"] == "ok" and manifest["exit_code"] == 0
+    assert manifest["counts"]["fires"] == 90  # MODIS points of 2022-06-03 (Beijing time) in the region
+    assert manifest["counts"]["duplicates"] == 81  # the 24 h file repeats the 7-day file
+    assert all(len(f["sha256"]) == 64 for f in manifest["inputs"]["fires"])
+    assert not list(sample_run.parent.glob(".*tmp*"))
+
+
+def test_fires_are_attributed_like_sjoin(sample_run: Path) -> None:
+    fires = gpd.read_parquet(sample_run / "fires.parquet")
+    grid = gpd.read_parquet(ROOT / "geodata" / "grid_ncp_5km.parquet")
+    joined = gpd.sjoin(fires[["fire_id", "geometry"]], grid[["cell_id", "geometry"]], predicate="within", how="left")
+    expected = joined.set_index("fire_id")["cell_id"]
+    got = fires.set_index("fire_id")["cell_id"]
+    assert got.notna().sum() == 78
+    pd.testing.assert_series_equal(got.astype(object).where(got.notna(), None).sort_index(),
+                                   expected.astype(object).where(expected.notna(), None).sort_index(), check_names=False)
+    assert fires.crs.to_epsg() == 4326 and fires["footprint"].notna().all()
+    assert (fires["time_bjt"].dt.date.astype(str) == DAY).all()
+    # Terra's night pass (14:22 UTC = 22:22 Beijing) falls in the first half of the night.
+    night = fires[fires["win_first_half_night"]]
+    assert len(night) == 3 and set(night["time_bjt"].dt.strftime("%H:%M")) == {"22:22"}
+    assert fires["win_before_rain"].isna().all()
+
+
+def test_summary_and_cell_maps_agree(sample_run: Path) -> None:
+    summary = pd.read_csv(sample_run / "grid_summary.csv", dtype={"cell_id": str, "county_code": str, "map": str})
+    fires = gpd.read_parquet(sample_run / "fires.parquet")
+    assert len(summary) == len(gpd.read_parquet(ROOT / "geodata" / "grid_ncp_5km.parquet"))
+    assert summary["fires"].sum() == fires["cell_id"].notna().sum()
+    with_map = summary[summary["map"].notna()]
+    assert set(with_map["cell_id"]) >= set(fires["cell_id"].dropna())
+    for path in with_map["map"]:
+        assert (sample_run / path).is_file()
+    html = (sample_run / "map.html").read_text()
+    assert "cdn.jsdelivr" not in html and "北京时间" in html
+
+
+def test_rerun_gives_identical_fires(sample_run: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert main(["nightly", "--date", DAY, "--config", str(config), "--quiet"]) == EXIT_OK
+    again = tmp_path / "out" / DAY
+    assert (again / "fires.parquet").read_bytes() == (sample_run / "fires.parquet").read_bytes()
+    assert (again / "grid_summary.csv").read_bytes() == (sample_run / "grid_summary.csv").read_bytes()
+
+
+def test_bad_inputs_are_skipped_and_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    good = (ROOT / "geodata" / "fires" / "MODIS_C6_1_Global_7d_2022-05-28_2022-06-04_ncp-subset.csv").read_text().splitlines()
+    (bad / "truncated.csv").write_text("\n".join(good[:40]) + "\n" + good[40][:25])
+    (bad / "nocolumns.csv").write_text("\n".join(line.rsplit(",", 7)[0] for line in good) + "\n")
+    out_of_range = list(good)
+    out_of_range[5] = "95.1" + out_of_range[5][out_of_range[5].index(","):]
+    (bad / "range.csv").write_text("\n".join(out_of_range) + "\n")
+    (bad / "unreadable.csv").write_bytes(b"\x00\x01\x02 not a csv")
+    config = write_config(tmp_path, points=[f"{ROOT}/geodata/fires/*.csv", f"{bad}/*.csv"])
+
+    assert main(["nightly", "--date", DAY, "--config", str(config), "--quiet"]) == EXIT_PARTIAL
+    assert "partial" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "out" / DAY / "run.json").read_text())
+    assert manifest["status"] == "partial"
+    skipped = {(s["file"], s["row"], s["field"]) for s in manifest["skipped"]}
+    assert ("truncated.csv", 41, None) in skipped  # header + 39 rows, then the cut line
+    assert ("range.csv", 6, "latitude") in skipped
+    assert any(f == "nocolumns.csv" and r is None for f, r, _ in skipped)
+    assert any(f == "unreadable.csv" and r is None for f, r, _ in skipped)
+    assert manifest["counts"]["fires"] == 90  # the good data (and good rows of bad files) all made it
+
+
+def test_missing_config_key_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, drop="id_column")
+    assert main(["nightly", "--date", DAY, "--config", str(config)]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "missing key 'id_column' in [grid]" in err and str(config) in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_grid_file_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, grid=str(tmp_path / "no_such_grid.gpkg"))
+    assert main(["nightly", "--date", DAY, "--config", str(config)]) == EXIT_FAILED
+    assert "no_such_grid.gpkg: file not found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_killed_run_leaves_previous_output_untouched(sample_run: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert main(["nightly", "--date", DAY, "--config", str(config), "--quiet"]) == EXIT_OK
+    final = tmp_path / "out" / DAY
+    before = digest(final)
+
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "nightly", "--date", DAY, "--config", str(config), "--quiet"], cwd=ROOT)
+    deadline = time.monotonic() + 120
+    # Kill it while it is writing maps into its staging folder.
+    while time.monotonic() < deadline and proc.poll() is None:
+        staged = list((tmp_path / "out").glob(f".{DAY}.tmp-*/maps/*.html"))
+        if staged:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert digest(final) == before
+    assert list((tmp_path / "out").glob(f".{DAY}.tmp-*"))  # the killed run's leftovers...
+    assert main(["nightly", "--date", DAY, "--config", str(config), "--quiet"]) == EXIT_OK
+    assert not list((tmp_path / "out").glob(f".{DAY}.tmp-*"))  # ...are cleaned by the next run
+    assert digest(final).keys() == before.keys()
+
+
+def test_help_explains_exit_codes() -> None:
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "nightly", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0
+    assert "partial" in out.stdout and "--scheduler" in out.stdout and "Beijing" in out.stdout
