@@ -75,7 +75,7 @@ def read_fires(
     percentage (fires of unknown confidence are kept).
     """
     parts = [
-        dask.delayed(_read_one, pure=True)(str(p), bbox, day, min_confidence, dask_key_name=f"read-fires-{i}-{Path(p).name}")
+        dask.delayed(_read_one)(str(p), bbox, day, min_confidence, dask_key_name=f"read-fires-{i}-{Path(p).name}")
         for i, p in enumerate(paths)
     ]
     return LazyFires(parts)

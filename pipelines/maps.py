@@ -8,9 +8,10 @@ everything that matters is a vector layer. The OpenStreetMap basemap is only
 decoration: offline its tiles fail and the vectors still show.
 
 All inputs are WGS84 (EPSG:4326, degrees); instants are stored in UTC and shown
-in Beijing time. Every piece of user-supplied text (cell names and ids, county
-and supervisor names, titles) is HTML-escaped in Python before it reaches the
-page, because Leaflet puts popup, tooltip and control content in ``innerHTML``.
+in Beijing time. User-supplied text (cell names and ids, county and supervisor
+names, titles) never reaches an HTML parser unescaped: popups and tooltips carry
+it as data that the page sets with ``textContent``, and the HTML written here
+(title bar, legend, fire list) escapes it in Python.
 """
 
 from __future__ import annotations
@@ -70,16 +71,17 @@ class FireClass:
     key: str
     label: str
     colour: str
+    short: str  # for the narrow fire list
 
 
 # Drawn in this order, so the high-risk classes end up on top of "other".
 FIRE_CLASSES = (
-    FireClass("other", "其他时段 other times", "#9e9e9e"),
-    FireClass("after_work", WINDOW_LABELS["win_after_work"], "#ff7f00"),
-    FireClass("first_half_night", WINDOW_LABELS["win_first_half_night"], "#e31a1c"),
+    FireClass("other", "其他时段 other times", "#9e9e9e", "其他 other"),
+    FireClass("after_work", WINDOW_LABELS["win_after_work"], "#ff7f00", "收工时"),
+    FireClass("first_half_night", WINDOW_LABELS["win_first_half_night"], "#e31a1c", "上半夜"),
     # Impossible by construction (the windows do not overlap); shown loudly if
     # an upstream bug ever produces it rather than silently picking one.
-    FireClass("both", "收工时+上半夜 both (check data)", "#c51b8a"),
+    FireClass("both", "收工时+上半夜 both (check data)", "#c51b8a", "收工时+上半夜"),
 )
 _CLASS_BY_KEY = {c.key: c for c in FIRE_CLASSES}
 
@@ -110,13 +112,15 @@ body { display: flex; flex-direction: column;
 .gw-panel table { border-collapse: collapse; margin-top: 4px; }
 .gw-panel th, .gw-panel td { padding: 2px 6px; border-bottom: 1px solid #e0e0e0;
   text-align: left; white-space: nowrap; }
-.gw-panel td:last-child { white-space: normal; min-width: 7em; }
+.gw-panel td:last-child { white-space: normal; overflow-wrap: anywhere; min-width: 7em; }
 .gw-panel tr[data-lat] { cursor: pointer; }
 .gw-panel tr[data-lat]:hover { background: #fff3e0; }
+/* Sized to fit a 360 px wide phone next to the popup's own margins. */
+.gw-popup { font-size: 13px; line-height: 1.35; }
 .gw-popup table { border-collapse: collapse; }
 .gw-popup th { text-align: left; font-weight: normal; color: #555; padding: 1px 8px 1px 0;
-  vertical-align: top; white-space: nowrap; }
-.gw-popup td { padding: 1px 0; }
+  vertical-align: top; max-width: 8em; }
+.gw-popup td { padding: 1px 0; min-width: 10em; vertical-align: top; }
 """
 
 
@@ -139,12 +143,6 @@ def _text(value: object, missing: str = "—") -> str:
     if value is None or (not isinstance(value, (list, tuple, np.ndarray)) and pd.isna(value)):
         return missing
     return str(value)
-
-
-def _table(rows: Iterable[tuple[str, object]], css_class: str = "gw-popup") -> _Html:
-    """A two-column label/value table, everything escaped but ``_Html`` values."""
-    body = "".join(f"<tr><th>{_esc(label)}</th><td>{_esc(value)}</td></tr>" for label, value in rows)
-    return _Html(f'<div class="{css_class}"><table>{body}</table></div>')
 
 
 class _RawHtml(Element):
@@ -188,7 +186,9 @@ class _HtmlControl(MacroElement):
                 div.addEventListener("click", function (e) {
                     var row = e.target.closest("[data-lat]");
                     if (row) {
-                        map.setView([+row.dataset.lat, +row.dataset.lon], Math.max(map.getZoom(), 14));
+                        // A plain jump: cheap on old phones, and deterministic.
+                        map.setView([+row.dataset.lat, +row.dataset.lon], Math.max(map.getZoom(), 14),
+                                    {animate: false});
                     }
                 });
                 return div;
@@ -247,7 +247,7 @@ def _make_offline(m: folium.Map) -> None:
     Setting the lists on the instance shadows ``folium.Map.default_js``/``css``;
     mutating those (e.g. with ``add_js_link``) would change every map in the
     process. jQuery, Bootstrap and awesome-markers are dropped: nothing drawn
-    here uses them (folium's ``Popup`` does need jQuery, hence ``GeoJsonPopup``).
+    here uses them (folium's ``Popup`` would need jQuery; see ``_FeatureLayer``).
     """
     m.default_js = []
     m.default_css = []
@@ -368,37 +368,93 @@ def _geometry_json(geom: shapely.Geometry, tolerance: float) -> dict[str, Any]:
     return shapely.geometry.mapping(geom)
 
 
-def _feature(geom_json: dict[str, Any], style: dict[str, Any], popup: _Html | None, tooltip: _Html) -> dict:
-    """A GeoJSON feature carrying its Leaflet style and pre-escaped popup/tooltip HTML."""
-    props: dict[str, Any] = {"style": style, "tooltip": str(tooltip)}
-    if popup is not None:
-        props["popup"] = str(popup)
+class _Styles:
+    """The distinct Leaflet styles of one layer; features refer to them by index,
+    so thousands of fires do not each repeat the same style object."""
+
+    def __init__(self) -> None:
+        self.table: list[dict[str, Any]] = []
+
+    def index(self, style: dict[str, Any]) -> int:
+        if style not in self.table:
+            self.table.append(style)
+        return self.table.index(style)
+
+
+PopupValue = str | dict[str, str] | None  # text, {"href", "text"} for a link, None = no row
+
+
+def _feature(
+    geom_json: dict[str, Any], style: int, tooltip: str, values: Sequence[PopupValue] | None = None
+) -> dict[str, Any]:
+    """A GeoJSON feature: style index, plain-text tooltip and popup values.
+
+    The values line up with the layer's popup labels. All of them are plain
+    text, which the page sets with ``textContent``: cell names never reach an
+    HTML parser, and the page carries no per-fire markup.
+    """
+    props: dict[str, Any] = {"k": style, "t": tooltip}
+    if values is not None:
+        props["v"] = list(values)
     return {"type": "Feature", "geometry": geom_json, "properties": props}
 
 
+# Builds a popup from labels and values on first open; values are user data
+# (cell and supervisor names), so they are only ever set as text.
+_POPUP_JS = """
+function gridwatchPopup(labels, values) {
+    var box = document.createElement("div");
+    box.className = "gw-popup";
+    var table = box.appendChild(document.createElement("table"));
+    labels.forEach(function (label, i) {
+        var value = values[i];
+        if (value === null || value === undefined) { return; }
+        var row = table.insertRow();
+        row.appendChild(document.createElement("th")).textContent = label;
+        var cell = row.insertCell();
+        if (typeof value === "object") {
+            var link = cell.appendChild(document.createElement("a"));
+            link.href = value.href;
+            link.textContent = value.text;
+        } else {
+            cell.textContent = value;
+        }
+    });
+    return box;
+}
+"""
+
+
 class _FeatureLayer(Layer):
-    """A toggleable GeoJSON layer whose features carry their own Leaflet style
-    and pre-escaped popup/tooltip HTML (see :func:`_feature`).
+    """A toggleable GeoJSON layer of :func:`_feature` features; points become
+    circle markers.
 
     Not ``folium.GeoJson``: its data goes through Jinja's ``tojson``, which
     writes every Chinese character as a 6-byte ``\\uXXXX`` escape, and its
-    popups come either from ``folium.Popup`` (needs jQuery, and puts the text in
-    a JS template literal where ``${`` in a cell name would run) or from
-    ``GeoJsonPopup`` (one table per field). Points become circle markers.
+    popups come from ``folium.Popup`` (needs jQuery, and puts text in a JS
+    template literal where ``${`` in a cell name would run) or from
+    ``GeoJsonPopup`` (``innerHTML`` of each raw property). Here each feature
+    carries values only; labels and styles are stored once per layer.
     """
 
     _template = jinja2.Template(
         """
         {% macro script(this, kwargs) %}
+        var {{ this.get_name() }}_styles = {{ this.styles_json }};
+        var {{ this.get_name() }}_labels = {{ this.labels_json }};
         var {{ this.get_name() }} = L.geoJson({{ this.data_json }}, {
-            style: function (feature) { return feature.properties.style; },
+            style: function (feature) { return {{ this.get_name() }}_styles[feature.properties.k]; },
             pointToLayer: function (feature, latlng) {
-                return L.circleMarker(latlng, Object.assign({radius: {{ this.radius }}}, feature.properties.style));
+                var style = {{ this.get_name() }}_styles[feature.properties.k];
+                return L.circleMarker(latlng, Object.assign({radius: {{ this.radius }}}, style));
             },
             onEachFeature: function (feature, layer) {
-                layer.bindTooltip(feature.properties.tooltip, {sticky: true});
-                if (feature.properties.popup) {
-                    layer.bindPopup(feature.properties.popup, {maxWidth: 380});
+                var p = feature.properties;
+                layer.bindTooltip(function () { return document.createTextNode(p.t); }, {sticky: true});
+                if (p.v) {
+                    layer.bindPopup(function () {
+                        return gridwatchPopup({{ this.get_name() }}_labels, p.v);
+                    }, {maxWidth: 300});
                 }
             }
         });
@@ -406,22 +462,38 @@ class _FeatureLayer(Layer):
         """
     )
 
-    def __init__(self, features: list[dict], name: str, *, radius: float = 7) -> None:
+    def __init__(
+        self,
+        features: list[dict[str, Any]],
+        name: str,
+        *,
+        styles: list[dict[str, Any]],
+        labels: Sequence[str] = (),
+        radius: float = 7,
+    ) -> None:
         # Layer names must be constant text: Leaflet's layer control inserts them as HTML.
         super().__init__(name=name, overlay=True, control=True, show=True)
         self._name = "FeatureLayer"
         self.data_json = _script_json({"type": "FeatureCollection", "features": features})
+        self.styles_json = _script_json(styles)
+        self.labels_json = _script_json(list(labels))
         self.radius = float(radius)
+
+    def render(self, **kwargs: Any) -> None:
+        # Named, so the helper is written once however many layers use it.
+        self.get_root().header.add_child(_RawHtml(f"<script>{_POPUP_JS}</script>"), name="gridwatch_popup_js")
+        super().render(**kwargs)
 
 
 def _script_json(value: object) -> str:
-    """JSON that is safe inside ``<script>`` and keeps Chinese text as UTF-8.
+    """JSON to embed in ``<script>``, with Chinese text kept as UTF-8.
 
-    Escaping ``<``, ``>`` and ``&`` means no ``</script>`` or ``<!--`` can
-    appear, whatever the data holds; JavaScript decodes them back.
+    Every ``<`` becomes ``\\u003c`` (JavaScript reads it back as ``<``), so no
+    data can end the script element or look like a tag to the HTML parser or to
+    :func:`_check_self_contained`. Popup data is plain text, so this is rare.
     """
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return text.replace("<", "\\u003c")
 
 
 def _bounds(geoms: Sequence[shapely.Geometry]) -> list[list[float]] | None:
@@ -471,8 +543,11 @@ def _prepare_grid(grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return grid
 
 
-def _names(grid: pd.DataFrame) -> dict[str, str]:
-    return dict(zip(grid["cell_id"].astype(str), grid["cell_name"].map(_text)))
+def _names(grid: pd.DataFrame, fires: pd.DataFrame, *extra: str) -> dict[str, str]:
+    """Names of the cells these fires are in or touch (not of the whole grid: it may hold 10^5 cells)."""
+    ids = {str(c) for c in fires["cell_id"].dropna()} | {c for v in fires["cells_touched"] for c in _touched(v)} | set(extra)
+    cells = grid[grid["cell_id"].astype(str).isin(ids)]
+    return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -482,35 +557,57 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ fires
 
 
-def _fire_popup(rec: Mapping[str, Any], names: Mapping[str, str]) -> _Html:
-    """Everything a supervisor needs about one fire, in Beijing time."""
+FIRE_POPUP_LABELS = (
+    "时间 time",
+    *(WINDOW_LABELS[c] for c in WINDOW_COLUMNS),
+    "卫星 sensor",
+    "置信度 confidence",
+    "辐射功率 FRP",
+    "昼夜 day/night",
+    "网格 cell",
+    "区县 county",
+    "网格员 supervisor",
+    "涉及其他网格 other cells touched",
+    "日落 sunset",
+    "位置 position",
+    "编号 fire id",
+)
+
+
+def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list[PopupValue]:
+    """Everything a supervisor needs about one fire, in Beijing time (FIRE_POPUP_LABELS order)."""
     others = [c for c in _touched(rec.get("cells_touched")) if c != _text(rec.get("cell_id"), "")]
     sensor = " · ".join(_text(rec.get(c), "") for c in ("sensor", "satellite") if not pd.isna(rec.get(c)))
     if not pd.isna(rec.get("product", pd.NA)):
         sensor += f" ({rec['product']})"
     point = rec["geometry"]
-    rows: list[tuple[str, object]] = [
-        ("时间 time", _bjt(rec["time_utc"])),
-        *[(WINDOW_LABELS[c], _flag_text(rec.get(c))) for c in WINDOW_COLUMNS],
-        ("卫星 sensor", sensor or "未知 unknown"),
-        ("置信度 confidence", _confidence(rec)),
-        ("辐射功率 FRP", _number(rec.get("frp_mw"), ".1f", " MW")),
-        ("昼夜 day/night", _daynight(rec.get("daynight"))),
-        ("网格 cell", _cell_label(rec.get("cell_id"), names)),
-        ("区县 county", _text(rec.get("county_name"))),
-        ("网格员 supervisor", _text(rec.get("supervisor"))),
-        ("涉及其他网格 other cells touched", ", ".join(_cell_label(c, names) for c in others) or "无 none"),
-        ("日落 sunset", _bjt(rec.get("sunset_bjt"), "%H:%M 北京时间")),
-        ("位置 position", f"{point.y:.5f}°N {point.x:.5f}°E"),
-        ("编号 fire id", _text(rec.get("fire_id"))),
+    return [
+        _bjt(rec["time_utc"]),
+        *(_flag_text(rec.get(c)) for c in WINDOW_COLUMNS),
+        sensor or "未知 unknown",
+        _confidence(rec),
+        _number(rec.get("frp_mw"), ".1f", " MW"),
+        _daynight(rec.get("daynight")),
+        _cell_label(rec.get("cell_id"), names),
+        _text(rec.get("county_name")),
+        _text(rec.get("supervisor")),
+        ", ".join(_cell_label(c, names) for c in others) or "无 none",
+        _bjt(rec.get("sunset_bjt"), "%H:%M 北京时间"),
+        f"{point.y:.5f}°N {point.x:.5f}°E",
+        _text(rec.get("fire_id")),
     ]
-    return _table(rows)
 
 
 def _fire_point_style(cls: FireClass, *, touching: bool) -> dict[str, Any]:
     """Solid marker for a fire centred in the cell; hollow dashed for a neighbour's."""
     if touching:
-        return {"color": cls.colour, "weight": 2.5, "dashArray": "4 3", "fillColor": cls.colour, "fillOpacity": 0.2}
+        return {
+            "color": cls.colour,
+            "weight": 2.5,
+            "dashArray": "4 3",
+            "fillColor": cls.colour,
+            "fillOpacity": 0.2,
+        }
     return {"color": "#212121", "weight": 1.2, "fillColor": cls.colour, "fillOpacity": 0.9}
 
 
@@ -529,20 +626,22 @@ def _fire_layers(
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
         number = f"#{numbers[rec['fire_id']]} · " if numbers else ""
         where = OUTSIDE_GRID if pd.isna(rec.get("cell_id")) else _text(rec.get("cell_name"))
-        tooltip = _esc(f"{number}{_bjt(rec['time_utc'], '%H:%M')} · {cls.label} · {where}")
-        point = rec["geometry"]
-        by_class[cls.key].append(
-            _feature(_geometry_json(point, 0), _fire_point_style(cls, touching=touching), _fire_popup(rec, names), tooltip)
-        )
+        tooltip = f"{number}{_bjt(rec['time_utc'], '%H:%M')} · {cls.label} · {where}"
+        values = _fire_popup_values(rec, names)
+        by_class[cls.key].append(_feature(_geometry_json(rec["geometry"], 0), 0, tooltip, values))
     for cls in FIRE_CLASSES:
         if by_class[cls.key]:
-            name = f"{label}: {cls.label} ({len(by_class[cls.key])})"
-            _FeatureLayer(by_class[cls.key], name).add_to(m)
+            _FeatureLayer(
+                by_class[cls.key],
+                f"{label}: {cls.label} ({len(by_class[cls.key])})",
+                styles=[_fire_point_style(cls, touching=touching)],
+                labels=FIRE_POPUP_LABELS,
+            ).add_to(m)
 
 
 def _class_counts(fires: pd.DataFrame) -> dict[str, int]:
     counts = {c.key: 0 for c in FIRE_CLASSES}
-    for after_work, night in zip(fires["win_after_work"], fires["win_first_half_night"]):
+    for after_work, night in zip(fires["win_after_work"], fires["win_first_half_night"], strict=True):
         counts[_fire_class(after_work, night).key] += 1
     return counts
 
@@ -553,6 +652,8 @@ def _time_span(fires: pd.DataFrame) -> str:
     if times.empty:
         return ""
     first, last = _bjt(times.min(), "%Y-%m-%d %H:%M"), _bjt(times.max(), "%Y-%m-%d %H:%M")
+    if first == last:  # a single overpass
+        return f"观测 observed {first} 北京时间"
     if first[:10] == last[:10]:
         last = last[11:]
     return f"观测 observed {first} – {last} 北京时间"
@@ -575,7 +676,7 @@ def _swatch(colour: str, *, dot: bool = False, dashed: bool = False, border: str
 def _count_labels() -> list[str]:
     """'1', '2', '3–4', '5–9', '≥10' from COUNT_BREAKS."""
     labels = []
-    for low, high in zip(COUNT_BREAKS, [*COUNT_BREAKS[1:], None]):
+    for low, high in zip(COUNT_BREAKS, [*COUNT_BREAKS[1:], None], strict=True):
         if high is None:
             labels.append(f"≥{low}")
         elif high - low == 1:
@@ -600,9 +701,14 @@ def _fire_legend_rows(counts: Mapping[str, int]) -> str:
 
 def _overview_legend(counts: Mapping[str, int], has_touched_only: bool) -> _Html:
     cells = "".join(
-        f"<div>{_swatch(colour)}{label}</div>" for colour, label in zip(COUNT_COLOURS, _count_labels())
+        f"<div>{_swatch(colour)}{label}</div>"
+        for colour, label in zip(COUNT_COLOURS, _count_labels(), strict=True)
     )
-    touched = f"<div>{_swatch('#37474f', dashed=True)}仅被邻格像元触及 only touched by a pixel</div>" if has_touched_only else ""
+    touched = (
+        f"<div>{_swatch('#37474f', dashed=True)}仅被邻格像元触及 only touched by a pixel</div>"
+        if has_touched_only
+        else ""
+    )
     return _Html(
         "<b>火点 fires by time window</b>"
         + _fire_legend_rows(counts)
@@ -620,7 +726,8 @@ def _cell_legend(counts: Mapping[str, int]) -> _Html:
         + f"<div>{_swatch('#0d47a1', border='#0d47a1')}本网格 this cell (thick outline)</div>"
         + f"<div>{_swatch('transparent', border='#78909c')}相邻网格 neighbouring cells</div>"
         + f"<div>{_swatch('#9e9e9e', dot=True, border='#212121')}火点在本网格 fire centred here</div>"
-        + f"<div>{_swatch('#9e9e9e', dot=True, dashed=True)}邻格火点，像元触及本网格 neighbour's fire whose pixel touches</div>"
+        + f"<div>{_swatch('#9e9e9e', dot=True, dashed=True)}"
+        + "邻格火点，像元触及本网格 neighbour's fire whose pixel touches</div>"
         + f"<div>{_swatch('transparent')}像元范围 pixel footprint (dashed: neighbour's)</div>"
     )
 
@@ -648,7 +755,7 @@ def _window_counts(fires: pd.DataFrame) -> pd.DataFrame:
 def _touching_counts(fires: pd.DataFrame) -> pd.Series:
     """Per cell id: fires centred elsewhere (or nowhere) whose footprint touches it."""
     touching: dict[str, int] = {}
-    for own, touched in zip(fires["cell_id"], fires["cells_touched"]):
+    for own, touched in zip(fires["cell_id"], fires["cells_touched"], strict=True):
         for cell in set(_touched(touched)) - {_text(own, "")}:
             touching[cell] = touching.get(cell, 0) + 1
     return pd.Series(touching, dtype="int64")
@@ -661,22 +768,35 @@ def _safe_link(link: str) -> str:
     return link
 
 
-def _cell_popup(cell: Mapping[str, Any], counts: Mapping[str, Any], touching: int, link: str | None) -> _Html:
-    rows: list[tuple[str, object]] = [
-        ("网格 cell", f"{_text(cell['cell_name'])} ({cell['cell_id']})"),
-        ("区县 county", _text(cell.get("county_name"))),
-        ("网格员 supervisor", _text(cell.get("supervisor"))),
-        ("火点 fires centred here", int(counts.get("n", 0))),
-    ]
+CELL_POPUP_LABELS = (
+    "网格 cell",
+    "区县 county",
+    "网格员 supervisor",
+    "火点 fires centred here",
+    *(WINDOW_LABELS[c] for c in WINDOW_COLUMNS),
+    "邻格像元触及 neighbours' pixels touching",
+    "地图 map",
+)
+
+
+def _cell_popup_values(
+    cell: Mapping[str, Any], counts: Mapping[str, Any], touching: int, link: str | None
+) -> list[PopupValue]:
+    """A cell's counts per window, in CELL_POPUP_LABELS order."""
+    windows = []
     for col in WINDOW_COLUMNS:
         unknown = int(counts.get(f"{col}_unknown", 0))
-        value = f"{int(counts.get(col, 0))}" + (f" (+{unknown} 未知 unknown)" if unknown else "")
-        rows.append((WINDOW_LABELS[col], value))
-    rows.append(("邻格像元触及 neighbours' pixels touching", touching))
-    if link is not None:
-        anchor = f'<a href="{_esc(_safe_link(link))}">打开网格地图 open cell map →</a>'
-        rows.append(("地图 map", _Html(anchor)))
-    return _table(rows)
+        windows.append(f"{int(counts.get(col, 0))}" + (f" (+{unknown} 未知 unknown)" if unknown else ""))
+    anchor = None if link is None else {"href": _safe_link(link), "text": "打开网格地图 open cell map →"}
+    return [
+        f"{_text(cell['cell_name'])} ({cell['cell_id']})",
+        _text(cell.get("county_name")),
+        _text(cell.get("supervisor")),
+        str(int(counts.get("n", 0))),
+        *windows,
+        str(touching),
+        anchor,
+    ]
 
 
 def _cell_layer(
@@ -687,9 +807,9 @@ def _cell_layer(
     *,
     name: str,
     shaded: bool,
-) -> folium.GeoJson | None:
+) -> _FeatureLayer | None:
     """Cells shaded by fire count (or dashed outlines for touched-only cells)."""
-    features = []
+    styles, features = _Styles(), []
     for cell in _records(cells):
         cell_id = str(cell["cell_id"])
         row = counts.loc[cell_id].to_dict() if cell_id in counts.index else {}
@@ -698,10 +818,13 @@ def _cell_layer(
             style = {"color": "#37474f", "weight": 1, "fillColor": _count_colour(n), "fillOpacity": 0.6}
         else:
             style = {"color": "#37474f", "weight": 1.5, "dashArray": "5 4", "fill": True, "fillOpacity": 0}
-        tooltip = _esc(f"{_text(cell['cell_name'])} · {n} 火点 fires · 网格员 {_text(cell.get('supervisor'))}")
-        popup = _cell_popup(cell, row, int(touching.get(cell_id, 0)), cell_links.get(cell_id))
-        features.append(_feature(_geometry_json(cell["geometry"], OVERVIEW_TOLERANCE_DEG), style, popup, tooltip))
-    return _FeatureLayer(features, name) if features else None
+        tooltip = f"{_text(cell['cell_name'])} · {n} 火点 fires · 网格员 {_text(cell.get('supervisor'))}"
+        values = _cell_popup_values(cell, row, int(touching.get(cell_id, 0)), cell_links.get(cell_id))
+        geometry = _geometry_json(cell["geometry"], OVERVIEW_TOLERANCE_DEG)
+        features.append(_feature(geometry, styles.index(style), tooltip, values))
+    if not features:
+        return None
+    return _FeatureLayer(features, name, styles=styles.table, labels=CELL_POPUP_LABELS)
 
 
 def overview_map(
@@ -727,7 +850,7 @@ def overview_map(
     fires = _prepare_fires(fires)
     grid = _prepare_grid(grid)
     links = dict(cell_links or {})
-    names = _names(grid)
+    names = _names(grid, fires)
     counts = _window_counts(fires)
     touching = _touching_counts(fires)
 
@@ -752,7 +875,9 @@ def overview_map(
         f"{len(fires)} 火点 fires · {len(with_fires)} 网格 cells with fires · "
         f"{outside} 不在网格内 outside any grid cell"
     )
-    _add_title_bar(m, title, [line for line in (_time_span(fires), summary, _window_summary(class_counts)) if line])
+    _add_title_bar(
+        m, title, [line for line in (_time_span(fires), summary, _window_summary(class_counts)) if line]
+    )
     _fit(m, _bounds(list(fires.geometry)) or _bounds(list(grid.geometry)))
     return m
 
@@ -760,7 +885,9 @@ def overview_map(
 # ------------------------------------------------------------------ per cell
 
 
-def _neighbours(grid: gpd.GeoDataFrame, cell_geom: shapely.Geometry, cell_id: str, extra: Iterable[str]) -> gpd.GeoDataFrame:
+def _neighbours(
+    grid: gpd.GeoDataFrame, cell_geom: shapely.Geometry, cell_id: str, extra: Iterable[str]
+) -> gpd.GeoDataFrame:
     """Cells sharing a boundary with the cell, plus the cells of touching fires."""
     nearby = grid.iloc[grid.sindex.query(cell_geom, predicate="intersects")]
     wanted = set(nearby["cell_id"].astype(str)) | set(extra)
@@ -768,25 +895,26 @@ def _neighbours(grid: gpd.GeoDataFrame, cell_geom: shapely.Geometry, cell_id: st
     return grid[grid["cell_id"].astype(str).isin(wanted)]
 
 
-def _outline_layer(cells: pd.DataFrame, name: str, style: dict[str, Any]) -> folium.GeoJson | None:
+def _outline_layer(cells: pd.DataFrame, name: str, style: dict[str, Any]) -> _FeatureLayer | None:
     features = [
         _feature(
             _geometry_json(cell["geometry"], CELL_TOLERANCE_DEG),
-            style,
-            None,
-            _esc(f"{_text(cell['cell_name'])} ({cell['cell_id']}) · 网格员 {_text(cell.get('supervisor'))}"),
+            0,
+            f"{_text(cell['cell_name'])} ({cell['cell_id']}) · 网格员 {_text(cell.get('supervisor'))}",
         )
         for cell in _records(cells)
     ]
-    return _FeatureLayer(features, name) if features else None
+    return _FeatureLayer(features, name, styles=[style]) if features else None
 
 
-def _footprint_layer(fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int]) -> folium.GeoJson | None:
+def _footprint_layer(
+    fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int]
+) -> _FeatureLayer | None:
     """Pixel footprints: solid for fires centred in the cell, dashed for neighbours'."""
     if "footprint" not in fires.columns:
         return None
-    features = []
-    for rec, inside in zip(_records(fires), in_cell):
+    styles, features = _Styles(), []
+    for rec, inside in zip(_records(fires), in_cell, strict=True):
         footprint = rec["footprint"]
         if not isinstance(footprint, shapely.Geometry) or footprint.is_empty:
             continue
@@ -794,22 +922,27 @@ def _footprint_layer(fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[s
         style = {"color": cls.colour, "weight": 2, "fillColor": cls.colour, "fillOpacity": 0.12}
         if not inside:
             style |= {"dashArray": "6 4", "fillOpacity": 0.04}
-        tooltip = _esc(f"#{numbers[rec['fire_id']]} 像元范围 pixel footprint")
-        features.append(_feature(_geometry_json(footprint, 0), style, None, tooltip))
-    return _FeatureLayer(features, f"像元范围 pixel footprints ({len(features)})") if features else None
+        tooltip = f"#{numbers[rec['fire_id']]} 像元范围 pixel footprint"
+        features.append(_feature(_geometry_json(footprint, 0), styles.index(style), tooltip))
+    if not features:
+        return None
+    return _FeatureLayer(features, f"像元范围 pixel footprints ({len(features)})", styles=styles.table)
 
 
-def _fire_list(fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int], names: Mapping[str, str]) -> _Html:
+def _fire_list(
+    fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int], names: Mapping[str, str]
+) -> _Html:
     """The side panel: one row per fire, click a row to zoom to it."""
-    head = "<tr><th>#</th><th>时间 time</th><th>时段 window</th><th>置信度 conf.</th><th>FRP MW</th><th>位置 where</th></tr>"
+    columns = ("#", "时间 time", "时段 window", "置信度 conf.", "FRP MW", "位置 where")
+    head = "<tr>" + "".join(f"<th>{_esc(c)}</th>" for c in columns) + "</tr>"
     rows = []
-    for rec, inside in zip(_records(fires), in_cell):
+    for rec, inside in zip(_records(fires), in_cell, strict=True):
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
         where = "本网格 this cell" if inside else f"邻格 {_cell_label(rec.get('cell_id'), names)}"
         cells = [
             str(numbers[rec["fire_id"]]),
             _bjt(rec["time_utc"], "%m-%d %H:%M"),
-            cls.label,
+            cls.short,
             _number(rec.get("confidence"), ".0f"),
             _number(rec.get("frp_mw"), ".1f"),
             where,
@@ -849,13 +982,13 @@ def cell_map(
     if matches.empty:
         raise KeyError(f"grid has no cell {cell_id!r}")
     cell = _records(matches)[0]
-    names = _names(grid)
 
     in_cell_all = (fires["cell_id"] == str(cell_id)).fillna(False).astype(bool)
     touches = fires["cells_touched"].map(lambda v: str(cell_id) in _touched(v)).astype(bool)
     shown = fires[in_cell_all | touches].reset_index(drop=True)
     in_cell = in_cell_all[in_cell_all | touches].reset_index(drop=True)
     numbers = {fid: i for i, fid in enumerate(shown["fire_id"], start=1)}
+    names = _names(grid, shown, str(cell_id))
 
     supervisor = _text(cell.get("supervisor"))
     cell_label = f"{_text(cell['cell_name'])} ({cell['cell_id']})"
@@ -863,20 +996,33 @@ def cell_map(
 
     neighbours = _neighbours(grid, cell["geometry"], str(cell_id), shown["cell_id"].dropna().astype(str))
     for layer in (
-        _outline_layer(neighbours, f"相邻网格 neighbouring cells ({len(neighbours)})",
-                       {"color": "#78909c", "weight": 1, "fill": True, "fillOpacity": 0}),
-        _outline_layer(matches, "本网格 this cell", {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06}),
+        _outline_layer(
+            neighbours,
+            f"相邻网格 neighbouring cells ({len(neighbours)})",
+            {"color": "#78909c", "weight": 1, "fill": True, "fillOpacity": 0},
+        ),
+        _outline_layer(
+            matches,
+            "本网格 this cell",
+            {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06},
+        ),
         _footprint_layer(shown, in_cell, numbers),
     ):
         if layer is not None:
             layer.add_to(m)
     _fire_layers(m, shown[in_cell.to_numpy()], names, label="本网格火点 fires here", numbers=numbers)
-    _fire_layers(m, shown[~in_cell.to_numpy()], names, label="邻格火点 touching", touching=True, numbers=numbers)
+    _fire_layers(
+        m, shown[~in_cell.to_numpy()], names, label="邻格火点 touching", touching=True, numbers=numbers
+    )
     folium.LayerControl(collapsed=True).add_to(m)
 
     class_counts = _class_counts(shown)
     _add_legend(m, _cell_legend(class_counts))
-    m.add_child(_HtmlControl(_fire_list(shown, in_cell, numbers, names), position="topright", css_class="gw-box gw-panel"))
+    m.add_child(
+        _HtmlControl(
+            _fire_list(shown, in_cell, numbers, names), position="topright", css_class="gw-box gw-panel"
+        )
+    )
     summary = (
         f"{int(in_cell.sum())} 火点在本网格 fires centred here · "
         f"{int((~in_cell).sum())} 邻格像元触及 touching from neighbours · {_window_summary(class_counts)}"
@@ -884,7 +1030,12 @@ def cell_map(
     lines = [f"网格 cell {cell_label} · {_text(cell.get('county_name'))}", _time_span(shown), summary]
     _add_title_bar(m, f"{title} — 网格员 supervisor {supervisor}", [line for line in lines if line])
     footprints = list(shown["footprint"]) if "footprint" in shown.columns else []
-    _fit(m, _bounds([cell["geometry"], *shown.geometry, *[f for f in footprints if isinstance(f, shapely.Geometry)]]))
+    _fit(
+        m,
+        _bounds(
+            [cell["geometry"], *shown.geometry, *[f for f in footprints if isinstance(f, shapely.Geometry)]]
+        ),
+    )
     return m
 
 
@@ -912,8 +1063,15 @@ def save_map(m: folium.Map, path: Path) -> None:
 
 _PLAIN_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _MAX_SLUG = 48
-# Names Windows refuses whatever the extension; supervisors' PCs run Windows.
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+# Names Windows refuses whatever the extension; the maps may well be copied to a Windows PC.
+_WINDOWS_RESERVED = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    *(f"com{i}" for i in range(10)),
+    *(f"lpt{i}" for i in range(10)),
+}
 
 
 def cell_map_filename(cell_id: str) -> str:

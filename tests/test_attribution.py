@@ -102,6 +102,38 @@ def lattice_points(index: PointIndex, step: int) -> tuple[np.ndarray, np.ndarray
     return xx.ravel(), yy.ravel()
 
 
+def cell_boxes(index: PointIndex) -> np.ndarray:
+    """Every lookup cell as a polygon, in row-major order."""
+    rows, cols = index.codes.shape
+    row, col = np.divmod(np.arange(rows * cols), cols)
+    west = index.west + col * index.resolution
+    north = index.north - row * index.resolution
+    return shapely.box(west, north - index.resolution, west + index.resolution, north)
+
+
+@pytest.mark.parametrize("case", ["counties", "squares on cell edges"])
+def test_lookup_table_matches_brute_force(subset: gpd.GeoDataFrame, case: str) -> None:
+    if case == "counties":
+        polygons, resolution = subset.geometry, 0.05
+    else:
+        squares = [shapely.box(0, 0, 2, 2), shapely.box(1, 1, 3, 3)]
+        polygons, resolution = gpd.GeoSeries(squares, crs="EPSG:4326"), 0.125
+    index = PointIndex.build(polygons, resolution)
+    codes = index.codes.ravel()
+    boxes = cell_boxes(index)
+
+    boundaries = shapely.STRtree(shapely.boundary(polygons.to_numpy()))
+    touched = np.zeros(len(boxes), dtype=bool)
+    touched[boundaries.query(boxes, predicate="intersects")[0]] = True
+    np.testing.assert_array_equal(codes == UNCERTAIN, touched)
+
+    certain = ~touched
+    centres = shapely.get_coordinates(shapely.centroid(boxes[certain]))
+    expected = sjoin_lowest(centres[:, 0], centres[:, 1], polygons)
+    np.testing.assert_array_equal(codes[certain], expected)
+    assert (expected >= 0).any() and (expected == -1).any()
+
+
 @pytest.mark.parametrize("resolution", [None, 0.05])
 def test_locate_matches_sjoin_on_random_vertex_edge_and_hole_points(
     subset: gpd.GeoDataFrame, resolution: float | None
@@ -179,7 +211,8 @@ def test_footprint_straddling_a_border(grid: gpd.GeoDataFrame, grid_index: Point
     assert grid["cell_name"].iloc[:2].tolist() == ["东城区", "西城区"]
     first, second = grid.geometry.iloc[0], grid.geometry.iloc[1]
     border = shapely.intersection(first.boundary, second.boundary)
-    on_border = shapely.get_coordinates(shapely.line_interpolate_point(border, 0.5, normalized=True))
+    midway = shapely.line_interpolate_point(border, 0.5, normalized=True)
+    on_border = shapely.get_coordinates(midway)
     # ~50 m to either side of the border: find the side inside the first cell.
     candidates = on_border + np.array([[5e-4, 0], [-5e-4, 0], [0, 5e-4], [0, -5e-4]])
     inside_first = shapely.contains_xy(first, candidates[:, 0], candidates[:, 1])

@@ -7,6 +7,7 @@ placed inside them by coordinates and attributed here with real geometry, so a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 import shapely
 
 from pipelines import maps
-from pipelines.schema import ATTRIBUTION_DTYPES, BEIJING_TZ, FIRE_DTYPES, GRID_COLUMNS, WGS84, WINDOW_COLUMNS
+from pipelines.schema import ATTRIBUTION_DTYPES, BEIJING_TZ, FIRE_DTYPES, GRID_COLUMNS, WGS84
 
 COUNTIES = Path(__file__).resolve().parents[1] / "geodata" / "china_counties.parquet"
 
@@ -38,13 +39,83 @@ HALF_W, HALF_H = 0.00206, 0.0017
 
 FIRE_SPECS = [
     # lon, lat, UTC time, sensor, satellite, product, conf, level, raw, FRP, D/N, after work, first half night
-    (114.95, 34.88, "2022-06-03 11:30", "AHI", "Himawari-9", "L2WLF 010", 80.0, "high", "3", 15.4, "D", True, False),
-    (114.90, 34.85, "2022-06-03 14:30", "MODIS", "Terra", "MCD14DL C6.1 NRT", 72.0, "nominal", "72", 21.7, "N", False, True),
-    (114.69, 35.19, "2022-06-03 05:36", "VIIRS", "Suomi NPP", "VNP14IMGTDL 2.0NRT", 100.0, "high", "h", np.nan, "D", False, False),
+    (
+        114.95,
+        34.88,
+        "2022-06-03 11:30",
+        "AHI",
+        "Himawari-9",
+        "L2WLF 010",
+        80.0,
+        "high",
+        "3",
+        15.4,
+        "D",
+        True,
+        False,
+    ),
+    (
+        114.90,
+        34.85,
+        "2022-06-03 14:30",
+        "MODIS",
+        "Terra",
+        "MCD14DL C6.1 NRT",
+        72.0,
+        "nominal",
+        "72",
+        21.7,
+        "N",
+        False,
+        True,
+    ),
+    (
+        114.69,
+        35.19,
+        "2022-06-03 05:36",
+        "VIIRS",
+        "Suomi NPP",
+        "VNP14IMGTDL 2.0NRT",
+        100.0,
+        "high",
+        "h",
+        np.nan,
+        "D",
+        False,
+        False,
+    ),
     # centre in Fengqiu, footprint crosses into Lankao
-    (114.7741, 34.9191, "2022-06-03 12:10", "AHI", "Himawari-9", "L2WLF 010", 60.0, "nominal", "2", 8.0, "N", False, True),
+    (
+        114.7741,
+        34.9191,
+        "2022-06-03 12:10",
+        "AHI",
+        "Himawari-9",
+        "L2WLF 010",
+        60.0,
+        "nominal",
+        "2",
+        8.0,
+        "N",
+        False,
+        True,
+    ),
     # Dengfeng: in no cell of this grid
-    (113.00, 34.50, "2022-06-03 05:40", "VIIRS", "NOAA-20", "VJ114IMGTDL 2.0NRT", 50.0, "nominal", "n", 4.1, "D", False, False),
+    (
+        113.00,
+        34.50,
+        "2022-06-03 05:40",
+        "VIIRS",
+        "NOAA-20",
+        "VJ114IMGTDL 2.0NRT",
+        50.0,
+        "nominal",
+        "n",
+        4.1,
+        "D",
+        False,
+        False,
+    ),
 ]
 TOUCHING_INDEX, OUTSIDE_INDEX = 3, 4
 
@@ -120,8 +191,14 @@ def build_fires(grid: gpd.GeoDataFrame, specs: list[tuple] = FIRE_SPECS) -> gpd.
             }
         )
     fires = gpd.GeoDataFrame(rows, geometry="geometry", crs=WGS84)
-    dtypes = {**FIRE_DTYPES, **ATTRIBUTION_DTYPES, "win_after_work": bool, "win_first_half_night": bool,
-              "win_before_rain": "boolean", "win_before_sowing": "boolean"}
+    dtypes = {
+        **FIRE_DTYPES,
+        **ATTRIBUTION_DTYPES,
+        "win_after_work": bool,
+        "win_first_half_night": bool,
+        "win_before_rain": "boolean",
+        "win_before_sowing": "boolean",
+    }
     return fires.astype({c: t for c, t in dtypes.items() if c != "cells_touched"})
 
 
@@ -158,15 +235,31 @@ def fit_bounds(page: str) -> list:
 
 
 def geojson_features(page: str) -> list[dict]:
-    """Every feature of every GeoJSON layer embedded in the page."""
+    """Every feature of every vector layer in the page, with its layer's style
+    resolved into ``style`` and its popup as ``{label: value}`` in ``popup``."""
+    pattern = r"var (\w+)_styles = (.*);\n\s*var \1_labels = (.*);\n\s*var \1 = L\.geoJson\((.*), \{\n"
     features = []
-    for blob in re.findall(r"L\.geoJson\((\{\"type\":\"FeatureCollection\".*?\}), \{\n", page):
-        features.extend(json.loads(blob)["features"])
+    for match in re.finditer(pattern, page):
+        styles, labels, data = (json.loads(text) for text in match.group(2, 3, 4))
+        for feature in data["features"]:
+            props = feature["properties"]
+            feature["style"] = styles[props["k"]]
+            feature["tooltip"] = props["t"]
+            feature["popup"] = dict(zip(labels, props["v"], strict=True)) if "v" in props else {}
+            features.append(feature)
     return features
 
 
 def point_features(page: str) -> list[dict]:
     return [f for f in geojson_features(page) if f["geometry"]["type"] == "Point"]
+
+
+def polygon_features(page: str) -> list[dict]:
+    return [f for f in geojson_features(page) if f["geometry"]["type"] != "Point"]
+
+
+def popup_by_fire(page: str) -> dict[str, dict]:
+    return {f["popup"]["编号 fire id"]: f for f in point_features(page)}
 
 
 # ------------------------------------------------------------ the fixture itself
@@ -190,7 +283,7 @@ def test_overview_is_self_contained(fires, grid, tmp_path) -> None:
     assert "cdn.jsdelivr" not in lowered and "cdnjs" not in lowered and "code.jquery" not in lowered
     assert "bootstrap" not in lowered and "awesome" not in lowered
     # Leaflet itself is inline, CSS included, with its control icon as a data URI.
-    assert "Leaflet 1.9.4" in page and 'window.L=' in page.replace(" ", "")
+    assert "Leaflet 1.9.4" in page and "window.L=" in page.replace(" ", "")
     assert ".leaflet-container" in page and "url(data:image/png;base64," in page
     assert "url(images/" not in page
     # The basemap tile URL is the only network address and it is optional.
@@ -227,46 +320,59 @@ def test_save_map_refuses_external_scripts(tmp_path) -> None:
 
 def test_overview_one_marker_per_fire_coloured_by_window(fires, grid, tmp_path) -> None:
     page = render(maps.overview_map(fires, grid, title="t"), tmp_path)
-    points = point_features(page)
-    assert len(points) == len(fires)
-    colours = sorted(p["properties"]["style"]["fillColor"] for p in points)
+    points = popup_by_fire(page)
+    assert sorted(points) == sorted(fires["fire_id"])  # one marker per fire, no more
     by_key = {c.key: c.colour for c in maps.FIRE_CLASSES}
-    expected = [by_key["after_work"], by_key["first_half_night"], by_key["first_half_night"], by_key["other"], by_key["other"]]
-    assert colours == sorted(expected)
-    # One GeoJSON layer per class present (after work, night, other) plus the cells,
+    colours = {fid: f["style"]["fillColor"] for fid, f in points.items()}
+    assert colours == {
+        "fire-0": by_key["after_work"],
+        "fire-1": by_key["first_half_night"],
+        "fire-2": by_key["other"],
+        "fire-3": by_key["first_half_night"],
+        "fire-4": by_key["other"],  # outside every cell, still drawn
+    }
+    # One layer per class present (after work, night, other) plus the cells,
     # not one block of JavaScript per marker.
     assert page.count("L.geoJson(") == 4
 
 
 def test_overview_popups_show_beijing_time_and_details(fires, grid, tmp_path) -> None:
-    page = js_strings(render(maps.overview_map(fires, grid, title="t"), tmp_path))
-    # 11:30 UTC is 19:30 in Beijing; 14:30 UTC is 22:30.
-    assert "2022-06-03 19:30 北京时间" in page
-    assert "2022-06-03 22:30 北京时间" in page
-    assert "11:30 北京时间" not in page
-    assert "80 / 100 · high · raw 3" in page  # normalized and raw confidence
-    assert "15.4 MW" in page
-    assert "Himawari-9" in page and "Suomi NPP" in page
-    assert "outside any grid cell" in page
-    assert "19:35 北京时间" in page  # sunset
-    assert "张伟" in page and "兰考县" in page
+    page = render(maps.overview_map(fires, grid, title="t"), tmp_path)
+    assert "2022-06-03 19:30 北京时间" in page  # in the saved file as such, not \\u-escaped
+    popup = popup_by_fire(page)["fire-0"]["popup"]
+    # 11:30 UTC is 19:30 in Beijing
+    assert popup["时间 time"] == "2022-06-03 19:30 北京时间"
+    assert popup["收工时 after work"] == "是 yes" and popup["上半夜 first half of night"] == "否 no"
+    assert popup["播种前 before sowing"] == "未知 unknown"
+    assert popup["卫星 sensor"] == "AHI · Himawari-9 (L2WLF 010)"
+    assert popup["置信度 confidence"] == "80 / 100 · high · raw 3"  # normalized and raw
+    assert popup["辐射功率 FRP"] == "15.4 MW"
+    assert popup["昼夜 day/night"] == "白天 day (D)"
+    assert popup["网格 cell"] == f"兰考县城关网格 ({LANKAO})"
+    assert popup["区县 county"] == "兰考县" and popup["网格员 supervisor"] == "张伟"
+    assert popup["日落 sunset"] == "19:35 北京时间"
+    assert popup["位置 position"] == "34.88000°N 114.95000°E"
+    night = popup_by_fire(page)["fire-1"]["popup"]
+    assert night["时间 time"] == "2022-06-03 22:30 北京时间" and night["昼夜 day/night"] == "夜间 night (N)"
+    assert popup_by_fire(page)["fire-2"]["popup"]["辐射功率 FRP"] == "未知 unknown"  # NaN FRP
+    outside = popup_by_fire(page)["fire-4"]["popup"]
+    assert "outside any grid cell" in outside["网格 cell"]
+    assert "outside any grid cell" in popup_by_fire(page)["fire-4"]["tooltip"]
 
 
 def test_touching_fire_lists_the_other_cell(fires, grid, tmp_path) -> None:
     page = render(maps.overview_map(fires, grid, title="t"), tmp_path)
-    popups = [p["properties"]["popup"] for p in point_features(page)]
-    touching = [p for p in popups if "fire-3" in p]
-    assert len(touching) == 1
-    assert "兰考县城关网格 (410225/兰考/01)" in touching[0]
+    popups = popup_by_fire(page)
+    assert popups["fire-3"]["popup"]["涉及其他网格 other cells touched"] == f"兰考县城关网格 ({LANKAO})"
+    assert popups["fire-0"]["popup"]["涉及其他网格 other cells touched"] == "无 none"
 
 
 def test_overview_draws_only_cells_with_something(fires, grid, tmp_path) -> None:
     page = render(maps.overview_map(fires, grid, title="t"), tmp_path)
-    polygons = [f for f in geojson_features(page) if f["geometry"]["type"] != "Point"]
-    tooltips = " ".join(f["properties"]["tooltip"] for f in polygons)
-    assert len(polygons) == 3  # Lankao, Changyuan, Fengqiu; Qixian has no fire
+    tooltips = sorted(f["tooltip"] for f in polygon_features(page))
+    assert len(tooltips) == 3  # Lankao, Changyuan, Fengqiu; Qixian has no fire
     assert "杞县无火网格" not in page
-    assert "兰考县城关网格 · 2 火点 fires" in tooltips
+    assert "兰考县城关网格 · 2 火点 fires · 网格员 张伟" in tooltips
 
 
 def test_overview_cell_colours_follow_counts() -> None:
@@ -281,15 +387,15 @@ def test_overview_cell_colours_follow_counts() -> None:
 def test_overview_links_cells_to_their_maps(fires, grid, tmp_path) -> None:
     links = {LANKAO: "cells/" + maps.cell_map_filename(LANKAO)}
     page = render(maps.overview_map(fires, grid, title="t", cell_links=links), tmp_path)
-    popups = [f["properties"].get("popup", "") for f in geojson_features(page)]
-    linked = [p for p in popups if f'<a href="cells/{maps.cell_map_filename(LANKAO)}">' in p]
-    assert len(linked) == 1 and "兰考县城关网格" in linked[0]
+    maps_rows = {f["tooltip"].split(" · ")[0]: f["popup"]["地图 map"] for f in polygon_features(page)}
+    assert maps_rows["兰考县城关网格"] == {"href": links[LANKAO], "text": "打开网格地图 open cell map →"}
+    assert maps_rows["长垣市蒲西网格"] is None  # no link given: no row
     with pytest.raises(ValueError, match="javascript"):
         maps.overview_map(fires, grid, title="t", cell_links={LANKAO: "javascript:alert(1)"})
 
 
 def test_overview_title_bar_and_legend(fires, grid, tmp_path) -> None:
-    page = js_strings(render(maps.overview_map(fires, grid, title="2022-06-03 兰考周边"), tmp_path))
+    page = render(maps.overview_map(fires, grid, title="2022-06-03 兰考周边"), tmp_path)
     assert '<header class="gw-title"><h1>2022-06-03 兰考周边</h1>' in page
     assert "5 火点 fires · 3 网格 cells with fires · 1 不在网格内 outside any grid cell" in page
     assert "观测 observed 2022-06-03 13:36 – 22:30 北京时间" in page
@@ -300,12 +406,15 @@ def test_overview_title_bar_and_legend(fires, grid, tmp_path) -> None:
 
 def test_counts_per_window_in_cell_popup(fires, grid, tmp_path) -> None:
     page = render(maps.overview_map(fires, grid, title="t"), tmp_path)
-    lankao = next(f for f in geojson_features(page) if f["properties"]["tooltip"].startswith("兰考县城关网格"))
-    popup = lankao["properties"]["popup"]
-    assert "<th>收工时 after work</th><td>1</td>" in popup
-    assert "<th>上半夜 first half of night</th><td>1</td>" in popup
-    assert "<th>下雨前 before rain</th><td>1 (+1 未知 unknown)</td>" in popup
-    assert "neighbours&#x27; pixels touching</th><td>1</td>" in popup
+    lankao = next(f for f in polygon_features(page) if f["tooltip"].startswith("兰考县城关网格"))
+    popup = lankao["popup"]
+    assert popup["火点 fires centred here"] == "2"
+    assert popup["收工时 after work"] == "1"
+    assert popup["上半夜 first half of night"] == "1"
+    assert popup["下雨前 before rain"] == "1 (+1 未知 unknown)"
+    assert popup["播种前 before sowing"] == "0 (+2 未知 unknown)"
+    assert popup["邻格像元触及 neighbours' pixels touching"] == "1"  # Fengqiu's fire-3
+    assert lankao["style"]["fillColor"] == maps.COUNT_COLOURS[1]
 
 
 def test_fit_bounds_to_fires_or_grid(fires, grid, tmp_path) -> None:
@@ -322,7 +431,7 @@ def test_both_windows_is_flagged_not_hidden(grid, tmp_path) -> None:
     spec[-2:] = [True, True]
     page = render(maps.overview_map(build_fires(grid, [tuple(spec)]), grid, title="t"), tmp_path)
     (point,) = point_features(page)
-    assert point["properties"]["style"]["fillColor"] == "#c51b8a"
+    assert point["style"]["fillColor"] == "#c51b8a"
     assert "both (check data)" in js_strings(page)
 
 
@@ -333,12 +442,23 @@ def test_cell_names_are_escaped_everywhere(fires, grid, tmp_path) -> None:
     overview = render(maps.overview_map(fires, grid, title="<b>t</b>"), tmp_path, "o.html")
     cell = render(maps.cell_map(FENGQIU, fires, grid, title="t"), tmp_path, "c.html")
     for page in (overview, cell):
-        seen_by_js = js_strings(page)
-        assert "<script>alert" not in page and "<script>alert" not in seen_by_js
-        assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;封丘网格" in seen_by_js
+        # No raw tag from the data anywhere in the file, not even inside the
+        # script's JSON (where "<script" and "</" are \\u003c-escaped).
+        assert "<script>alert" not in page and "</script>封丘" not in page
+        # Popups and tooltips carry the name as plain text...
+        fengqiu = next(f for f in point_features(page) if f["popup"]["网格 cell"].startswith("<script>"))
+        assert fengqiu["popup"]["网格 cell"] == f"{EVIL_NAME} ({FENGQIU})"
+    # ...which the page only ever sets with textContent, never as HTML.
+    assert "textContent = value" in maps._POPUP_JS and "innerHTML" not in maps._POPUP_JS
+    assert "document.createTextNode(p.t)" in overview
+    # HTML written by Python is escaped: title bar, <title>, the cell's own title bar.
     assert "<h1>&lt;b&gt;t&lt;/b&gt;" in overview and "<title>&lt;b&gt;t&lt;/b&gt;</title>" in overview
-    # Straight in the title bar of the cell's own map (plain HTML, not JSON).
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;封丘网格" in cell
+
+
+def test_cell_map_fire_list_escapes_neighbour_names(fires, grid, tmp_path) -> None:
+    page = render(maps.cell_map(LANKAO, fires, grid, title="t"), tmp_path)
+    assert "邻格 &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;封丘网格" in page
 
 
 def test_template_literal_injection_is_inert(grid, tmp_path) -> None:
@@ -352,7 +472,8 @@ def test_template_literal_injection_is_inert(grid, tmp_path) -> None:
     code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', map_script(page))
     assert "`" not in code and "${" not in code and "alert" not in code
     for feature in point_features(page):
-        assert "${alert(1)}`);alert(2);//" in feature["properties"]["popup"]  # shown as text
+        if feature["popup"]["编号 fire id"] in ("fire-0", "fire-1"):
+            assert feature["popup"]["网格 cell"].startswith("${alert(1)}`);alert(2);//")
 
 
 # ------------------------------------------------------------ per-cell map
@@ -360,34 +481,35 @@ def test_template_literal_injection_is_inert(grid, tmp_path) -> None:
 
 def test_cell_map_includes_touching_fire_from_neighbour(fires, grid, tmp_path) -> None:
     page = render(maps.cell_map(LANKAO, fires, grid, title="2022-06-03"), tmp_path)
-    points = point_features(page)
-    ids = sorted(re.search(r"fire-\d", p["properties"]["popup"]).group(0) for p in points)
-    assert ids == ["fire-0", "fire-1", "fire-3"]
-    touching = next(p for p in points if "fire-3" in p["properties"]["popup"])
-    assert touching["properties"]["style"].get("dashArray")  # drawn differently
-    assert all(not p["properties"]["style"].get("dashArray") for p in points if p is not touching)
+    points = popup_by_fire(page)
+    assert sorted(points) == ["fire-0", "fire-1", "fire-3"]  # fire-3 is centred in Fengqiu
+    assert points["fire-3"]["style"].get("dashArray")  # drawn differently
+    assert all(not points[f]["style"].get("dashArray") for f in ("fire-0", "fire-1"))
+    assert points["fire-3"]["tooltip"].startswith("#2 · 20:10 · ")  # numbered as in the list
     seen = js_strings(page)
     assert "邻格火点 touching" in seen  # its own layer in the layer control
-    assert "邻格 &lt;script&gt;" in seen  # the list names the neighbour the fire is centred in
+    assert "1 邻格像元触及 touching from neighbours" in page
 
 
 def test_cell_map_footprints_outlines_and_list(fires, grid, tmp_path) -> None:
     page = render(maps.cell_map(LANKAO, fires, grid, title="2022-06-03"), tmp_path)
-    polygons = [f for f in geojson_features(page) if f["geometry"]["type"] != "Point"]
-    weights = sorted(f["properties"]["style"]["weight"] for f in polygons)
-    outlines = [f for f in polygons if "网格员" in f["properties"]["tooltip"]]
-    footprints = [f for f in polygons if "pixel footprint" in f["properties"]["tooltip"]]
+    polygons = polygon_features(page)
+    outlines = [f for f in polygons if "网格员" in f["tooltip"]]
+    footprints = [f for f in polygons if "pixel footprint" in f["tooltip"]]
     assert len(footprints) == 3
-    assert sum("dashArray" in f["properties"]["style"] for f in footprints) == 1
-    # this cell thick, neighbours (Fengqiu, Changyuan, Qixian share its boundary) thin
-    this = [f for f in outlines if f["properties"]["style"]["weight"] == 4]
-    assert len(this) == 1 and "兰考县城关网格" in this[0]["properties"]["tooltip"]
-    assert len(outlines) == 4 and max(weights) == 4
-    seen = js_strings(page)
+    assert sum("dashArray" in f["style"] for f in footprints) == 1
+    assert (
+        footprints[0]["geometry"]["type"] == "Polygon"
+        and len(footprints[0]["geometry"]["coordinates"][0]) == 5
+    )
+    # this cell thick; its neighbours (Fengqiu, Changyuan, Qixian share its boundary) thin
+    this = [f for f in outlines if f["style"]["weight"] == 4]
+    assert len(this) == 1 and "兰考县城关网格" in this[0]["tooltip"]
+    assert len(outlines) == 4 and all(f["style"]["weight"] == 1 for f in outlines if f not in this)
     assert "网格员 supervisor 张伟" in page  # supervisor in the title bar
-    assert "火点列表 fire list (3)" in seen
-    assert 'data-lat="34.88000" data-lon="114.95000"' in seen
-    assert "06-03 19:30" in seen and "15.4" in seen
+    assert "火点列表 fire list (3)" in page
+    assert 'data-lat=\\"34.88000\\" data-lon=\\"114.95000\\"' in page
+    assert "06-03 19:30" in page and "15.4" in page
 
 
 def test_cell_map_without_footprint_column(fires, grid, tmp_path) -> None:
@@ -397,7 +519,7 @@ def test_cell_map_without_footprint_column(fires, grid, tmp_path) -> None:
 
 
 def test_cell_map_for_a_cell_with_no_fire_and_unknown_cell(fires, grid, tmp_path) -> None:
-    page = js_strings(render(maps.cell_map(QIXIAN, fires, grid, title="t"), tmp_path))
+    page = render(maps.cell_map(QIXIAN, fires, grid, title="t"), tmp_path)
     assert "无火点 no fires" in page and point_features(page) == []
     with pytest.raises(KeyError):
         maps.cell_map("no-such-cell", fires, grid, title="t")
@@ -422,8 +544,21 @@ def test_cell_map_filename_plain_ids_kept() -> None:
 
 @pytest.mark.parametrize(
     "cell_id",
-    ["410225/12/34", "410225\\12", "兰考/城关/01", "../../etc/passwd", "CON", "con", "a b", "", ".", "A1", "410225_1",
-     "x" * 300, "４１０２２５"],
+    [
+        "410225/12/34",
+        "410225\\12",
+        "兰考/城关/01",
+        "../../etc/passwd",
+        "CON",
+        "con",
+        "a b",
+        "",
+        ".",
+        "A1",
+        "410225_1",
+        "x" * 300,
+        "４１０２２５",
+    ],
 )
 def test_cell_map_filename_is_safe(cell_id: str) -> None:
     name = maps.cell_map_filename(cell_id)
@@ -433,15 +568,29 @@ def test_cell_map_filename_is_safe(cell_id: str) -> None:
 
 
 def test_cell_map_filename_distinct_and_stable() -> None:
-    ids = ["410225/12/34", "410225-12-34", "410225 12 34", "410225_12_34", "A1", "a1", "兰考/1", "杞县/1", "", "cell",
-           "４１０２２５", "410225"]
+    ids = [
+        "410225/12/34",
+        "410225-12-34",
+        "410225 12 34",
+        "410225_12_34",
+        "A1",
+        "a1",
+        "兰考/1",
+        "杞县/1",
+        "",
+        "cell",
+        "４１０２２５",
+        "410225",
+    ]
     names = [maps.cell_map_filename(i) for i in ids]
     assert len(set(names)) == len(ids)
     assert len({n.lower() for n in names}) == len(ids)  # also on case-insensitive filesystems
     assert maps.cell_map_filename("兰考/1") == maps.cell_map_filename("兰考/1")
     # Stable across processes and versions: a digest, not Python's salted hash().
-    assert maps.cell_map_filename("410225/12/34") == "410225-12-34_" + __import__("hashlib").sha256(
-        "410225/12/34".encode()).hexdigest()[:12] + ".html"
+    assert (
+        maps.cell_map_filename("410225/12/34")
+        == "410225-12-34_" + hashlib.sha256(b"410225/12/34").hexdigest()[:12] + ".html"
+    )
     assert maps.cell_map_filename("４１０２２５").startswith("410225_")
 
 
@@ -452,6 +601,12 @@ def test_window_flags_nullable() -> None:
     assert maps._flag(pd.NA) is None and maps._flag(np.bool_(True)) is True and maps._flag(False) is False
     assert maps._fire_class(pd.NA, pd.NA).key == "other"
     assert maps._fire_class(True, pd.NA).key == "after_work"
+
+
+def test_time_span_in_title_bar(fires) -> None:
+    assert maps._time_span(fires) == "观测 observed 2022-06-03 13:36 – 22:30 北京时间"
+    assert maps._time_span(fires[:1]) == "观测 observed 2022-06-03 19:30 北京时间"
+    assert maps._time_span(fires[:0]) == ""
 
 
 def test_beijing_time_formatting() -> None:
