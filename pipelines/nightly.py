@@ -112,17 +112,18 @@ def run_nightly(
         files = expand_patterns(config.fires.points, base, day)
         if not files:
             raise RunError(f"no fire-point files match [fires] points = {list(config.fires.points)} (relative to {base})")
-        with staged_folder(out_root, day.isoformat()) as staging:
+        # Reach the scheduler before anything is written.
+        with _scheduler(scheduler, progress), staged_folder(out_root, day.isoformat()) as staging:
             return _run(config, day, grid, files, windows, staging, records, timings,
-                        scheduler=scheduler, progress=progress, command=command, started=started, out_root=out_root)
+                        scheduler=scheduler, command=command, started=started, out_root=out_root)
 
 
 def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: list[Path], windows: ClockWindows,
          staging: Path, records: list[dict[str, str]], timings: dict[str, float], *, scheduler: str | None,
-         progress: bool, command: list[str] | None, started: dt.datetime, out_root: Path) -> RunResult:
+         command: list[str] | None, started: dt.datetime, out_root: Path) -> RunResult:
     log.info("gridwatch %s nightly run for %s: %d fire file(s), %d grid cells", __version__, day, len(files), len(grid))
     lazy = read_fires(files, bbox=config.region.bbox, day=day, min_confidence=config.fires.min_confidence)
-    with _timed(timings, "read_fires"), _scheduler(scheduler, progress):
+    with _timed(timings, "read_fires"):
         points, skips, per_file = lazy.compute()
     for skip in skips:
         log.info("skipped %s", skip)
@@ -150,6 +151,7 @@ def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: list[Path]
         title = f"gridwatch {day.isoformat()}"
         save_map(overview_map(fires, grid, title=title, tiles=config.maps.tiles or None, cell_links=links), staging / "map.html")
         (staging / "maps").mkdir()
+        log.info("writing the overview map and %d cell maps", len(cells))
         for cell in cells:
             m = cell_map(cell, fires, grid, title=title, tiles=config.maps.tiles or None)
             save_map(m, staging / links[cell])
@@ -230,7 +232,8 @@ def _scheduler(address: str | None, progress: bool) -> Iterator[None]:
         from distributed import Client
 
         try:
-            client = Client(address, timeout="30s", set_as_default=False)
+            # The wait is dask's own setting, distributed.comm.timeouts.connect (30 s by default).
+            client = Client(address, set_as_default=False)
         except OSError as exc:
             raise RunError(f"cannot reach dask scheduler at {address}: {exc}") from None
         with client, dask.config.set(scheduler=client):

@@ -166,3 +166,25 @@ def test_help_explains_exit_codes() -> None:
     out = subprocess.run([sys.executable, "-m", "pipelines.cli", "nightly", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0
     assert "partial" in out.stdout and "--scheduler" in out.stdout and "Beijing" in out.stdout
+
+
+def test_runs_on_a_distributed_scheduler(tmp_path: Path) -> None:
+    """The same command on a dask.distributed cluster (here a local one, in separate processes)."""
+    from distributed import LocalCluster
+
+    config = write_config(tmp_path)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        code = main(["nightly", "--date", DAY, "--config", str(config), "--quiet", "--scheduler", cluster.scheduler_address])
+    assert code == EXIT_OK
+    manifest = json.loads((tmp_path / "out" / DAY / "run.json").read_text())
+    assert manifest["scheduler"].startswith("tcp://") and manifest["counts"]["fires"] == 90
+
+
+def test_unreachable_scheduler_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import dask
+
+    config = write_config(tmp_path)
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        assert main(["nightly", "--date", DAY, "--config", str(config), "--scheduler", "tcp://127.0.0.1:1"]) == EXIT_FAILED
+    assert "cannot reach dask scheduler" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -17,6 +17,7 @@ All coordinates are WGS84 degrees; ``scan``/``track`` are pixel sizes in km.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,8 @@ def read(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
     columns, not text); bad rows are left out and returned as skips.
     """
     text = read_text(path)
-    header = next(iter(pd.read_csv(pd.io.common.StringIO(first_line(text)), header=None, dtype=str).values), [])
-    header = [ALIASES.get(str(h).strip().lower(), str(h).strip().lower()) for h in header]
+    header = [h.strip().lower() for h in next(csv.reader([first_line(text)]), [])]
+    header = [ALIASES.get(h, h) for h in header]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise UnreadableFile(f"missing FIRMS column(s) {', '.join(missing)}; header is {','.join(header)}")
