@@ -834,8 +834,12 @@ def overview_map(
     title: str,
     tiles: str | None = "OpenStreetMap",
     cell_links: dict[str, str] | None = None,
+    context: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """The morning overview: cells with fires shaded by count, every fire as a marker.
+
+    ``context``: outlines drawn under everything (e.g. provinces, with a
+    ``name`` column; EPSG:4326), so the map reads without a basemap offline.
 
     ``fires``: attributed fire points (FIRE_DTYPES + ATTRIBUTION_DTYPES +
     ``sunset_bjt`` + WINDOW_COLUMNS), geometry = pixel centre, EPSG:4326.
@@ -855,6 +859,8 @@ def overview_map(
     touching = _touching_counts(fires)
 
     m = _new_map(title, tiles)
+    if context is not None and not context.empty:
+        _context_layer(context.to_crs(WGS84)).add_to(m)
     ids = grid["cell_id"].astype(str)
     with_fires = grid[ids.isin(counts.index)]
     touched_only = grid[ids.isin(touching.index) & ~ids.isin(counts.index)]
@@ -893,6 +899,15 @@ def _neighbours(
     wanted = set(nearby["cell_id"].astype(str)) | set(extra)
     wanted.discard(cell_id)
     return grid[grid["cell_id"].astype(str).isin(wanted)]
+
+
+def _context_layer(outlines: gpd.GeoDataFrame) -> _FeatureLayer:
+    features = [
+        _feature(_geometry_json(geometry, CELL_TOLERANCE_DEG), 0, _text(name))
+        for geometry, name in zip(outlines.geometry, outlines["name"], strict=True)
+    ]
+    style = {"color": "#546e7a", "weight": 1.5, "fill": False, "interactive": False}
+    return _FeatureLayer(features, "行政区 boundaries", styles=[style])
 
 
 def _outline_layer(cells: pd.DataFrame, name: str, style: dict[str, Any]) -> _FeatureLayer | None:

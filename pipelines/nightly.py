@@ -149,7 +149,9 @@ def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: list[Path]
         summary.to_csv(staging / "grid_summary.csv", index=False, encoding="utf-8")
     with _timed(timings, "write_maps"):
         title = f"gridwatch {day.isoformat()}"
-        save_map(overview_map(fires, grid, title=title, tiles=config.maps.tiles or None, cell_links=links), staging / "map.html")
+        overview = overview_map(fires, grid, title=title, tiles=config.maps.tiles or None, cell_links=links,
+                                context=province_outlines(grid))
+        save_map(overview, staging / "map.html")
         (staging / "maps").mkdir()
         log.info("writing the overview map and %d cell maps", len(cells))
         for cell in cells:
@@ -185,6 +187,13 @@ def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: list[Path]
     (staging / "run.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     (staging / "run.log").write_text("".join(r["line"] for r in records), encoding="utf-8")
     return RunResult(day, out_root / day.isoformat(), manifest, skips)
+
+
+def province_outlines(grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """One outline per province of the grid, simplified to ~1 km: the overview's offline backdrop."""
+    provinces = grid[["province_name", "geometry"]].dissolve("province_name", as_index=False)
+    provinces["geometry"] = provinces.simplify(0.01)
+    return provinces.rename(columns={"province_name": "name"})
 
 
 def _cells_to_map(fires: pd.DataFrame) -> list[str]:

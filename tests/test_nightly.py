@@ -89,6 +89,7 @@ def test_summary_and_cell_maps_agree(sample_run: Path) -> None:
         assert (sample_run / path).is_file()
     html = (sample_run / "map.html").read_text()
     assert "cdn.jsdelivr" not in html and "北京时间" in html
+    assert "boundaries" in html and "河南省" in html  # province outlines: readable with no basemap
 
 
 def test_rerun_gives_identical_fires(sample_run: Path, tmp_path: Path) -> None:
