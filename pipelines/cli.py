@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 from .config import ConfigError, load_config
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("gridwatch: interrupted; nothing written", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug or an environment fault: keep the traceback, end on one line
+        traceback.print_exc(file=sys.stderr)
+        print(f"gridwatch: failed ({type(exc).__name__}: {exc}); nothing written", file=sys.stderr)
         return EXIT_FAILED
 
 
