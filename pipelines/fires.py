@@ -16,14 +16,13 @@ from pathlib import Path
 
 import dask
 import dask.dataframe as dd
-import numpy as np
 import pandas as pd
 from dask.delayed import Delayed
 
 from .readers import read_points
 from .schema import empty_fires
 from .skips import Skip
-from .windows import solar_elevation
+from .windows import daynight
 
 
 @dataclass
@@ -110,8 +109,7 @@ def fill_daynight(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     frame = frame.copy()
     sub = frame[missing]
-    elevation = solar_elevation(sub["lon"].to_numpy(), sub["lat"].to_numpy(), sub["time_utc"])
-    frame.loc[missing, "daynight"] = np.where(np.asarray(elevation) > 0, "D", "N")
+    frame.loc[missing, "daynight"] = daynight(sub["lon"].to_numpy(), sub["lat"].to_numpy(), sub["time_utc"])
     return frame
 
 
