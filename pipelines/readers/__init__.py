@@ -1,7 +1,7 @@
 """Readers of fire-point products, declared by file pattern and header.
 
 A new product is one more ``PointProduct`` entry: a file-name pattern, a sniff
-of the file's first characters, and a ``read(path) -> (frame, skips)`` that
+of the file's first characters, and a ``read(path, text) -> (frame, skips)`` that
 returns the common fire-point frame of ``schema.FIRE_DTYPES``.
 """
 
@@ -25,7 +25,7 @@ class PointProduct:
     name: str
     filename: str  # fnmatch pattern of the file names this product claims first
     sniff: Callable[[str], bool]  # does this text (the file's start) look like the product?
-    read: Callable[[Path], tuple[pd.DataFrame, list[Skip]]]
+    read: Callable[[Path, str], tuple[pd.DataFrame, list[Skip]]]  # (path, its decoded text)
 
 
 POINT_PRODUCTS: tuple[PointProduct, ...] = (
@@ -48,10 +48,11 @@ def read_points(path: str | Path) -> tuple[pd.DataFrame, list[Skip]]:
     """
     path = Path(path)
     try:
-        product = detect(path, read_text(path)[:4096])
+        text = read_text(path)
+        product = detect(path, text[:4096])
         if product is None:
             raise UnreadableFile("not a known fire-point product (expected a FIRMS CSV or a Himawari L2 WLF CSV)")
-        return product.read(path)
+        return product.read(path, text)
     except UnreadableFile as exc:
         return empty_fires(), [Skip(path.name, str(exc))]
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..skips import Skip
-from .csvtext import CsvTable, bad_float, first_line, read_table, read_text, to_float, UnreadableFile
+from .csvtext import CsvTable, UnreadableFile, bad_float, first_line, read_table, to_float
 from .points import LEVEL_SCORE, assemble, level_from_score, row_skips
 
 REQUIRED = ("latitude", "longitude", "acq_date", "acq_time")
@@ -65,13 +65,12 @@ def sniff(text: str) -> bool:
     return {"latitude", "longitude"} <= header and bool(header & {"acq_date", "acq_time", "confidence", "frp", "daynight"})
 
 
-def read(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
-    """Read one FIRMS file into the common fire-point frame (see ``schema.FIRE_DTYPES``).
+def read(path: Path, text: str) -> tuple[pd.DataFrame, list[Skip]]:
+    """Parse one FIRMS file (``text``, decoded) into the common fire-point frame (``schema.FIRE_DTYPES``).
 
     Raises ``UnreadableFile`` when the file as a whole cannot be used (missing
     columns, not text); bad rows are left out and returned as skips.
     """
-    text = read_text(path)
     header = [h.strip().lower() for h in next(csv.reader([first_line(text)]), [])]
     header = [ALIASES.get(h, h) for h in header]
     missing = [c for c in REQUIRED if c not in header]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..skips import Skip
-from .csvtext import UnreadableFile, bad_float, read_table, read_text, to_float
+from .csvtext import UnreadableFile, bad_float, read_table, to_float
 from .points import LEVEL_SCORE, assemble, row_skips
 
 FILENAME = "H0?_*_L2WLF*.csv"
@@ -29,15 +29,13 @@ def sniff(text: str) -> bool:
     return text.lstrip("\ufeff").startswith("#") and "# ID,Year" in text[:400]
 
 
-def read(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
-    """Read one WLF scan into the common fire-point frame (``daynight`` left empty)."""
-    text = read_text(path)
-    header_lines = [i for i, line in enumerate(text.splitlines()[:5], start=1) if line.startswith("#")]
-    names_line = next((i for i in header_lines if "ID," in text.splitlines()[i - 1]), None)
+def read(path: Path, text: str) -> tuple[pd.DataFrame, list[Skip]]:
+    """Parse one WLF scan (``text``, decoded) into the common fire-point frame (``daynight`` left empty)."""
+    head = text.splitlines()[:5]
+    names_line = next((i for i, line in enumerate(head, start=1) if line.startswith("#") and "ID," in line), None)
     if names_line is None:
         raise UnreadableFile("no '# ID,Year,...' column header; not a Himawari L2 WLF file")
-    header = text.splitlines()[names_line - 1].lstrip("#").split(",")
-    header = [h.strip().lower() for h in header]
+    header = [h.strip().lower() for h in head[names_line - 1].lstrip("#").split(",")]
     missing = [c for c in ("year", "month", "day", "time(utc)", "lat", "lon", "area(km^2)") if c not in header]
     if missing:
         raise UnreadableFile(f"missing WLF column(s) {', '.join(missing)}")
