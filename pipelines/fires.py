@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask
@@ -27,23 +27,36 @@ from .windows import daynight
 
 @dataclass
 class LazyFires:
-    """Fire points not yet read: one delayed ``(points, skips, counts)`` per file."""
+    """Fire points not yet read: delayed ``(points, skips, counts)``, one per file or raster block.
+
+    ``skips`` are inputs already known to be unusable (files that could not be opened).
+    """
 
     parts: list[Delayed]
+    skips: list[Skip] = field(default_factory=list)
+
+    def __add__(self, other: LazyFires) -> LazyFires:
+        return LazyFires(self.parts + other.parts, self.skips + other.skips)
 
     @property
     def points(self) -> dd.DataFrame:
-        """The points as a dask DataFrame (``schema.FIRE_DTYPES``), one partition per file."""
+        """The points as a dask DataFrame (``schema.FIRE_DTYPES``), one partition per part."""
         if not self.parts:
             return dd.from_pandas(empty_fires(), npartitions=1)
         return dd.from_delayed([p[0] for p in self.parts], meta=empty_fires(), verify_meta=False)
 
-    def compute(self, **kwargs: object) -> tuple[pd.DataFrame, list[Skip], list[dict]]:
-        """Read every file in one pass of the scheduler: points, skips, per-file counts."""
+    def compute(self, **kwargs: object) -> tuple[pd.DataFrame, list[Skip], dict[str, dict]]:
+        """Read everything in one pass of the scheduler: points, skips, and counts per file name."""
         (results,) = dask.compute(self.parts, **kwargs)
         frames = [r[0] for r in results if len(r[0])]
         points = pd.concat(frames, ignore_index=True) if frames else empty_fires()
-        return points, [s for r in results for s in r[1]], [r[2] for r in results]
+        counts: dict[str, dict] = {}
+        for c in (c for r in results for c in (r[2] if isinstance(r[2], list) else [r[2]])):
+            merged = counts.setdefault(c["file"], {})
+            for key, value in c.items():
+                if key != "file":
+                    merged[key] = merged.get(key, 0) + value
+        return points, self.skips + [s for r in results for s in r[1]], counts
 
 
 def expand_patterns(patterns: list[str] | tuple[str, ...], base: Path, day: dt.date | None = None) -> list[Path]:
@@ -84,7 +97,18 @@ def _read_one(
     path: str, bbox: tuple[float, float, float, float] | None, day: dt.date | None, min_confidence: float
 ) -> tuple[pd.DataFrame, list[Skip], dict]:
     frame, skips = read_points(path)
-    counts = {"file": Path(path).name, "rows_read": len(frame)}
+    frame, counts = filter_fires(frame, bbox, day, min_confidence)
+    return frame, skips, {"file": Path(path).name, "rows_read": counts.pop("rows_read"), **counts}
+
+
+def filter_fires(
+    frame: pd.DataFrame, bbox: tuple[float, float, float, float] | None, day: dt.date | None, min_confidence: float
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop fires outside ``bbox``, the Beijing ``day`` or below ``min_confidence``; fill day/night.
+
+    Returns the kept fires and how many each filter dropped.
+    """
+    counts = {"rows_read": len(frame)}
     if bbox is not None:
         lon0, lat0, lon1, lat1 = bbox
         inside = frame["lon"].between(lon0, lon1) & frame["lat"].between(lat0, lat1)
@@ -99,7 +123,7 @@ def _read_one(
         counts["below_confidence"] = int((~confident).sum())
         frame = frame[confident]
     counts["rows_kept"] = len(frame)
-    return fill_daynight(frame), skips, counts
+    return fill_daynight(frame), counts
 
 
 def fill_daynight(frame: pd.DataFrame) -> pd.DataFrame:

@@ -28,10 +28,12 @@ FIRE_DTYPES: dict[str, object] = {
     "confidence_raw": pd.StringDtype(),  # the value as written in the source
     "frp_mw": np.dtype("float64"),  # fire radiative power, MW (NaN where unknown)
     "daynight": pd.StringDtype(),  # D or N
+    "cloud_fraction": np.dtype("float64"),  # 0-1, cloud share of the pixels around a raster fire pixel (NaN: unknown)
     "scan_km": np.dtype("float64"),  # pixel size along scan, km
     "track_km": np.dtype("float64"),  # pixel size along track, km
     "source_file": pd.StringDtype(),  # file name the row was read from
-    "source_row": np.dtype("int64"),  # 1-based line number in that file (header is line 1)
+    "source_row": np.dtype("int64"),  # 1-based line number in that file (header is line 1), or pixel row of a raster
+    "source_col": pd.Int64Dtype(),  # 1-based pixel column of a raster; <NA> for point files
 }
 FIRE_COLUMNS = list(FIRE_DTYPES)
 
@@ -72,4 +74,7 @@ GRID_COLUMNS = [
 
 def empty_fires() -> pd.DataFrame:
     """A zero-row frame with the fire schema (the ``meta`` of lazy readers)."""
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in FIRE_DTYPES.items()})
+    return _EMPTY_FIRES.copy()
+
+
+_EMPTY_FIRES = pd.DataFrame({c: pd.Series(dtype=t) for c, t in FIRE_DTYPES.items()})

@@ -54,6 +54,11 @@ def row_skips(file: str, lines: np.ndarray, checks: list[tuple[str, pd.Series, s
 def assemble(columns: dict[str, object], index: pd.Index) -> pd.DataFrame:
     """The fire frame in schema order and dtypes from a dict of column values."""
     frame = pd.DataFrame(columns, index=index)
+    # Only rasters know these; point files leave them unknown.
+    if "cloud_fraction" not in frame:
+        frame["cloud_fraction"] = np.nan
+    if "source_col" not in frame:
+        frame["source_col"] = pd.NA
     frame["time_bjt"] = frame["time_utc"].dt.tz_convert(BEIJING_TZ)
     frame["fire_id"] = fire_ids(frame["sensor"], frame["satellite"], frame["time_utc"], frame["lon"].to_numpy(), frame["lat"].to_numpy())
     frame = frame[list(FIRE_DTYPES)].astype(FIRE_DTYPES)

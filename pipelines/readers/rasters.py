@@ -1,0 +1,485 @@
+"""Fire-mask rasters, declared by product and opened lazily as xarray Datasets.
+
+A ``RasterProduct`` says which files it claims, where the fire mask, the FRP
+and the geolocation live, and how the scan time and satellite are found, so a
+new product is one more declaration. Three layouts share one reader:
+
+- ``affine``: a GeoTIFF on an affine grid in any CRS (band ``mask`` the fire
+  mask, band ``frp`` the FRP in MW), one file per overpass;
+- ``swath``: a level-2 NetCDF with 2-D latitude/longitude arrays beside the
+  mask (the VIIRS VNP14IMG / MODIS MOD14 layout), FRP given as the product's
+  list of fire pixels (line, sample, power);
+- ``geostationary``: one NetCDF per 10-minute scan on a fixed latitude/longitude
+  grid; a day of scans opens as one Dataset along ``time``.
+
+Every layout opens as a Dataset with dims ``(time, y, x)`` whose variables are
+dask arrays in blocks of one scan by ``rows`` rows: nothing is read until it is
+computed, and a day is never in memory at once. ``fire_mask`` carries CF flag
+attributes naming its classes. A block that cannot be read holds
+``UNREADABLE`` (and NaN in ``frp``), so one bad file never stops a day; the
+extraction reports it (see ``pipelines.rasters``).
+
+Geolocation: grids in EPSG:4326 carry 1-D ``lat(y)``/``lon(x)`` pixel-centre
+coordinates; other CRSs carry ``y``/``x`` in CRS units and the CRS as WKT in
+``attrs["crs_wkt"]``; swaths carry 2-D ``lat``/``lon`` data variables.
+Times are UTC (``time`` is naive datetime64, UTC by convention).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import dask
+import dask.array as da
+import netCDF4
+import numpy as np
+import rasterio
+import xarray as xr
+from rasterio.crs import CRS
+from rasterio.windows import Window
+from xarray.backends.locks import HDF5_LOCK
+
+from ..skips import Skip
+
+UNREADABLE = 255  # fire_mask value of pixels whose block could not be read
+ROWS = 2048  # rows per dask block
+
+
+class RasterError(ValueError):
+    """A raster cannot be used; the message names the file and says why."""
+
+
+@dataclass(frozen=True)
+class MaskClasses:
+    """What the values of a fire mask mean. Values not listed are not usable (not processed, unknown)."""
+
+    fire: tuple[tuple[int, str], ...]  # (value, confidence level: low / nominal / high)
+    cloud: tuple[int, ...] = ()
+    water: tuple[int, ...] = ()
+    land: tuple[int, ...] = ()
+
+    def flags(self) -> dict[str, object]:
+        """CF ``flag_values`` / ``flag_meanings`` attributes."""
+        pairs = [(v, f"fire_{level}") for v, level in self.fire]
+        pairs += [(v, "cloud") for v in self.cloud] + [(v, "water") for v in self.water] + [(v, "land") for v in self.land]
+        pairs.append((UNREADABLE, "unreadable"))
+        return {"flag_values": np.array([v for v, _ in pairs], dtype=np.uint8), "flag_meanings": " ".join(m for _, m in pairs)}
+
+
+# MODIS MOD14/MYD14 and VIIRS VNP14IMG fire mask: 0-2 not processed, 3 water,
+# 4 cloud, 5 land, 6 unknown, 7/8/9 fire of low/nominal/high confidence.
+MODIS_CLASSES = MaskClasses(fire=((7, "low"), (8, "nominal"), (9, "high")), cloud=(4,), water=(3,), land=(5,))
+
+
+@dataclass(frozen=True)
+class TimeSource:
+    """Where a file's scan start time (UTC) is written.
+
+    ``kind="name"``: ``key`` is a regular expression whose first group, parsed
+    with ``format``, is the time; ``kind="attr"``: ``key`` is a NetCDF global
+    attribute or GeoTIFF tag parsed with ``format``.
+    """
+
+    kind: Literal["name", "attr"]
+    key: str
+    format: str
+
+
+@dataclass(frozen=True)
+class RasterProduct:
+    name: str
+    filename: str  # fnmatch pattern of the file names this product claims
+    layout: Literal["affine", "swath", "geostationary"]
+    sensor: str
+    satellites: tuple[tuple[str, str], ...]  # (file-name prefix, satellite)
+    time: tuple[TimeSource, ...]  # tried in order
+    mask: str  # NetCDF variable, or GeoTIFF band number as text
+    frp: str | None = None  # NetCDF variable or GeoTIFF band on the mask's grid, MW
+    frp_list: tuple[str, str, str] | None = None  # variables (line, sample, power MW) listing the fire pixels
+    latitude: str | None = None  # NetCDF variable: 1-D (geostationary) or 2-D (swath)
+    longitude: str | None = None
+    classes: MaskClasses = MODIS_CLASSES
+
+
+_A_DOY = TimeSource("name", r"\.A(\d{7}\.\d{4})\.", "%Y%j.%H%M")  # NASA's .AYYYYDDD.HHMM.
+
+RASTER_PRODUCTS: tuple[RasterProduct, ...] = (
+    RasterProduct(
+        "MODIS MOD14/MYD14 swath",
+        "M[OY]D14.A*.nc",
+        "swath",
+        "MODIS",
+        (("MOD", "Terra"), ("MYD", "Aqua")),
+        (_A_DOY,),
+        mask="fire mask",
+        frp_list=("FP_line", "FP_sample", "FP_power"),
+        latitude="latitude",
+        longitude="longitude",
+    ),
+    RasterProduct(
+        "VIIRS VNP14IMG swath",
+        "V[NJ]*14IMG.A*.nc",
+        "swath",
+        "VIIRS",
+        (("VNP", "Suomi NPP"), ("VJ1", "NOAA-20"), ("VJ2", "NOAA-21")),
+        (_A_DOY,),
+        mask="fire mask",
+        frp_list=("FP_line", "FP_sample", "FP_power"),
+        latitude="latitude",
+        longitude="longitude",
+    ),
+    RasterProduct(
+        "MODIS fire-mask GeoTIFF",
+        "M[OY]D14.A*.tif",
+        "affine",
+        "MODIS",
+        (("MOD", "Terra"), ("MYD", "Aqua")),
+        (_A_DOY, TimeSource("attr", "TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S")),
+        mask="1",
+        frp="2",
+    ),
+    RasterProduct(
+        "VIIRS fire-mask GeoTIFF",
+        "V[NJ]*14IMG.A*.tif",
+        "affine",
+        "VIIRS",
+        (("VNP", "Suomi NPP"), ("VJ1", "NOAA-20"), ("VJ2", "NOAA-21")),
+        (_A_DOY, TimeSource("attr", "TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S")),
+        mask="1",
+        frp="2",
+    ),
+    RasterProduct(
+        "AHI fire mask, 0.02° grid",
+        "H0[89]_????????_????_FIRE_MASK*.nc",
+        "geostationary",
+        "AHI",
+        (("H08", "Himawari-8"), ("H09", "Himawari-9")),
+        (TimeSource("name", r"^H0\d_(\d{8}_\d{4})_", "%Y%m%d_%H%M"), TimeSource("attr", "time_coverage_start", "%Y-%m-%dT%H:%M:%SZ")),
+        mask="fire_mask",
+        frp="frp",
+        latitude="latitude",
+        longitude="longitude",
+    ),
+)
+
+
+def detect_raster(path: str | Path) -> RasterProduct | None:
+    """The raster product that claims a file by its name, or None."""
+    name = Path(path).name
+    return next((p for p in RASTER_PRODUCTS if fnmatch.fnmatch(name, p.filename)), None)
+
+
+# ---------------------------------------------------------------- metadata
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """What every block read of one file (or stack of scans) must agree on."""
+
+    shape: tuple[int, int]  # rows, columns
+    coords: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
+    crs_wkt: str | None = None  # None: EPSG:4326 (lat/lon coords) or swath (lat/lon arrays)
+
+
+def satellite_of(path: Path, product: RasterProduct) -> str:
+    """The satellite of a file, from its name; raises ``RasterError``."""
+    for prefix, satellite in product.satellites:
+        if path.name.startswith(prefix):
+            return satellite
+    prefixes = ", ".join(p for p, _ in product.satellites)
+    raise RasterError(f"{path.name}: cannot tell the satellite from the file name; expected it to start with {prefixes}")
+
+
+def _scan_time(path: Path, product: RasterProduct, attrs: Callable[[], dict[str, object]]) -> np.datetime64:
+    """The scan start (UTC) from the name or the file's attributes (``attrs()`` reads them when needed)."""
+    for source in product.time:
+        if source.kind == "name":
+            match = re.search(source.key, path.name)
+            raw = match.group(1) if match else None
+        else:
+            raw = attrs().get(source.key)
+        if raw is None:
+            continue
+        try:
+            return np.datetime64(dt.datetime.strptime(str(raw).strip(), source.format), "ns")
+        except ValueError:
+            raise RasterError(f"{path.name}: scan time {raw!r} does not match the format {source.format!r}") from None
+    where = " or ".join(f"file name /{s.key}/" if s.kind == "name" else f"attribute {s.key}" for s in product.time)
+    raise RasterError(f"{path.name}: no scan time found; expected it in the {where}")
+
+
+def _netcdf_attrs(path: Path) -> dict[str, object]:
+    with HDF5_LOCK:
+        nc = _open_netcdf(path)
+        try:
+            return {k: nc.getncattr(k) for k in nc.ncattrs()}
+        finally:
+            nc.close()
+
+
+def _open_netcdf(path: Path) -> netCDF4.Dataset:
+    try:
+        nc = netCDF4.Dataset(path)
+    except OSError as exc:
+        raise RasterError(f"{path.name}: cannot open as NetCDF ({exc.strerror or exc})") from None
+    nc.set_auto_maskandscale(False)
+    return nc
+
+
+def _variable(nc: netCDF4.Dataset, name: str, path: Path, ndim: int) -> netCDF4.Variable:
+    if name not in nc.variables:
+        raise RasterError(f"{path.name}: no variable {name!r}; it has {', '.join(sorted(nc.variables)) or 'none'}")
+    var = nc.variables[name]
+    if var.ndim != ndim:
+        raise RasterError(f"{path.name}: variable {name!r} has {var.ndim} dimension(s), expected {ndim}")
+    return var
+
+
+def _no_geolocation(path: Path, product: RasterProduct) -> RasterError:
+    what = f"{product.latitude!r}/{product.longitude!r} arrays" if product.latitude else "arrays"
+    return RasterError(f"{path.name}: has neither a CRS nor latitude/longitude {what}; cannot place its pixels")
+
+
+def _grid_of(path: Path, product: RasterProduct) -> tuple[_Grid, dict[str, object]]:
+    """The grid of one file and its attributes (tags); raises ``RasterError``."""
+    if product.layout == "affine":
+        try:
+            with rasterio.open(path) as src:
+                attrs: dict[str, object] = dict(src.tags())
+                crs, transform, shape, count = src.crs, src.transform, src.shape, src.count
+        except rasterio.errors.RasterioIOError as exc:
+            raise RasterError(f"{path.name}: cannot open as GeoTIFF ({exc})") from None
+        if crs is None or transform.is_identity:
+            raise _no_geolocation(path, product)
+        for band in (product.mask, product.frp):
+            if band is not None and not 1 <= int(band) <= count:
+                raise RasterError(f"{path.name}: no band {band}; the file has {count}")
+        rows, cols = shape
+        # Pixel centres in the CRS.
+        x = transform.c + transform.a * (np.arange(cols) + 0.5)
+        y = transform.f + transform.e * (np.arange(rows) + 0.5)
+        if CRS.from_user_input(crs).to_epsg() == 4326:
+            return _Grid(shape, {"lat": (("y",), y), "lon": (("x",), x)}), attrs
+        return _Grid(shape, {"y": (("y",), y), "x": (("x",), x)}, crs.to_wkt()), attrs
+
+    with HDF5_LOCK:
+        nc = _open_netcdf(path)
+        try:
+            attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+            if product.layout == "swath":
+                mask = _variable(nc, product.mask, path, 2)
+                if not (product.latitude in nc.variables and product.longitude in nc.variables):
+                    raise _no_geolocation(path, product)
+                for name in (product.latitude, product.longitude):
+                    if nc.variables[name].shape != mask.shape:
+                        raise RasterError(f"{path.name}: {name!r} is {nc.variables[name].shape}, the fire mask {mask.shape}; expected the same 2-D shape")
+                return _Grid(mask.shape), attrs
+            shape = _variable(nc, product.mask, path, 2).shape
+            if not (product.latitude in nc.variables and product.longitude in nc.variables):
+                raise _no_geolocation(path, product)
+            lat = _variable(nc, product.latitude, path, 1)[:].astype("float64")
+            lon = _variable(nc, product.longitude, path, 1)[:].astype("float64")
+        finally:
+            nc.close()
+    if shape != (lat.size, lon.size):
+        raise RasterError(f"{path.name}: fire mask is {shape}, latitude×longitude {lat.size}×{lon.size}")
+    for name, axis in ((product.latitude, lat), (product.longitude, lon)):
+        step = np.diff(axis)
+        if axis.size > 1 and not np.allclose(step, step[0], rtol=1e-4, atol=1e-7):
+            raise RasterError(f"{path.name}: {name!r} is not evenly spaced; expected a fixed latitude/longitude grid")
+    return _Grid(shape, {"lat": (("y",), lat), "lon": (("x",), lon)}), attrs
+
+
+# ---------------------------------------------------------------- block reads
+
+
+def read_block(path: str, product: RasterProduct, grid: _Grid, rows: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Rows ``[r0, r1)`` of one file: ``fire_mask``, ``frp`` and, for swaths, ``lat``/``lon``.
+
+    Raises ``RasterError`` naming the file when they cannot be read or the file's
+    grid is not ``grid``.
+    """
+    file = Path(path)
+    r0, r1 = rows
+    try:
+        if product.layout == "affine":
+            return _read_geotiff(file, product, grid, r0, r1)
+        return _read_netcdf(file, product, grid, r0, r1)
+    except RasterError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the decoders means this block is unusable
+        raise RasterError(f"{file.name}: cannot read rows {r0}-{r1 - 1}: {type(exc).__name__}: {exc}") from None
+
+
+def _read_geotiff(file: Path, product: RasterProduct, grid: _Grid, r0: int, r1: int) -> dict[str, np.ndarray]:
+    window = Window(0, r0, grid.shape[1], r1 - r0)
+    with rasterio.open(file) as src:
+        if src.shape != grid.shape:
+            raise RasterError(f"{file.name}: grid is {src.shape}, expected {grid.shape}")
+        out = {"fire_mask": src.read(int(product.mask), window=window)}
+        if product.frp is not None:
+            band = int(product.frp)
+            frp = src.read(band, window=window).astype("float32")
+            if src.nodatavals[band - 1] is not None:
+                frp[frp == src.nodatavals[band - 1]] = np.nan
+            out["frp"] = frp * np.float32(src.scales[band - 1]) + np.float32(src.offsets[band - 1])
+    return out
+
+
+def _read_netcdf(file: Path, product: RasterProduct, grid: _Grid, r0: int, r1: int) -> dict[str, np.ndarray]:
+    # The netCDF C library is not thread-safe: share xarray's lock so our reads
+    # and an analyst's xarray reads in the same process never overlap.
+    with HDF5_LOCK:
+        nc = _open_netcdf(file)
+        try:
+            mask = _variable(nc, product.mask, file, 2)
+            if mask.shape != grid.shape:
+                raise RasterError(f"{file.name}: fire mask is {mask.shape}, expected {grid.shape} like the other scans")
+            if product.layout == "geostationary":
+                expected = (grid.coords["lat"][1][[0, -1]], grid.coords["lon"][1][[0, -1]])
+                found = (nc.variables[product.latitude][[0, -1]], nc.variables[product.longitude][[0, -1]])
+                if not all(np.allclose(e, f, atol=1e-6) for e, f in zip(expected, found)):
+                    raise RasterError(f"{file.name}: latitude/longitude differ from the first scan's grid")
+            out = {"fire_mask": np.asarray(mask[r0:r1, :])}
+            if product.frp is not None:
+                out["frp"] = np.asarray(_variable(nc, product.frp, file, 2)[r0:r1, :], dtype="float32")
+            elif product.frp_list is not None:
+                line, sample, power = (np.asarray(_variable(nc, v, file, 1)[:]) for v in product.frp_list)
+                frp = np.full((r1 - r0, grid.shape[1]), np.nan, dtype="float32")
+                inside = (line >= r0) & (line < r1)
+                frp[line[inside] - r0, sample[inside]] = power[inside]
+                out["frp"] = frp
+            if product.layout == "swath":
+                out["lat"] = np.asarray(nc.variables[product.latitude][r0:r1, :], dtype="float64")
+                out["lon"] = np.asarray(nc.variables[product.longitude][r0:r1, :], dtype="float64")
+        finally:
+            nc.close()
+    return out
+
+
+def _read_block_or_fill(path: str, product: RasterProduct, grid: _Grid, rows: tuple[int, int]) -> dict[str, np.ndarray]:
+    """``read_block``, or a block marked ``UNREADABLE`` when it fails; ``read_error`` says why ("" when read)."""
+    try:
+        out = read_block(path, product, grid, rows)
+    except RasterError as exc:
+        shape = (rows[1] - rows[0], grid.shape[1])
+        out = {"fire_mask": np.full(shape, UNREADABLE, dtype="uint8"), "frp": np.full(shape, np.nan, dtype="float32")}
+        if product.layout == "swath":
+            out["lat"] = out["lon"] = np.full(shape, np.nan)
+        out["read_error"] = np.array([[str(exc)]], dtype=object)
+        return out
+    out["read_error"] = np.array([[""]], dtype=object)
+    mask = out["fire_mask"]
+    if mask.dtype != np.uint8:
+        mask = mask.astype("uint8")
+    # The sentinel must only ever mean "unreadable".
+    np.putmask(mask, mask == UNREADABLE, 0)
+    out["fire_mask"] = mask
+    return out
+
+
+# ---------------------------------------------------------------- Datasets
+
+
+def _row_windows(n: int, rows: int) -> list[tuple[int, int]]:
+    return [(r, min(r + rows, n)) for r in range(0, n, rows)]
+
+
+def _lazy_file(path: Path, product: RasterProduct, grid: _Grid, rows: int) -> dict[str, da.Array]:
+    """One file as dask arrays of shape (1, rows, cols), one block per row window."""
+    names = ["fire_mask"] + (["frp"] if product.frp or product.frp_list else []) + (["lat", "lon"] if product.layout == "swath" else [])
+    dtypes = {"fire_mask": np.uint8, "frp": np.float32, "lat": np.float64, "lon": np.float64}
+    blocks: dict[str, list[da.Array]] = {n: [] for n in names + ["read_error"]}
+    for window in _row_windows(grid.shape[0], rows):
+        token = dask.base.tokenize(str(path), path.stat().st_mtime_ns, product, window)
+        read = dask.delayed(_read_block_or_fill, pure=True)(str(path), product, grid, window, dask_key_name=f"read-raster-{token}")
+        shape = (window[1] - window[0], grid.shape[1])
+        for n in names:
+            blocks[n].append(da.from_delayed(read[n], shape, dtype=dtypes[n], name=f"{n}-{token}"))
+        blocks["read_error"].append(da.from_delayed(read["read_error"], (1, 1), dtype=object, name=f"read_error-{token}"))
+    stacked = {n: da.concatenate(b, axis=0) if len(b) > 1 else b[0] for n, b in blocks.items()}
+    stacked["read_error"] = stacked["read_error"].T  # (1 scan, row blocks)
+    return {n: a if n == "read_error" else a[None] for n, a in stacked.items()}
+
+
+def _dataset(files: Sequence[tuple[Path, np.datetime64, str]], product: RasterProduct, grid: _Grid, rows: int) -> xr.Dataset:
+    lazy = [_lazy_file(p, product, grid, rows) for p, _, _ in files]
+    variables: dict[str, object] = {}
+    for name in lazy[0]:
+        stacked = da.concatenate([f[name] for f in lazy], axis=0) if len(lazy) > 1 else lazy[0][name]
+        if name in ("lat", "lon"):
+            variables[name] = (("y", "x"), stacked[0])  # a swath is one file: its geolocation has no time
+        elif name == "read_error":
+            variables[name] = (("time", "row_block"), stacked, {"long_name": "why a block of rows could not be read; empty when it was"})
+        else:
+            variables[name] = (("time", "y", "x"), stacked)
+    coords = {
+        "time": ("time", np.array([t for _, t, _ in files], dtype="datetime64[ns]"), {"standard_name": "time", "comment": "scan start, UTC"}),
+        "source_file": ("time", np.array([p.name for p, _, _ in files], dtype=object)),
+        "satellite": ("time", np.array([s for _, _, s in files], dtype=object)),
+        "row_block": ("row_block", np.array([r0 for r0, _ in _row_windows(grid.shape[0], rows)]), {"long_name": "first row of each block"}),
+        **grid.coords,
+    }
+    ds = xr.Dataset(variables, coords=coords)
+    ds["fire_mask"].attrs.update(product.classes.flags(), long_name="fire mask")
+    if "frp" in ds:
+        ds["frp"].attrs.update(units="MW", long_name="fire radiative power")
+    ds.attrs.update(product=product.name, sensor=product.sensor, layout=product.layout)
+    if grid.crs_wkt:
+        ds.attrs["crs_wkt"] = grid.crs_wkt
+    return ds
+
+
+def open_scene(path: str | Path, product: RasterProduct | None = None, *, rows: int = ROWS) -> xr.Dataset:
+    """One GeoTIFF or swath file as a lazy Dataset with a ``time`` dimension of length 1.
+
+    Raises ``RasterError`` naming the file when it is not a usable raster of
+    ``product`` (detected from the name when None).
+    """
+    path = Path(path)
+    product = product or detect_raster(path)
+    if product is None:
+        raise RasterError(f"{path.name}: not a known fire-mask raster product")
+    grid, attrs = _grid_of(path, product)
+    files = [(path, _scan_time(path, product, lambda: attrs), satellite_of(path, product))]
+    return _dataset(files, product, grid, rows)
+
+
+def open_scans(paths: Sequence[str | Path], product: RasterProduct, *, rows: int = ROWS) -> tuple[xr.Dataset | None, list[Skip]]:
+    """Geostationary scans, one file each, as one lazy Dataset along ``time`` (sorted).
+
+    Only the first usable file is opened here, for the grid; the others are
+    read when computed and must share that grid (a file that does not, or
+    cannot be read, shows as ``UNREADABLE``). Files whose time or satellite
+    cannot be told from the name, and repeated scan times, are skipped.
+    Returns None for the Dataset when no file is usable.
+    """
+    skips: list[Skip] = []
+    scans: dict[np.datetime64, tuple[Path, np.datetime64, str]] = {}
+    for path in sorted(Path(p) for p in paths):
+        try:
+            when, satellite = _scan_time(path, product, lambda: _netcdf_attrs(path)), satellite_of(path, product)
+        except (RasterError, OSError) as exc:
+            skips.append(Skip(path.name, str(exc).removeprefix(f"{path.name}: ")))
+            continue
+        if when in scans:
+            skips.append(Skip(path.name, f"same scan time as {scans[when][0].name}; kept that one"))
+            continue
+        scans[when] = (path, when, satellite)
+    grid = None
+    for when in sorted(scans):
+        try:
+            grid, _ = _grid_of(scans[when][0], product)
+            break
+        except RasterError as exc:
+            path = scans.pop(when)[0]
+            skips.append(Skip(path.name, str(exc).removeprefix(f"{path.name}: ")))
+    if grid is None:
+        return None, skips
+    return _dataset([scans[t] for t in sorted(scans)], product, grid, rows), skips
