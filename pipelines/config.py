@@ -63,8 +63,16 @@ class MakeGridConfig:
 
 @dataclass(frozen=True)
 class FiresConfig:
-    points: tuple[str, ...]  # glob patterns of fire-point files; may hold {date:%Y%m%d}
+    points: tuple[str, ...] = ()  # glob patterns of fire-point files; may hold {date:%Y%m%d}
+    rasters: tuple[str, ...] = ()  # glob patterns of fire-mask rasters (GeoTIFF, swath or geostationary NetCDF)
     min_confidence: float = 0.0  # percent, 0-100: fires below are dropped
+    cloud_window: float = 5  # pixels, odd: side of the square whose cloud share is a raster fire's cloud_fraction
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    distance_km: float = 0.0  # km; 0 = from the two pixels' sizes (half diagonals summed)
+    max_gap_h: float = 5.0  # hours between consecutive observations of one event
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,7 @@ class Config:
     fires: FiresConfig
     windows: WindowsConfig
     maps: MapsConfig = field(default_factory=MapsConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     source: Path | None = None  # the file this was read from
 
     def to_dict(self) -> dict[str, object]:
@@ -180,8 +189,13 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: [fires] min_confidence = {config.fires.min_confidence}: expected a percentage 0-100")
     if config.make_grid.cell_km <= 0:
         raise ConfigError(f"{path}: [make_grid] cell_km = {config.make_grid.cell_km}: expected a positive number of km")
-    if not config.fires.points:
-        raise ConfigError(f"{path}: [fires] points is empty: expected at least one file pattern")
+    if not (config.fires.points or config.fires.rasters):
+        raise ConfigError(f"{path}: [fires] points and rasters are both empty: expected at least one file pattern")
+    window = config.fires.cloud_window
+    if window != int(window) or window < 1 or window % 2 == 0:
+        raise ConfigError(f"{path}: [fires] cloud_window = {window}: expected an odd whole number of pixels (1, 3, 5, ...)")
+    if config.events.distance_km < 0 or config.events.max_gap_h <= 0:
+        raise ConfigError(f"{path}: [events] distance_km must be >= 0 and max_gap_h > 0 (got {config.events.distance_km}, {config.events.max_gap_h})")
 
 
 def _plain(value: object) -> object:

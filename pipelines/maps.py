@@ -571,6 +571,18 @@ FIRE_POPUP_LABELS = (
     "日落 sunset",
     "位置 position",
     "编号 fire id",
+    "事件 event",
+)
+
+EVENT_POPUP_LABELS = (
+    "事件 event",
+    "首次发现 first seen",
+    "最后发现 last seen",
+    "观测次数 observations",
+    "卫星 sensors",
+    "最大辐射功率 max FRP",
+    *(WINDOW_LABELS[c] for c in WINDOW_COLUMNS),
+    "网格 cell",
 )
 
 
@@ -595,7 +607,35 @@ def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list
         _bjt(rec.get("sunset_bjt"), "%H:%M 北京时间"),
         f"{point.y:.5f}°N {point.x:.5f}°E",
         _text(rec.get("fire_id")),
+        None if pd.isna(rec.get("event_id", pd.NA)) else _text(rec.get("event_id")),
     ]
+
+
+def _event_layer(events: pd.DataFrame, names: Mapping[str, str], name: str) -> _FeatureLayer | None:
+    """Fire events as the union of their observations' footprints, coloured by window."""
+    styles, features = _Styles(), []
+    for rec in _records(events):
+        geometry = rec["geometry"]
+        if not isinstance(geometry, shapely.Geometry) or geometry.is_empty:
+            continue
+        cls = _fire_class(rec.get("win_after_work"), rec.get("win_first_half_night"))
+        style = {"color": cls.colour, "weight": 2, "fillColor": cls.colour, "fillOpacity": 0.25}
+        seen = rec["observations"]
+        tooltip = f"事件 event · {_bjt(rec['first_seen_utc'], '%H:%M')}–{_bjt(rec['last_seen_utc'], '%H:%M')} · {seen} 次观测 observations · {_text(rec.get('sensors'))}"
+        values = [
+            _text(rec["event_id"]),
+            _bjt(rec["first_seen_utc"]),
+            _bjt(rec["last_seen_utc"]),
+            str(seen),
+            f"{_text(rec.get('sensors'))} ({_text(rec.get('satellites'))})",
+            _number(rec.get("max_frp_mw"), ".1f", " MW"),
+            *(_flag_text(rec.get(c)) for c in WINDOW_COLUMNS),
+            _cell_label(rec.get("cell_id"), names),
+        ]
+        features.append(_feature(_geometry_json(geometry, 0), styles.index(style), tooltip, values))
+    if not features:
+        return None
+    return _FeatureLayer(features, f"{name} ({len(features)})", styles=styles.table, labels=EVENT_POPUP_LABELS)
 
 
 def _fire_point_style(cls: FireClass, *, touching: bool) -> dict[str, Any]:
@@ -835,8 +875,12 @@ def overview_map(
     tiles: str | None = "OpenStreetMap",
     cell_links: dict[str, str] | None = None,
     context: gpd.GeoDataFrame | None = None,
+    events: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """The morning overview: cells with fires shaded by count, every fire as a marker.
+
+    ``events``: fire events (``events.events_table``), drawn as the outline of
+    their observations' footprints under the markers.
 
     ``context``: outlines drawn under everything (e.g. provinces, with a
     ``name`` column; EPSG:4326), so the map reads without a basemap offline.
@@ -871,14 +915,19 @@ def overview_map(
         layer = _cell_layer(cells, counts, touching, links, name=name, shaded=shaded)
         if layer is not None:
             layer.add_to(m)
+    if events is not None:
+        layer = _event_layer(events, names, "火情事件 fire events")
+        if layer is not None:
+            layer.add_to(m)
     _fire_layers(m, fires, names, label="火点 fires")
     folium.LayerControl(collapsed=True).add_to(m)
 
     class_counts = _class_counts(fires)
     _add_legend(m, _overview_legend(class_counts, not touched_only.empty))
     outside = int(fires["cell_id"].isna().sum())
+    in_events = f"{len(events)} 火情事件 events · " if events is not None else ""
     summary = (
-        f"{len(fires)} 火点 fires · {len(with_fires)} 网格 cells with fires · "
+        f"{len(fires)} 火点 fires · {in_events}{len(with_fires)} 网格 cells with fires · "
         f"{outside} 不在网格内 outside any grid cell"
     )
     _add_title_bar(
@@ -980,6 +1029,7 @@ def cell_map(
     *,
     title: str,
     tiles: str | None = "OpenStreetMap",
+    events: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """The map of one grid cell for its supervisor.
 
@@ -987,8 +1037,8 @@ def cell_map(
     whose pixel centre is in the cell (solid markers) and the fires centred
     elsewhere whose footprint touches it (``cells_touched`` contains the cell;
     hollow dashed markers), pixel footprints when ``fires`` has a ``footprint``
-    column of Polygons, and a clickable list of the fires. Inputs as for
-    :func:`overview_map` (EPSG:4326). Raises ``KeyError`` if the grid has no
+    column of Polygons, the ``events`` those fires belong to, and a clickable
+    list of the fires. Inputs as for :func:`overview_map` (EPSG:4326). Raises ``KeyError`` if the grid has no
     such cell.
     """
     fires = _prepare_fires(fires)
@@ -1022,6 +1072,9 @@ def cell_map(
             {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06},
         ),
         _footprint_layer(shown, in_cell, numbers),
+        None if events is None or "event_id" not in shown else _event_layer(
+            events[events["event_id"].isin(shown["event_id"])], names, "火情事件 fire events"
+        ),
     ):
         if layer is not None:
             layer.add_to(m)

@@ -23,11 +23,13 @@ import pandas as pd
 from . import __version__
 from .attribution import PointIndex, attribute, footprints
 from .config import Config, ConfigError
+from .events import FusionTolerance, assign_events, events_table
 from .fires import dedupe, expand_patterns, read_fires
 from .grid import load_counties, load_grid
 from .manifest import file_record, skip_records, versions
 from .maps import cell_map, cell_map_filename, overview_map, save_map
 from .outputs import staged_folder
+from .rasters import read_raster_fires
 from .schema import WGS84, WINDOW_COLUMNS
 from .skips import Skip
 from .summary import grid_summary
@@ -109,21 +111,31 @@ def run_nightly(
     with _captured_log() as records:
         with _timed(timings, "load_grid"):
             grid = load_supervision_grid(config)
-        files = expand_patterns(config.fires.points, base, day)
-        if not files:
-            raise RunError(f"no fire-point files match [fires] points = {list(config.fires.points)} (relative to {base})")
+        files = _Inputs(expand_patterns(config.fires.points, base, day), expand_patterns(config.fires.rasters, base, day))
+        if not (files.points or files.rasters):
+            raise RunError(
+                f"no fire files match [fires] points = {list(config.fires.points)} or rasters = {list(config.fires.rasters)} (relative to {base})"
+            )
         # Reach the scheduler before anything is written.
         with _scheduler(scheduler, progress), staged_folder(out_root, day.isoformat()) as staging:
             return _run(config, day, grid, files, windows, staging, records, timings,
                         scheduler=scheduler, command=command, started=started, out_root=out_root)
 
 
-def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: list[Path], windows: ClockWindows,
+@dataclass(frozen=True)
+class _Inputs:
+    points: list[Path]  # fire-point files
+    rasters: list[Path]  # fire-mask rasters
+
+
+def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: _Inputs, windows: ClockWindows,
          staging: Path, records: list[dict[str, str]], timings: dict[str, float], *, scheduler: str | None,
          command: list[str] | None, started: dt.datetime, out_root: Path) -> RunResult:
-    log.info("gridwatch %s nightly run for %s: %d fire file(s), %d grid cells", __version__, day, len(files), len(grid))
-    lazy = read_fires(files, bbox=config.region.bbox, day=day, min_confidence=config.fires.min_confidence)
+    log.info("gridwatch %s nightly run for %s: %d fire-point file(s), %d raster(s), %d grid cells",
+             __version__, day, len(files.points), len(files.rasters), len(grid))
+    filters = {"bbox": config.region.bbox, "day": day, "min_confidence": config.fires.min_confidence}
     with _timed(timings, "read_fires"):
+        lazy = read_fires(files.points, **filters) + read_raster_fires(files.rasters, cloud_window=int(config.fires.cloud_window), **filters)
         points, skips, per_file = lazy.compute()
     for skip in skips:
         log.info("skipped %s", skip)
@@ -140,9 +152,13 @@ def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: list[Path]
         footprints(fires["lon"].to_numpy(), fires["lat"].to_numpy(), fires["scan_km"].to_numpy(), fires["track_km"].to_numpy()),
         index=fires.index, crs=WGS84,
     )
+    with _timed(timings, "events"):
+        fires["event_id"] = assign_events(fires, FusionTolerance(config.events.distance_km, config.events.max_gap_h))
+        events = events_table(fires)
 
     with _timed(timings, "write_tables"):
         fires.to_parquet(staging / "fires.parquet", index=False, compression="zstd", write_covering_bbox=False)
+        events.to_parquet(staging / "events.parquet", index=False, compression="zstd", write_covering_bbox=False)
         cells = _cells_to_map(fires)
         links = {c: f"maps/{cell_map_filename(c)}" for c in cells}
         summary = grid_summary(fires, grid, links)
@@ -150,15 +166,15 @@ def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: list[Path]
     with _timed(timings, "write_maps"):
         title = f"gridwatch {day.isoformat()}"
         overview = overview_map(fires, grid, title=title, tiles=config.maps.tiles or None, cell_links=links,
-                                context=province_outlines(grid))
+                                context=province_outlines(grid), events=events)
         save_map(overview, staging / "map.html")
         (staging / "maps").mkdir()
         log.info("writing the overview map and %d cell maps", len(cells))
         for cell in cells:
-            m = cell_map(cell, fires, grid, title=title, tiles=config.maps.tiles or None)
+            m = cell_map(cell, fires, grid, title=title, tiles=config.maps.tiles or None, events=events)
             save_map(m, staging / links[cell])
 
-    counts = _counts(fires, per_file, duplicates, len(cells))
+    counts = _counts(fires, events, list(per_file.values()), duplicates, len(cells))
     log.info("%d fires on %s: %d in grid cells, %d outside any cell; %d cell maps", counts["fires"], day, counts["attributed"], counts["unattributed"], len(cells))
     listed, summary_skips = skip_records(skips)
     manifest = {
@@ -173,7 +189,8 @@ def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: list[Path]
         "inputs": {
             "config": file_record(config.source) if config.source else None,
             "grid": {**file_record(config.grid.path), "cells": len(grid)},
-            "fires": [{**file_record(p), **c} for p, c in zip(files, per_file)],
+            "fires": [{**file_record(p), **per_file.get(p.name, {})} for p in files.points],
+            "rasters": [{**file_record(p), **per_file.get(p.name, {})} for p in files.rasters],
         },
         "config": config.to_dict(),
         "versions": versions(),
@@ -202,12 +219,14 @@ def _cells_to_map(fires: pd.DataFrame) -> list[str]:
     return sorted(touched | set(fires["cell_id"].dropna()))
 
 
-def _counts(fires: pd.DataFrame, per_file: list[dict], duplicates: int, cell_maps: int) -> dict[str, object]:
+def _counts(fires: pd.DataFrame, events: pd.DataFrame, per_file: list[dict], duplicates: int, cell_maps: int) -> dict[str, object]:
     def total(key: str) -> int:
         return int(sum(c.get(key, 0) for c in per_file))
 
     counts: dict[str, object] = {
         "fire_files": len(per_file),
+        "raster_blocks_unreadable": total("blocks_unreadable"),
+        "scans_other_dates": total("scans_other_dates"),
         "rows_read": total("rows_read"),
         "outside_region": total("outside_region"),
         "other_dates": total("other_dates"),
@@ -220,6 +239,8 @@ def _counts(fires: pd.DataFrame, per_file: list[dict], duplicates: int, cell_map
         "cells_with_fires": int(fires["cell_id"].nunique()),
         "cell_maps": cell_maps,
         "by_sensor": {str(k): int(v) for k, v in fires["sensor"].value_counts().sort_index().items()},
+        "events": len(events),
+        "events_seen_by_several_sensors": int(events["sensors"].str.contains(",").fillna(False).sum()),
     }
     for column in WINDOW_COLUMNS:
         flags = fires[column].astype("boolean")

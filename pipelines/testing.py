@@ -200,7 +200,7 @@ def write_swath_netcdf(
         for xi, yi in zip(x, y):
             d = (flat_lat - yi) ** 2 + ((flat_lon - xi) * np.cos(np.radians(yi))) ** 2
             k = int(np.argmin(d))
-            far = d[k] > (3 * nadir_km * edge_factor / 110.574) ** 2  # not under this swath
+            far = d[k] > (0.75 * nadir_km * edge_factor / 110.574) ** 2  # beyond the swath edge
             rows.append(-1 if far else k // samples)
             cols.append(-1 if far else k % samples)
         return np.array(rows), np.array(cols)
@@ -290,7 +290,7 @@ def _write_scan(path: Path, mask: np.ndarray, frp: np.ndarray, lat: np.ndarray, 
         nc.createDimension("latitude", len(lat))
         nc.createDimension("longitude", len(lon))
         for name, values, units in (("latitude", lat, "degrees_north"), ("longitude", lon, "degrees_east")):
-            v = nc.createVariable(name, "f8", (name,))
+            v = nc.createVariable(name, "f4", (name,))
             v[:] = values
             v.units = units
         v = nc.createVariable("fire_mask", "u1", ("latitude", "longitude"), zlib=True, complevel=4, shuffle=True, chunksizes=chunks)

@@ -23,12 +23,15 @@ FIRES = Path(__file__).resolve().parent / "data" / "fires"
 DAY = "2022-06-03"
 
 
-def write_config(tmp_path: Path, *, points: list[str] | None = None, drop: str | None = None, grid: str | None = None) -> Path:
+def write_config(tmp_path: Path, *, points: list[str] | None = None, rasters: list[str] | None = None, drop: str | None = None,
+                 grid: str | None = None) -> Path:
     """The project's config.toml with absolute paths (and optional edits), in ``tmp_path``."""
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
     text = text.replace('"geodata/', f'"{ROOT}/geodata/').replace('dir = "out"', f'dir = "{tmp_path}/out"')
     if points is not None:
         text = text.replace(f'points = ["{ROOT}/geodata/fires/*.csv"]', "points = " + json.dumps(points))
+    if rasters is not None:
+        text = text.replace(f'rasters = ["{ROOT}/geodata/fires/ahi/*.nc"]', "rasters = " + json.dumps(rasters))
     if grid is not None:
         text = text.replace(f'path = "{ROOT}/geodata/grid_ncp_5km.parquet"', f'path = "{grid}"', 1)
     if drop is not None:
@@ -52,12 +55,14 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_outputs_of_the_contract(sample_run: Path) -> None:
     names = {p.name for p in sample_run.iterdir()}
-    assert {"fires.parquet", "grid_summary.csv", "map.html", "maps", "run.json", "run.log"} <= names
+    assert {"fires.parquet", "events.parquet", "grid_summary.csv", "map.html", "maps", "run.json", "run.log"} <= names
     manifest = json.loads((sample_run / "run.json").read_text())
     assert manifest["status"] == "ok" and manifest["exit_code"] == 0
-    assert manifest["counts"]["fires"] == 90  # MODIS points of 2022-06-03 (Beijing time) in the region
+    # MODIS points of 2022-06-03 (Beijing time) in the region, and the AHI scans' fire pixels.
+    assert manifest["counts"]["by_sensor"] == {"AHI": 478, "MODIS": 90}
     assert manifest["counts"]["duplicates"] == 81  # the 24 h file repeats the 7-day file
-    assert all(len(f["sha256"]) == 64 for f in manifest["inputs"]["fires"])
+    assert all(len(f["sha256"]) == 64 for f in manifest["inputs"]["fires"] + manifest["inputs"]["rasters"])
+    assert len(manifest["inputs"]["rasters"]) == 144 and sum(r["rows_read"] for r in manifest["inputs"]["rasters"]) == 478
     assert not list(sample_run.parent.glob(".*tmp*"))
 
 
@@ -67,15 +72,31 @@ def test_fires_are_attributed_like_sjoin(sample_run: Path) -> None:
     joined = gpd.sjoin(fires[["fire_id", "geometry"]], grid[["cell_id", "geometry"]], predicate="within", how="left")
     expected = joined.set_index("fire_id")["cell_id"]
     got = fires.set_index("fire_id")["cell_id"]
-    assert got.notna().sum() == 78
+    assert got.notna().sum() == 535
     pd.testing.assert_series_equal(got.astype(object).where(got.notna(), None).sort_index(),
                                    expected.astype(object).where(expected.notna(), None).sort_index(), check_names=False)
     assert fires.crs.to_epsg() == 4326 and fires["footprint"].notna().all()
     assert (fires["time_bjt"].dt.date.astype(str) == DAY).all()
     # Terra's night pass (14:22 UTC = 22:22 Beijing) falls in the first half of the night.
-    night = fires[fires["win_first_half_night"]]
+    night = fires[fires["win_first_half_night"] & (fires["sensor"] == "MODIS")]
     assert len(night) == 3 and set(night["time_bjt"].dt.strftime("%H:%M")) == {"22:22"}
     assert fires["win_before_rain"].isna().all()
+
+
+def test_every_fire_belongs_to_an_event(sample_run: Path) -> None:
+    fires = gpd.read_parquet(sample_run / "fires.parquet")
+    events = gpd.read_parquet(sample_run / "events.parquet")
+    assert fires["event_id"].notna().all() and set(fires["event_id"]) == set(events["event_id"])
+    assert events["observations"].sum() == len(fires)
+    # The geostationary scans follow the fires MODIS saw: most events join both sensors.
+    both = events[events["sensors"] == "AHI, MODIS"]
+    assert len(both) >= 40
+    night = fires[fires["win_first_half_night"] & (fires["sensor"] == "MODIS")]
+    night_events = events[events["event_id"].isin(night["event_id"])]
+    assert night_events["win_first_half_night"].all()
+    assert (night_events["first_seen_bjt"] <= night["time_bjt"].min()).all()
+    html = (sample_run / "map.html").read_text()
+    assert "fire events (68)" in html and "首次发现 first seen" in html
 
 
 def test_summary_and_cell_maps_agree(sample_run: Path) -> None:
@@ -121,7 +142,7 @@ def test_bad_inputs_are_skipped_and_reported(tmp_path: Path, capsys: pytest.Capt
     assert ("range.csv", 6, "latitude") in skipped
     assert any(f == "nocolumns.csv" and r is None for f, r, _ in skipped)
     assert any(f == "unreadable.csv" and r is None for f, r, _ in skipped)
-    assert manifest["counts"]["fires"] == 90  # the good data (and good rows of bad files) all made it
+    assert manifest["counts"]["by_sensor"]["MODIS"] == 90  # the good data (and good rows of bad files) all made it
 
 
 def test_missing_config_key_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -169,7 +190,7 @@ def test_help_explains_exit_codes() -> None:
     assert "partial" in out.stdout and "--scheduler" in out.stdout and "Beijing" in out.stdout
 
 
-def test_runs_on_a_distributed_scheduler(tmp_path: Path) -> None:
+def test_runs_on_a_distributed_scheduler(sample_run: Path, tmp_path: Path) -> None:
     """The same command on a dask.distributed cluster (here a local one, in separate processes)."""
     from distributed import LocalCluster
 
@@ -178,7 +199,8 @@ def test_runs_on_a_distributed_scheduler(tmp_path: Path) -> None:
         code = main(["nightly", "--date", DAY, "--config", str(config), "--quiet", "--scheduler", cluster.scheduler_address])
     assert code == EXIT_OK
     manifest = json.loads((tmp_path / "out" / DAY / "run.json").read_text())
-    assert manifest["scheduler"].startswith("tcp://") and manifest["counts"]["fires"] == 90
+    assert manifest["scheduler"].startswith("tcp://") and manifest["counts"]["by_sensor"] == {"AHI": 478, "MODIS": 90}
+    assert (tmp_path / "out" / DAY / "fires.parquet").read_bytes() == (sample_run / "fires.parquet").read_bytes()
 
 
 def test_unreachable_scheduler_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -189,3 +211,42 @@ def test_unreachable_scheduler_fails_cleanly(tmp_path: Path, capsys: pytest.Capt
         assert main(["nightly", "--date", DAY, "--config", str(config), "--scheduler", "tcp://127.0.0.1:1"]) == EXIT_FAILED
     assert "cannot reach dask scheduler" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_broken_rasters_make_a_partial_run(tmp_path: Path) -> None:
+    scans = tmp_path / "ahi"
+    scans.mkdir()
+    for path in sorted((ROOT / "geodata" / "fires" / "ahi").glob("*.nc")):
+        (scans / path.name).write_bytes(path.read_bytes())
+    truncated = scans / "H08_20220603_0500_FIRE_MASK_R02.nc"
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    tif = scans / "MYD14.A2022154.0455.061.tif"  # no CRS
+    import numpy as np
+    import rasterio
+
+    with pytest.warns(rasterio.errors.NotGeoreferencedWarning):
+        with rasterio.open(tif, "w", driver="GTiff", width=4, height=4, count=2, dtype="uint16") as dst:
+            dst.write(np.full((2, 4, 4), 5, dtype="uint16"))
+    config = write_config(tmp_path, rasters=[f"{scans}/*.nc", f"{scans}/*.tif"])
+    assert main(["nightly", "--date", DAY, "--config", str(config), "--quiet"]) == EXIT_PARTIAL
+    manifest = json.loads((tmp_path / "out" / DAY / "run.json").read_text())
+    reasons = {s["file"]: s["reason"] for s in manifest["skipped"]}
+    assert set(reasons) == {truncated.name, tif.name}
+    assert "HDF error" in reasons[truncated.name] and "neither a CRS" in reasons[tif.name]
+    assert manifest["counts"]["by_sensor"]["AHI"] == 478 - 26  # the 05:00 scan held 26 fire pixels
+
+
+def test_the_run_computes_once_after_building_its_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading, extraction and filtering stay lazy: one pass of the scheduler reads every input."""
+    import dask.base
+
+    calls = []
+    threads = dask.base.named_schedulers["threads"]
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return threads(*args, **kwargs)
+
+    monkeypatch.setitem(dask.base.named_schedulers, "threads", counting)
+    assert main(["nightly", "--date", DAY, "--config", str(write_config(tmp_path)), "--quiet"]) == EXIT_OK
+    assert len(calls) == 1

@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,9 +251,12 @@ def _grid_of(path: Path, product: RasterProduct) -> tuple[_Grid, dict[str, objec
     """The grid of one file and its attributes (tags); raises ``RasterError``."""
     if product.layout == "affine":
         try:
-            with rasterio.open(path) as src:
-                attrs: dict[str, object] = dict(src.tags())
-                crs, transform, shape, count = src.crs, src.transform, src.shape, src.count
+            # A GeoTIFF without georeferencing is reported below, as an error naming the file.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                with rasterio.open(path) as src:
+                    attrs: dict[str, object] = dict(src.tags())
+                    crs, transform, shape, count = src.crs, src.transform, src.shape, src.count
         except rasterio.errors.RasterioIOError as exc:
             raise RasterError(f"{path.name}: cannot open as GeoTIFF ({exc})") from None
         if crs is None or transform.is_identity:
@@ -289,11 +293,18 @@ def _grid_of(path: Path, product: RasterProduct) -> tuple[_Grid, dict[str, objec
             nc.close()
     if shape != (lat.size, lon.size):
         raise RasterError(f"{path.name}: fire mask is {shape}, latitude×longitude {lat.size}×{lon.size}")
-    for name, axis in ((product.latitude, lat), (product.longitude, lon)):
-        step = np.diff(axis)
-        if axis.size > 1 and not np.allclose(step, step[0], rtol=1e-4, atol=1e-7):
-            raise RasterError(f"{path.name}: {name!r} is not evenly spaced; expected a fixed latitude/longitude grid")
-    return _Grid(shape, {"lat": (("y",), lat), "lon": (("x",), lon)}), attrs
+    return _Grid(shape, {"lat": (("y",), _regular(lat, product.latitude, path)), "lon": (("x",), _regular(lon, product.longitude, path))}), attrs
+
+
+def _regular(axis: np.ndarray, name: str, path: Path) -> np.ndarray:
+    """Pixel centres of an evenly spaced axis, rebuilt in float64 (files often store float32)."""
+    if axis.size < 2:
+        return axis
+    step = (axis[-1] - axis[0]) / (axis.size - 1)
+    # A thousandth of a pixel: float32 rounding passes, a real irregular axis does not.
+    if step == 0 or np.abs(np.diff(axis) - step).max() > 1e-3 * abs(step):
+        raise RasterError(f"{path.name}: {name!r} is not evenly spaced; expected a fixed latitude/longitude grid")
+    return axis[0] + step * np.arange(axis.size)
 
 
 # ---------------------------------------------------------------- block reads

@@ -1,4 +1,5 @@
-"""Build the fire-mask raster fixtures in this folder from real detections.
+"""Build the fire-mask raster fixtures in this folder, and the sample day in
+``geodata/fires/ahi/``, from real detections.
 
 Run from the project root: ``python tests/data/rasters/make_fixtures.py``.
 Inputs are project files (real FIRMS / JAXA points and MCD12C1 land cover);
@@ -17,7 +18,10 @@ how pixels are made is documented in ``pipelines.testing``. Each fixture:
 - ``VNP14IMG.A2019097.0600.002.tif``: a Suomi NPP VIIRS fire-mask GeoTIFF
   in UTM 49N (EPSG:32649), 375 m, 150 × 150 km around 113°E 36°N, from the
   real VIIRS detections of 2019-04-07 06:00 UTC in
-  ``tests/data/fires/VIIRS_I_Global_VNP14IMGTDL_NRT_2019097_ncp-subset.txt``.
+  ``tests/data/fires/VIIRS_I_Global_VNP14IMGTDL_NRT_2019097_ncp-subset.txt``;
+- ``geodata/fires/ahi/H08_*_FIRE_MASK_R02.nc``: the 144 scans of Beijing date
+  2022-06-03 (16:00 UTC the day before to 15:50 UTC), 0.02°, 113-121°E
+  32-40°N (the core of the North China Plain), from the same MODIS detections.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ UTC = dt.timezone.utc
 
 
 def main() -> None:
-    for old in list(HERE.glob("*.nc")) + list(HERE.glob("*.tif")):
+    sample = ROOT / "geodata/fires/ahi"
+    for old in list(HERE.glob("*.nc")) + list(HERE.glob("*.tif")) + list(sample.glob("*.nc")):
         old.unlink()
     modis, _ = read_points(ROOT / "geodata/fires/MODIS_C6_1_Global_7d_2022-05-28_2022-06-04_ncp-subset.csv")
     modis, _ = dedupe(modis)
@@ -44,6 +49,10 @@ def main() -> None:
     testing.write_geostationary_scans(
         HERE, day, start_utc=dt.datetime(2022, 6, 3, 4, 30, tzinfo=UTC), scans=6,
         lon_range=(116.0, 120.0), lat_range=(32.0, 36.0), landcover=LANDCOVER, platform="H08", seed=1,
+    )
+    testing.write_geostationary_scans(
+        sample, day, start_utc=dt.datetime(2022, 6, 2, 16, 0, tzinfo=UTC), scans=144,
+        lon_range=(113.0, 121.0), lat_range=(32.0, 40.0), landcover=LANDCOVER, platform="H08", seed=6,
     )
     himawari, _ = read_points(ROOT / "geodata/fires/H09_20251209_1900_L2WLF010_FLDK.06001_06001.csv")
     testing.write_geostationary_scans(
