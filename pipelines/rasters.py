@@ -43,6 +43,13 @@ class _Classes:
     cloud: np.ndarray  # bool
     observed: np.ndarray  # bool: fire, cloud, water or land (the pixel was looked at)
 
+    def fire_range(self, mask: np.ndarray) -> np.ndarray:
+        """Which pixels are fire: a range test when the fire values are contiguous (a few times faster than a lookup)."""
+        values = np.flatnonzero(self.level)
+        if len(values) and values[-1] - values[0] + 1 == len(values):
+            return (mask >= values[0]) & (mask <= values[-1])
+        return self.level[mask] > 0
+
     @classmethod
     def from_attrs(cls, attrs: dict[str, object]) -> _Classes:
         level = np.zeros(256, dtype=np.int8)
@@ -170,13 +177,14 @@ def _block_pixels(
         return {"block": block, "skips": [skip], "counts": {"file": block.file, "rows_read": 0, "blocks_unreadable": 1}}
     m = mask[0]
     core = m[block.halo_top : m.shape[0] - block.halo_bottom]
-    level = classes.level[core]
-    rows, cols = np.nonzero(level)
+    # Fires are sparse: flat indices of a boolean mask are much cheaper than np.nonzero in 2-D.
+    flat = np.flatnonzero(classes.fire_range(core))
+    rows, cols = np.divmod(flat, core.shape[1])
     out: dict[str, object] = {"block": block, "skips": [], "counts": {"file": block.file}, "rows": rows, "cols": cols}
     if not len(rows):
         return out
-    out["level"] = level[rows, cols]
-    out["value"] = core[rows, cols]
+    out["value"] = core.ravel()[flat]
+    out["level"] = classes.level[out["value"]]
     out["frp"] = np.full(len(rows), np.nan) if frp is None else frp[0][rows, cols].astype("float64")
     out["cloud"] = _cloud_fraction(m, rows + block.halo_top, cols, classes, reach)
     out["lon"], out["lat"], out["scan"], out["track"] = _place(geo, block, rows, cols)

@@ -29,7 +29,7 @@ from pipelines.readers.rasters import (
 )
 from pipelines.rasters import extract_fires, read_raster_fires
 from pipelines.schema import FIRE_DTYPES
-from pipelines.testing import raise_if_dask_computes
+from pipelines.testing import raise_if_dask_computes, write_geostationary_scans
 
 ROOT = Path(__file__).resolve().parent.parent
 RASTERS = Path(__file__).resolve().parent / "data" / "rasters"
@@ -217,6 +217,23 @@ def test_geostationary_scans_open_as_one_lazy_dataset() -> None:
     fires, _, counts = extract(ds)
     assert list(per_scan) == [counts[p.name]["rows_read"] for p in H08]
     assert fires["frp_mw"].ge(5.0).all()  # the fixture's AHI detection limit
+
+
+def test_frp_is_read_only_where_there_are_fires(tmp_path: Path, modis_day: pd.DataFrame) -> None:
+    """Chunk-wise FRP reads give exactly the values a full read gives at every fire pixel."""
+    (path,) = write_geostationary_scans(
+        tmp_path, modis_day, start_utc=dt.datetime(2022, 6, 3, 5, 0, tzinfo=dt.timezone.utc), scans=1,
+        lon_range=(113.0, 121.0), lat_range=(32.0, 40.0), landcover=ROOT / "geodata/landcover/MCD12C1_2019_IGBP_ncp_0.05deg.tif",
+        chunks=(37, 53),  # many chunks, not aligned with the blocks of rows below
+    )
+    ds, _ = open_scans([path], detect_raster(path), rows=90)
+    frp = ds["frp"].values[0]
+    with netCDF4.Dataset(path) as nc:
+        mask, full = nc["fire_mask"][:], nc["frp"][:]
+    fire = mask >= 7
+    assert fire.sum() > 10 and len(np.unique(np.nonzero(fire)[1] // 53)) > 3
+    np.testing.assert_array_equal(frp[fire], full[fire])
+    assert np.isnan(frp[~fire]).all()
 
 
 def test_cloud_fraction_counts_the_window_around_each_fire() -> None:

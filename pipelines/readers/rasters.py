@@ -43,6 +43,7 @@ import numpy as np
 import rasterio
 import xarray as xr
 from rasterio.crs import CRS
+from dask.highlevelgraph import HighLevelGraph
 from rasterio.windows import Window
 from xarray.backends.locks import HDF5_LOCK
 
@@ -64,6 +65,13 @@ class MaskClasses:
     cloud: tuple[int, ...] = ()
     water: tuple[int, ...] = ()
     land: tuple[int, ...] = ()
+
+    def is_fire(self, mask: np.ndarray) -> np.ndarray:
+        """Boolean array: which pixels of ``mask`` are fire (of any confidence)."""
+        values = sorted(v for v, _ in self.fire)
+        if values == list(range(values[0], values[-1] + 1)):
+            return (mask >= values[0]) & (mask <= values[-1])  # a few times faster than isin
+        return np.isin(mask, values)
 
     def flags(self) -> dict[str, object]:
         """CF ``flag_values`` / ``flag_meanings`` attributes."""
@@ -354,12 +362,12 @@ def _read_netcdf(file: Path, product: RasterProduct, grid: _Grid, r0: int, r1: i
                 raise RasterError(f"{file.name}: fire mask is {mask.shape}, expected {grid.shape} like the other scans")
             if product.layout == "geostationary":
                 expected = (grid.coords["lat"][1][[0, -1]], grid.coords["lon"][1][[0, -1]])
-                found = (nc.variables[product.latitude][[0, -1]], nc.variables[product.longitude][[0, -1]])
-                if not all(np.allclose(e, f, atol=1e-6) for e, f in zip(expected, found)):
+                found = (nc.variables[product.latitude][:][[0, -1]], nc.variables[product.longitude][:][[0, -1]])
+                if not all(np.allclose(e, f, atol=1e-4) for e, f in zip(expected, found)):
                     raise RasterError(f"{file.name}: latitude/longitude differ from the first scan's grid")
             out = {"fire_mask": np.asarray(mask[r0:r1, :])}
             if product.frp is not None:
-                out["frp"] = np.asarray(_variable(nc, product.frp, file, 2)[r0:r1, :], dtype="float32")
+                out["frp"] = _read_at_fires(_variable(nc, product.frp, file, 2), product.classes.is_fire(out["fire_mask"]), r0)
             elif product.frp_list is not None:
                 line, sample, power = (np.asarray(_variable(nc, v, file, 1)[:]) for v in product.frp_list)
                 frp = np.full((r1 - r0, grid.shape[1]), np.nan, dtype="float32")
@@ -371,6 +379,33 @@ def _read_netcdf(file: Path, product: RasterProduct, grid: _Grid, r0: int, r1: i
                 out["lon"] = np.asarray(nc.variables[product.longitude][r0:r1, :], dtype="float64")
         finally:
             nc.close()
+    return out
+
+
+def _read_at_fires(var: netCDF4.Variable, fire: np.ndarray, r0: int) -> np.ndarray:
+    """A variable's values at the fire pixels of rows ``r0..`` (NaN elsewhere), float32.
+
+    Only the compressed chunks that hold a fire pixel are decoded: fires are
+    sparse, and FRP is most of a scan's bytes.
+    """
+    out = np.full(fire.shape, np.nan, dtype=np.float32)
+    flat = np.flatnonzero(fire)
+    if not len(flat):
+        return out
+    rows, cols = np.divmod(flat, fire.shape[1])
+    chunking = var.chunking()
+    if chunking == "contiguous":
+        chunk_rows, chunk_cols = fire.shape
+    else:
+        chunk_rows, chunk_cols = chunking
+    cells = np.unique(((rows + r0) // chunk_rows) * (1 << 32) + cols // chunk_cols)
+    for cell in cells:
+        cy, cx = divmod(int(cell), 1 << 32)
+        y0, y1 = max(cy * chunk_rows - r0, 0), min((cy + 1) * chunk_rows - r0, fire.shape[0])
+        x0, x1 = cx * chunk_cols, min((cx + 1) * chunk_cols, fire.shape[1])
+        piece = np.asarray(var[r0 + y0 : r0 + y1, x0:x1], dtype=np.float32)
+        inside = fire[y0:y1, x0:x1]
+        out[y0:y1, x0:x1][inside] = piece[inside]
     return out
 
 
@@ -402,34 +437,52 @@ def _row_windows(n: int, rows: int) -> list[tuple[int, int]]:
     return [(r, min(r + rows, n)) for r in range(0, n, rows)]
 
 
-def _lazy_file(path: Path, product: RasterProduct, grid: _Grid, rows: int) -> dict[str, da.Array]:
-    """One file as dask arrays of shape (1, rows, cols), one block per row window."""
-    names = ["fire_mask"] + (["frp"] if product.frp or product.frp_list else []) + (["lat", "lon"] if product.layout == "swath" else [])
-    dtypes = {"fire_mask": np.uint8, "frp": np.float32, "lat": np.float64, "lon": np.float64}
-    blocks: dict[str, list[da.Array]] = {n: [] for n in names + ["read_error"]}
-    for window in _row_windows(grid.shape[0], rows):
-        token = dask.base.tokenize(str(path), path.stat().st_mtime_ns, product, window)
-        read = dask.delayed(_read_block_or_fill, pure=True)(str(path), product, grid, window, dask_key_name=f"read-raster-{token}")
-        shape = (window[1] - window[0], grid.shape[1])
-        for n in names:
-            blocks[n].append(da.from_delayed(read[n], shape, dtype=dtypes[n], name=f"{n}-{token}"))
-        blocks["read_error"].append(da.from_delayed(read["read_error"], (1, 1), dtype=object, name=f"read_error-{token}"))
-    stacked = {n: da.concatenate(b, axis=0) if len(b) > 1 else b[0] for n, b in blocks.items()}
-    stacked["read_error"] = stacked["read_error"].T  # (1 scan, row blocks)
-    return {n: a if n == "read_error" else a[None] for n, a in stacked.items()}
+_DTYPES = {"fire_mask": np.uint8, "frp": np.float32, "lat": np.float64, "lon": np.float64, "read_error": object}
+
+
+def _take(block: dict[str, np.ndarray], name: str, scan_axis: bool) -> np.ndarray:
+    return block[name][None] if scan_axis else block[name]
+
+
+def _lazy_arrays(files: Sequence[tuple[Path, np.datetime64, str]], product: RasterProduct, grid: _Grid, rows: int) -> dict[str, da.Array]:
+    """The variables of a stack of files as dask arrays: one read task per file and block of rows.
+
+    The graph is built as one layer of reads and one layer per variable taking
+    its piece of each read, so that it stays small for a day of scans.
+    """
+    windows = _row_windows(grid.shape[0], rows)
+    token = dask.base.tokenize([(str(p), p.stat().st_mtime_ns) for p, _, _ in files], product, grid.shape, grid.crs_wkt, rows)
+    read = f"read-raster-{token}"
+    reads = {(read, t, b): (_read_block_or_fill, str(p), product, grid, w) for t, (p, _, _) in enumerate(files) for b, w in enumerate(windows)}
+    names = ["fire_mask", "read_error"] + (["frp"] if product.frp or product.frp_list else []) + (["lat", "lon"] if product.layout == "swath" else [])
+    row_chunks = tuple(r1 - r0 for r0, r1 in windows)
+    specs = {
+        # name: (block key suffix, chunks); a swath's lat/lon come from its one file, without the scan axis
+        "lat": (lambda t, b: (b, 0), (row_chunks, (grid.shape[1],))),
+        "lon": (lambda t, b: (b, 0), (row_chunks, (grid.shape[1],))),
+        "read_error": (lambda t, b: (t, b), ((1,) * len(files), (1,) * len(windows))),
+    }
+    arrays = {}
+    for name in names:
+        suffix, chunks = specs.get(name, (lambda t, b: (t, b, 0), ((1,) * len(files), row_chunks, (grid.shape[1],))))
+        key = f"{name}-{token}"
+        scans = range(1) if name in ("lat", "lon") else range(len(files))
+        layer = {(key, *suffix(t, b)): (_take, (read, t, b), name, len(chunks) == 3) for t in scans for b in range(len(windows))}
+        graph = HighLevelGraph({read: reads, key: layer}, {read: set(), key: {read}})
+        arrays[name] = da.Array(graph, key, chunks, meta=np.empty((0,) * len(chunks), dtype=_DTYPES[name]))
+    return arrays
 
 
 def _dataset(files: Sequence[tuple[Path, np.datetime64, str]], product: RasterProduct, grid: _Grid, rows: int) -> xr.Dataset:
-    lazy = [_lazy_file(p, product, grid, rows) for p, _, _ in files]
+    lazy = _lazy_arrays(files, product, grid, rows)
     variables: dict[str, object] = {}
-    for name in lazy[0]:
-        stacked = da.concatenate([f[name] for f in lazy], axis=0) if len(lazy) > 1 else lazy[0][name]
+    for name, array in lazy.items():
         if name in ("lat", "lon"):
-            variables[name] = (("y", "x"), stacked[0])  # a swath is one file: its geolocation has no time
+            variables[name] = (("y", "x"), array)  # a swath is one file: its geolocation has no time
         elif name == "read_error":
-            variables[name] = (("time", "row_block"), stacked, {"long_name": "why a block of rows could not be read; empty when it was"})
+            variables[name] = (("time", "row_block"), array, {"long_name": "why a block of rows could not be read; empty when it was"})
         else:
-            variables[name] = (("time", "y", "x"), stacked)
+            variables[name] = (("time", "y", "x"), array)
     coords = {
         "time": ("time", np.array([t for _, t, _ in files], dtype="datetime64[ns]"), {"standard_name": "time", "comment": "scan start, UTC"}),
         "source_file": ("time", np.array([p.name for p, _, _ in files], dtype=object)),
