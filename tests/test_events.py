@@ -443,3 +443,15 @@ def test_fifty_thousand_observations(ncp7):
             assert (_km(lon[q], lat[q], lon[members], lat[members]) > limit - SLACK_KM).any()
             checked += 1
     assert checked > 50
+
+
+def test_terra_and_aqua_join_over_a_real_burn(tmp_path):
+    """New Mexico, 2022-05-28..06-04 (a real 7-day FIRMS export, subset in tests/data):
+    a large fire seen by both satellites every day gives many Terra+Aqua events."""
+    fires = _read(ROOT / "tests/data/fires/MODIS_C6_1_Global_7d_2022-05-28_2022-06-04_new-mexico-subset.csv")
+    event_id = assign_events(fires)
+    _check_events(fires, event_id, FusionTolerance())
+    both = _has_terra_and_aqua(fires, event_id)
+    assert both >= 30
+    # With a one-hour gap the morning and afternoon overpasses can no longer join.
+    assert _has_terra_and_aqua(fires, assign_events(fires, FusionTolerance(max_gap_h=1.0))) < both / 3
