@@ -739,7 +739,10 @@ def _fire_legend_rows(counts: Mapping[str, int]) -> str:
     )
 
 
-def _overview_legend(counts: Mapping[str, int], has_touched_only: bool) -> _Html:
+_EVENT_LEGEND = f"<div>{_swatch('#9e9e9e', border='#616161')}火情事件 fire event: the pixels of one fire, all sensors</div>"
+
+
+def _overview_legend(counts: Mapping[str, int], has_touched_only: bool, has_events: bool = False) -> _Html:
     cells = "".join(
         f"<div>{_swatch(colour)}{label}</div>"
         for colour, label in zip(COUNT_COLOURS, _count_labels(), strict=True)
@@ -755,10 +758,11 @@ def _overview_legend(counts: Mapping[str, int], has_touched_only: bool) -> _Html
         + "<b>网格火点数 fires centred per cell</b>"
         + cells
         + touched
+        + (_EVENT_LEGEND if has_events else "")
     )
 
 
-def _cell_legend(counts: Mapping[str, int]) -> _Html:
+def _cell_legend(counts: Mapping[str, int], has_events: bool = False) -> _Html:
     return _Html(
         "<b>火点 fires by time window</b>"
         + _fire_legend_rows(counts)
@@ -769,6 +773,7 @@ def _cell_legend(counts: Mapping[str, int]) -> _Html:
         + f"<div>{_swatch('#9e9e9e', dot=True, dashed=True)}"
         + "邻格火点，像元触及本网格 neighbour's fire whose pixel touches</div>"
         + f"<div>{_swatch('transparent')}像元范围 pixel footprint (dashed: neighbour's)</div>"
+        + (_EVENT_LEGEND if has_events else "")
     )
 
 
@@ -923,7 +928,7 @@ def overview_map(
     folium.LayerControl(collapsed=True).add_to(m)
 
     class_counts = _class_counts(fires)
-    _add_legend(m, _overview_legend(class_counts, not touched_only.empty))
+    _add_legend(m, _overview_legend(class_counts, not touched_only.empty, events is not None and not events.empty))
     outside = int(fires["cell_id"].isna().sum())
     in_events = f"{len(events)} 火情事件 events · " if events is not None else ""
     summary = (
@@ -977,11 +982,15 @@ def _footprint_layer(
     """Pixel footprints: solid for fires centred in the cell, dashed for neighbours'."""
     if "footprint" not in fires.columns:
         return None
-    styles, features = _Styles(), []
+    styles, features, drawn = _Styles(), [], set()
     for rec, inside in zip(_records(fires), in_cell, strict=True):
         footprint = rec["footprint"]
         if not isinstance(footprint, shapely.Geometry) or footprint.is_empty:
             continue
+        # A geostationary pixel is seen every 10 minutes: draw it once, not stacked until opaque.
+        if (footprint.wkb, inside) in drawn:
+            continue
+        drawn.add((footprint.wkb, inside))
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
         style = {"color": cls.colour, "weight": 2, "fillColor": cls.colour, "fillOpacity": 0.12}
         if not inside:
@@ -1085,7 +1094,7 @@ def cell_map(
     folium.LayerControl(collapsed=True).add_to(m)
 
     class_counts = _class_counts(shown)
-    _add_legend(m, _cell_legend(class_counts))
+    _add_legend(m, _cell_legend(class_counts, events is not None and not events.empty))
     m.add_child(
         _HtmlControl(
             _fire_list(shown, in_cell, numbers, names), position="topright", css_class="gw-box gw-panel"
