@@ -2,7 +2,7 @@
 
 ``extract_fires`` turns a Dataset opened by ``readers.rasters`` into fire
 points of the common schema (``schema.FIRE_DTYPES``): one dask task per block
-of one scan finds the fire pixels (``np.nonzero`` over the mask), takes their
+of one scan finds the fire pixels of the mask, takes their
 FRP, their pixel-centre position in WGS84 and their pixel size, and the cloud
 fraction of the ``cloud_window`` × ``cloud_window`` pixels around them. The
 blocks overlap by half a window so that the fraction is the same however the

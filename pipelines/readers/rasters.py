@@ -117,59 +117,27 @@ class RasterProduct:
 
 
 _A_DOY = TimeSource("name", r"\.A(\d{7}\.\d{4})\.", "%Y%j.%H%M")  # NASA's .AYYYYDDD.HHMM.
+_TIFF_TIME = TimeSource("attr", "TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S")
+_MODIS = {"sensor": "MODIS", "satellites": (("MOD", "Terra"), ("MYD", "Aqua"))}
+_VIIRS = {"sensor": "VIIRS", "satellites": (("VNP", "Suomi NPP"), ("VJ1", "NOAA-20"), ("VJ2", "NOAA-21"))}
+# Level-2 swath files (MOD14, VNP14IMG): 2-D geolocation, FRP as the list of fire pixels.
+_SWATH = {"layout": "swath", "time": (_A_DOY,), "mask": "fire mask", "frp_list": ("FP_line", "FP_sample", "FP_power"),
+          "latitude": "latitude", "longitude": "longitude"}
+# Gridded fire masks as GeoTIFF: band 1 the classes, band 2 the FRP.
+_GEOTIFF = {"layout": "affine", "time": (_A_DOY, _TIFF_TIME), "mask": "1", "frp": "2"}
 
 RASTER_PRODUCTS: tuple[RasterProduct, ...] = (
-    RasterProduct(
-        "MODIS MOD14/MYD14 swath",
-        "M[OY]D14.A*.nc",
-        "swath",
-        "MODIS",
-        (("MOD", "Terra"), ("MYD", "Aqua")),
-        (_A_DOY,),
-        mask="fire mask",
-        frp_list=("FP_line", "FP_sample", "FP_power"),
-        latitude="latitude",
-        longitude="longitude",
-    ),
-    RasterProduct(
-        "VIIRS VNP14IMG swath",
-        "V[NJ]*14IMG.A*.nc",
-        "swath",
-        "VIIRS",
-        (("VNP", "Suomi NPP"), ("VJ1", "NOAA-20"), ("VJ2", "NOAA-21")),
-        (_A_DOY,),
-        mask="fire mask",
-        frp_list=("FP_line", "FP_sample", "FP_power"),
-        latitude="latitude",
-        longitude="longitude",
-    ),
-    RasterProduct(
-        "MODIS fire-mask GeoTIFF",
-        "M[OY]D14.A*.tif",
-        "affine",
-        "MODIS",
-        (("MOD", "Terra"), ("MYD", "Aqua")),
-        (_A_DOY, TimeSource("attr", "TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S")),
-        mask="1",
-        frp="2",
-    ),
-    RasterProduct(
-        "VIIRS fire-mask GeoTIFF",
-        "V[NJ]*14IMG.A*.tif",
-        "affine",
-        "VIIRS",
-        (("VNP", "Suomi NPP"), ("VJ1", "NOAA-20"), ("VJ2", "NOAA-21")),
-        (_A_DOY, TimeSource("attr", "TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S")),
-        mask="1",
-        frp="2",
-    ),
+    RasterProduct("MODIS MOD14/MYD14 swath", "M[OY]D14.A*.nc", **_MODIS, **_SWATH),
+    RasterProduct("VIIRS VNP14IMG swath", "V[NJ]*14IMG.A*.nc", **_VIIRS, **_SWATH),
+    RasterProduct("MODIS fire-mask GeoTIFF", "M[OY]D14.A*.tif", **_MODIS, **_GEOTIFF),
+    RasterProduct("VIIRS fire-mask GeoTIFF", "V[NJ]*14IMG.A*.tif", **_VIIRS, **_GEOTIFF),
     RasterProduct(
         "AHI fire mask, 0.02° grid",
         "H0[89]_????????_????_FIRE_MASK*.nc",
-        "geostationary",
-        "AHI",
-        (("H08", "Himawari-8"), ("H09", "Himawari-9")),
-        (TimeSource("name", r"^H0\d_(\d{8}_\d{4})_", "%Y%m%d_%H%M"), TimeSource("attr", "time_coverage_start", "%Y-%m-%dT%H:%M:%SZ")),
+        layout="geostationary",
+        sensor="AHI",
+        satellites=(("H08", "Himawari-8"), ("H09", "Himawari-9")),
+        time=(TimeSource("name", r"^H0\d_(\d{8}_\d{4})_", "%Y%m%d_%H%M"), TimeSource("attr", "time_coverage_start", "%Y-%m-%dT%H:%M:%SZ")),
         mask="fire_mask",
         frp="frp",
         latitude="latitude",
@@ -528,7 +496,7 @@ def open_scans(paths: Sequence[str | Path], product: RasterProduct, *, rows: int
     scans: dict[np.datetime64, tuple[Path, np.datetime64, str]] = {}
     for path in sorted(Path(p) for p in paths):
         try:
-            when, satellite = _scan_time(path, product, lambda: _netcdf_attrs(path)), satellite_of(path, product)
+            when, satellite = _scan_time(path, product, lambda p=path: _netcdf_attrs(p)), satellite_of(path, product)
         except (RasterError, OSError) as exc:
             skips.append(Skip(path.name, str(exc).removeprefix(f"{path.name}: ")))
             continue
