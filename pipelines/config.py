@@ -70,6 +70,17 @@ class FiresConfig:
 
 
 @dataclass(frozen=True)
+class PersistentConfig:
+    path: Path  # the fire history (GeoParquet) the nightly run reads; written by `gridwatch persistent`
+    archive: tuple[str, ...] = ()  # glob patterns of fire files (FIRMS CSV, fires.parquet) `gridwatch persistent` builds it from
+    min_days: float = 4  # distinct Beijing days with fire in the neighbourhood, within window_days, to be persistent
+    window_days: float = 365  # days before the run date that count
+    cell_m: float = 500.0  # side of a history cell, m (China Albers)
+    neighbourhood: float = 1  # cells around a cell counted with it (1 = 3 x 3 cells)
+    update: bool = False  # add each run's fires to the history file after the run
+
+
+@dataclass(frozen=True)
 class EventsConfig:
     distance_km: float = 0.0  # km; 0 = from the two pixels' sizes (half diagonals summed)
     max_gap_h: float = 5.0  # hours between consecutive observations of one event
@@ -163,6 +174,10 @@ def _value(hint: object, value: object, path: Path, base: Path, key: str) -> obj
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(wrong + "a string")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(wrong + "true or false")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

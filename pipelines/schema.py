@@ -59,6 +59,17 @@ WINDOW_LABELS = {
     "win_before_sowing": "播种前 before sowing",
 }
 
+# What a fire (or event) is, in order of precedence: a fire near a listed plant is
+# industrial even on cropland; only what is left on cropland is suspected straw burning.
+CATEGORIES = ("industrial", "persistent", "straw_suspect", "other_vegetation", "other")
+CATEGORY_LABELS = {
+    "straw_suspect": "疑似秸秆焚烧 suspected straw burning",
+    "industrial": "工业热源 industrial heat source",
+    "persistent": "固定热源 persistent heat source",
+    "other_vegetation": "其他植被 other vegetation",
+    "other": "其他 other",
+}
+
 # The supervision grid, as every stage after loading sees it (EPSG:4326).
 GRID_COLUMNS = [
     "cell_id",
