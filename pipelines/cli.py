@@ -10,9 +10,11 @@ import traceback
 from pathlib import Path
 
 from .config import ConfigError, load_config
+from .fires import expand_patterns
 from .grid import GridError, load_counties, make_grid
 from .nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunError, run_nightly
 from .outputs import OutputLocked
+from .persistent import PersistentError, build_history
 
 DESCRIPTION = """\
 gridwatch: satellite fire surveillance by supervision grid cell, for the
@@ -27,8 +29,8 @@ The day is a Beijing-time calendar day (00:00-24:00 UTC+8): a fire at
 23:30 Beijing time on D is in D's run even though it is 15:30 UTC.
 
 Output, written all at once (a failed or killed run leaves the previous
-output untouched): OUT/D/fires.parquet, grid_summary.csv, map.html,
-maps/<cell>.html, run.json, run.log.
+output untouched): OUT/D/fires.parquet, events.parquet, grid_summary.csv,
+report.csv, report.html, map.html, maps/<cell>.html, run.json, run.log.
 
 exit status:
   {EXIT_OK}  all inputs used
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(interactive)
     try:
         return args.func(args, interactive)
-    except (ConfigError, GridError, RunError, OutputLocked) as exc:
+    except (ConfigError, GridError, RunError, OutputLocked, PersistentError) as exc:
         print(f"gridwatch: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -91,6 +93,18 @@ def _parser() -> argparse.ArgumentParser:
     grid.add_argument("--provinces", help="comma-separated 6-digit province codes (default: [make_grid] provinces)")
     grid.add_argument("--out", type=Path, help="GeoParquet/GeoPackage/GeoJSON to write (default: [make_grid] out)")
     grid.set_defaults(func=_make_grid)
+
+    history = commands.add_parser(
+        "persistent",
+        help="build the fire history that masks persistent heat sources",
+        description="Read an archive of fire files (FIRMS CSV, earlier fires.parquet) and write, per 500 m cell, "
+        "the days it burnt: places that burn on many days (plants, flares, landfills) are then not counted "
+        "as straw burning.",
+    )
+    _common(history)
+    history.add_argument("--archive", nargs="+", metavar="PATTERN", help="glob patterns of fire files (default: [persistent] archive)")
+    history.add_argument("--out", type=Path, help="history file to write (default: [persistent] path)")
+    history.set_defaults(func=_persistent)
     return parser
 
 
@@ -125,6 +139,25 @@ def _make_grid(args: argparse.Namespace, interactive: bool) -> int:
     if interactive:
         print(f"gridwatch: wrote {len(grid)} cells of {cell_km:g} km to {out}", file=sys.stderr)
     return EXIT_OK
+
+
+def _persistent(args: argparse.Namespace, interactive: bool) -> int:
+    config = load_config(args.config)
+    if config.persistent is None:
+        raise ConfigError(f"{config.source}: no [persistent] section")
+    base = config.source.parent if config.source else Path.cwd()
+    patterns = args.archive or list(config.persistent.archive)
+    files = expand_patterns(patterns, base)
+    if not files:
+        raise RunError(f"no fire files match {patterns} (relative to {base})")
+    history, skips = build_history(files, config.persistent.cell_m)
+    out = args.out or config.persistent.path
+    history.write(out)
+    for skip in skips:
+        print(f"gridwatch: skipped {skip}", file=sys.stderr)
+    if interactive:
+        print(f"gridwatch: {len(history)} cells of {config.persistent.cell_m:g} m from {len(files)} file(s) written to {out}", file=sys.stderr)
+    return EXIT_PARTIAL if skips else EXIT_OK
 
 
 def _date(text: str) -> dt.date:

@@ -16,6 +16,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .readers.plants import FORMATS, PlantList
+
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the key."""
@@ -66,17 +68,26 @@ class FiresConfig:
     points: tuple[str, ...] = ()  # glob patterns of fire-point files; may hold {date:%Y%m%d}
     rasters: tuple[str, ...] = ()  # glob patterns of fire-mask rasters (GeoTIFF, swath or geostationary NetCDF)
     min_confidence: float = 0.0  # percent, 0-100: fires below are dropped
-    cloud_window: float = 5  # pixels, odd: side of the square whose cloud share is a raster fire's cloud_fraction
+    cloud_window: int = 5  # pixels, odd: side of the square whose cloud share is a raster fire's cloud_fraction
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    landcover: Path  # classified land-cover raster (MODIS MCD12C1 IGBP by default), any CRS
+    cropland_classes: tuple[int, ...] = (12, 14)  # raster classes that are cropland
+    vegetation_classes: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)  # natural vegetation
+    min_cropland: float = 0.5  # fraction of a pixel footprint (0-1) on cropland for straw_suspect
+    industrial: tuple[PlantList, ...] = ()  # [[classify.industrial]] lists of heat sources
 
 
 @dataclass(frozen=True)
 class PersistentConfig:
     path: Path  # the fire history (GeoParquet) the nightly run reads; written by `gridwatch persistent`
     archive: tuple[str, ...] = ()  # glob patterns of fire files (FIRMS CSV, fires.parquet) `gridwatch persistent` builds it from
-    min_days: float = 4  # distinct Beijing days with fire in the neighbourhood, within window_days, to be persistent
-    window_days: float = 365  # days before the run date that count
+    min_days: int = 4  # distinct Beijing days with fire in the neighbourhood, within window_days, to be persistent
+    window_days: int = 365  # days before the run date that count
     cell_m: float = 500.0  # side of a history cell, m (China Albers)
-    neighbourhood: float = 1  # cells around a cell counted with it (1 = 3 x 3 cells)
+    neighbourhood: int = 1  # cells around a cell counted with it (1 = 3 x 3 cells)
     update: bool = False  # add each run's fires to the history file after the run
 
 
@@ -112,6 +123,8 @@ class Config:
     windows: WindowsConfig
     maps: MapsConfig = field(default_factory=MapsConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    classify: ClassifyConfig | None = None  # None: every fire is "other" (no land cover, plants or history)
+    persistent: PersistentConfig | None = None
     source: Path | None = None  # the file this was read from
 
     def to_dict(self) -> dict[str, object]:
@@ -160,12 +173,12 @@ def _build(cls: type, raw: object, path: Path, base: Path, where: str):  # noqa:
 
 def _value(hint: object, value: object, path: Path, base: Path, key: str) -> object:
     section, _, name = key.rpartition(".")
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path, base, key)
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
         origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path, base, key)
     wrong = f"{path}: [{section}] {name} = {value!r}: expected "
     if hint is Path:
         if not isinstance(value, str) or not value:
@@ -178,6 +191,10 @@ def _value(hint: object, value: object, path: Path, base: Path, key: str) -> obj
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(wrong + "true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(wrong + "a whole number")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -206,9 +223,20 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: [make_grid] cell_km = {config.make_grid.cell_km}: expected a positive number of km")
     if not (config.fires.points or config.fires.rasters):
         raise ConfigError(f"{path}: [fires] points and rasters are both empty: expected at least one file pattern")
-    window = config.fires.cloud_window
-    if window != int(window) or window < 1 or window % 2 == 0:
-        raise ConfigError(f"{path}: [fires] cloud_window = {window}: expected an odd whole number of pixels (1, 3, 5, ...)")
+    if config.fires.cloud_window < 1 or config.fires.cloud_window % 2 == 0:
+        raise ConfigError(f"{path}: [fires] cloud_window = {config.fires.cloud_window}: expected an odd number of pixels (1, 3, 5, ...)")
+    if config.classify is not None:
+        if not 0 <= config.classify.min_cropland <= 1:
+            raise ConfigError(f"{path}: [classify] min_cropland = {config.classify.min_cropland}: expected a fraction 0-1")
+        for i, plants in enumerate(config.classify.industrial):
+            if plants.format not in FORMATS:
+                raise ConfigError(f"{path}: [[classify.industrial]] #{i + 1} format = {plants.format!r}: expected one of {', '.join(FORMATS)}")
+            if plants.buffer_km < 0:
+                raise ConfigError(f"{path}: [[classify.industrial]] #{i + 1} buffer_km = {plants.buffer_km}: expected km >= 0")
+    if config.persistent is not None:
+        rule = config.persistent
+        if rule.min_days < 1 or rule.window_days < 1 or rule.cell_m <= 0 or rule.neighbourhood < 0:
+            raise ConfigError(f"{path}: [persistent] min_days, window_days (whole days >= 1), cell_m (> 0 m) and neighbourhood (cells >= 0) are out of range")
     if config.events.distance_km < 0 or config.events.max_gap_h <= 0:
         raise ConfigError(f"{path}: [events] distance_km must be >= 0 and max_gap_h > 0 (got {config.events.distance_km}, {config.events.max_gap_h})")
 

@@ -40,7 +40,7 @@ import shapely
 from branca.element import Element, MacroElement
 from folium.map import Layer
 
-from pipelines.schema import BEIJING_TZ, WGS84, WINDOW_COLUMNS, WINDOW_LABELS
+from pipelines.schema import BEIJING_TZ, CATEGORY_LABELS, WGS84, WINDOW_COLUMNS, WINDOW_LABELS
 
 __all__ = ["cell_map", "cell_map_filename", "overview_map", "save_map"]
 
@@ -470,9 +470,10 @@ class _FeatureLayer(Layer):
         styles: list[dict[str, Any]],
         labels: Sequence[str] = (),
         radius: float = 7,
+        show: bool = True,
     ) -> None:
         # Layer names must be constant text: Leaflet's layer control inserts them as HTML.
-        super().__init__(name=name, overlay=True, control=True, show=True)
+        super().__init__(name=name, overlay=True, control=True, show=show)
         self._name = "FeatureLayer"
         self.data_json = _script_json({"type": "FeatureCollection", "features": features})
         self.styles_json = _script_json(styles)
@@ -572,6 +573,8 @@ FIRE_POPUP_LABELS = (
     "位置 position",
     "编号 fire id",
     "事件 event",
+    "类别 category",
+    "依据 why",
 )
 
 EVENT_POPUP_LABELS = (
@@ -583,6 +586,8 @@ EVENT_POPUP_LABELS = (
     "最大辐射功率 max FRP",
     *(WINDOW_LABELS[c] for c in WINDOW_COLUMNS),
     "网格 cell",
+    "类别 category",
+    "依据 why",
 )
 
 
@@ -608,10 +613,26 @@ def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list
         f"{point.y:.5f}°N {point.x:.5f}°E",
         _text(rec.get("fire_id")),
         None if pd.isna(rec.get("event_id", pd.NA)) else _text(rec.get("event_id")),
+        None if pd.isna(rec.get("category", pd.NA)) else CATEGORY_LABELS.get(str(rec["category"]), _text(rec["category"])),
+        None if pd.isna(rec.get("reason", pd.NA)) else _text(rec.get("reason")),
     ]
 
 
-def _event_layer(events: pd.DataFrame, names: Mapping[str, str], name: str) -> _FeatureLayer | None:
+# Heat sources are not what a supervisor patrols for: their layers start hidden.
+HEAT_SOURCES = ("industrial", "persistent")
+HEAT_SOURCE_COLOURS = {"industrial": "#6d4c41", "persistent": "#8d6e63"}
+
+
+def _event_layers(m: folium.Map, events: pd.DataFrame, names: Mapping[str, str]) -> None:
+    """Events to check (shown) and heat-source events (hidden), as outlines."""
+    sources = events["category"].isin(HEAT_SOURCES).fillna(False).to_numpy(bool) if "category" in events else np.zeros(len(events), bool)
+    for chosen, name, show in ((events[~sources], "火情事件 fire events", True), (events[sources], "热源事件 heat-source events", False)):
+        layer = _event_layer(chosen, names, name, show=show)
+        if layer is not None:
+            layer.add_to(m)
+
+
+def _event_layer(events: pd.DataFrame, names: Mapping[str, str], name: str, *, show: bool = True) -> _FeatureLayer | None:
     """Fire events as the union of their observations' footprints, coloured by window."""
     styles, features = _Styles(), []
     for rec in _records(events):
@@ -631,11 +652,13 @@ def _event_layer(events: pd.DataFrame, names: Mapping[str, str], name: str) -> _
             _number(rec.get("max_frp_mw"), ".1f", " MW"),
             *(_flag_text(rec.get(c)) for c in WINDOW_COLUMNS),
             _cell_label(rec.get("cell_id"), names),
+            None if pd.isna(rec.get("category", pd.NA)) else CATEGORY_LABELS.get(str(rec["category"]), _text(rec["category"])),
+            None if pd.isna(rec.get("reason", pd.NA)) else _text(rec.get("reason")),
         ]
         features.append(_feature(_geometry_json(geometry, 0), styles.index(style), tooltip, values))
     if not features:
         return None
-    return _FeatureLayer(features, f"{name} ({len(features)})", styles=styles.table, labels=EVENT_POPUP_LABELS)
+    return _FeatureLayer(features, f"{name} ({len(features)})", styles=styles.table, labels=EVENT_POPUP_LABELS, show=show)
 
 
 def _fire_point_style(cls: FireClass, *, touching: bool) -> dict[str, Any]:
@@ -660,7 +683,24 @@ def _fire_layers(
     touching: bool = False,
     numbers: Mapping[str, int] | None = None,
 ) -> None:
-    """Add one circle-marker layer per window class (so each can be switched off)."""
+    """Add one circle-marker layer per window class (so each can be switched off).
+
+    Fires classified as industrial or persistent heat sources go to their own
+    layers, off by default: a supervisor sees first what must be checked.
+    """
+    category_of = fires["category"] if "category" in fires else pd.Series(pd.NA, index=fires.index, dtype="string")
+    sources = category_of.isin(HEAT_SOURCES).fillna(False).to_numpy(bool)
+    for category in HEAT_SOURCES:
+        chosen = fires[(category_of == category).fillna(False).to_numpy(bool)]
+        features = [
+            _feature(_geometry_json(rec["geometry"], 0), 0, f"{_bjt(rec['time_utc'], '%H:%M')} · {CATEGORY_LABELS[category]}", _fire_popup_values(rec, names))
+            for rec in _records(chosen)
+        ]
+        if features:
+            style = {"color": "#212121", "weight": 1, "fillColor": HEAT_SOURCE_COLOURS[category], "fillOpacity": 0.8}
+            _FeatureLayer(features, f"{label}: {CATEGORY_LABELS[category]} ({len(features)})", styles=[style],
+                          labels=FIRE_POPUP_LABELS, radius=5, show=False).add_to(m)
+    fires = fires[~sources]
     by_class: dict[str, list[dict]] = {c.key: [] for c in FIRE_CLASSES}
     for rec in _records(fires):
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
@@ -921,9 +961,7 @@ def overview_map(
         if layer is not None:
             layer.add_to(m)
     if events is not None:
-        layer = _event_layer(events, names, "火情事件 fire events")
-        if layer is not None:
-            layer.add_to(m)
+        _event_layers(m, events, names)
     _fire_layers(m, fires, names, label="火点 fires")
     folium.LayerControl(collapsed=True).add_to(m)
 
@@ -1081,12 +1119,11 @@ def cell_map(
             {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06},
         ),
         _footprint_layer(shown, in_cell, numbers),
-        None if events is None or "event_id" not in shown else _event_layer(
-            events[events["event_id"].isin(shown["event_id"])], names, "火情事件 fire events"
-        ),
     ):
         if layer is not None:
             layer.add_to(m)
+    if events is not None and "event_id" in shown:
+        _event_layers(m, events[events["event_id"].isin(shown["event_id"])], names)
     _fire_layers(m, shown[in_cell.to_numpy()], names, label="本网格火点 fires here", numbers=numbers)
     _fire_layers(
         m, shown[~in_cell.to_numpy()], names, label="邻格火点 touching", touching=True, numbers=numbers

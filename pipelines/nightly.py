@@ -22,15 +22,20 @@ import pandas as pd
 
 from . import __version__
 from .attribution import PointIndex, attribute, footprints
-from .config import Config, ConfigError
+from .classify import Classifier, classify, classify_events
+from .config import Config, ConfigError, PersistentConfig
 from .events import FusionTolerance, assign_events, events_table
 from .fires import dedupe, expand_patterns, read_fires
-from .grid import load_counties, load_grid
+from .grid import load_counties, load_grid, read_layer
+from .landcover import LandCover, LandCoverError, cropland_hectares
 from .manifest import file_record, skip_records, versions
 from .maps import cell_map, cell_map_filename, overview_map, save_map
 from .outputs import staged_folder
+from .persistent import FireHistory, PersistenceRule, PersistentError
 from .rasters import read_raster_fires
-from .schema import WGS84, WINDOW_COLUMNS
+from .readers.plants import read_plant_lists
+from .report import report_table, write_report
+from .schema import CATEGORIES, WGS84, WINDOW_COLUMNS
 from .skips import Skip
 from .summary import grid_summary
 from .windows import ClockWindows, flag_clock_windows
@@ -116,10 +121,15 @@ def run_nightly(
             raise RunError(
                 f"no fire files match [fires] points = {list(config.fires.points)} or rasters = {list(config.fires.rasters)} (relative to {base})"
             )
+        with _timed(timings, "load_sources"):
+            sources = load_sources(config)
+        run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root)
         # Reach the scheduler before anything is written.
         with _scheduler(scheduler, progress), staged_folder(out_root, day.isoformat()) as staging:
-            return _run(config, day, grid, files, windows, staging, records, timings,
-                        scheduler=scheduler, command=command, started=started, out_root=out_root)
+            result = _run(run, staging)
+        if config.persistent is not None and config.persistent.update:
+            _update_history(config.persistent, sources.history, result.folder / "fires.parquet")
+        return result
 
 
 @dataclass(frozen=True)
@@ -128,15 +138,86 @@ class _Inputs:
     rasters: list[Path]  # fire-mask rasters
 
 
-def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: _Inputs, windows: ClockWindows,
-         staging: Path, records: list[dict[str, str]], timings: dict[str, float], *, scheduler: str | None,
-         command: list[str] | None, started: dt.datetime, out_root: Path) -> RunResult:
+@dataclass(frozen=True)
+class Sources:
+    """What classification and the report need besides the day's fires."""
+
+    classifier: Classifier
+    plant_skips: list[Skip]
+    plant_counts: list[dict]
+    history: FireHistory | None
+    counties: pd.DataFrame  # county -> city -> province codes and names, for the report
+
+
+def load_sources(config: Config) -> Sources:
+    """Plant lists, land cover, fire history and the county table of ``config``.
+
+    Raises ``RunError`` when the land-cover raster is missing or unusable (the
+    classification would be meaningless); a plant list with bad rows or a
+    missing history only makes the run partial or less informed.
+    """
+    counties = _county_table(config)
+    if config.classify is None:
+        return Sources(Classifier(plants=read_plant_lists([])[0]), [], [], None, counties)
+    c = config.classify
+    landcover = LandCover(c.landcover, c.cropland_classes, c.vegetation_classes)
+    try:
+        landcover.check()
+    except LandCoverError as exc:
+        raise RunError(f"[classify] landcover: {exc}") from None
+    plants, skips, counts = read_plant_lists(c.industrial)
+    history, rule = None, PersistenceRule()
+    if config.persistent is not None:
+        p = config.persistent
+        rule = PersistenceRule(min_days=p.min_days, window_days=p.window_days, neighbourhood=p.neighbourhood)
+        if p.path.exists():
+            try:
+                history = FireHistory.read(p.path)
+            except PersistentError as exc:
+                raise RunError(f"[persistent] path: {exc}") from None
+        else:
+            log.warning("no fire history at %s: persistent heat sources are not masked (build it with `gridwatch persistent`)", p.path)
+    classifier = Classifier(plants=plants, landcover=landcover, history=history, rule=rule, min_cropland=c.min_cropland)
+    return Sources(classifier, skips, counts, history, counties)
+
+
+def _county_table(config: Config) -> pd.DataFrame:
+    """County, city and province codes and names (the city columns of the default county layer)."""
+    c = config.counties
+    raw = read_layer(c.path)
+    names = {c.code_column: "district_adcode", c.name_column: "district_name",
+             c.province_code_column: "province_adcode", c.province_name_column: "province_name"}
+    table = pd.DataFrame({new: raw[old].astype("string") for old, new in names.items()})
+    for column in ("city_adcode", "city_name"):
+        table[column] = raw[column].astype("string") if column in raw.columns else pd.Series(pd.NA, index=raw.index, dtype="string")
+    return table
+
+
+@dataclass(frozen=True)
+class _Run:
+    config: Config
+    day: dt.date
+    grid: gpd.GeoDataFrame
+    files: _Inputs
+    windows: ClockWindows
+    sources: Sources
+    records: list[dict[str, str]]
+    timings: dict[str, float]
+    scheduler: str | None
+    command: list[str] | None
+    started: dt.datetime
+    out_root: Path
+
+
+def _run(run: _Run, staging: Path) -> RunResult:
+    config, day, grid, files, timings = run.config, run.day, run.grid, run.files, run.timings
     log.info("gridwatch %s nightly run for %s: %d fire-point file(s), %d raster(s), %d grid cells",
              __version__, day, len(files.points), len(files.rasters), len(grid))
     filters = {"bbox": config.region.bbox, "day": day, "min_confidence": config.fires.min_confidence}
     with _timed(timings, "read_fires"):
-        lazy = read_fires(files.points, **filters) + read_raster_fires(files.rasters, cloud_window=int(config.fires.cloud_window), **filters)
+        lazy = read_fires(files.points, **filters) + read_raster_fires(files.rasters, cloud_window=config.fires.cloud_window, **filters)
         points, skips, per_file = lazy.compute()
+    skips = run.sources.plant_skips + skips
     for skip in skips:
         log.info("skipped %s", skip)
     if skips:
@@ -146,15 +227,17 @@ def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: _Inputs, w
     with _timed(timings, "attribute"):
         index = PointIndex.build(grid.geometry)
         fires = attribute(points, grid, index)
-    fires = flag_clock_windows(fires, windows)
+    fires = flag_clock_windows(fires, run.windows)
     fires = gpd.GeoDataFrame(fires, geometry=gpd.points_from_xy(fires["lon"], fires["lat"]), crs=WGS84)
     fires["footprint"] = gpd.GeoSeries(
         footprints(fires["lon"].to_numpy(), fires["lat"].to_numpy(), fires["scan_km"].to_numpy(), fires["track_km"].to_numpy()),
         index=fires.index, crs=WGS84,
     )
+    with _timed(timings, "classify"):
+        fires = classify(fires, run.sources.classifier, day)
     with _timed(timings, "events"):
         fires["event_id"] = assign_events(fires, FusionTolerance(config.events.distance_km, config.events.max_gap_h))
-        events = events_table(fires)
+        events = classify_events(events_table(fires), fires)
 
     with _timed(timings, "write_tables"):
         fires.to_parquet(staging / "fires.parquet", index=False, compression="zstd", write_covering_bbox=False)
@@ -163,6 +246,12 @@ def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: _Inputs, w
         links = {c: f"maps/{cell_map_filename(c)}" for c in cells}
         summary = grid_summary(fires, grid, links)
         summary.to_csv(staging / "grid_summary.csv", index=False, encoding="utf-8")
+    with _timed(timings, "report"):
+        landcover = run.sources.classifier.landcover
+        cropland = cropland_hectares(grid, landcover, index) if landcover else pd.Series(0.0, index=grid["cell_id"].to_numpy())
+        history = {"previous_day": _events_of(run.out_root, day - dt.timedelta(days=1)), "last_year": _events_of(run.out_root, _year_before(day))}
+        table = report_table(events, fires, grid, run.sources.counties, cropland, history)
+        write_report(table, staging, day=day, title=f"gridwatch {day.isoformat()}")
     with _timed(timings, "write_maps"):
         title = f"gridwatch {day.isoformat()}"
         overview = overview_map(fires, grid, title=title, tiles=config.maps.tiles or None, cell_links=links,
@@ -182,28 +271,58 @@ def _run(config: Config, day: dt.date, grid: gpd.GeoDataFrame, files: _Inputs, w
         "date": day.isoformat(),
         "status": "partial" if skips else "ok",
         "exit_code": EXIT_PARTIAL if skips else EXIT_OK,
-        "command": command or [],
-        "started_utc": started.isoformat(timespec="seconds"),
+        "command": run.command or [],
+        "started_utc": run.started.isoformat(timespec="seconds"),
         "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "scheduler": scheduler or "local threads",
+        "scheduler": run.scheduler or "local threads",
         "inputs": {
             "config": file_record(config.source) if config.source else None,
             "grid": {**file_record(config.grid.path), "cells": len(grid)},
             "fires": [{**file_record(p), **per_file.get(p.name, {})} for p in files.points],
             "rasters": [{**file_record(p), **per_file.get(p.name, {})} for p in files.rasters],
+            "plants": [{**file_record(pl.path), **c} for pl, c in zip(config.classify.industrial if config.classify else (), run.sources.plant_counts) if pl.path.exists()],
+            "landcover": file_record(config.classify.landcover) if config.classify else None,
+            "fire_history": {**file_record(config.persistent.path), "cells": len(run.sources.history)} if run.sources.history is not None else None,
         },
         "config": config.to_dict(),
         "versions": versions(),
         "counts": counts,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "warnings": [f"{r['logger']}: {r['message']}" for r in records if r["level"] in ("WARNING", "ERROR")],
+        "warnings": [f"{r['logger']}: {r['message']}" for r in run.records if r["level"] in ("WARNING", "ERROR")],
         "skipped": listed,
         "skipped_summary": summary_skips,
         "outputs": sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()) + ["run.json", "run.log"],
     }
     (staging / "run.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    (staging / "run.log").write_text("".join(r["line"] for r in records), encoding="utf-8")
-    return RunResult(day, out_root / day.isoformat(), manifest, skips)
+    (staging / "run.log").write_text("".join(r["line"] for r in run.records), encoding="utf-8")
+    return RunResult(day, run.out_root / day.isoformat(), manifest, skips)
+
+
+def _events_of(out_root: Path, day: dt.date) -> pd.DataFrame | None:
+    """The events of an earlier run in the same output root, or None if it was not run."""
+    path = out_root / day.isoformat() / "events.parquet"
+    if not path.exists():
+        return None
+    try:
+        return gpd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - an unreadable old run only loses the comparison
+        log.warning("cannot read %s for the comparison: %s", path, exc)
+        return None
+
+
+def _year_before(day: dt.date) -> dt.date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)
+
+
+def _update_history(cfg: PersistentConfig, history: FireHistory | None, fires_path: Path) -> None:
+    """Add a finished run's fires to the fire history (atomically replaced; the same day twice changes nothing)."""
+    fires = gpd.read_parquet(fires_path, columns=["fire_id", "lon", "lat", "time_utc", "time_bjt"])
+    updated = history.merge(fires) if history is not None else FireHistory.from_fires(fires, cfg.cell_m)
+    updated.write(cfg.path)
+    log.info("fire history %s updated: %d cells", cfg.path, len(updated))
 
 
 def province_outlines(grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -241,6 +360,8 @@ def _counts(fires: pd.DataFrame, events: pd.DataFrame, per_file: list[dict], dup
         "by_sensor": {str(k): int(v) for k, v in fires["sensor"].value_counts().sort_index().items()},
         "events": len(events),
         "events_seen_by_several_sensors": int(events["sensors"].str.contains(",").fillna(False).sum()),
+        "fires_by_category": {c: int((fires["category"] == c).sum()) for c in CATEGORIES},
+        "events_by_category": {c: int((events["category"] == c).sum()) for c in CATEGORIES},
     }
     for column in WINDOW_COLUMNS:
         flags = fires[column].astype("boolean")

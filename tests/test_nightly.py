@@ -55,7 +55,7 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_outputs_of_the_contract(sample_run: Path) -> None:
     names = {p.name for p in sample_run.iterdir()}
-    assert {"fires.parquet", "events.parquet", "grid_summary.csv", "map.html", "maps", "run.json", "run.log"} <= names
+    assert {"fires.parquet", "events.parquet", "grid_summary.csv", "report.csv", "report.html", "map.html", "maps", "run.json", "run.log"} <= names
     manifest = json.loads((sample_run / "run.json").read_text())
     assert manifest["status"] == "ok" and manifest["exit_code"] == 0
     # MODIS points of 2022-06-03 (Beijing time) in the region, and the AHI scans' fire pixels.
@@ -96,7 +96,30 @@ def test_every_fire_belongs_to_an_event(sample_run: Path) -> None:
     assert night_events["win_first_half_night"].all()
     assert (night_events["first_seen_bjt"] <= night["time_bjt"].min()).all()
     html = (sample_run / "map.html").read_text()
-    assert "fire events (68)" in html and "首次发现 first seen" in html
+    assert "fire events (59)" in html and "heat-source events (9)" in html and "首次发现 first seen" in html
+
+
+def test_fires_are_classified_and_reported(sample_run: Path) -> None:
+    fires = gpd.read_parquet(sample_run / "fires.parquet")
+    events = gpd.read_parquet(sample_run / "events.parquet")
+    manifest = json.loads((sample_run / "run.json").read_text())
+    assert manifest["counts"]["events_by_category"] == {"industrial": 9, "persistent": 0, "straw_suspect": 44, "other_vegetation": 5, "other": 10}
+    assert fires["category"].notna().all() and fires["reason"].notna().all()
+    industrial = fires[fires["category"] == "industrial"]
+    assert len(industrial) and all(name in reason for name, reason in zip(industrial["plant_name"], industrial["reason"]))
+    assert (fires.loc[fires["category"] == "straw_suspect", "cropland_fraction"] >= 0.5).all()
+    report = pd.read_csv(sample_run / "report.csv", dtype={"code": str, "parent_code": str}, keep_default_na=False, na_values=[""])
+    provinces = report[report["level"] == "province"]
+    in_cells = events[events["cell_id"].notna()]
+    assert provinces["straw_suspect"].sum() == (in_cells["category"] == "straw_suspect").sum()
+    counties = report[report["level"] == "county"].set_index("code")
+    cells = report[report["level"] == "cell"]
+    by_county = cells.groupby("parent_code")["straw_suspect"].sum()
+    assert (counties.loc[by_county.index, "straw_suspect"] == by_county).all()
+    html = (sample_run / "report.html").read_text()
+    assert "<svg" in html and "http" not in html.replace("http-equiv", "")
+    overview = (sample_run / "map.html").read_text()
+    assert "industrial heat source" in overview  # its layer exists (hidden until switched on)
 
 
 def test_summary_and_cell_maps_agree(sample_run: Path) -> None:
@@ -250,3 +273,20 @@ def test_the_run_computes_once_after_building_its_graph(tmp_path: Path, monkeypa
     monkeypatch.setitem(dask.base.named_schedulers, "threads", counting)
     assert main(["nightly", "--date", DAY, "--config", str(write_config(tmp_path)), "--quiet"]) == EXIT_OK
     assert len(calls) == 1
+
+
+def test_plant_list_with_bad_coordinates_makes_a_partial_run(tmp_path: Path) -> None:
+    lines = (ROOT / "geodata/industrial/gem_steel_plants_china.csv").read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace('"23.1268220, 113.5058170"', '"twenty-three north"')
+    lines[5] = lines[5].replace('"', "", 2).replace(", ", ";", 1)  # coordinates split over two columns
+    steel = tmp_path / "steel.csv"
+    steel.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace(f"{ROOT}/geodata/industrial/gem_steel_plants_china.csv", str(steel)))
+    assert main(["nightly", "--date", DAY, "--config", str(config), "--quiet"]) == EXIT_PARTIAL
+    manifest = json.loads((tmp_path / "out" / DAY / "run.json").read_text())
+    skipped = {(s["file"], s["row"]) for s in manifest["skipped"]}
+    assert ("steel.csv", 3) in skipped and ("steel.csv", 6) in skipped
+    steel_record = next(p for p in manifest["inputs"]["plants"] if p["file"] == "steel.csv")
+    assert steel_record["plants"] == 289 - 2 and steel_record["rows_skipped"] == 2
+    assert manifest["counts"]["events_by_category"]["industrial"] == 9  # neither bad row is a plant near these fires

@@ -1,0 +1,169 @@
+"""Land cover under fire pixels, and cropland area per supervision cell.
+
+A fire's land cover is decided from its whole pixel footprint, not its centre:
+the footprint (an axis-aligned rectangle ``scan_km`` × ``track_km`` around the
+centre, as ``attribution.footprints``) is sampled on a regular ``samples`` ×
+``samples`` grid of points, each looked up in the land-cover raster (any CRS);
+the cropland fraction is the share of the valid samples on a cropland class.
+With 7 × 7 samples the fraction is exact to about 2 %, for any raster
+resolution, and costs a few lookups per fire.
+
+Cropland area per cell: every cropland pixel of the raster is split into
+sub-pixels of about 500 m, each attributed to the grid cell holding its centre
+and counted with its share of the pixel's area (spherical for geographic
+rasters). Areas are in hectares; a cell's figure is within a few per cent of
+an exact overlay (sub-pixels cut by its edge), sums over many cells far better.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+from pyproj import Transformer
+from rasterio.windows import Window, from_bounds
+
+from .attribution import KM_PER_DEG_LAT, KM_PER_DEG_LON_AT_EQUATOR, PointIndex
+
+EARTH_RADIUS_KM = 6371.0088
+# MODIS MCD12C1 IGBP classes: 1-5 forests, 6-7 shrublands, 8-9 savannas, 10 grasslands, 11 wetlands.
+IGBP_CROPLAND = (12, 14)
+IGBP_VEGETATION = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+
+
+class LandCoverError(ValueError):
+    """The land-cover raster cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class LandCover:
+    path: Path  # a classified raster (GeoTIFF or anything rasterio opens), any CRS
+    cropland: tuple[int, ...] = IGBP_CROPLAND  # classes that are cropland
+    vegetation: tuple[int, ...] = IGBP_VEGETATION  # classes of natural vegetation (forest, shrub, grass...)
+
+    def check(self) -> None:
+        """Raise ``LandCoverError`` naming the file unless the raster opens and has a CRS."""
+        _open(self).close()
+
+
+def _open(landcover: LandCover) -> rasterio.io.DatasetReader:
+    try:
+        src = rasterio.open(landcover.path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise LandCoverError(f"{landcover.path}: cannot open the land-cover raster ({exc})") from None
+    if src.crs is None:
+        src.close()
+        raise LandCoverError(f"{landcover.path}: the land-cover raster has no CRS")
+    return src
+
+
+def _read_window(src: rasterio.io.DatasetReader, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, Window]:
+    """The raster band around points (raster CRS), as an array and its window."""
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.any():
+        return np.zeros((0, 0), dtype=np.int32), Window(0, 0, 0, 0)
+    window = from_bounds(x[finite].min(), y[finite].min(), x[finite].max(), y[finite].max(), src.transform)
+    window = window.round_offsets().round_lengths()
+    window = Window(window.col_off - 1, window.row_off - 1, window.width + 3, window.height + 3)
+    window = window.intersection(Window(0, 0, src.width, src.height)) if _overlaps(window, src) else Window(0, 0, 0, 0)
+    return src.read(1, window=window, boundless=False) if window.width and window.height else np.zeros((0, 0), np.int32), window
+
+
+def _overlaps(window: Window, src: rasterio.io.DatasetReader) -> bool:
+    return window.col_off < src.width and window.row_off < src.height and window.col_off + window.width > 0 and window.row_off + window.height > 0
+
+
+def _classes_at(src: rasterio.io.DatasetReader, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Land-cover class at WGS84 points; -1 outside the raster or on nodata."""
+    if src.crs.to_epsg() != 4326:
+        lon, lat = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True).transform(lon, lat)
+        lon, lat = np.asarray(lon), np.asarray(lat)
+    values, window = _read_window(src, lon, lat)
+    out = np.full(lon.shape, -1, dtype=np.int32)
+    if not values.size:
+        return out
+    inverse = ~src.window_transform(window)
+    cols, rows = inverse @ (lon, lat)
+    ok = np.isfinite(cols) & np.isfinite(rows)
+    cols = np.where(ok, np.floor(cols), -1).astype(np.int64)
+    rows = np.where(ok, np.floor(rows), -1).astype(np.int64)
+    inside = (rows >= 0) & (rows < values.shape[0]) & (cols >= 0) & (cols < values.shape[1])
+    out[inside] = values[rows[inside], cols[inside]]
+    if src.nodata is not None:
+        out[inside & (out == src.nodata)] = -1
+    return out
+
+
+def cover_fractions(
+    lon: np.ndarray, lat: np.ndarray, scan_km: np.ndarray, track_km: np.ndarray, landcover: LandCover, *, samples: int = 7
+) -> pd.DataFrame:
+    """Per fire pixel: ``cropland_fraction``, ``vegetation_fraction`` (0-1, NaN where no sample
+    falls on the raster) and ``landcover_class`` (at the centre; -1 unknown).
+
+    Positions in WGS84 degrees, pixel sizes in km (a missing size counts as 1 km).
+    """
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    scan = np.where(np.asarray(scan_km, dtype=float) > 0, scan_km, 1.0)
+    track = np.where(np.asarray(track_km, dtype=float) > 0, track_km, 1.0)
+    offsets = (np.arange(samples) + 0.5) / samples - 0.5  # pixel-relative, -0.5..0.5
+    dx = (offsets[None, :, None] * scan[:, None, None]) / (KM_PER_DEG_LON_AT_EQUATOR * np.cos(np.radians(lat))[:, None, None])
+    dy = (offsets[None, None, :] * track[:, None, None]) / KM_PER_DEG_LAT
+    sx = np.broadcast_to(lon[:, None, None] + dx, (len(lon), samples, samples)).ravel()
+    sy = np.broadcast_to(lat[:, None, None] + dy, (len(lon), samples, samples)).ravel()
+    with _open(landcover) as src:
+        classes = _classes_at(src, sx, sy).reshape(len(lon), samples * samples)
+        centre = _classes_at(src, lon, lat)
+    valid = (classes >= 0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crop = np.isin(classes, landcover.cropland).sum(axis=1) / valid
+        veg = np.isin(classes, landcover.vegetation).sum(axis=1) / valid
+    return pd.DataFrame({"cropland_fraction": np.where(valid > 0, crop, np.nan),
+                         "vegetation_fraction": np.where(valid > 0, veg, np.nan),
+                         "landcover_class": centre})
+
+
+def cropland_hectares(grid: gpd.GeoDataFrame, landcover: LandCover, index: PointIndex | None = None, *, sub_km: float = 0.5) -> pd.Series:
+    """Hectares of cropland in each grid cell (Series indexed by ``cell_id``; every cell, 0 where none).
+
+    ``grid`` in EPSG:4326 with ``cell_id``; ``index`` is ``PointIndex.build(grid.geometry)`` to reuse.
+    """
+    index = index or PointIndex.build(grid.geometry)
+    hectares = np.zeros(len(grid))
+    with _open(landcover) as src:
+        west, south, east, north = grid.total_bounds
+        if src.crs.to_epsg() != 4326:
+            xs, ys = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True).transform([west, east, west, east], [south, south, north, north])
+            west, east, south, north = min(xs), max(xs), min(ys), max(ys)
+        values, window = _read_window(src, np.array([west, east]), np.array([south, north]))
+        transform = src.window_transform(window)
+        geographic = src.crs.is_geographic
+        to_wgs84 = None if src.crs.to_epsg() == 4326 else Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True)
+    rows, cols = np.nonzero(np.isin(values, landcover.cropland))
+    if not len(rows):
+        return pd.Series(hectares, index=grid["cell_id"].to_numpy(), name="cropland_ha")
+    pixel_w, pixel_h = abs(transform.a), abs(transform.e)
+    if geographic:
+        k = max(1, math.ceil(pixel_h * KM_PER_DEG_LAT / sub_km))
+    else:
+        k = max(1, math.ceil(pixel_h / 1000 / sub_km))
+    sub = (np.arange(k) + 0.5) / k
+    # Sub-pixel centres in the raster's CRS, k x k per cropland pixel.
+    cx = (cols[:, None, None] + sub[None, None, :]) * transform.a + transform.c
+    cy = (rows[:, None, None] + sub[None, :, None]) * transform.e + transform.f
+    cx, cy = np.broadcast_to(cx, (len(rows), k, k)).ravel(), np.broadcast_to(cy, (len(rows), k, k)).ravel()
+    if geographic:
+        # Spherical area of each sub-pixel: R^2 * dlon * (sin(lat_top) - sin(lat_bottom)).
+        half = pixel_h / k / 2
+        area_km2 = EARTH_RADIUS_KM**2 * np.radians(pixel_w / k) * np.abs(np.sin(np.radians(cy + half)) - np.sin(np.radians(cy - half)))
+    else:
+        area_km2 = np.full(cx.shape, pixel_w * pixel_h / k / k / 1e6)
+    lon, lat = (cx, cy) if to_wgs84 is None else to_wgs84.transform(cx, cy)
+    cell = index.locate(np.asarray(lon), np.asarray(lat))
+    inside = cell >= 0
+    hectares += np.bincount(cell[inside], weights=area_km2[inside] * 100.0, minlength=len(grid))
+    return pd.Series(hectares, index=grid["cell_id"].to_numpy(), name="cropland_ha")
