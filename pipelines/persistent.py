@@ -103,7 +103,7 @@ class PersistenceRule:
         for name, least in (("min_days", 1), ("window_days", 1), ("neighbourhood", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise ValueError(f"PersistenceRule.{name} = {value!r}: expected a whole number >= {least}")
+                raise TypeError(f"PersistenceRule.{name} = {value!r}: expected a whole number >= {least}")
             if not float(value).is_integer():
                 raise ValueError(f"PersistenceRule.{name} = {value!r}: expected a whole number >= {least}")
             if value < least:
@@ -624,7 +624,7 @@ def _read_parquet_fires(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
     """The columns a history needs from a fire table in Parquet, or one skip saying why not."""
     try:
         names = pq.read_schema(path).names
-    except Exception as exc:  # damaged or truncated Parquet
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types; all mean a damaged file, one skip
         return pd.DataFrame(), [Skip(path.name, f"cannot read Parquet: {exc}")]
     missing = [c for c in ("lon", "lat") if c not in names]
     if "time_bjt" not in names and "time_utc" not in names:
@@ -635,7 +635,7 @@ def _read_parquet_fires(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
     wanted = [c for c in ("fire_id", "time_utc", "time_bjt", "lon", "lat") if c in names]
     try:
         frame = pq.read_table(path, columns=wanted).to_pandas()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - as above: the file is skipped, the run goes on
         return pd.DataFrame(), [Skip(path.name, f"cannot read Parquet: {exc}")]
     return frame, []
 

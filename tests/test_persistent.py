@@ -25,7 +25,13 @@ from pyproj import Geod, Transformer
 
 from pipelines.fires import dedupe
 from pipelines.grid import CHINA_ALBERS
-from pipelines.persistent import FireHistory, PersistenceRule, PersistentError, build_history, cell_index
+from pipelines.persistent import (
+    FireHistory,
+    PersistenceRule,
+    PersistentError,
+    build_history,
+    cell_index,
+)
 from pipelines.readers import read_points
 from pipelines.skips import Skip
 
@@ -118,9 +124,11 @@ def test_archive_history_size(built: tuple[FireHistory, list[Skip]], archive: pd
 
 def test_rule_is_validated() -> None:
     assert PersistenceRule(min_days=4.0, window_days=365.0, neighbourhood=1.0) == PersistenceRule()
-    for bad in ({"min_days": 0}, {"window_days": 0}, {"neighbourhood": -1}, {"min_days": 2.5}, {"window_days": "365"}):
+    for bad in ({"min_days": 0}, {"window_days": 0}, {"neighbourhood": -1}, {"min_days": 2.5}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             PersistenceRule(**bad)
+    with pytest.raises(TypeError, match="window_days"):
+        PersistenceRule(window_days="365")
 
 
 # -- 1. a place that burns on many days is masked -------------------------------------
@@ -206,6 +214,22 @@ def test_round_trip_gives_identical_flags(history: FireHistory, archive: pd.Data
     assert area == pytest.approx(CELL_M**2, rel=1e-6)
 
 
+def test_failed_write_leaves_the_old_file(history: FireHistory, week: pd.DataFrame, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "history.parquet"
+    FireHistory.from_fires(week).write(path)
+    before = path.read_bytes()
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        history.write(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.parquet"]  # no .partial left
+
+
 def test_read_refuses_what_is_not_a_history(history: FireHistory, week: pd.DataFrame, tmp_path: Path) -> None:
     with pytest.raises(PersistentError, match="missing.parquet.*not found"):
         FireHistory.read(tmp_path / "missing.parquet")
@@ -224,6 +248,10 @@ def test_read_refuses_what_is_not_a_history(history: FireHistory, week: pd.DataF
     history.write(path)
     with pytest.raises(PersistentError, match=r"history.parquet: fire history has cells of 500 m, but 1000 m"):
         FireHistory.read(path, cell_m=1000)
+    truncated = tmp_path / "truncated.parquet"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(PersistentError, match="truncated.parquet"):
+        FireHistory.read(truncated)
     coarse = tmp_path / "coarse.parquet"
     FireHistory.from_fires(week, cell_m=1000).write(coarse)
     assert FireHistory.read(coarse).cell_m == 1000
