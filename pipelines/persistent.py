@@ -27,8 +27,9 @@ Method
 
 Why strictly before D: the nightly run of D may add D's own fires to the
 history afterwards (``merge``); counting only earlier days means running D
-again gives the same answer whether or not D was merged already, and a field
-fire cannot make itself "persistent" by burning over several passes of D.
+again gives the same answer whether or not D was merged already, and no fire
+ever counts towards its own flag (a field burning on D is judged only by
+earlier days).
 
 Pixel counts are bookkeeping only (the rule uses dates). ``merge`` keeps, per
 cell and date, the *larger* of the stored and the new pixel count (new fires
