@@ -126,10 +126,7 @@ def run_nightly(
         run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root)
         # Reach the scheduler before anything is written.
         with _scheduler(scheduler, progress), staged_folder(out_root, day.isoformat()) as staging:
-            result = _run(run, staging)
-        if config.persistent is not None and config.persistent.update:
-            _update_history(config.persistent, sources.history, result.folder / "fires.parquet")
-        return result
+            return _run(run, staging)
 
 
 @dataclass(frozen=True)
@@ -147,6 +144,7 @@ class Sources:
     plant_counts: list[dict]
     history: FireHistory | None
     counties: pd.DataFrame  # county -> city -> province codes and names, for the report
+    history_record: dict | None = None  # the history file as read (path, bytes, SHA-256), before any update
 
 
 def load_sources(config: Config) -> Sources:
@@ -178,7 +176,8 @@ def load_sources(config: Config) -> Sources:
         else:
             log.warning("no fire history at %s: persistent heat sources are not masked (build it with `gridwatch persistent`)", p.path)
     classifier = Classifier(plants=plants, landcover=landcover, history=history, rule=rule, min_cropland=c.min_cropland)
-    return Sources(classifier, skips, counts, history, counties)
+    record = {**file_record(config.persistent.path), "cells": len(history)} if history is not None else None
+    return Sources(classifier, skips, counts, history, counties, record)
 
 
 def _county_table(config: Config) -> pd.DataFrame:
@@ -263,6 +262,12 @@ def _run(run: _Run, staging: Path) -> RunResult:
             m = cell_map(cell, fires, grid, title=title, tiles=config.maps.tiles or None, events=events)
             save_map(m, staging / links[cell])
 
+    updated = None
+    if config.persistent is not None and config.persistent.update:
+        # Before the day's folder is in place: if this fails nothing is written. The history only
+        # counts days before a run's date, so having added today's fires never changes today's result.
+        with _timed(timings, "update_history"):
+            updated = _update_history(config.persistent, run.sources.history, fires)
     counts = _counts(fires, events, list(per_file.values()), duplicates, len(cells))
     log.info("%d fires on %s: %d in grid cells, %d outside any cell; %d cell maps", counts["fires"], day, counts["attributed"], counts["unattributed"], len(cells))
     listed, summary_skips = skip_records(skips)
@@ -282,7 +287,8 @@ def _run(run: _Run, staging: Path) -> RunResult:
             "rasters": [{**file_record(p), **per_file.get(p.name, {})} for p in files.rasters],
             "plants": [{**file_record(pl.path), **c} for pl, c in zip(config.classify.industrial if config.classify else (), run.sources.plant_counts) if pl.path.exists()],
             "landcover": file_record(config.classify.landcover) if config.classify else None,
-            "fire_history": {**file_record(config.persistent.path), "cells": len(run.sources.history)} if run.sources.history is not None else None,
+            "fire_history": {**(run.sources.history_record or {"path": str(config.persistent.path), "cells": 0}),
+                             "cells_after_update": updated} if config.persistent is not None else None,
         },
         "config": config.to_dict(),
         "versions": versions(),
@@ -317,12 +323,15 @@ def _year_before(day: dt.date) -> dt.date:
         return day.replace(year=day.year - 1, day=28)
 
 
-def _update_history(cfg: PersistentConfig, history: FireHistory | None, fires_path: Path) -> None:
-    """Add a finished run's fires to the fire history (atomically replaced; the same day twice changes nothing)."""
-    fires = gpd.read_parquet(fires_path, columns=["fire_id", "lon", "lat", "time_utc", "time_bjt"])
+def _update_history(cfg: PersistentConfig, history: FireHistory | None, fires: pd.DataFrame) -> int:
+    """Add the day's fires to the fire history file (atomically replaced; the same day twice changes nothing).
+
+    Returns the number of cells in the history.
+    """
     updated = history.merge(fires) if history is not None else FireHistory.from_fires(fires, cfg.cell_m)
     updated.write(cfg.path)
     log.info("fire history %s updated: %d cells", cfg.path, len(updated))
+    return len(updated)
 
 
 def province_outlines(grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

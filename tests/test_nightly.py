@@ -290,3 +290,30 @@ def test_plant_list_with_bad_coordinates_makes_a_partial_run(tmp_path: Path) -> 
     steel_record = next(p for p in manifest["inputs"]["plants"] if p["file"] == "steel.csv")
     assert steel_record["plants"] == 289 - 2 and steel_record["rows_skipped"] == 2
     assert manifest["counts"]["events_by_category"]["industrial"] == 9  # neither bad row is a plant near these fires
+
+
+def test_persistent_command_builds_the_shipped_history(tmp_path: Path) -> None:
+    from pipelines.persistent import FireHistory
+
+    out = tmp_path / "history.parquet"
+    assert main(["persistent", "--config", str(ROOT / "config.toml"), "--out", str(out), "--quiet"]) == EXIT_OK
+    assert FireHistory.read(out) == FireHistory.read(ROOT / "geodata" / "persistent_history.parquet")
+
+
+def test_nightly_updates_the_history_once_per_day(sample_run: Path, tmp_path: Path) -> None:
+    from pipelines.persistent import FireHistory
+
+    history = tmp_path / "history.parquet"
+    history.write_bytes((ROOT / "geodata" / "persistent_history.parquet").read_bytes())
+    config = write_config(tmp_path)
+    text = config.read_text().replace(f'path = "{ROOT}/geodata/persistent_history.parquet"', f'path = "{history}"')
+    config.write_text(text.replace("update = false", "update = true"))
+    before = FireHistory.read(history)
+    assert main(["nightly", "--date", DAY, "--config", str(config), "--quiet"]) == EXIT_OK
+    after = FireHistory.read(history)
+    assert len(after) > len(before)  # the AHI pixels' places were new
+    first = history.read_bytes()
+    assert main(["nightly", "--date", DAY, "--config", str(config), "--quiet"]) == EXIT_OK
+    assert history.read_bytes() == first  # the same day again adds nothing
+    # ...and classifies the same: the history counts only days before the run date.
+    assert (tmp_path / "out" / DAY / "fires.parquet").read_bytes() == (sample_run / "fires.parquet").read_bytes()
