@@ -968,7 +968,10 @@ def overview_map(
     class_counts = _class_counts(fires)
     _add_legend(m, _overview_legend(class_counts, not touched_only.empty, events is not None and not events.empty))
     outside = int(fires["cell_id"].isna().sum())
-    in_events = f"{len(events)} 火情事件 events · " if events is not None else ""
+    in_events = ""
+    if events is not None:
+        straw = f" ({int((events['category'] == 'straw_suspect').sum())} 疑似秸秆焚烧 suspected straw burning)" if "category" in events else ""
+        in_events = f"{len(events)} 火情事件 events{straw} · "
     summary = (
         f"{len(fires)} 火点 fires · {in_events}{len(with_fires)} 网格 cells with fires · "
         f"{outside} 不在网格内 outside any grid cell"
