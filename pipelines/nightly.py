@@ -142,7 +142,6 @@ class Sources:
     classifier: Classifier
     plant_skips: list[Skip]
     plant_counts: list[dict]
-    history: FireHistory | None
     counties: pd.DataFrame  # county -> city -> province codes and names, for the report
     history_record: dict | None = None  # the history file as read (path, bytes, SHA-256), before any update
 
@@ -156,7 +155,7 @@ def load_sources(config: Config) -> Sources:
     """
     counties = _county_table(config)
     if config.classify is None:
-        return Sources(Classifier(plants=read_plant_lists([])[0]), [], [], None, counties)
+        return Sources(Classifier(plants=read_plant_lists([])[0]), [], [], counties)
     c = config.classify
     landcover = LandCover(c.landcover, c.cropland_classes, c.vegetation_classes)
     try:
@@ -177,7 +176,7 @@ def load_sources(config: Config) -> Sources:
             log.warning("no fire history at %s: persistent heat sources are not masked (build it with `gridwatch persistent`)", p.path)
     classifier = Classifier(plants=plants, landcover=landcover, history=history, rule=rule, min_cropland=c.min_cropland)
     record = {**file_record(config.persistent.path), "cells": len(history)} if history is not None else None
-    return Sources(classifier, skips, counts, history, counties, record)
+    return Sources(classifier, skips, counts, counties, record)
 
 
 def _county_table(config: Config) -> pd.DataFrame:
@@ -267,7 +266,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
         # Before the day's folder is in place: if this fails nothing is written. The history only
         # counts days before a run's date, so having added today's fires never changes today's result.
         with _timed(timings, "update_history"):
-            updated = _update_history(config.persistent, run.sources.history, fires)
+            updated = _update_history(config.persistent, run.sources.classifier.history, fires)
     counts = _counts(fires, events, list(per_file.values()), duplicates, len(cells))
     log.info("%d fires on %s: %d in grid cells, %d outside any cell; %d cell maps", counts["fires"], day, counts["attributed"], counts["unattributed"], len(cells))
     listed, summary_skips = skip_records(skips)
