@@ -27,7 +27,9 @@ from .windows import daynight
 
 @dataclass
 class LazyFires:
-    """Fire points not yet read: delayed ``(points, skips, counts)``, one per file or raster block.
+    """Fire points not yet read: delayed ``(points, skips, counts)``, one per file or group of raster blocks.
+
+    ``counts`` is a list of ``{"file": name, <count>: n, ...}``, summed per file by ``compute``.
 
     ``skips`` are inputs already known to be unusable (files that could not be opened).
     """
@@ -51,7 +53,7 @@ class LazyFires:
         frames = [r[0] for r in results if len(r[0])]
         points = pd.concat(frames, ignore_index=True) if frames else empty_fires()
         counts: dict[str, dict] = {}
-        for c in (c for r in results for c in (r[2] if isinstance(r[2], list) else [r[2]])):
+        for c in (c for r in results for c in r[2]):
             merged = counts.setdefault(c["file"], {})
             for key, value in c.items():
                 if key != "file":
@@ -95,10 +97,10 @@ def read_fires(
 
 def _read_one(
     path: str, bbox: tuple[float, float, float, float] | None, day: dt.date | None, min_confidence: float
-) -> tuple[pd.DataFrame, list[Skip], dict]:
+) -> tuple[pd.DataFrame, list[Skip], list[dict]]:
     frame, skips = read_points(path)
     frame, counts = filter_fires(frame, bbox, day, min_confidence)
-    return frame, skips, {"file": Path(path).name, "rows_read": counts.pop("rows_read"), **counts}
+    return frame, skips, [{"file": Path(path).name, **counts}]
 
 
 def filter_fires(

@@ -107,7 +107,7 @@ def extract_fires(
     reach = cloud_window // 2 if classes.has_cloud else 0
     times = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC")
     keep = np.ones(len(times), dtype=bool) if day is None else np.asarray(times.tz_convert("Asia/Shanghai").date == day)
-    parts = [dask.delayed((empty_fires(), [], {"file": f, "rows_read": 0, "scans_other_dates": 1})) for f in ds["source_file"].values[~keep]]
+    parts = [dask.delayed((empty_fires(), [], [{"file": f, "rows_read": 0, "scans_other_dates": 1}])) for f in ds["source_file"].values[~keep]]
     ds = ds.isel(time=np.flatnonzero(keep))
     if ds.sizes["time"] == 0:
         return LazyFires(parts)
