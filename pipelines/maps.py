@@ -613,8 +613,7 @@ def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list
         f"{point.y:.5f}°N {point.x:.5f}°E",
         _text(rec.get("fire_id")),
         None if pd.isna(rec.get("event_id", pd.NA)) else _text(rec.get("event_id")),
-        None if pd.isna(rec.get("category", pd.NA)) else CATEGORY_LABELS.get(str(rec["category"]), _text(rec["category"])),
-        None if pd.isna(rec.get("reason", pd.NA)) else _text(rec.get("reason")),
+        *_category_values(rec),
     ]
 
 
@@ -623,9 +622,25 @@ HEAT_SOURCES = ("industrial", "persistent")
 HEAT_SOURCE_COLOURS = {"industrial": "#6d4c41", "persistent": "#8d6e63"}
 
 
+def _category_values(rec: Mapping[str, Any]) -> list[PopupValue]:
+    """The category (bilingual) and its reason, for popups; None where not classified."""
+    category, reason = rec.get("category", pd.NA), rec.get("reason", pd.NA)
+    return [
+        None if pd.isna(category) else CATEGORY_LABELS.get(str(category), _text(category)),
+        None if pd.isna(reason) else _text(reason),
+    ]
+
+
+def _heat_sources(frame: pd.DataFrame) -> np.ndarray:
+    """Which rows are industrial or persistent heat sources (none when not classified)."""
+    if "category" not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return frame["category"].isin(HEAT_SOURCES).fillna(False).to_numpy(bool)
+
+
 def _event_layers(m: folium.Map, events: pd.DataFrame, names: Mapping[str, str]) -> None:
     """Events to check (shown) and heat-source events (hidden), as outlines."""
-    sources = events["category"].isin(HEAT_SOURCES).fillna(False).to_numpy(bool) if "category" in events else np.zeros(len(events), bool)
+    sources = _heat_sources(events)
     for chosen, name, show in ((events[~sources], "火情事件 fire events", True), (events[sources], "热源事件 heat-source events", False)):
         layer = _event_layer(chosen, names, name, show=show)
         if layer is not None:
@@ -652,8 +667,7 @@ def _event_layer(events: pd.DataFrame, names: Mapping[str, str], name: str, *, s
             _number(rec.get("max_frp_mw"), ".1f", " MW"),
             *(_flag_text(rec.get(c)) for c in WINDOW_COLUMNS),
             _cell_label(rec.get("cell_id"), names),
-            None if pd.isna(rec.get("category", pd.NA)) else CATEGORY_LABELS.get(str(rec["category"]), _text(rec["category"])),
-            None if pd.isna(rec.get("reason", pd.NA)) else _text(rec.get("reason")),
+            *_category_values(rec),
         ]
         features.append(_feature(_geometry_json(geometry, 0), styles.index(style), tooltip, values))
     if not features:
@@ -688,10 +702,9 @@ def _fire_layers(
     Fires classified as industrial or persistent heat sources go to their own
     layers, off by default: a supervisor sees first what must be checked.
     """
-    category_of = fires["category"] if "category" in fires else pd.Series(pd.NA, index=fires.index, dtype="string")
-    sources = category_of.isin(HEAT_SOURCES).fillna(False).to_numpy(bool)
+    sources = _heat_sources(fires)
     for category in HEAT_SOURCES:
-        chosen = fires[(category_of == category).fillna(False).to_numpy(bool)]
+        chosen = fires[sources & (fires["category"] == category).fillna(False).to_numpy(bool)] if sources.any() else fires.iloc[:0]
         features = [
             _feature(_geometry_json(rec["geometry"], 0), 0, f"{_bjt(rec['time_utc'], '%H:%M')} · {CATEGORY_LABELS[category]}", _fire_popup_values(rec, names))
             for rec in _records(chosen)
