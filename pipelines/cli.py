@@ -145,7 +145,7 @@ def _persistent(args: argparse.Namespace, interactive: bool) -> int:
     config = load_config(args.config)
     if config.persistent is None:
         raise ConfigError(f"{config.source}: no [persistent] section")
-    base = config.source.parent if config.source else Path.cwd()
+    base = config.base_dir
     patterns = args.archive or list(config.persistent.archive)
     files = expand_patterns(patterns, base)
     if not files:

@@ -127,6 +127,11 @@ class Config:
     persistent: PersistentConfig | None = None
     source: Path | None = None  # the file this was read from
 
+    @property
+    def base_dir(self) -> Path:
+        """Where relative file patterns are resolved: the config file's folder."""
+        return self.source.parent if self.source else Path.cwd()
+
     def to_dict(self) -> dict[str, object]:
         """Plain values for ``run.json``."""
         return _plain(dataclasses.asdict(self))

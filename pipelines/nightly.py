@@ -112,7 +112,7 @@ def run_nightly(
     timings: dict[str, float] = {}
     windows = clock_windows(config)
     out_root = Path(out_root) if out_root else config.output.dir
-    base = config.source.parent if config.source else Path.cwd()
+    base = config.base_dir
     with _captured_log() as records:
         with _timed(timings, "load_grid"):
             grid = load_supervision_grid(config)
