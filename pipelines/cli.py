@@ -12,8 +12,8 @@ from pathlib import Path
 from .config import ConfigError, load_config
 from .fires import expand_patterns
 from .grid import GridError, load_counties, make_grid
-from .nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunError, run_nightly
-from .outputs import OutputLocked
+from .nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunError, load_sources, load_supervision_grid, run_nightly, tomorrows_plan, write_plan
+from .outputs import OutputLocked, staged_folder
 from .persistent import PersistentError, build_history
 
 DESCRIPTION = """\
@@ -30,7 +30,8 @@ The day is a Beijing-time calendar day (00:00-24:00 UTC+8): a fire at
 
 Output, written all at once (a failed or killed run leaves the previous
 output untouched): OUT/D/fires.parquet, events.parquet, grid_summary.csv,
-report.csv, report.html, map.html, maps/<cell>.html, run.json, run.log.
+report.csv, report.html, plan.csv, plan.html (tomorrow's patrol plan),
+map.html, maps/<cell>.html, run.json, run.log.
 
 exit status:
   {EXIT_OK}  all inputs used
@@ -105,6 +106,18 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--archive", nargs="+", metavar="PATTERN", help="glob patterns of fire files (default: [persistent] archive)")
     history.add_argument("--out", type=Path, help="history file to write (default: [persistent] path)")
     history.set_defaults(func=_persistent)
+
+    plan = commands.add_parser(
+        "plan",
+        help="tomorrow's patrol plan: cells where a before-rain or before-sowing window opens",
+        description="List, for the day after --date, the grid cells where rain is expected (下雨前) or sowing is "
+        "near (播种前), ranked by cropland and recent suspected straw burning, with a map. Writes "
+        "OUT/plan-<D+1>/plan.csv and plan.html (all at once). The nightly run writes the same into OUT/D/.",
+    )
+    plan.add_argument("--date", required=True, type=_date, help="today, YYYY-MM-DD (Beijing time); the plan is for the next day")
+    _common(plan)
+    plan.add_argument("--out", type=Path, help="output root (default: [output] dir of the config)")
+    plan.set_defaults(func=_plan)
     return parser
 
 
@@ -158,6 +171,20 @@ def _persistent(args: argparse.Namespace, interactive: bool) -> int:
     if interactive:
         print(f"gridwatch: {len(history)} cells of {config.persistent.cell_m:g} m from {len(files)} file(s) written to {out}", file=sys.stderr)
     return EXIT_PARTIAL if skips else EXIT_OK
+
+
+def _plan(args: argparse.Namespace, interactive: bool) -> int:
+    config = load_config(args.config)
+    out_root = args.out or config.output.dir
+    grid = load_supervision_grid(config)
+    sources = load_sources(config)
+    plan = tomorrows_plan(config, sources, grid, args.date, sources.cropland(grid), out_root)
+    tomorrow = args.date + dt.timedelta(days=1)
+    with staged_folder(out_root, f"plan-{tomorrow.isoformat()}") as folder:
+        write_plan(plan, grid, folder, day=tomorrow, tiles=config.maps.tiles or None)
+    if interactive:
+        print(f"gridwatch: {len(plan)} cells to patrol on {tomorrow}; open {out_root / f'plan-{tomorrow}' / 'plan.html'}", file=sys.stderr)
+    return EXIT_PARTIAL if sources.plant_skips else EXIT_OK
 
 
 def _date(text: str) -> dt.date:

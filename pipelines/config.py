@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cropcal import RegionDefault
 from .readers.plants import FORMATS, PlantList
 
 
@@ -81,6 +82,39 @@ class ClassifyConfig:
 
 
 @dataclass(frozen=True)
+class RainConfig:
+    forecasts: tuple[str, ...] = ()  # NetCDF forecasts (preferred: what a supervisor could know before the fire)
+    grids: tuple[str, ...] = ()  # NetCDF analyses / observations on a grid
+    stations: tuple[str, ...] = ()  # station CSVs: station, lon, lat, time, mm
+    variable: str = "precipitation"  # NetCDF variable, mm per step
+    accumulated: bool = False  # NetCDF values accumulate since the forecast start
+    station_step_h: float = 1.0  # hours per station step (24 = daily totals)
+    station_tz: str = "UTC"  # time zone of station times written without an offset
+    threshold_mm: float = 0.1  # mm per hourly step that starts rain
+    daily_threshold_mm: float = 1.0  # mm per daily step that starts rain
+    horizon_h: float = 24.0  # hours after a fire in which rain makes it "before rain"
+    max_station_km: float = 50.0  # km: farther from every station is unknown
+    sentinel_mm: float = 9999.0  # values at or above are missing-data sentinels (e.g. 999990)
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    recent_days: int = 7  # days of earlier runs whose suspected straw burning ranks a cell
+
+
+@dataclass(frozen=True)
+class SowingConfig:
+    table: Path  # sowing windows per province / sub-region (CSV)
+    subregions: Path  # which cities make each sub-region (CSV)
+    winter_raster: Path  # WorldCereal S1 (winter cereals) start-of-season day-of-year raster
+    summer_raster: Path  # WorldCereal S2 (summer crops) start-of-season day-of-year raster
+    winter_lead_days: int = 30  # days from sowing to the raster's start of season (emergence), winter crops
+    summer_lead_days: int = 10  # the same for summer crops
+    days_before: int = 15  # a fire this many days before the sowing start (or inside the window) is before sowing
+    defaults: tuple[RegionDefault, ...] = ()  # [[sowing.defaults]] windows by bounding box where nothing else says
+
+
+@dataclass(frozen=True)
 class PersistentConfig:
     path: Path  # the fire history (GeoParquet) the nightly run reads; written by `gridwatch persistent`
     archive: tuple[str, ...] = ()  # glob patterns of fire files (FIRMS CSV, fires.parquet) `gridwatch persistent` builds it from
@@ -124,6 +158,9 @@ class Config:
     maps: MapsConfig = field(default_factory=MapsConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     classify: ClassifyConfig | None = None  # None: every fire is "other" (no land cover, plants or history)
+    sowing: SowingConfig | None = None  # None: before-sowing stays unknown
+    rain: RainConfig | None = None  # None: before-rain stays unknown
+    plan: PlanConfig = field(default_factory=PlanConfig)
     persistent: PersistentConfig | None = None
     source: Path | None = None  # the file this was read from
 
@@ -238,6 +275,18 @@ def _check(config: Config, path: Path) -> None:
                 raise ConfigError(f"{path}: [[classify.industrial]] #{i + 1} format = {plants.format!r}: expected one of {', '.join(FORMATS)}")
             if plants.buffer_km < 0:
                 raise ConfigError(f"{path}: [[classify.industrial]] #{i + 1} buffer_km = {plants.buffer_km}: expected km >= 0")
+    if config.sowing is not None:
+        s = config.sowing
+        if min(s.winter_lead_days, s.summer_lead_days, s.days_before) < 0:
+            raise ConfigError(f"{path}: [sowing] winter_lead_days, summer_lead_days and days_before must be whole days >= 0")
+        for i, d in enumerate(s.defaults):
+            lon0, lat0, lon1, lat1 = d.bbox
+            if not (lon0 < lon1 and lat0 < lat1) or d.season not in ("", "S1", "S2"):
+                raise ConfigError(f"{path}: [[sowing.defaults]] #{i + 1} ({d.name}): expected bbox lon_min < lon_max, lat_min < lat_max and season \"S1\", \"S2\" or \"\"")
+            try:
+                d.window(2000)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: [[sowing.defaults]] #{i + 1} ({d.name}): {exc}") from None
     if config.persistent is not None:
         rule = config.persistent
         if rule.min_days < 1 or rule.window_days < 1 or rule.cell_m <= 0 or rule.neighbourhood < 0:

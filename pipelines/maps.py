@@ -575,6 +575,8 @@ FIRE_POPUP_LABELS = (
     "事件 event",
     "类别 category",
     "依据 why",
+    "降雨依据 rain evidence",
+    "播种依据 sowing evidence",
 )
 
 EVENT_POPUP_LABELS = (
@@ -614,7 +616,27 @@ def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list
         _text(rec.get("fire_id")),
         None if pd.isna(rec.get("event_id", pd.NA)) else _text(rec.get("event_id")),
         *_category_values(rec),
+        *_window_evidence(rec),
     ]
+
+
+def _window_evidence(rec: Mapping[str, Any]) -> list[PopupValue]:
+    """What the before-rain and before-sowing flags rest on (None where those inputs are not configured)."""
+    rain = None
+    if "rain_source" in rec or "rain_note" in rec:
+        onset = rec.get("rain_onset_utc")
+        if onset is not None and not pd.isna(onset):
+            rain = f"{_bjt(onset)} · {_number(rec.get('rain_mm'), '.1f', ' mm')} · {_text(rec.get('rain_source'))}"
+        else:
+            rain = _text(rec.get("rain_note"), _text(rec.get("rain_source")))
+    sowing = None
+    if "sowing_source" in rec:
+        start, end = rec.get("sowing_start"), rec.get("sowing_end")
+        if start is not None and not pd.isna(start):
+            sowing = f"{_text(rec.get('sowing_crop'))} {pd.Timestamp(start):%m-%d} – {pd.Timestamp(end):%m-%d} · {_text(rec.get('sowing_source'))}"
+        else:
+            sowing = "无播种期 no sowing window known here"
+    return [rain, sowing]
 
 
 # Heat sources are not what a supervisor patrols for: their layers start hidden.
@@ -1166,6 +1188,43 @@ def cell_map(
             [cell["geometry"], *shown.geometry, *[f for f in footprints if isinstance(f, shapely.Geometry)]]
         ),
     )
+    return m
+
+
+# ------------------------------------------------------------------ patrol plan
+
+PLAN_POPUP_LABELS = (
+    "排名 rank", "网格 cell", "区县 county", "网格员 supervisor", "时段 window",
+    "预计降雨 rain expected", "降雨数据 rain data", "播种 sowing", "播种依据 sowing data",
+    "耕地 cropland", "近期火点 recent fires",
+)
+PLAN_COLOURS = (("#b71c1c", 10, "前10 top 10"), ("#ef6c00", 50, "11–50"), ("#fbc02d", None, "其余 the rest"))
+
+
+def plan_map(plan: pd.DataFrame, grid: gpd.GeoDataFrame, *, title: str, tiles: str | None = "OpenStreetMap") -> folium.Map:
+    """Tomorrow's patrol plan (``plan.patrol_plan``): the open cells shaded by rank, with popups (EPSG:4326)."""
+    grid = _prepare_grid(grid)
+    geometry = grid.set_index(grid["cell_id"].astype(str)).geometry
+    m = _new_map(title, tiles)
+    styles, features = _Styles(), []
+    for rec in _records(plan):
+        colour = next(c for c, upto, _ in PLAN_COLOURS if upto is None or rec["rank"] <= upto)
+        style = {"color": "#424242", "weight": 1, "fillColor": colour, "fillOpacity": 0.7}
+        sowing = "" if pd.isna(rec.get("sowing_start")) else f"{_text(rec.get('sowing_crop'))} {_text(rec['sowing_start'])} – {_text(rec.get('sowing_end'))}"
+        values = [
+            str(rec["rank"]), f"{_text(rec['cell_name'])} ({rec['cell_id']})", _text(rec.get("county_name")),
+            _text(rec.get("supervisor")), _text(rec["windows"]), _bjt(rec.get("rain_onset_bjt")), _text(rec.get("rain_source")),
+            sowing or "—", _text(rec.get("sowing_source")), _number(rec["cropland_ha"], ",.0f", " ha"), str(rec["recent_fires"]),
+        ]
+        tooltip = f"#{rec['rank']} {_text(rec['cell_name'])} · {_text(rec['windows'])}"
+        features.append(_feature(_geometry_json(geometry[str(rec["cell_id"])], OVERVIEW_TOLERANCE_DEG), styles.index(style), tooltip, values))
+    if features:
+        _FeatureLayer(features, f"巡查网格 cells to patrol ({len(features)})", styles=styles.table, labels=PLAN_POPUP_LABELS).add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)
+    legend = "<b>巡查优先 patrol priority</b>" + "".join(f"<div>{_swatch(c)}{_esc(label)}</div>" for c, _, label in PLAN_COLOURS)
+    _add_legend(m, _Html(legend))
+    _add_title_bar(m, title, [f"{len(plan)} 网格需巡查 cells to patrol · 按耕地与近期火点排序 ranked by cropland and recent fires"])
+    _fit(m, _bounds([geometry[str(c)] for c in plan["cell_id"]]) or _bounds(list(grid.geometry)))
     return m
 
 

@@ -7,6 +7,7 @@ written and drawn, into ``<out>/<D>/`` (see ``outputs``), with ``run.json``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -24,20 +25,23 @@ from . import __version__
 from .attribution import PointIndex, attribute, footprints
 from .classify import Classifier, classify, classify_events
 from .config import Config, ConfigError, PersistentConfig
+from .cropcal import before_sowing, read_sowing_table
 from .events import FusionTolerance, assign_events, events_table
 from .fires import dedupe, expand_patterns, read_fires
 from .grid import load_counties, load_grid, read_layer
 from .landcover import LandCover, LandCoverError, cropland_hectares
 from .manifest import file_record, skip_records, versions
-from .maps import cell_map, cell_map_filename, overview_map, save_map
+from .maps import cell_map, cell_map_filename, overview_map, plan_map, save_map
 from .outputs import staged_folder
 from .persistent import FireHistory, PersistenceRule, PersistentError
+from .plan import cell_probes, patrol_plan, recent_event_counts
 from .rasters import read_raster_fires
 from .readers.plants import read_plant_lists
 from .report import report_table, write_report
 from .schema import CATEGORIES, WGS84, WINDOW_COLUMNS
 from .skips import Skip
 from .summary import grid_summary
+from .weather import RainRule, before_rain, open_precip_grid, read_stations
 from .windows import ClockWindows, flag_clock_windows
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_PARTIAL = 3
+PLAN_MAP_CELLS = 500  # cells drawn on plan.html; plan.csv lists them all
 
 
 class RunError(RuntimeError):
@@ -144,6 +149,35 @@ class Sources:
     plant_counts: list[dict]
     counties: pd.DataFrame  # county -> city -> province codes and names, for the report
     history_record: dict | None = None  # the history file as read (path, bytes, SHA-256), before any update
+    sowing: dict | None = None  # keyword arguments of cropcal.before_sowing, None when not configured
+    rain: list[tuple[str, object, bool]] = field(default_factory=list)  # (label, precipitation, is forecast), in order of preference
+    rain_rule: RainRule = RainRule()
+
+    def before_sowing(self, fires: pd.DataFrame) -> pd.DataFrame | None:
+        """The 播种前 flags and evidence of fires (or of would-be fires), None when not configured."""
+        return None if self.sowing is None else before_sowing(fires, counties=self.counties, **self.sowing)
+
+    def cropland(self, grid: gpd.GeoDataFrame, index: PointIndex | None = None) -> pd.Series:
+        """Hectares of cropland per cell (0 everywhere without a land-cover raster)."""
+        landcover = self.classifier.landcover
+        return cropland_hectares(grid, landcover, index) if landcover else pd.Series(0.0, index=grid["cell_id"].to_numpy())
+
+    def before_rain(self, fires: pd.DataFrame, extra_h: float = 0.0) -> pd.DataFrame | None:
+        """The 下雨前 flags and evidence: from the first source (forecasts, grids, stations) that knows.
+
+        ``extra_h`` widens the horizon (the plan asks about a whole day ahead).
+        """
+        result = None
+        rule = dataclasses.replace(self.rain_rule, horizon_h=self.rain_rule.horizon_h + extra_h)
+        for label, precip, forecast in self.rain:
+            flags = before_rain(fires, precip, rule, forecast=forecast)
+            flags["rain_source"] = (label + ": " + flags["rain_source"].astype("string")).astype("string")
+            if result is None:
+                result = flags
+            else:
+                unknown = result["win_before_rain"].isna() & flags["win_before_rain"].notna()
+                result.loc[unknown] = flags.loc[unknown]
+        return result
 
 
 def load_sources(config: Config) -> Sources:
@@ -154,8 +188,10 @@ def load_sources(config: Config) -> Sources:
     missing history only makes the run partial or less informed.
     """
     counties = _county_table(config)
+    sowing = _sowing_inputs(config)
+    rain, rain_skips, rain_rule = _rain_inputs(config)
     if config.classify is None:
-        return Sources(Classifier(plants=read_plant_lists([])[0]), [], [], counties)
+        return Sources(Classifier(plants=read_plant_lists([])[0]), rain_skips, [], counties, sowing=sowing, rain=rain, rain_rule=rain_rule)
     c = config.classify
     landcover = LandCover(c.landcover, c.cropland_classes, c.vegetation_classes)
     try:
@@ -176,7 +212,49 @@ def load_sources(config: Config) -> Sources:
             log.warning("no fire history at %s: persistent heat sources are not masked (build it with `gridwatch persistent`)", p.path)
     classifier = Classifier(plants=plants, landcover=landcover, history=history, rule=rule, min_cropland=c.min_cropland)
     record = {**file_record(config.persistent.path), "cells": len(history)} if history is not None else None
-    return Sources(classifier, skips, counts, counties, record)
+    return Sources(classifier, skips + rain_skips, counts, counties, record, sowing=sowing, rain=rain, rain_rule=rain_rule)
+
+
+def _rain_inputs(config: Config) -> tuple[list[tuple[str, object, bool]], list[Skip], RainRule]:
+    """Precipitation sources of ``[rain]`` in order of preference: forecasts, grids, stations."""
+    r = config.rain
+    if r is None:
+        return [], [], RainRule()
+    rule = RainRule(threshold_mm=r.threshold_mm, daily_threshold_mm=r.daily_threshold_mm, horizon_h=r.horizon_h,
+                    max_station_km=r.max_station_km, sentinel_mm=r.sentinel_mm)
+    sources: list[tuple[str, object, bool]] = []
+    skips: list[Skip] = []
+    base = config.base_dir
+    for label, patterns, forecast in (("forecast", r.forecasts, True), ("analysis", r.grids, False)):
+        paths = expand_patterns(patterns, base)
+        if paths:
+            try:
+                sources.append((label, open_precip_grid(paths, variable=r.variable, accumulated=r.accumulated and forecast), forecast))
+            except (OSError, ValueError, KeyError) as exc:
+                skips += [Skip(p.name, f"cannot use as a precipitation grid: {exc}") for p in paths]
+    for path in expand_patterns(r.stations, base):
+        stations, skipped = read_stations(path, step_h=r.station_step_h, tz=r.station_tz, sentinel_mm=r.sentinel_mm)
+        skips += skipped
+        sources.append((f"stations {path.name}", stations, False))
+    if not sources:
+        log.warning("[rain]: no precipitation file matches; before-rain stays unknown")
+    return sources, skips, rule
+
+
+def _sowing_inputs(config: Config) -> dict | None:
+    """The sowing table and rasters of ``[sowing]``, checked once per run."""
+    s = config.sowing
+    if s is None:
+        return None
+    for path in (s.table, s.subregions, s.winter_raster, s.summer_raster):
+        if not path.exists():
+            raise RunError(f"[sowing]: {path}: file not found")
+    table, skipped = read_sowing_table(s.table, s.subregions)
+    # A reference table's unusable rows (notes without dates) are the same every night: a warning, not a partial run.
+    for skip in skipped:
+        log.warning("sowing table: %s", skip)
+    return {"table": table, "rasters": {"S1": s.winter_raster, "S2": s.summer_raster}, "defaults": s.defaults,
+            "lead_days": {"S1": s.winter_lead_days, "S2": s.summer_lead_days}, "days_before": s.days_before}
 
 
 def _county_table(config: Config) -> pd.DataFrame:
@@ -226,6 +304,11 @@ def _run(run: _Run, staging: Path) -> RunResult:
         index = PointIndex.build(grid.geometry)
         fires = attribute(points, grid, index)
     fires = flag_clock_windows(fires, run.windows)
+    with _timed(timings, "windows"):
+        for flags in (run.sources.before_rain(fires), run.sources.before_sowing(fires)):
+            if flags is not None:
+                fires = fires.drop(columns=[c for c in flags.columns if c in fires.columns]).join(flags)
+        _log_unknown(fires)
     fires = gpd.GeoDataFrame(fires, geometry=gpd.points_from_xy(fires["lon"], fires["lat"]), crs=WGS84)
     fires["footprint"] = gpd.GeoSeries(
         footprints(fires["lon"].to_numpy(), fires["lat"].to_numpy(), fires["scan_km"].to_numpy(), fires["track_km"].to_numpy()),
@@ -245,11 +328,14 @@ def _run(run: _Run, staging: Path) -> RunResult:
         summary = grid_summary(fires, grid, links)
         summary.to_csv(staging / "grid_summary.csv", index=False, encoding="utf-8")
     with _timed(timings, "report"):
-        landcover = run.sources.classifier.landcover
-        cropland = cropland_hectares(grid, landcover, index) if landcover else pd.Series(0.0, index=grid["cell_id"].to_numpy())
+        cropland = run.sources.cropland(grid, index)
         history = {"previous_day": _events_of(run.out_root, day - dt.timedelta(days=1)), "last_year": _events_of(run.out_root, _year_before(day))}
         table = report_table(events, fires, grid, run.sources.counties, cropland, history)
         write_report(table, staging, day=day, title=f"gridwatch {day.isoformat()}")
+    with _timed(timings, "plan"):
+        today = events.loc[events["category"] == "straw_suspect", "cell_id"].dropna().value_counts()
+        plan = tomorrows_plan(config, run.sources, grid, day, cropland, run.out_root, today)
+        write_plan(plan, grid, staging, day=day + dt.timedelta(days=1), tiles=config.maps.tiles or None)
     with _timed(timings, "write_maps"):
         title = f"gridwatch {day.isoformat()}"
         overview = overview_map(fires, grid, title=title, tiles=config.maps.tiles or None, cell_links=links,
@@ -301,6 +387,45 @@ def _run(run: _Run, staging: Path) -> RunResult:
     (staging / "run.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     (staging / "run.log").write_text("".join(r["line"] for r in run.records), encoding="utf-8")
     return RunResult(day, run.out_root / day.isoformat(), manifest, skips)
+
+
+def tomorrows_plan(config: Config, sources: Sources, grid: gpd.GeoDataFrame, day: dt.date, cropland: pd.Series,
+                   out_root: Path, today: pd.Series | None = None) -> pd.DataFrame:
+    """The patrol plan for ``day`` + 1 (``plan.patrol_plan``): cells where a before-rain or
+    before-sowing window is open then, ranked by cropland and the suspected straw-burning events of
+    the last ``[plan] recent_days`` runs in ``out_root`` (``today``: per-cell counts of the run being
+    written, which is not in ``out_root`` yet)."""
+    tomorrow = day + dt.timedelta(days=1)
+    probes = cell_probes(grid, tomorrow)
+    earlier = recent_event_counts(out_root, day - dt.timedelta(days=1 if today is not None else 0),
+                                  config.plan.recent_days - (1 if today is not None else 0), _read_events_table)
+    recent = pd.concat([earlier, today]).groupby(level=0).sum() if today is not None else earlier
+    return patrol_plan(grid, rain=sources.before_rain(probes, extra_h=24.0), sowing=sources.before_sowing(probes),
+                       cropland_ha=cropland, recent_fires=recent)
+
+
+def write_plan(plan: pd.DataFrame, grid: gpd.GeoDataFrame, folder: Path, *, day: dt.date, tiles: str | None) -> None:
+    """``plan.csv`` (every open cell, ranked; UTF-8 with BOM) and ``plan.html`` (the first ``PLAN_MAP_CELLS``)."""
+    plan.to_csv(folder / "plan.csv", index=False, encoding="utf-8-sig")
+    shown = plan.head(PLAN_MAP_CELLS)
+    title = f"gridwatch 巡查计划 patrol plan {day.isoformat()}" + (f" (前 top {len(shown)} / {len(plan)})" if len(plan) > len(shown) else "")
+    save_map(plan_map(shown, grid, title=title, tiles=tiles), folder / "plan.html")
+
+
+def _read_events_table(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path, columns=["cell_id", "category"])
+
+
+def _log_unknown(fires: pd.DataFrame) -> None:
+    """A warning in run.json for each window left unknown, with the commonest reasons."""
+    for column, note in (("win_before_rain", "rain_note"), ("win_before_sowing", None)):
+        unknown = fires[column].isna()
+        if unknown.any() and len(fires):
+            why = ""
+            if note and note in fires:
+                top = fires.loc[unknown, note].dropna().astype(str).value_counts().head(3)
+                why = "; ".join(f"{reason} ({n})" for reason, n in top.items())
+            log.warning("%s unknown for %d of %d fires%s", column, int(unknown.sum()), len(fires), f": {why}" if why else "")
 
 
 def _events_of(out_root: Path, day: dt.date) -> pd.DataFrame | None:

@@ -317,3 +317,54 @@ def test_nightly_updates_the_history_once_per_day(sample_run: Path, tmp_path: Pa
     assert history.read_bytes() == first  # the same day again adds nothing
     # ...and classifies the same: the history counts only days before the run date.
     assert (tmp_path / "out" / DAY / "fires.parquet").read_bytes() == (sample_run / "fires.parquet").read_bytes()
+
+
+def test_windows_of_the_sample_day_and_tomorrows_plan(sample_run: Path) -> None:
+    fires = gpd.read_parquet(sample_run / "fires.parquet")
+    # June 2022: summer maize is sown right after the wheat harvest; no 2022 rain data ships, so before-rain is unknown.
+    assert fires["win_before_sowing"].sum() == 415 and fires["win_before_sowing"].notna().all()
+    sowing = fires[fires["win_before_sowing"].fillna(False)]
+    assert set(sowing["sowing_crop"]) <= {"summer maize", "summer crops", "rice transplanting"} and sowing["sowing_source"].notna().all()
+    assert fires["win_before_rain"].isna().all()
+    manifest = json.loads((sample_run / "run.json").read_text())
+    assert any("win_before_rain unknown for 568 of 568 fires" in w for w in manifest["warnings"])
+    plan = pd.read_csv(sample_run / "plan.csv", dtype={"cell_id": str})
+    assert list(plan["rank"]) == list(range(1, len(plan) + 1)) and plan["score"].is_monotonic_decreasing
+    assert len(plan) > 1000 and (plan["windows"] == "播种前 before sowing").all()
+    # The cells where suspected straw burning already started come first.
+    assert plan["recent_fires"].iloc[0] > 0
+    html = (sample_run / "plan.html").read_text()
+    assert "cells to patrol (500)" in html and "cdn." not in html
+
+
+def test_plan_command_writes_tomorrows_plan_all_at_once(sample_run: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    out = sample_run.parent  # the sample run's events count as recent fires
+    assert main(["plan", "--date", DAY, "--config", str(config), "--out", str(out), "--quiet"]) == EXIT_OK
+    folder = out / "plan-2022-06-04"
+    assert sorted(p.name for p in folder.iterdir()) == ["plan.csv", "plan.html"]
+    assert (folder / "plan.csv").read_bytes() == (sample_run / "plan.csv").read_bytes()
+
+
+def test_before_rain_from_forecasts_then_stations(tmp_path: Path) -> None:
+    """Real stations around Beijing, July 2016 (tests/data/weather); a real onset at Dingling."""
+    from pipelines.config import load_config
+    from pipelines.nightly import load_sources
+
+    weather = ROOT / "tests" / "data" / "weather"
+    config = write_config(tmp_path)
+    text = config.read_text()
+    text = text.replace('forecasts = []', f'forecasts = ["{weather}/precip_forecast_2016071812.nc"]')
+    text = text.replace('stations = []', f'stations = ["{weather}/beijing_multisite_201607.csv"]')
+    text = text.replace('accumulated = false', 'accumulated = true').replace('station_tz = "UTC"', 'station_tz = "Asia/Shanghai"')
+    config.write_text(text)
+    sources = load_sources(load_config(config))
+    onset = pd.Timestamp("2016-07-18 22:00", tz="UTC")  # Dingling, 06:00 on 07-19 Beijing time
+    fires = pd.DataFrame({"lon": [116.220] * 3, "lat": [40.292] * 3,
+                          "time_utc": [onset - pd.Timedelta(hours=10), onset - pd.Timedelta(hours=30), onset - pd.Timedelta(hours=40)]})
+    flags = sources.before_rain(fires)
+    assert flags["win_before_rain"].tolist() == [True, False, False]
+    assert flags["rain_onset_utc"].iloc[0] == onset
+    # The forecast was issued 07-18 12 UTC: the fire 10 h before the onset could use it, the one 40 h before could not.
+    assert flags["rain_source"].iloc[0].startswith("forecast")
+    assert flags["rain_source"].iloc[2].startswith("stations")

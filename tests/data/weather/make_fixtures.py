@@ -67,7 +67,10 @@ FIVE_CITIES_SPAN = ("2015-11-01 00:00", "2015-11-14 23:00")
 
 GRID_LON = np.round(np.arange(115.9, 117.1 + 1e-9, 0.1), 1)
 GRID_LAT = np.round(np.arange(39.7, 40.7 + 1e-9, 0.1), 1)
-FORECASTS = [("2016-07-17T00:00", 48), ("2016-07-18T12:00", 72)]  # issue (UTC), length (h)
+FORECASTS = [
+    ("2016-07-17T00:00", 48),
+    ("2016-07-18T12:00", 72),
+]  # issue (UTC), length (h)
 
 
 def _local_times(frame: pd.DataFrame) -> pd.Series:
@@ -148,9 +151,16 @@ def grids(stations: pd.DataFrame) -> None:
             "precipitation": (
                 ("time", "lat", "lon"),
                 field.astype(np.float32),
-                {"units": "mm", "long_name": "precipitation in the hour ending at time"},
+                {
+                    "units": "mm",
+                    "long_name": "precipitation in the hour ending at time",
+                },
             ),
-            "nearest_station": (("lat", "lon"), nearest.astype(np.int8), {"flag_meanings": station_map}),
+            "nearest_station": (
+                ("lat", "lon"),
+                nearest.astype(np.int8),
+                {"flag_meanings": station_map},
+            ),
         },
         coords=coords,
         attrs={
@@ -164,7 +174,14 @@ def grids(stations: pd.DataFrame) -> None:
     )
     analysis["lat"].attrs.update(lat_attrs)
     analysis["lon"].attrs.update(lon_attrs)
-    enc = {"precipitation": {"zlib": True, "complevel": 9}}
+    # One stored chunk per time step, matching the reader's dask chunks.
+    enc = {
+        "precipitation": {
+            "zlib": True,
+            "complevel": 9,
+            "chunksizes": (1, len(GRID_LAT), len(GRID_LON)),
+        }
+    }
     analysis.to_netcdf(HERE / "precip_grid.nc", encoding=enc)
 
     for issued, hours in FORECASTS:
@@ -174,7 +191,10 @@ def grids(stations: pd.DataFrame) -> None:
         # Accumulate in float64, store float32 like real NWP output: the
         # reader's differencing must cope with the round-off.
         acc = hourly.cumsum("time").astype(np.float32)
-        acc.attrs = {"units": "mm", "long_name": "precipitation accumulated since forecast_reference_time"}
+        acc.attrs = {
+            "units": "mm",
+            "long_name": "precipitation accumulated since forecast_reference_time",
+        }
         fc = xr.Dataset(
             {"precipitation": acc},
             attrs={
