@@ -779,6 +779,17 @@ def _window_summary(counts: Mapping[str, int]) -> str:
     return " · ".join(f"{c.label} {counts[c.key]}" for c in reversed(FIRE_CLASSES) if counts[c.key])
 
 
+def _data_window_summary(fires: pd.DataFrame) -> str:
+    """'下雨前 before rain 3 (unknown 12) · 播种前 before sowing 415', for the windows that need data."""
+    parts = []
+    for column in ("win_before_rain", "win_before_sowing"):
+        if column in fires:
+            flags = fires[column].astype("boolean")
+            unknown = int(flags.isna().sum())
+            parts.append(f"{WINDOW_LABELS[column]} {int(flags.fillna(False).sum())}" + (f" (未知 unknown {unknown})" if unknown else ""))
+    return " · ".join(parts)
+
+
 # ------------------------------------------------------------------ legends
 
 
@@ -1012,7 +1023,7 @@ def overview_map(
         f"{outside} 不在网格内 outside any grid cell"
     )
     _add_title_bar(
-        m, title, [line for line in (_time_span(fires), summary, _window_summary(class_counts)) if line]
+        m, title, [line for line in (_time_span(fires), summary, _window_summary(class_counts), _data_window_summary(fires)) if line]
     )
     _fit(m, _bounds(list(fires.geometry)) or _bounds(list(grid.geometry)))
     return m

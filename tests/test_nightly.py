@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -368,3 +369,25 @@ def test_before_rain_from_forecasts_then_stations(tmp_path: Path) -> None:
     # The forecast was issued 07-18 12 UTC: the fire 10 h before the onset could use it, the one 40 h before could not.
     assert flags["rain_source"].iloc[0].startswith("forecast")
     assert flags["rain_source"].iloc[2].startswith("stations")
+
+
+def test_rain_sentinels_and_gaps_are_unknown_with_a_warning(tmp_path: Path) -> None:
+    """The real 999990 sentinel and missing values of the UCI five-cities data (Beijing, Shenyang, Nov 2015)."""
+    from pipelines.config import load_config
+    from pipelines.nightly import load_sources
+
+    weather = ROOT / "tests" / "data" / "weather"
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('stations = []', f'stations = ["{weather}/uci_5cities_201511.csv"]'))
+    sources = load_sources(load_config(config))
+    assert any("999990" in s.reason or "sentinel" in s.reason for s in sources.plant_skips)  # listed in run.json as skipped
+    series = sources.rain[0][1]
+    beijing = list(series.names).index("Beijing")
+    values = series.values[beijing]
+    # A fire whose next 24 h hold no rain but a missing hour (the sentinel or a gap): it cannot be called dry.
+    start = next(k for k in range(len(values) - 24) if np.isnan(values[k + 1 : k + 25]).any() and not (values[k + 1 : k + 25] >= 0.1).any())
+    when = series.times[start]
+    fires = pd.DataFrame({"lon": [series.lon[beijing], 100.0], "lat": [series.lat[beijing], 30.0], "time_utc": [when, when]})
+    flags = sources.before_rain(fires)
+    assert flags["win_before_rain"].isna().all()  # never a silent False
+    assert "missing" in flags["rain_note"].iloc[0] and "no station within 50 km" in flags["rain_note"].iloc[1]
