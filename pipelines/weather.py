@@ -61,6 +61,7 @@ import pandas as pd
 import xarray as xr
 
 from pipelines.skips import Skip
+from pipelines.windows import fire_times_utc
 
 log = logging.getLogger(__name__)
 
@@ -629,13 +630,7 @@ def _decide(
 def _fire_arrays(
     fires: pd.DataFrame,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    missing = [c for c in ("lon", "lat", "time_utc") if c not in fires.columns]
-    if missing:
-        raise ValueError(f"before_rain: missing column(s) {missing}")
-    time = pd.DatetimeIndex(fires["time_utc"])
-    if time.tz is None:
-        raise ValueError("before_rain: time_utc must be tz-aware (UTC); got naive datetimes")
-    time = time.tz_convert("UTC").as_unit("ns")
+    time = fire_times_utc(fires, "before_rain")
     lon = fires["lon"].to_numpy(dtype=np.float64)
     lat = fires["lat"].to_numpy(dtype=np.float64)
     ok = ~time.isna() & ~np.isnan(lon) & ~np.isnan(lat)

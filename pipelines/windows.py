@@ -272,6 +272,20 @@ class ClockWindows:
         object.__setattr__(self, "after_work_end_h", float(self.after_work_end_h))
 
 
+def fire_times_utc(fires: pd.DataFrame, who: str) -> pd.DatetimeIndex:
+    """The fires' ``time_utc`` (ns, UTC), after checking ``lon``, ``lat`` and a tz-aware ``time_utc`` are there.
+
+    Raises ``ValueError`` naming ``who`` (the caller) otherwise.
+    """
+    missing = [c for c in ("lon", "lat", "time_utc") if c not in fires.columns]
+    if missing:
+        raise ValueError(f"{who}: missing column(s) {missing}")
+    time = pd.DatetimeIndex(fires["time_utc"])
+    if time.tz is None:
+        raise ValueError(f"{who}: time_utc must be tz-aware (UTC); got naive datetimes")
+    return time.tz_convert("UTC").as_unit("ns")
+
+
 def flag_clock_windows(fires: pd.DataFrame, windows: ClockWindows | None = None) -> pd.DataFrame:
     """Return a copy of ``fires`` with the clock-window columns added.
 
@@ -286,13 +300,7 @@ def flag_clock_windows(fires: pd.DataFrame, windows: ClockWindows | None = None)
       if absent (later stages fill them; existing values are kept).
     """
     windows = ClockWindows() if windows is None else windows
-    missing = [c for c in ("lon", "lat", "time_utc") if c not in fires.columns]
-    if missing:
-        raise ValueError(f"flag_clock_windows: missing column(s) {missing}")
-    time = pd.DatetimeIndex(fires["time_utc"])
-    if time.tz is None:
-        raise ValueError("flag_clock_windows: time_utc must be tz-aware (UTC); got naive datetimes")
-    time = time.tz_convert("UTC").as_unit("ns")
+    time = fire_times_utc(fires, "flag_clock_windows")
     time_bjt = time.tz_convert(BEIJING_TZ)
     # Beijing has no DST, so normalize() is exactly local midnight.
     day_start = time_bjt.normalize()
