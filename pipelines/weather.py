@@ -550,18 +550,27 @@ def _nearest_cell(coord: np.ndarray, x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-def _windows(t_ns: np.ndarray, t0: int, step: int, horizon_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Step indices of the steps ending in ``(t, t + horizon]`` for each fire.
+@dataclass(frozen=True)
+class _Steps:
+    """The steps ending in ``(t, t + horizon]`` of each fire, on an axis of steps ``t0 + k * step`` (ns)."""
 
-    Returns ``k`` (n, W) (may fall outside the data), ``inwin`` (n, W) and the
-    number of steps per fire.
-    """
+    k: np.ndarray  # (n, W) step indices; may fall outside the data
+    inwin: np.ndarray  # (n, W) which of the W columns belong to the fire's window
+    n_steps: np.ndarray  # (n,) steps per fire
+    t0: int  # end of step 0, ns since the epoch (UTC)
+    step: int  # ns
+    step_h: float  # hours
+
+
+def _windows(t_ns: np.ndarray, t0: int, step_h: float, horizon_h: float) -> _Steps:
+    """The steps of each fire's window on the axis starting at ``t0`` (``_Steps``)."""
+    step = round(step_h * NS_PER_HOUR)
     k_first = (t_ns - t0) // step + 1  # floor: a step ending exactly at t is excluded
-    k_last = (t_ns + horizon_ns - t0) // step
+    k_last = (t_ns + round(horizon_h * NS_PER_HOUR) - t0) // step
     n = np.maximum(k_last - k_first + 1, 0)
     width = int(n.max()) if len(n) else 0
     k = k_first[:, None] + np.arange(width)[None, :]
-    return k, np.arange(width)[None, :] < n[:, None], n
+    return _Steps(k, np.arange(width)[None, :] < n[:, None], n, t0, step, step_h)
 
 
 @dataclass
@@ -587,20 +596,16 @@ def _decide(
     out: _Outcome,
     rows: np.ndarray,
     vals: np.ndarray,
-    k: np.ndarray,
-    inwin: np.ndarray,
-    n_steps: np.ndarray,
-    t0: int,
-    step: int,
-    threshold: float,
-    sentinel: float,
+    steps: _Steps,
+    rule: RainRule,
     where: np.ndarray,
     beyond: np.ndarray,
-    step_h: float,
     forecast: bool = False,
 ) -> None:
     """Apply the rule to window values ``vals`` (len(rows), W); NaN = missing."""
-    vals = np.where(vals >= sentinel, np.nan, vals)
+    k, inwin, n_steps, step_h = steps.k, steps.inwin, steps.n_steps, steps.step_h
+    threshold = rule.threshold_for(step_h)
+    vals = np.where(vals >= rule.sentinel_mm, np.nan, vals)
     wet = inwin & (vals >= threshold - THRESHOLD_TOLERANCE_MM)
     miss = inwin & np.isnan(vals)
     has = wet.any(axis=1)
@@ -612,7 +617,7 @@ def _decide(
     out.state[rows] = state
     if has.any():
         ko = k[r, first]
-        out.onset_ns[rows[has]] = (t0 + ko * step)[has]
+        out.onset_ns[rows[has]] = (steps.t0 + ko * steps.step)[has]
         out.mm[rows[has]] = vals[r, first][has]
     unit = "hours" if step_h == 1 else f"steps of {step_h:g} h"
     for j in np.flatnonzero(state == -1):
@@ -646,31 +651,16 @@ def _stations_rule(out: _Outcome, t_ns, lon, lat, ok, st: StationPrecip, rule: R
     rows = np.flatnonzero(near)
     if len(rows) == 0:
         return
-    step = round(st.step_h * NS_PER_HOUR)
-    t0 = int(st.start_utc.value)
-    k, inwin, n_steps = _windows(t_ns[rows], t0, step, round(rule.horizon_h * NS_PER_HOUR))
+    steps = _windows(t_ns[rows], int(st.start_utc.value), st.step_h, rule.horizon_h)
+    k = steps.k
     T = st.values.shape[1]
     inside = (k >= 0) & (k < T)
     s = idx[rows]
     vals = np.where(inside, st.values[s[:, None], np.clip(k, 0, max(T - 1, 0))], np.nan)
-    beyond = (inwin & ~inside).any(axis=1)
+    beyond = (steps.inwin & ~inside).any(axis=1)
     names = st.names[s]
     out.source[rows] = [f"station {n} {d:.1f} km" for n, d in zip(names, km[rows])]
-    _decide(
-        out,
-        rows,
-        vals,
-        k,
-        inwin,
-        n_steps,
-        t0,
-        step,
-        rule.threshold_for(st.step_h),
-        rule.sentinel_mm,
-        names,
-        beyond,
-        st.step_h,
-    )
+    _decide(out, rows, vals, steps, rule, names, beyond)
 
 
 def _grid_rule(
@@ -689,10 +679,9 @@ def _grid_rule(
     if len(rows) == 0:
         return
     times = da["time"].values.astype("datetime64[ns]").astype(np.int64)
-    step = round(step_h * NS_PER_HOUR)
-    t0 = int(times[0])
     T = len(times)
-    k, inwin, n_steps = _windows(t_ns[rows], t0, step, round(rule.horizon_h * NS_PER_HOUR))
+    steps = _windows(t_ns[rows], int(times[0]), step_h, rule.horizon_h)
+    k, inwin = steps.k, steps.inwin
     inside = (k >= 0) & (k < T) & inwin
     vals = np.full(k.shape, np.nan)
     if inside.any():
@@ -716,22 +705,7 @@ def _grid_rule(
     la, lo = da["lat"].values[ilat[rows]], da["lon"].values[ilon[rows]]
     where = np.array([f"grid cell {y:.2f}N {x:.2f}E" for y, x in zip(la, lo)], dtype=object)
     out.source[rows] = label
-    _decide(
-        out,
-        rows,
-        vals,
-        k,
-        inwin,
-        n_steps,
-        t0,
-        step,
-        rule.threshold_for(step_h),
-        rule.sentinel_mm,
-        where,
-        beyond,
-        step_h,
-        forecast,
-    )
+    _decide(out, rows, vals, steps, rule, where, beyond, forecast)
 
 
 def _grid(out: _Outcome, t_ns, lon, lat, ok, ds: xr.Dataset, rule: RainRule, forecast: bool) -> None:
