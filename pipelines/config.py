@@ -18,6 +18,8 @@ from pathlib import Path
 
 from .cropcal import RegionDefault
 from .readers.plants import FORMATS, PlantList
+from .readers.power import GRADES, LEVELS, ReadingFormat
+from .sites import ComplianceRule, ReductionTable, ResurgenceRule, StoppedRule, UnregisteredRule
 
 
 class ConfigError(ValueError):
@@ -147,6 +149,33 @@ class MapsConfig:
 
 
 @dataclass(frozen=True)
+class ElectricityConfig:
+    readings: tuple[str, ...]  # files (or folders) of one Beijing day: "{date}" = YYYY-MM-DD; "{prev_date}", "{next_date}" too
+    transformers: Path  # transformer_id, enterprise_id, lon, lat (CSV)
+    registry: Path  # enterprise_id, name, address, industry, status, status_date, deadline, grade (CSV)
+    warnings: Path | None = None  # warning_id, level, start, end, region (CSV); none = no warnings
+    transformer_column: str = "transformer_id"
+    time_column: str = "time"
+    value_column: str = "kwh"
+    interval_minutes: int = 15  # minutes per reading; 1440 = daily totals
+    timezone: str = "Asia/Shanghai"  # of reading times written without an offset
+    label: str = "end"  # an interval's time marks its "end" (00:15 ... 24:00) or "start"
+    values: str = "interval"  # "interval" kWh, or "register" (cumulative kWh at each time)
+    transformers_crs: str = ""  # "" = WGS84; "GCJ-02", "BD-09", "EPSG:4490", ...
+    state_dir: Path | None = None  # where the per-day state files live; none = <output dir>/state/electricity
+    history_days: int = 90  # days of daily use the state keeps per transformer
+    keep_states: int = 7  # state files (days) kept for reruns
+    min_coverage: float = 0.9  # fraction (0-1) of a day's intervals needed for its total
+    max_kw: float = 20000.0  # kW: readings implying more average power are errors
+    work_hours: tuple[int, int] = (8, 18)  # Beijing clock hours [start, end) of a working shift
+    resurgence: ResurgenceRule = ResurgenceRule()
+    noncompliance: ComplianceRule = ComplianceRule()
+    reduction: ReductionTable = ReductionTable()
+    unregistered: UnregisteredRule = UnregisteredRule()
+    stopped: StoppedRule = StoppedRule()
+
+
+@dataclass(frozen=True)
 class Config:
     output: OutputConfig
     region: RegionConfig
@@ -162,6 +191,7 @@ class Config:
     rain: RainConfig | None = None  # None: before-rain stays unknown
     plan: PlanConfig = field(default_factory=PlanConfig)
     persistent: PersistentConfig | None = None
+    electricity: ElectricityConfig | None = None  # None: no electricity sites
     source: Path | None = None  # the file this was read from
 
     @property
@@ -291,8 +321,47 @@ def _check(config: Config, path: Path) -> None:
         rule = config.persistent
         if rule.min_days < 1 or rule.window_days < 1 or rule.cell_m <= 0 or rule.neighbourhood < 0:
             raise ConfigError(f"{path}: [persistent] min_days, window_days (whole days >= 1), cell_m (> 0 m) and neighbourhood (cells >= 0) are out of range")
+    if config.electricity is not None:
+        _check_electricity(config.electricity, path)
     if config.events.distance_km < 0 or config.events.max_gap_h <= 0:
         raise ConfigError(f"{path}: [events] distance_km must be >= 0 and max_gap_h > 0 (got {config.events.distance_km}, {config.events.max_gap_h})")
+
+
+def _check_electricity(e: ElectricityConfig, path: Path) -> None:
+    def bad(message: str) -> ConfigError:
+        return ConfigError(f"{path}: [electricity] {message}")
+
+    try:
+        ReadingFormat(e.transformer_column, e.time_column, e.value_column, e.interval_minutes, e.timezone, e.label, e.values).check()
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - an unknown time zone raises pytz/zoneinfo errors
+        raise bad(f"timezone = {e.timezone!r}: {exc}") from None
+    if not e.readings:
+        raise bad("readings is empty: expected at least one file pattern with {date}")
+    if not 0 <= e.work_hours[0] < e.work_hours[1] <= 24:
+        raise bad(f"work_hours = {list(e.work_hours)}: expected [start, end] hours with 0 <= start < end <= 24")
+    needed = max(e.noncompliance.baseline_weeks * 7 + 1, e.unregistered.days, e.resurgence.consecutive_days + 1)
+    if e.history_days < needed:
+        raise bad(f"history_days = {e.history_days}: the rules need at least {needed} days")
+    if e.keep_states < 1 or e.max_kw <= 0 or not 0 < e.min_coverage <= 1:
+        raise bad("keep_states (>= 1), max_kw (> 0 kW) or min_coverage (0-1] out of range")
+    r = e.resurgence
+    if r.consecutive_days < 1 or r.floor_days < 1 or not 1 <= r.min_floor_days <= r.floor_days or r.grace_days < 0:
+        raise bad("[electricity.resurgence] consecutive_days, floor_days (>= 1), min_floor_days (1..floor_days), grace_days (>= 0) out of range")
+    fractions = {"resurgence.floor_quantile": r.floor_quantile, "resurgence.production_fraction": r.production_fraction,
+                 "resurgence.min_work_share": r.min_work_share, "noncompliance.tolerance": e.noncompliance.tolerance,
+                 "unregistered.min_work_share": e.unregistered.min_work_share, "stopped.fraction": e.stopped.fraction}
+    for level in ("yellow", "orange", "red"):
+        cuts = getattr(e.reduction, level)
+        fractions |= {f"reduction.{level}.{g}": getattr(cuts, g) for g in ("A", "B", "C", "D", "leading")}
+    for key, value in fractions.items():
+        if not 0 <= value <= 1:
+            raise bad(f"{key} = {value}: expected a fraction 0-1")
+    unknown = [v for v in e.noncompliance.levels if v not in set(LEVELS.values())]
+    unknown += [g for g in e.noncompliance.grades if g not in set(GRADES.values()) - {""}]
+    if unknown:
+        raise bad(f"noncompliance levels/grades {unknown}: expected levels yellow, orange, red and grades A, B, C, D, leading")
 
 
 def _plain(value: object) -> object:

@@ -41,6 +41,7 @@ from branca.element import Element, MacroElement
 from folium.map import Layer
 
 from pipelines.schema import BEIJING_TZ, CATEGORY_LABELS, WGS84, WINDOW_COLUMNS, WINDOW_LABELS
+from pipelines.sites import RULE_LABELS, RULES
 
 __all__ = ["cell_map", "cell_map_filename", "overview_map", "save_map"]
 
@@ -412,7 +413,9 @@ function gridwatchPopup(labels, values) {
         var row = table.insertRow();
         row.appendChild(document.createElement("th")).textContent = label;
         var cell = row.insertCell();
-        if (typeof value === "object") {
+        if (typeof value === "object" && value.kwh) {
+            cell.appendChild(gridwatchChart(value));
+        } else if (typeof value === "object") {
             var link = cell.appendChild(document.createElement("a"));
             link.href = value.href;
             link.textContent = value.text;
@@ -421,6 +424,42 @@ function gridwatchPopup(labels, values) {
         }
     });
     return box;
+}
+
+// A daily-use chart built as SVG nodes from numbers (never parsed from markup):
+// kwh (null = unknown), the reference line (floor or baseline) and the flagged run.
+function gridwatchChart(spec) {
+    var ns = "http://www.w3.org/2000/svg", w = 260, h = 90, top = 12, bottom = 16;
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("width", w); svg.setAttribute("height", h);
+    svg.setAttribute("viewBox", "0 0 " + w + " " + h);
+    var known = spec.kwh.filter(function (v) { return v !== null; });
+    var max = Math.max.apply(null, known.concat([spec.ref || 0, 1]));
+    var n = spec.kwh.length, step = w / Math.max(n, 1);
+    function y(v) { return top + (h - top - bottom) * (1 - v / max); }
+    function add(tag, attrs, text) {
+        var el = svg.appendChild(document.createElementNS(ns, tag));
+        Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+        if (text !== undefined) { el.textContent = text; }
+        return el;
+    }
+    add("rect", {x: 0, y: 0, width: w, height: h, fill: "#fafafa"});
+    if (spec.since !== null && spec.since < n) {
+        add("rect", {x: spec.since * step, y: top, width: (n - spec.since) * step, height: h - top - bottom, fill: "#ffcdd2"});
+    }
+    spec.kwh.forEach(function (v, i) {
+        if (v === null) { return; }
+        add("rect", {x: i * step + 0.5, y: y(v), width: Math.max(step - 1, 1), height: Math.max(h - bottom - y(v), 0.5),
+                     fill: spec.rest && spec.rest[i] ? "#90a4ae" : "#37474f"});
+    });
+    if (spec.ref !== null) {
+        add("line", {x1: 0, x2: w, y1: y(spec.ref), y2: y(spec.ref), stroke: "#d50000", "stroke-dasharray": "4 3"});
+        add("text", {x: 2, y: y(spec.ref) - 2, "font-size": 9, fill: "#d50000"}, spec.ref_label);
+    }
+    add("text", {x: w - 2, y: 9, "font-size": 9, "text-anchor": "end", fill: "#555"}, "max " + Math.round(max) + " kWh/d");
+    add("text", {x: 0, y: h - 4, "font-size": 9, fill: "#555"}, spec.start);
+    add("text", {x: w, y: h - 4, "font-size": 9, "text-anchor": "end", fill: "#555"}, spec.end);
+    return svg;
 }
 """
 
@@ -548,6 +587,11 @@ def _names(grid: pd.DataFrame, fires: pd.DataFrame, *extra: str) -> dict[str, st
     """Names of the cells these fires are in or touch (not of the whole grid: it may hold 10^5 cells)."""
     ids = {str(c) for c in fires["cell_id"].dropna()} | {c for v in fires["cells_touched"] for c in _touched(v)} | set(extra)
     cells = grid[grid["cell_id"].astype(str).isin(ids)]
+    return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
+
+
+def _site_cell_names(grid: pd.DataFrame, sites: pd.DataFrame) -> dict[str, str]:
+    cells = grid[grid["cell_id"].astype(str).isin(set(sites["cell_id"].dropna().astype(str)))]
     return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
 
 
@@ -695,6 +739,83 @@ def _event_layer(events: pd.DataFrame, names: Mapping[str, str], name: str, *, s
     if not features:
         return None
     return _FeatureLayer(features, f"{name} ({len(features)})", styles=styles.table, labels=EVENT_POPUP_LABELS, show=show)
+
+
+# ------------------------------------------------------------------ electricity sites
+
+SITE_POPUP_LABELS = (
+    "规则 rule", "依据 evidence", "近60天用电 last 60 days", "企业 enterprise", "地址 address", "行业 industry",
+    "登记状态 registry status", "绩效等级 grade", "变压器 transformers", "自 since", "当日 day's use", "坐标 WGS84", "网格 cell",
+)
+SITE_COLOURS = {"resurgence": "#d50000", "noncompliance": "#6a1b9a", "unregistered_load": "#00838f", "stopped": "#757575"}
+STATUS_LABELS = {"operating": "在产 operating", "closed": "关停取缔 closed", "rectifying": "整改 rectifying", "moved": "搬迁 moved"}
+
+
+def _site_chart(rec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The popup chart's numbers: daily kWh, reference line and the flagged run."""
+    values = rec.get("chart_kwh")
+    if values is None or len(values) == 0:
+        return None
+    start = pd.Timestamp(rec["chart_start"])
+    days = pd.date_range(start, periods=len(values), freq="D")
+    first = rec.get("first_day")
+    since = int((pd.Timestamp(first) - start).days) if first is not None and not pd.isna(first) else None
+    floor, baseline = rec.get("floor_kwh"), rec.get("baseline_kwh")
+    ref, label = (floor, "floor") if floor is not None and not pd.isna(floor) else (baseline, "baseline")
+    ref_ok = ref is not None and not pd.isna(ref)
+    return {
+        "kwh": [None if v is None or not math.isfinite(v) else round(float(v), 1) for v in values],
+        "rest": [d.weekday() >= 5 for d in days],
+        "start": days[0].strftime("%m-%d"), "end": days[-1].strftime("%m-%d"),
+        "ref": round(float(ref), 1) if ref_ok else None, "ref_label": f"{label} {float(ref):.0f}" if ref_ok else "",
+        "since": max(since, 0) if since is not None and rec.get("rule") != "unregistered_load" else None,
+    }
+
+
+def _site_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list[PopupValue]:
+    enterprise = _text(rec.get("name"), "") + (f" ({rec['enterprise_id']})" if rec.get("enterprise_id") else "")
+    return [
+        f"{rec['rule_zh']} {rec['rule_en']}",
+        _text(rec.get("evidence")),
+        _site_chart(rec),
+        enterprise or "未登记 not registered",
+        _text(rec.get("address")) if rec.get("enterprise_id") else None,
+        _text(rec.get("industry")) if rec.get("enterprise_id") else None,
+        STATUS_LABELS.get(str(rec.get("status")), _text(rec.get("status"))) if rec.get("enterprise_id") else None,
+        _text(rec.get("grade")) if rec.get("grade") else None,
+        _text(rec.get("transformers")),
+        _text(rec.get("first_day")),
+        _number(rec.get("value_kwh"), ".0f", " kWh"),
+        f"{rec['lat']:.5f}, {rec['lon']:.5f}",
+        _cell_label(rec.get("cell_id"), names),
+    ]
+
+
+def _site_layers(m: folium.Map, sites: pd.DataFrame, names: Mapping[str, str]) -> None:
+    """One layer per rule, large markers with a white ring so they stand out from fires."""
+    for rule in RULES:
+        chosen = sites[sites["rule"] == rule]
+        if chosen.empty:
+            continue
+        zh, en = RULE_LABELS[rule]
+        features = [
+            _feature(_geometry_json(rec["geometry"], 0), 0, f"{zh} {en} · {_text(rec.get('name'), _text(rec.get('transformer_id')))}",
+                     _site_popup_values(rec, names))
+            for rec in _records(chosen)
+        ]
+        style = {"color": "#ffffff", "weight": 3, "fillColor": SITE_COLOURS[rule], "fillOpacity": 0.95}
+        _FeatureLayer(features, f"用电 sites: {zh} {en} ({len(features)})", styles=[style], labels=SITE_POPUP_LABELS,
+                      radius=9).add_to(m)
+
+
+def _site_legend(sites: pd.DataFrame | None) -> str:
+    if sites is None or sites.empty:
+        return ""
+    rows = "".join(
+        f"<div>{_swatch(SITE_COLOURS[rule], dot=True, border='#fff')}{_esc(zh)} {_esc(en)} ({int((sites['rule'] == rule).sum())})</div>"
+        for rule, (zh, en) in RULE_LABELS.items() if (sites["rule"] == rule).any()
+    )
+    return "<b>用电异常 electricity sites</b>" + rows
 
 
 def _fire_point_style(cls: FireClass, *, touching: bool) -> dict[str, Any]:
@@ -967,8 +1088,12 @@ def overview_map(
     cell_links: dict[str, str] | None = None,
     context: gpd.GeoDataFrame | None = None,
     events: gpd.GeoDataFrame | None = None,
+    sites: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """The morning overview: cells with fires shaded by count, every fire as a marker.
+
+    ``sites``: electricity sites (``sites.find_sites``, EPSG:4326), one layer per
+    rule, each popup with the last 60 days of use and the rule that fired.
 
     ``events``: fire events (``events.events_table``), drawn as the outline of
     their observations' footprints under the markers.
@@ -1009,10 +1134,12 @@ def overview_map(
     if events is not None:
         _event_layers(m, events, names)
     _fire_layers(m, fires, names, label="火点 fires")
+    if sites is not None and not sites.empty:
+        _site_layers(m, sites, names | _site_cell_names(grid, sites))
     folium.LayerControl(collapsed=True).add_to(m)
 
     class_counts = _class_counts(fires)
-    _add_legend(m, _overview_legend(class_counts, not touched_only.empty, events is not None and not events.empty))
+    _add_legend(m, _Html(_overview_legend(class_counts, not touched_only.empty, events is not None and not events.empty) + _site_legend(sites)))
     outside = int(fires["cell_id"].isna().sum())
     in_events = ""
     if events is not None:
@@ -1021,11 +1148,13 @@ def overview_map(
     summary = (
         f"{len(fires)} 火点 fires · {in_events}{len(with_fires)} 网格 cells with fires · "
         f"{outside} 不在网格内 outside any grid cell"
+        + (f" · {len(sites)} 用电异常 electricity sites" if sites is not None and len(sites) else "")
     )
     _add_title_bar(
         m, title, [line for line in (_time_span(fires), summary, _window_summary(class_counts), _data_window_summary(fires)) if line]
     )
-    _fit(m, _bounds(list(fires.geometry)) or _bounds(list(grid.geometry)))
+    site_points = list(sites.geometry) if sites is not None else []
+    _fit(m, _bounds([*fires.geometry, *site_points]) or _bounds(list(grid.geometry)))
     return m
 
 
@@ -1126,8 +1255,11 @@ def cell_map(
     title: str,
     tiles: str | None = "OpenStreetMap",
     events: gpd.GeoDataFrame | None = None,
+    sites: gpd.GeoDataFrame | None = None,
 ) -> folium.Map:
     """The map of one grid cell for its supervisor.
+
+    ``sites``: electricity sites; those in this cell are drawn.
 
     Shows the cell's outline (thick), its neighbours' outlines (thin), the fires
     whose pixel centre is in the cell (solid markers) and the fires centred
@@ -1177,10 +1309,13 @@ def cell_map(
     _fire_layers(
         m, shown[~in_cell.to_numpy()], names, label="邻格火点 touching", touching=True, numbers=numbers
     )
+    here = sites[(sites["cell_id"] == str(cell_id)).fillna(False).to_numpy(bool)] if sites is not None and len(sites) else None
+    if here is not None and len(here):
+        _site_layers(m, here, names)
     folium.LayerControl(collapsed=True).add_to(m)
 
     class_counts = _class_counts(shown)
-    _add_legend(m, _cell_legend(class_counts, events is not None and not events.empty))
+    _add_legend(m, _Html(_cell_legend(class_counts, events is not None and not events.empty) + _site_legend(here)))
     m.add_child(
         _HtmlControl(
             _fire_list(shown, in_cell, numbers, names), position="topright", css_class="gw-box gw-panel"
@@ -1189,6 +1324,7 @@ def cell_map(
     summary = (
         f"{int(in_cell.sum())} 火点在本网格 fires centred here · "
         f"{int((~in_cell).sum())} 邻格像元触及 touching from neighbours · {_window_summary(class_counts)}"
+        + (f" · {len(here)} 用电异常 electricity sites" if here is not None and len(here) else "")
     )
     lines = [f"网格 cell {cell_label} · {_text(cell.get('county_name'))}", _time_span(shown), summary]
     _add_title_bar(m, f"{title} — 网格员 supervisor {supervisor}", [line for line in lines if line])
@@ -1196,7 +1332,8 @@ def cell_map(
     _fit(
         m,
         _bounds(
-            [cell["geometry"], *shown.geometry, *[f for f in footprints if isinstance(f, shapely.Geometry)]]
+            [cell["geometry"], *shown.geometry, *[f for f in footprints if isinstance(f, shapely.Geometry)],
+             *(here.geometry if here is not None else [])]
         ),
     )
     return m

@@ -26,6 +26,7 @@ from .attribution import PointIndex, attribute, footprints
 from .classify import Classifier, classify, classify_events
 from .config import Config, ConfigError, PersistentConfig
 from .cropcal import before_sowing, read_sowing_table
+from .electricity import ElectricityError, SitesResult, nightly_sites, state_folder, store_state
 from .events import FusionTolerance, assign_events, events_table
 from .fires import dedupe, expand_patterns, read_fires
 from .grid import load_counties, load_grid, read_layer
@@ -38,6 +39,7 @@ from .plan import cell_probes, patrol_plan, recent_event_counts
 from .rasters import read_raster_fires
 from .readers.plants import read_plant_lists
 from .report import report_table, write_report
+from .sites import empty_sites
 from .schema import CATEGORIES, WGS84, WINDOW_COLUMNS
 from .skips import Skip
 from .summary import grid_summary
@@ -319,13 +321,18 @@ def _run(run: _Run, staging: Path) -> RunResult:
     with _timed(timings, "events"):
         fires["event_id"] = assign_events(fires, FusionTolerance(config.events.distance_km, config.events.max_gap_h))
         events = classify_events(events_table(fires), fires)
+    with _timed(timings, "electricity"):
+        power = _electricity(run, index)
+    skips += power.skips
+    sites = power.sites
 
     with _timed(timings, "write_tables"):
         fires.to_parquet(staging / "fires.parquet", index=False, compression="zstd", write_covering_bbox=False)
         events.to_parquet(staging / "events.parquet", index=False, compression="zstd", write_covering_bbox=False)
-        cells = _cells_to_map(fires)
+        sites.to_parquet(staging / "sites.parquet", index=False, compression="zstd", write_covering_bbox=False)
+        cells = sorted(set(_cells_to_map(fires)) | set(sites["cell_id"].dropna()))
         links = {c: f"maps/{cell_map_filename(c)}" for c in cells}
-        summary = grid_summary(fires, grid, links)
+        summary = grid_summary(fires, grid, links, sites)
         summary.to_csv(staging / "grid_summary.csv", index=False, encoding="utf-8")
     with _timed(timings, "report"):
         cropland = run.sources.cropland(grid, index)
@@ -339,12 +346,12 @@ def _run(run: _Run, staging: Path) -> RunResult:
     with _timed(timings, "write_maps"):
         title = f"gridwatch {day.isoformat()}"
         overview = overview_map(fires, grid, title=title, tiles=config.maps.tiles or None, cell_links=links,
-                                context=province_outlines(grid), events=events)
+                                context=province_outlines(grid), events=events, sites=sites)
         save_map(overview, staging / "map.html")
         (staging / "maps").mkdir()
         log.info("writing the overview map and %d cell maps", len(cells))
         for cell in cells:
-            m = cell_map(cell, fires, grid, title=title, tiles=config.maps.tiles or None, events=events)
+            m = cell_map(cell, fires, grid, title=title, tiles=config.maps.tiles or None, events=events, sites=sites)
             save_map(m, staging / links[cell])
 
     updated = None
@@ -353,7 +360,14 @@ def _run(run: _Run, staging: Path) -> RunResult:
         # counts days before a run's date, so having added today's fires never changes today's result.
         with _timed(timings, "update_history"):
             updated = _update_history(config.persistent, run.sources.classifier.history, fires)
+    if power.state is not None:
+        # Like the fire history: written before the day's folder is swapped in; the run for D
+        # always starts from the state of D-1, so a rerun after a failed swap gives the same state.
+        with _timed(timings, "store_state"):
+            stored = store_state(power.state, state_folder(config, run.out_root), config.electricity.keep_states)
+        power.inputs["state_written"] = str(stored)
     counts = _counts(fires, events, list(per_file.values()), duplicates, len(cells))
+    counts["electricity"] = power.counts or None
     log.info("%d fires on %s: %d in grid cells, %d outside any cell; %d cell maps", counts["fires"], day, counts["attributed"], counts["unattributed"], len(cells))
     listed, summary_skips = skip_records(skips)
     manifest = {
@@ -374,6 +388,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
             "landcover": file_record(config.classify.landcover) if config.classify else None,
             "fire_history": {**(run.sources.history_record or {"path": str(config.persistent.path), "cells": 0}),
                              "cells_after_update": updated} if config.persistent is not None else None,
+            "electricity": power.inputs or None,
         },
         "config": config.to_dict(),
         "versions": versions(),
@@ -387,6 +402,15 @@ def _run(run: _Run, staging: Path) -> RunResult:
     (staging / "run.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     (staging / "run.log").write_text("".join(r["line"] for r in run.records), encoding="utf-8")
     return RunResult(day, run.out_root / day.isoformat(), manifest, skips)
+
+
+def _electricity(run: _Run, index: PointIndex) -> SitesResult:
+    """The day's electricity sites; unusable electricity inputs make the run partial, not failed."""
+    try:
+        return nightly_sites(run.config, run.day, run.grid, run.out_root, index)
+    except ElectricityError as exc:
+        log.error("electricity sites not checked: %s", exc)
+        return SitesResult(empty_sites(), skips=[Skip("[electricity]", str(exc))])
 
 
 def tomorrows_plan(config: Config, sources: Sources, grid: gpd.GeoDataFrame, day: dt.date, cropland: pd.Series,

@@ -15,11 +15,13 @@ SUMMARY_COLUMNS = [
     "max_frp_mw",
     "first_fire_bjt",
     "last_fire_bjt",
+    "sites",
     "map",
 ]
 
 
-def grid_summary(fires: pd.DataFrame, grid: gpd.GeoDataFrame, maps: dict[str, str] | None = None) -> pd.DataFrame:
+def grid_summary(fires: pd.DataFrame, grid: gpd.GeoDataFrame, maps: dict[str, str] | None = None,
+                 sites: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per grid cell, in grid order.
 
     ``fires``: fires whose pixel centre is in the cell; ``fires_touching``:
@@ -27,6 +29,7 @@ def grid_summary(fires: pd.DataFrame, grid: gpd.GeoDataFrame, maps: dict[str, st
     supervisor should know of them too). Window columns count the fires
     (centred in the cell) flagged True in each window, and are empty where
     every such flag is unknown. Times are Beijing time, ``YYYY-MM-DD HH:MM``.
+    ``sites``: electricity sites (``sites.find_sites``), counted per cell.
     ``maps`` gives each cell's map path relative to the run folder.
     """
     table = pd.DataFrame(grid[GRID_COLUMNS[:-1]]).set_index("cell_id", drop=False)
@@ -49,6 +52,8 @@ def grid_summary(fires: pd.DataFrame, grid: gpd.GeoDataFrame, maps: dict[str, st
     times = by_cell["time_utc"]
     table["first_fire_bjt"] = _bjt(times.min().reindex(table.index))
     table["last_fire_bjt"] = _bjt(times.max().reindex(table.index))
+    site_counts = sites["cell_id"].value_counts() if sites is not None and len(sites) else pd.Series(dtype="int64")
+    table["sites"] = site_counts.reindex(table.index, fill_value=0).astype("int64")
     table["map"] = table.index.map(maps or {}).astype("string")
     return table[SUMMARY_COLUMNS].reset_index(drop=True)
 

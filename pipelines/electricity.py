@@ -1,0 +1,177 @@
+"""The electricity part of a nightly run: one new day of readings against the stored state -> sites.
+
+The run for Beijing day D reads the state at the end of D-1, the readings of
+D, the registry, transformer table and warning list as they are that night,
+and writes the state at the end of D. Missing states are rebuilt by replaying
+the days' readings (the first run replays ``history_days`` days).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from .attribution import PointIndex
+from .config import Config, ElectricityConfig
+from .fires import expand_patterns
+from .manifest import file_record
+from .meters import DayUse, MeterLimits, day_use
+from .powerstate import PowerState, StateError, latest_state, prune_states, state_path
+from .readers.power import PowerInputError, ReadingFormat, read_readings, read_registry, read_transformers, read_warnings
+from .sites import Fleet, SiteRules, closure_days, empty_sites, find_sites, learn_floors, locate_fleet
+from .skips import Skip
+
+log = logging.getLogger(__name__)
+
+
+class ElectricityError(RuntimeError):
+    """The electricity inputs cannot be used at all; the message names the file."""
+
+
+@dataclass
+class SitesResult:
+    """What the electricity part of a run found and read."""
+
+    sites: gpd.GeoDataFrame
+    state: PowerState | None = None  # the state at the end of the day, to be stored
+    counts: dict[str, object] = field(default_factory=dict)
+    skips: list[Skip] = field(default_factory=list)
+    inputs: dict[str, object] = field(default_factory=dict)
+
+
+def reading_format(cfg: ElectricityConfig) -> ReadingFormat:
+    return ReadingFormat(cfg.transformer_column, cfg.time_column, cfg.value_column, cfg.interval_minutes, cfg.timezone,
+                         cfg.label, cfg.values)
+
+
+def site_rules(cfg: ElectricityConfig) -> SiteRules:
+    return SiteRules(cfg.resurgence, cfg.noncompliance, cfg.reduction, cfg.unregistered, cfg.stopped)
+
+
+def state_folder(config: Config, out_root: Path) -> Path:
+    cfg = config.electricity
+    return cfg.state_dir if cfg is not None and cfg.state_dir is not None else out_root / "state" / "electricity"
+
+
+def reading_files(cfg: ElectricityConfig, base: Path, day: dt.date) -> list[Path]:
+    """The readings files of Beijing day ``day`` (patterns with {date}, {prev_date}, {next_date})."""
+    patterns = [p.replace("{prev_date}", (day - dt.timedelta(days=1)).isoformat())
+                 .replace("{next_date}", (day + dt.timedelta(days=1)).isoformat())
+                 .replace("{date}", day.isoformat()) for p in cfg.readings]
+    found: list[Path] = []
+    for path in expand_patterns(patterns, base):
+        found += sorted(p for p in path.iterdir() if p.suffix.lower() in (".csv", ".parquet")) if path.is_dir() else [path]
+    return found
+
+
+def load_fleet(config: Config, grid: gpd.GeoDataFrame, index: PointIndex | None = None) -> tuple[Fleet, pd.DataFrame, list[Skip], dict]:
+    """Registry, transformers (located in the grid) and warnings of ``[electricity]``, with the rows skipped."""
+    cfg = config.electricity
+    try:
+        registry, skips = read_registry(cfg.registry)
+        transformers, more = read_transformers(cfg.transformers, cfg.transformers_crs)
+        skips += more
+        warnings = pd.DataFrame(columns=["warning_id", "level", "start_utc", "end_utc", "region"])
+        if cfg.warnings is not None:
+            warnings, more = read_warnings(cfg.warnings)
+            skips += more
+    except FileNotFoundError as exc:
+        raise ElectricityError(f"[electricity]: {exc.filename}: file not found") from None
+    except PowerInputError as exc:
+        raise ElectricityError(f"[electricity]: {exc}") from None
+    records = {name: {**file_record(path), "rows": rows} for name, path, rows in (
+        ("registry", cfg.registry, len(registry)), ("transformers", cfg.transformers, len(transformers)),
+        ("warnings", cfg.warnings, len(warnings))) if path is not None}
+    return locate_fleet(transformers, registry, grid, index), warnings, skips, records
+
+
+def nightly_sites(config: Config, day: dt.date, grid: gpd.GeoDataFrame, out_root: Path, index: PointIndex | None = None) -> SitesResult:
+    """Sites of Beijing day ``day`` from ``[electricity]``; an empty result when it is not configured.
+
+    Raises ``ElectricityError`` when the registry, transformer table or
+    warning list is unusable, or the day has no readings file at all.
+    """
+    cfg = config.electricity
+    if cfg is None:
+        return SitesResult(empty_sites())
+    fmt, rules = reading_format(cfg), site_rules(cfg)
+    limits = MeterLimits(cfg.min_coverage, cfg.max_kw, cfg.work_hours)
+    fleet, warnings, skips, inputs = load_fleet(config, grid, index)
+    files = reading_files(cfg, config.base_dir, day)
+    if not files:
+        raise ElectricityError(f"[electricity] readings: no file for {day} matches {list(cfg.readings)} (relative to {config.base_dir})")
+    folder = state_folder(config, out_root)
+    ids = pd.Index(fleet.transformers["transformer_id"], dtype=object)
+    state, replayed, missing = _state_before(folder, day, ids, cfg, fmt, limits, rules, fleet, config.base_dir)
+    use = _day(files, ids, day, fmt, limits, state)
+    state = state.advance(use)
+    sites, state = find_sites(state, fleet, warnings, rules)
+    counts = {**fleet.counts, **{k: v for k, v in use.counts.items() if k != "transformers"},
+              "state_days_replayed": replayed, "state_days_without_readings": missing,
+              "sites": len(sites), "sites_by_rule": {str(k): int(v) for k, v in sites["rule"].value_counts().items()},
+              "unmapped_transformer_ids": use.unmapped}
+    if use.counts.get("unmapped_rows"):
+        log.warning("%d readings of %d transformer(s) not in %s, e.g. %s", use.counts["unmapped_rows"], use.counts["unmapped_transformers"],
+                    cfg.transformers.name, ", ".join(list(use.unmapped)[:5]))
+    for key in ("negative", "conflicting", "implausible", "meter_resets", "bad_time", "bad_value", "bad_id", "days_too_incomplete"):
+        if use.counts.get(key):
+            log.warning("electricity readings of %s: %d %s", day, use.counts[key], key.replace("_", " "))
+    inputs["readings"] = [file_record(p) for p in files]
+    return SitesResult(sites, state, counts, skips + use.examples, inputs)
+
+
+def store_state(state: PowerState, folder: Path, keep: int) -> Path:
+    """Write the day's state and prune old ones; returns its path."""
+    path = state_path(folder, state.end)
+    state.write(path)
+    prune_states(folder, keep)
+    return path
+
+
+def _day(files: list[Path], ids: pd.Index, day: dt.date, fmt: ReadingFormat, limits: MeterLimits, state: PowerState) -> DayUse:
+    try:
+        return day_use(read_readings(files, fmt), ids, day, fmt, limits=limits, previous_register=state.register_before(day))
+    except (OSError, ValueError) as exc:
+        raise ElectricityError(f"[electricity] readings of {day}: {exc}") from None
+
+
+def _state_before(folder: Path, day: dt.date, ids: pd.Index, cfg: ElectricityConfig, fmt: ReadingFormat, limits: MeterLimits,
+                  rules: SiteRules, fleet: Fleet, base: Path) -> tuple[PowerState, int, int]:
+    """The state at the end of ``day`` - 1: read, or caught up (or built) by replaying the days' readings.
+
+    Returns (state, days replayed, replayed days that had no readings file).
+    """
+    start = day - dt.timedelta(days=cfg.history_days + 1)
+    state = None
+    path = latest_state(folder, day)
+    if path is not None:
+        try:
+            stored = PowerState.read(path)
+            if stored.end >= start:
+                state = stored.reindex(ids).resized(cfg.history_days)
+        except StateError as exc:
+            log.warning("%s; rebuilding the electricity history from readings", exc)
+    if state is None:
+        state = PowerState.empty(ids, start, cfg.history_days)
+        log.info("no electricity state before %s in %s: replaying %d days of readings", day, folder, cfg.history_days)
+    replayed = missing = 0
+    d = state.end + dt.timedelta(days=1)
+    while d < day:
+        files = reading_files(cfg, base, d)
+        if files:
+            use = _day(files, ids, d, fmt, limits, state)
+            state = state.advance(use)
+        else:
+            missing += 1
+            state = state.advance(DayUse.unknown(d, len(ids)))
+        state = learn_floors(state, closure_days(fleet, d), rules.resurgence)
+        replayed += 1
+        d += dt.timedelta(days=1)
+    if missing:
+        log.warning("electricity history: %d of %d replayed day(s) before %s had no readings file", missing, replayed, day)
+    return state, replayed, missing

@@ -1,0 +1,79 @@
+"""China's working calendar: public holidays and make-up workdays (调休), from ``chinesecalendar``.
+
+The State Council publishes each year's holidays in the December before, so
+the library covers the years up to its release. For a year it does not cover,
+days are judged by the weekday alone and ``WorkCalendar.unknown_years`` says
+which years those were, so the run can warn (upgrade ``chinesecalendar``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import chinese_calendar
+import numpy as np
+import pandas as pd
+
+SPRING_FESTIVAL = "Spring Festival"
+
+
+@dataclass(frozen=True)
+class WorkCalendar:
+    """Day kinds of a run of consecutive Beijing dates ``start`` .. ``start + len - 1``.
+
+    ``workday``: a working day (Monday-Friday that is no holiday, or a make-up
+    Saturday/Sunday); ``holiday``: a public holiday; ``makeup``: a weekend
+    day worked in lieu; ``festival``: the Spring Festival season, from
+    ``festival_before`` days before the official holiday to
+    ``festival_after`` days after it, when factories stop and restart
+    gradually and low use is no sign of closure.
+    """
+
+    start: dt.date
+    workday: np.ndarray  # bool
+    holiday: np.ndarray  # bool
+    makeup: np.ndarray  # bool
+    festival: np.ndarray  # bool
+    unknown_years: tuple[int, ...] = ()
+
+    @classmethod
+    def build(cls, start: dt.date, days: int, *, festival_before: int = 7, festival_after: int = 15) -> WorkCalendar:
+        dates = [start + dt.timedelta(days=i) for i in range(-festival_after, days + festival_before)]
+        workday, holiday, makeup, spring = (np.zeros(len(dates), bool) for _ in range(4))
+        unknown: set[int] = set()
+        for i, day in enumerate(dates):
+            try:
+                workday[i] = chinese_calendar.is_workday(day)
+                is_holiday, name = chinese_calendar.get_holiday_detail(day)
+            except NotImplementedError:
+                unknown.add(day.year)
+                workday[i] = day.weekday() < 5
+                continue
+            holiday[i] = is_holiday and name is not None
+            makeup[i] = workday[i] and day.weekday() >= 5
+            spring[i] = holiday[i] and name == SPRING_FESTIVAL
+        # The season reaches festival_before days ahead of and festival_after days beyond any festival day.
+        window = np.ones(festival_before + festival_after + 1, int)
+        festival = np.convolve(spring.astype(int), window, mode="full")[festival_before : festival_before + len(dates)] > 0
+        keep = slice(festival_after, festival_after + days)
+        in_range = {d.year for d in dates[keep]}
+        return cls(start, workday[keep], holiday[keep], makeup[keep], festival[keep], tuple(sorted(unknown & in_range)))
+
+    @property
+    def dates(self) -> pd.DatetimeIndex:
+        return pd.date_range(self.start, periods=len(self.workday), freq="D")
+
+    def kind(self) -> list[str]:
+        """``workday``, ``makeup`` (weekend worked in lieu), ``holiday`` or ``weekend``, per day."""
+        return [
+            "makeup" if m else "workday" if w else "holiday" if h else "weekend"
+            for w, h, m in zip(self.workday, self.holiday, self.makeup)
+        ]
+
+
+def work_calendar(dates: Sequence[dt.date] | pd.DatetimeIndex, **kwargs: int) -> WorkCalendar:
+    """The ``WorkCalendar`` of consecutive ``dates``."""
+    first = pd.Timestamp(dates[0]).date()
+    return WorkCalendar.build(first, len(dates), **kwargs)

@@ -1,0 +1,270 @@
+"""One Beijing day of meter readings -> one day's use per transformer, with every problem counted.
+
+The readings of a province's day are tens of millions of rows. Each
+partition of the dask dataframe is parsed, placed on the day's interval
+slots and de-duplicated on its own (in parallel); only the surviving
+(slot, value) pairs travel to the final assembly, which fills one dense
+``transformers x slots`` array. Problems are never dropped silently: each
+kind is counted for ``run.json`` with up to ``EXAMPLES`` example rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+from .readers.power import (
+    BAD_ID,
+    BAD_TIME,
+    BAD_VALUE,
+    OUTSIDE_DAY,
+    ROW_PROBLEMS,
+    UNMAPPED,
+    ReadingFormat,
+    day_bounds_utc,
+)
+from .skips import Skip
+
+EXAMPLES = 5  # example rows kept per problem and partition
+NS_PER_MIN = 60 * 10**9
+
+
+@dataclass(frozen=True)
+class MeterLimits:
+    """What counts as a usable day and a plausible reading."""
+
+    min_coverage: float = 0.9  # fraction of a day's intervals that must be known for its total; the rest is scaled up
+    max_kw: float = 20000.0  # kW: a reading implying more average power is a meter or collection error
+    work_hours: tuple[int, int] = (8, 18)  # Beijing clock hours [start, end) of a working day shift
+
+
+@dataclass
+class DayUse:
+    """The use of every transformer of the fleet on one Beijing day.
+
+    Arrays are aligned with the fleet index given to ``day_use``. ``kwh`` is
+    NaN where less than ``min_coverage`` of the day is known; ``work_share``
+    (0-1) is the share of the day's kWh used in working hours, NaN for daily
+    readings. ``last_register`` is the meter register (kWh) at the last
+    reading of the day, for the next day's differences.
+    """
+
+    day: dt.date
+    kwh: np.ndarray  # float32
+    work_share: np.ndarray  # float32
+    coverage: np.ndarray  # float32, 0-1
+    last_register: np.ndarray  # float64
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: list[Skip] = field(default_factory=list)
+    unmapped: dict[str, int] = field(default_factory=dict)  # transformer id -> rows, the 20 commonest
+
+    @classmethod
+    def unknown(cls, day: dt.date, transformers: int) -> DayUse:
+        """A day without any readings."""
+        nan = np.full(transformers, np.nan, "float32")
+        return cls(day, nan, nan.copy(), np.zeros(transformers, "float32"), np.full(transformers, np.nan))
+
+
+@dataclass
+class _Part:
+    """One partition's readings on the day's slots: flat index -> value, count, conflict."""
+
+    flat: np.ndarray  # int64, transformer * slots + slot, sorted unique
+    value: np.ndarray  # float64
+    n: np.ndarray  # int32, rows seen for that slot
+    conflict: np.ndarray  # bool, rows disagreed
+    counts: Counter
+    examples: list[Skip]
+    unmapped: Counter
+
+
+def day_use(readings: dd.DataFrame, fleet: pd.Index, day: dt.date, fmt: ReadingFormat, *,
+            limits: MeterLimits = MeterLimits(), previous_register: np.ndarray | None = None) -> DayUse:
+    """The day's use per transformer of ``fleet`` from ``readings`` (``readers.power.read_readings``).
+
+    ``previous_register`` (register readings only): each transformer's
+    register at the end of the day before, in kWh; NaN where unknown (then
+    the first interval of the day is unknown). Computes on the current dask
+    scheduler.
+    """
+    start, _ = day_bounds_utc(day)
+    parts = [dask.delayed(_place)(p, fleet, start.value, fmt, limits) for p in readings.to_delayed()]
+    placed = dask.compute(*parts)
+    values, n, conflict, counts, examples, unmapped = _assemble(placed, len(fleet), fmt)
+    prev = np.full(len(fleet), np.nan) if previous_register is None else previous_register
+    if fmt.values == "register":
+        energy, covered, resets, implausible, last = _register_energy(values, conflict, prev, fmt, limits)
+        counts["meter_resets"] += resets
+        counts["implausible"] += implausible
+    else:
+        energy = np.where(conflict, np.nan, values)
+        covered = np.isfinite(energy).sum(axis=1)
+        last = np.full(len(fleet), np.nan)
+    kwh, share, coverage = _day_totals(energy, covered, fmt, limits)
+    seen = n.sum(axis=1) > 0
+    counts["transformers"] = len(fleet)
+    counts["transformers_without_readings"] = int((~seen).sum())
+    counts["transformers_with_gaps"] = int((seen & (coverage < 1) & np.isfinite(kwh)).sum())
+    counts["days_too_incomplete"] = int((seen & ~np.isfinite(kwh)).sum())
+    top = dict(unmapped.most_common(20))
+    counts["unmapped_transformers"] = len(unmapped)
+    return DayUse(day, kwh, share, coverage, last, dict(counts), examples, top)
+
+
+def _place(frame: pd.DataFrame, fleet: pd.Index, day_start_ns: int, fmt: ReadingFormat, limits: MeterLimits) -> _Part:
+    counts: Counter = Counter(rows=len(frame))
+    examples: list[Skip] = []
+    ids = frame["transformer"].astype("category")
+    lookup = fleet.get_indexer(ids.cat.categories.astype(str))
+    codes = ids.cat.codes.to_numpy()
+    t = np.where(codes >= 0, lookup[codes], -1)
+    bad = frame["bad"].to_numpy().copy()
+    bad[(bad == 0) & (t < 0)] = UNMAPPED
+    unmapped = Counter(frame["transformer"].to_numpy()[bad == UNMAPPED].astype(str)) if (bad == UNMAPPED).any() else Counter()
+
+    slots = fmt.slots
+    step = fmt.interval_minutes * NS_PER_MIN
+    ns = frame["time"].to_numpy(dtype="datetime64[ns]").view("int64")
+    offset = ns - day_start_ns
+    if slots == 1:
+        slot = np.where((offset >= 0) & (offset < 1440 * NS_PER_MIN), 0, -1)
+    else:
+        k = np.floor_divide(offset + step // 2, step)  # nearest interval boundary: tolerates clock jitter
+        slot = k - 1 if fmt.label == "end" else k
+        slot = np.where((slot >= 0) & (slot < slots), slot, -1)
+    bad[(bad == 0) & (slot < 0)] = OUTSIDE_DAY
+
+    value = frame["value"].to_numpy(dtype="float64")
+    good = bad == 0
+    if fmt.values == "interval":
+        negative = good & (value < 0)
+        implausible = good & (value > limits.max_kw * fmt.interval_minutes / 60)
+        counts["negative"] += int(negative.sum())
+        counts["implausible"] += int(implausible.sum())
+        _examples(examples, frame, negative, "value", "negative kWh in an interval; the interval is left unknown")
+        _examples(examples, frame, implausible, "value", f"more than max_kw = {limits.max_kw:g} kW on average; the interval is left unknown")
+        good &= ~(negative | implausible)
+    else:
+        negative = good & (value < 0)
+        counts["negative"] += int(negative.sum())
+        _examples(examples, frame, negative, "value", "negative register reading; the interval is left unknown")
+        good &= ~negative
+    for code, (column, reason) in ROW_PROBLEMS.items():
+        mask = bad == code
+        counts[_COUNT_NAMES[code]] += int(mask.sum())
+        if code != UNMAPPED:
+            _examples(examples, frame, mask, column, reason)
+    counts["outside_day"] += int((bad == OUTSIDE_DAY).sum())
+
+    flat = t[good].astype("int64") * slots + slot[good]
+    value = value[good]
+    order = np.argsort(flat, kind="stable")
+    flat, value = flat[order], value[order]
+    first = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]]) if len(flat) else np.zeros(0, "int64")
+    n = np.diff(np.r_[first, len(flat)]).astype("int32")
+    if len(flat) and (n > 1).any():
+        lo = np.minimum.reduceat(value, first)
+        hi = np.maximum.reduceat(value, first)
+        conflict = hi != lo
+    else:
+        conflict = np.zeros(len(first), bool)
+    counts["duplicates"] += int((n[~conflict] - 1).sum())
+    counts["conflicting"] += int(conflict.sum())
+    if conflict.any():
+        rows = frame["row"].to_numpy()[good][order]
+        bad_rows = rows[first[conflict]][:EXAMPLES]
+        examples += [Skip(str(frame["file"].iat[0]), "the same transformer and interval twice with different values; the interval is left unknown",
+                          row=int(r), field="time") for r in bad_rows]
+    counts["used"] += len(flat)
+    return _Part(flat[first], value[first], n, conflict, counts, examples, unmapped)
+
+
+_COUNT_NAMES = {BAD_ID: "bad_id", BAD_TIME: "bad_time", BAD_VALUE: "bad_value", UNMAPPED: "unmapped_rows"}
+
+
+def _examples(out: list[Skip], frame: pd.DataFrame, mask: np.ndarray, column: str, reason: str) -> None:
+    if mask.any():
+        rows = frame["row"].to_numpy()[mask][:EXAMPLES]
+        out += [Skip(str(frame["file"].iat[0]), reason, row=int(r), field=column) for r in rows]
+
+
+def _assemble(parts: tuple[_Part, ...], n_transformers: int, fmt: ReadingFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray, Counter, list[Skip], Counter]:
+    """One dense (transformers, slots) array of values, with rows seen and conflicts, from the partitions."""
+    size = n_transformers * fmt.slots
+    dtype = "float64" if fmt.values == "register" else "float32"
+    values = np.full(size, np.nan, dtype)
+    n = np.zeros(size, "int32")
+    conflict = np.zeros(size, bool)
+    counts: Counter = Counter()
+    examples: list[Skip] = []
+    unmapped: Counter = Counter()
+    for part in parts:
+        seen = n[part.flat] > 0
+        # The same interval in two partitions (two files of one day): a duplicate, or a conflict.
+        differs = seen & ~conflict[part.flat] & (values[part.flat] != part.value)
+        counts["duplicates"] += int((seen & ~differs).sum())
+        counts["conflicting"] += int(differs.sum())
+        conflict[part.flat] |= part.conflict | differs
+        fresh = ~seen
+        values[part.flat[fresh]] = part.value[fresh]
+        n[part.flat] += part.n
+        counts.update(part.counts)
+        examples += part.examples
+        unmapped.update(part.unmapped)
+    counts["used"] -= counts["duplicates"] + counts["conflicting"]
+    shape = (n_transformers, fmt.slots)
+    return values.reshape(shape), n.reshape(shape), conflict.reshape(shape), counts, examples, unmapped
+
+
+def _register_energy(registers: np.ndarray, conflict: np.ndarray, previous: np.ndarray, fmt: ReadingFormat,
+                     limits: MeterLimits) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
+    """kWh per interval from cumulative registers, with resets and implausible jumps left unknown.
+
+    A difference across missing readings is put on the interval where
+    reading resumes and covers the whole gap. Returns (energy, intervals
+    covered per transformer, resets, implausible jumps, last register of the day).
+    """
+    full = np.concatenate([previous[:, None].astype("float64"), np.where(conflict, np.nan, registers)], axis=1)
+    have = np.isfinite(full)
+    columns = np.arange(full.shape[1])
+    rows = np.arange(full.shape[0])[:, None]
+    last_seen = np.maximum.accumulate(np.where(have, columns, -1), axis=1)
+    before = np.concatenate([np.full((full.shape[0], 1), -1), last_seen[:, :-1]], axis=1)
+    earlier = np.where(before >= 0, full[rows, np.maximum(before, 0)], np.nan)
+    diff = np.where(have & (before >= 0), full - earlier, np.nan)[:, 1:]
+    span = (columns - before)[:, 1:]
+    valid = np.isfinite(diff)
+    reset = valid & (diff < 0)
+    implausible = valid & ~reset & (diff > limits.max_kw * fmt.interval_minutes / 60 * span)
+    energy = np.where(reset | implausible, np.nan, diff)
+    covered = np.where(np.isfinite(energy), span, 0).sum(axis=1)
+    last = np.where(last_seen[:, -1] >= 0, full[rows[:, 0], np.maximum(last_seen[:, -1], 0)], np.nan)
+    return energy, covered, int(reset.sum()), int(implausible.sum()), last
+
+
+def _day_totals(energy: np.ndarray, covered: np.ndarray, fmt: ReadingFormat, limits: MeterLimits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kWh of the day, working-hours share, coverage) from per-interval energy (NaN = unknown).
+
+    ``covered``: intervals per transformer whose energy is known. A day with
+    at least ``min_coverage`` known is scaled up to the whole day.
+    """
+    known = np.isfinite(energy)
+    coverage = (covered / fmt.slots).astype("float32")
+    total = np.where(known, energy, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kwh = np.where(coverage >= limits.min_coverage, total * fmt.slots / np.maximum(covered, 1), np.nan)
+        if fmt.slots == 1:
+            share = np.full(len(kwh), np.nan)
+        else:
+            hours = (np.arange(fmt.slots) * fmt.interval_minutes) / 60
+            work = (hours >= limits.work_hours[0]) & (hours < limits.work_hours[1])
+            in_work = np.where(known[:, work], energy[:, work], 0.0).sum(axis=1) * work.sum() / np.maximum(known[:, work].sum(axis=1), 1)
+            off_work = np.where(known[:, ~work], energy[:, ~work], 0.0).sum(axis=1) * (~work).sum() / np.maximum(known[:, ~work].sum(axis=1), 1)
+            share = np.where(np.isfinite(kwh) & (in_work + off_work > 0), in_work / (in_work + off_work), np.nan)
+    return kwh.astype("float32"), share.astype("float32"), coverage

@@ -1,0 +1,370 @@
+"""Readers of the grid company's data: enterprise registry, transformer table, warnings, readings.
+
+Registry, transformer table and warning list are small CSV files kept by
+hand; each bad row is skipped with its line number and field. Readings are the
+large input (one row per transformer and 15-minute interval, or per day): they
+become a dask dataframe with one partition per file (CSV) or row group
+(Parquet), so that one day of a province never sits in memory as rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.dataframe as dd
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from ..chinacrs import to_wgs84
+from ..schema import BEIJING_TZ, WGS84
+from ..skips import Skip
+from .csvtext import CsvTable, UnreadableFile, read_table, read_text, to_float
+
+# Enterprise status, as written in English or in the registry's Chinese.
+STATUSES = {
+    "operating": "operating", "正常": "operating", "在产": "operating", "生产": "operating",
+    "closed": "closed", "取缔": "closed", "关停": "closed", "关闭": "closed",
+    "rectifying": "rectifying", "整改": "rectifying", "停产整改": "rectifying",
+    "moved": "moved", "搬迁": "moved",
+}
+GRADES = {"a": "A", "b": "B", "c": "C", "d": "D", "leading": "leading", "引领性": "leading", "": ""}
+LEVELS = {"yellow": "yellow", "黄色": "yellow", "orange": "orange", "橙色": "orange", "red": "red", "红色": "red"}
+LEVEL_RANK = {"yellow": 1, "orange": 2, "red": 3}
+
+REGISTRY_COLUMNS = ["enterprise_id", "name", "address", "industry", "status", "status_date", "deadline", "grade"]
+TRANSFORMER_COLUMNS = ["transformer_id", "enterprise_id", "lon", "lat"]
+WARNING_COLUMNS = ["warning_id", "level", "start", "end", "region"]
+
+
+class PowerInputError(ValueError):
+    """A registry, transformer or warning file cannot be used at all; the message names it."""
+
+
+@dataclass(frozen=True)
+class ReadingFormat:
+    """How a readings file is laid out.
+
+    ``values``: "interval" = kWh consumed in each interval; "register" = the
+    meter's cumulative active-energy reading (kWh) at the end of each
+    interval, from which gridwatch takes differences. ``label``: whether an
+    interval's time stamp marks its end (00:15 ... 24:00, the collection
+    system's usual 96 points) or its start. Times without an offset are in
+    ``timezone``. ``interval_minutes`` = 1440 means one daily total per row,
+    stamped with its date.
+    """
+
+    transformer_column: str = "transformer_id"
+    time_column: str = "time"
+    value_column: str = "kwh"
+    interval_minutes: int = 15
+    timezone: str = BEIJING_TZ
+    label: str = "end"
+    values: str = "interval"
+
+    @property
+    def slots(self) -> int:
+        """Intervals per Beijing day."""
+        return 1440 // self.interval_minutes
+
+    def check(self) -> None:
+        if self.interval_minutes <= 0 or 1440 % self.interval_minutes:
+            raise ValueError(f"interval_minutes = {self.interval_minutes}: expected a divisor of 1440 (15, 30, 60, 1440)")
+        if self.label not in ("end", "start"):
+            raise ValueError(f"label = {self.label!r}: expected \"end\" or \"start\"")
+        if self.values not in ("interval", "register"):
+            raise ValueError(f"values = {self.values!r}: expected \"interval\" or \"register\"")
+        if self.values == "register" and self.label != "end" and self.slots > 1:
+            raise ValueError("values = \"register\" needs label = \"end\": a register is read at the end of each interval")
+        pd.Timestamp("2020-01-01").tz_localize(self.timezone)
+
+
+# Codes of the per-row quality column of tidy readings.
+OK, BAD_ID, BAD_TIME, BAD_VALUE, OUTSIDE_DAY, UNMAPPED = 0, 1, 2, 3, 4, 5
+ROW_PROBLEMS = {
+    BAD_ID: ("transformer", "no transformer id"),
+    BAD_TIME: ("time", "not a time (expected e.g. 2016-09-01 00:15)"),
+    BAD_VALUE: ("kwh", "not a number (expected kWh)"),
+    UNMAPPED: ("transformer", "transformer id not in the transformer table"),
+}
+
+
+def read_registry(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
+    """Enterprises: ``REGISTRY_COLUMNS``, one row per enterprise id.
+
+    ``status`` is normalised to operating / closed / rectifying / moved;
+    ``status_date`` (Beijing date) is when it was closed, moved or put under
+    rectification and is required for those; ``deadline`` ends a
+    rectification; ``grade`` is A, B, C, D or leading for members of the
+    emergency reduction list and "" otherwise. Raises ``PowerInputError`` if
+    the file is unusable.
+    """
+    table = _csv(path, REGISTRY_COLUMNS[:5], optional=REGISTRY_COLUMNS[5:])
+    frame, skips = table.frame, list(table.skips)
+    keep = np.ones(len(frame), bool)
+    status = frame["status"].str.lower().map(lambda s: STATUSES.get(s, STATUSES.get(s.strip(), None)))
+    grade = frame["grade"].str.strip().str.lower().map(GRADES)
+    status_date = _dates(frame["status_date"])
+    deadline = _dates(frame["deadline"])
+    for i, line in enumerate(table.lines):
+        problem = None
+        if not frame["enterprise_id"].iat[i]:
+            problem = ("enterprise_id", "empty enterprise id")
+        elif status.iat[i] is None:
+            problem = ("status", f"{frame['status'].iat[i]!r}: expected operating, closed (取缔/关停), rectifying (整改) or moved (搬迁)")
+        elif pd.isna(grade.iat[i]):
+            problem = ("grade", f"{frame['grade'].iat[i]!r}: expected A, B, C, D, leading (引领性) or empty")
+        elif frame["status_date"].iat[i] and pd.isna(status_date.iat[i]):
+            problem = ("status_date", f"{frame['status_date'].iat[i]!r}: expected a date YYYY-MM-DD")
+        elif frame["deadline"].iat[i] and pd.isna(deadline.iat[i]):
+            problem = ("deadline", f"{frame['deadline'].iat[i]!r}: expected a date YYYY-MM-DD")
+        elif status.iat[i] != "operating" and pd.isna(status_date.iat[i]):
+            problem = ("status_date", f"status {status.iat[i]} needs the date it took effect")
+        if problem:
+            skips.append(Skip(path.name, problem[1], row=int(line), field=problem[0]))
+            keep[i] = False
+    out = pd.DataFrame({
+        "enterprise_id": frame["enterprise_id"].astype("string"),
+        "name": frame["name"].astype("string"),
+        "address": frame["address"].astype("string"),
+        "industry": frame["industry"].astype("string"),
+        "status": status.astype("string"),
+        "status_date": status_date,
+        "deadline": deadline,
+        "grade": grade.astype("string"),
+        "source_row": table.lines,
+    })[keep]
+    repeated = out["enterprise_id"].duplicated()
+    skips += [Skip(path.name, "enterprise id listed twice; the first row is used", row=int(r), field="enterprise_id")
+              for r in out.loc[repeated, "source_row"]]
+    return out[~repeated].reset_index(drop=True), skips
+
+
+def read_transformers(path: Path, crs: str = "") -> tuple[gpd.GeoDataFrame, list[Skip]]:
+    """Dedicated transformers: id, enterprise id ("" when none is registered), location.
+
+    Coordinates are longitude/latitude in ``crs`` ("" = WGS84; "GCJ-02" and
+    "BD-09" are converted); the result is EPSG:4326. Raises ``PowerInputError``
+    if the file is unusable.
+    """
+    table = _csv(path, TRANSFORMER_COLUMNS)
+    frame, skips = table.frame, list(table.skips)
+    lon, lat = to_float(frame["lon"]), to_float(frame["lat"])
+    keep = np.ones(len(frame), bool)
+    for i, line in enumerate(table.lines):
+        problem = None
+        if not frame["transformer_id"].iat[i]:
+            problem = ("transformer_id", "empty transformer id")
+        elif not -180 <= lon.iat[i] <= 180:
+            problem = ("lon", f"{frame['lon'].iat[i]!r}: expected a longitude in degrees")
+        elif not -90 <= lat.iat[i] <= 90:
+            problem = ("lat", f"{frame['lat'].iat[i]!r}: expected a latitude in degrees")
+        if problem:
+            skips.append(Skip(path.name, problem[1], row=int(line), field=problem[0]))
+            keep[i] = False
+    out = gpd.GeoDataFrame(
+        {"transformer_id": frame["transformer_id"].astype("string"), "enterprise_id": frame["enterprise_id"].astype("string"),
+         "source_row": table.lines},
+        geometry=gpd.points_from_xy(lon, lat), crs=WGS84,
+    )[keep]
+    repeated = out["transformer_id"].duplicated()
+    skips += [Skip(path.name, "transformer id listed twice; the first row is used", row=int(r), field="transformer_id")
+              for r in out.loc[repeated, "source_row"]]
+    out = out[~repeated].reset_index(drop=True)
+    if crs:
+        try:
+            out = to_wgs84(out, crs)
+        except ValueError as exc:
+            raise PowerInputError(f"{path}: {exc}") from None
+    out["lon"], out["lat"] = out.geometry.x, out.geometry.y
+    return out, skips
+
+
+def read_warnings(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
+    """Heavy-pollution warnings: id, level (yellow/orange/red), start and end (UTC), region.
+
+    ``start``/``end`` without an offset are Beijing time. ``region`` lists
+    administrative code prefixes separated by ``;`` ("13" = Hebei, "1301" =
+    Shijiazhuang, "130102" = one county) or ``*`` for everywhere.
+    """
+    table = _csv(path, WARNING_COLUMNS)
+    frame, skips = table.frame, list(table.skips)
+    level = frame["level"].str.lower().map(LEVELS)
+    start, end = _instants(frame["start"]), _instants(frame["end"])
+    keep = np.ones(len(frame), bool)
+    for i, line in enumerate(table.lines):
+        problem = None
+        if pd.isna(level.iat[i]):
+            problem = ("level", f"{frame['level'].iat[i]!r}: expected yellow, orange or red (黄色/橙色/红色)")
+        elif pd.isna(start.iat[i]):
+            problem = ("start", f"{frame['start'].iat[i]!r}: expected a time, e.g. 2016-01-01 20:00")
+        elif pd.isna(end.iat[i]):
+            problem = ("end", f"{frame['end'].iat[i]!r}: expected a time, e.g. 2016-01-03 24:00")
+        elif end.iat[i] <= start.iat[i]:
+            problem = ("end", "ends before it starts")
+        elif not frame["region"].iat[i]:
+            problem = ("region", "empty region: expected code prefixes separated by ';', or '*'")
+        if problem:
+            skips.append(Skip(path.name, problem[1], row=int(line), field=problem[0]))
+            keep[i] = False
+    out = pd.DataFrame({
+        "warning_id": frame["warning_id"].where(frame["warning_id"] != "", "row " + pd.Series(table.lines, index=frame.index).astype(str)).astype("string"),
+        "level": level.astype("string"),
+        "start_utc": start,
+        "end_utc": end,
+        "region": frame["region"].astype("string"),
+    })[keep]
+    return out.reset_index(drop=True), skips
+
+
+def _csv(path: Path, required: list[str], optional: Sequence[str] = ()) -> CsvTable:
+    try:
+        text = read_text(path)
+    except UnreadableFile as exc:
+        raise PowerInputError(f"{path}: {exc}") from None
+    header = next(csv.reader([text.lstrip("\ufeff").split("\n", 1)[0]]), [])
+    table = read_table(path, text.lstrip("\ufeff"), 1, header)
+    missing = [c for c in required if c not in table.frame.columns]
+    if missing:
+        raise PowerInputError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join([*required, *optional])}")
+    for column in optional:
+        if column not in table.frame.columns:
+            table.frame[column] = ""
+    return table
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values.where(values != ""), errors="coerce", format="mixed").dt.date.astype(object).where(
+        lambda s: s.notna(), None)
+
+
+def _instants(values: pd.Series) -> pd.Series:
+    """UTC instants from text; "24:00" is the next midnight; no offset = Beijing time."""
+    text = values.str.strip()
+    midnight = text.str.endswith("24:00")
+    text = text.where(~midnight, text.str[:-5] + "00:00")
+    parsed = pd.Series(pd.NaT, index=values.index, dtype=pd.DatetimeTZDtype("ns", "UTC"))
+    for i, value in text.items():
+        try:
+            ts = pd.Timestamp(value)
+        except ValueError:
+            continue
+        if pd.isna(ts):
+            continue
+        ts = ts.tz_localize(BEIJING_TZ) if ts.tzinfo is None else ts
+        parsed.at[i] = ts.tz_convert("UTC") + (pd.Timedelta(days=1) if midnight.at[i] else pd.Timedelta(0))
+    return parsed
+
+
+# ----------------------------------------------------------------------------- readings
+
+
+def reading_parts(paths: Sequence[Path]) -> list[tuple[Path, int | None]]:
+    """The partitions of a day's readings: one per CSV file, one per Parquet row group."""
+    parts: list[tuple[Path, int | None]] = []
+    for path in paths:
+        if path.suffix.lower() == ".parquet":
+            try:
+                groups = pq.ParquetFile(path).metadata.num_row_groups
+            except Exception:  # noqa: BLE001 - reported when the part is read
+                groups = 1
+            parts += [(path, g) for g in range(max(groups, 1))]
+        else:
+            parts.append((path, None))
+    return parts
+
+
+RAW_META = pd.DataFrame({
+    "transformer": pd.Categorical([]), "time": pd.Series([], dtype="datetime64[ns, UTC]"),
+    "value": pd.Series([], dtype="float64"), "row": pd.Series([], dtype="int64"), "file": pd.Categorical([]),
+    "bad": pd.Series([], dtype="int8"),
+})
+
+
+def read_readings(paths: Sequence[Path], fmt: ReadingFormat) -> dd.DataFrame:
+    """Readings of ``paths`` as a dask dataframe, one partition per file or row group.
+
+    Columns: ``transformer`` (categorical id), ``time`` (UTC), ``value``
+    (kWh, or the register in kWh), ``row`` (1-based line of a CSV file with its
+    header as line 1, or record number in a Parquet file), ``file`` and ``bad``
+    (a ``ROW_PROBLEMS`` code, 0 when the row parsed). Nothing is read until
+    the frame is computed; a file that cannot be read raises ``OSError`` or
+    ``ValueError`` naming it.
+    """
+    return dd.from_map(_read_part, reading_parts(paths), fmt=fmt, meta=RAW_META, enforce_metadata=False)
+
+
+def _read_part(part: tuple[Path, int | None], fmt: ReadingFormat) -> pd.DataFrame:
+    path, group = part
+    columns = [fmt.transformer_column, fmt.time_column, fmt.value_column]
+    try:
+        if group is None:
+            raw = pd.read_csv(path, usecols=lambda c: c.strip() in columns, dtype={c: "string" for c in columns},
+                              keep_default_na=False, encoding="utf-8-sig")
+            raw.columns = [c.strip() for c in raw.columns]
+            first_row = 2
+        else:
+            pf = pq.ParquetFile(path, read_dictionary=[fmt.transformer_column])
+            raw = pf.read_row_group(group, columns=columns).to_pandas()
+            first_row = 1 + sum(pf.metadata.row_group(g).num_rows for g in range(group))
+    except (OSError, ValueError, KeyError) as exc:
+        raise type(exc)(f"{path}: cannot read readings: {exc}") from None
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(columns)} (see [electricity] *_column)")
+    ids = raw[fmt.transformer_column]
+    ids = ids.astype("string").str.strip().astype("category") if not isinstance(ids.dtype, pd.CategoricalDtype) else ids
+    if ids.cat.categories.dtype.kind in "iuf":
+        ids = ids.cat.rename_categories(ids.cat.categories.astype(str))
+    time = _reading_times(raw[fmt.time_column], fmt.timezone)
+    values = raw[fmt.value_column]
+    value = pd.to_numeric(values, errors="coerce").astype("float64") if values.dtype.kind not in "fiu" else values.astype("float64")
+    bad = np.zeros(len(raw), "int8")
+    bad[value.isna().to_numpy()] = BAD_VALUE
+    bad[time.isna().to_numpy()] = BAD_TIME
+    bad[(ids.isna() | (ids.astype("string") == "")).to_numpy()] = BAD_ID
+    return pd.DataFrame({
+        "transformer": ids.reset_index(drop=True),
+        "time": time.reset_index(drop=True),
+        "value": value.reset_index(drop=True),
+        "row": np.arange(first_row, first_row + len(raw), dtype="int64"),
+        "file": pd.Categorical([path.name] * len(raw)) if len(raw) else pd.Categorical([]),
+        "bad": bad,
+    })
+
+
+def _reading_times(values: pd.Series, tz: str) -> pd.Series:
+    """UTC instants from a time column (text, naive or aware timestamps); "24:00" is the next midnight."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC")
+    if values.dtype.kind == "M":
+        return values.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    text = values.astype("string").str.strip()
+    midnight = text.str.endswith("24:00").fillna(False)
+    if midnight.any():
+        text = text.where(~midnight, text.str[:-5] + "00:00")
+    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=False) if _iso(text) else pd.to_datetime(text, errors="coerce", format="mixed")
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert("UTC")
+    else:
+        parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    if midnight.any():
+        parsed = parsed + pd.to_timedelta(midnight.astype("int64"), unit="D")
+    return parsed
+
+
+def _iso(text: pd.Series) -> bool:
+    """Whether the column looks like ISO 8601 (the fast parser's format); "2016/9/2" is not."""
+    sample = text.dropna().head(20)
+    return bool(len(sample)) and bool(sample.str.match(r"^\d{4}-\d{2}-\d{2}").all())
+
+
+def day_bounds_utc(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Start and end (UTC) of the Beijing calendar day ``day``."""
+    start = pd.Timestamp(day).tz_localize(BEIJING_TZ).tz_convert("UTC")
+    return start, start + pd.Timedelta(days=1)
