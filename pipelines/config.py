@@ -168,6 +168,7 @@ class ElectricityConfig:
     min_coverage: float = 0.9  # fraction (0-1) of a day's intervals needed for its total
     max_kw: float = 20000.0  # kW: readings implying more average power are errors
     work_hours: tuple[int, int] = (8, 18)  # Beijing clock hours [start, end) of a working shift
+    festival_days: tuple[int, int] = (7, 15)  # Spring Festival season: days before and after the official holiday
     resurgence: ResurgenceRule = ResurgenceRule()
     noncompliance: ComplianceRule = ComplianceRule()
     reduction: ReductionTable = ReductionTable()
@@ -339,6 +340,8 @@ def _check_electricity(e: ElectricityConfig, path: Path) -> None:
         raise bad(f"timezone = {e.timezone!r}: {exc}") from None
     if not e.readings:
         raise bad("readings is empty: expected at least one file pattern with {date}")
+    if min(e.festival_days) < 0:
+        raise bad(f"festival_days = {list(e.festival_days)}: expected whole days >= 0")
     if not 0 <= e.work_hours[0] < e.work_hours[1] <= 24:
         raise bad(f"work_hours = {list(e.work_hours)}: expected [start, end] hours with 0 <= start < end <= 24")
     needed = max(e.noncompliance.baseline_weeks * 7 + 1, e.unregistered.days, e.resurgence.consecutive_days + 1)

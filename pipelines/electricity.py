@@ -50,7 +50,7 @@ def reading_format(cfg: ElectricityConfig) -> ReadingFormat:
 
 
 def site_rules(cfg: ElectricityConfig) -> SiteRules:
-    return SiteRules(cfg.resurgence, cfg.noncompliance, cfg.reduction, cfg.unregistered, cfg.stopped)
+    return SiteRules(cfg.resurgence, cfg.noncompliance, cfg.reduction, cfg.unregistered, cfg.stopped, cfg.festival_days)
 
 
 def state_folder(config: Config, out_root: Path) -> Path:

@@ -175,13 +175,13 @@ def _place(frame: pd.DataFrame, fleet: pd.Index, day_start_ns: int, fmt: Reading
     else:
         conflict = np.zeros(len(first), bool)
     counts["duplicates"] += int((n[~conflict] - 1).sum())
-    counts["conflicting"] += int(conflict.sum())
+    counts["conflicting"] += int(n[conflict].sum())
     if conflict.any():
         rows = frame["row"].to_numpy()[good][order]
         bad_rows = rows[first[conflict]][:EXAMPLES]
         examples += [Skip(str(frame["file"].iat[0]), "the same transformer and interval twice with different values; the interval is left unknown",
                           row=int(r), field="time") for r in bad_rows]
-    counts["used"] += len(flat)
+    counts["used"] += int((~conflict).sum())
     return _Part(flat[first], value[first], n, conflict, counts, examples, unmapped)
 
 
@@ -205,19 +205,24 @@ def _assemble(parts: tuple[_Part, ...], n_transformers: int, fmt: ReadingFormat)
     examples: list[Skip] = []
     unmapped: Counter = Counter()
     for part in parts:
-        seen = n[part.flat] > 0
         # The same interval in two partitions (two files of one day): a duplicate, or a conflict.
-        differs = seen & ~conflict[part.flat] & (values[part.flat] != part.value)
-        counts["duplicates"] += int((seen & ~differs).sum())
-        counts["conflicting"] += int(differs.sum())
-        conflict[part.flat] |= part.conflict | differs
+        seen = n[part.flat] > 0
+        before = conflict[part.flat]
+        equal = values[part.flat] == part.value
+        both_clean = seen & ~before & ~part.conflict
+        counts["duplicates"] += int((both_clean & equal).sum())
+        # Each newly conflicting interval turns its used row(s) (one per side that was clean) into conflicting ones.
+        newly = both_clean & ~equal
+        turned = 2 * newly.sum() + (seen & ~before & part.conflict).sum() + (seen & before & ~part.conflict).sum()
+        counts["conflicting"] += int(turned)
+        counts["used"] -= int((both_clean & equal).sum() + turned)
+        conflict[part.flat] |= part.conflict | newly
         fresh = ~seen
         values[part.flat[fresh]] = part.value[fresh]
         n[part.flat] += part.n
         counts.update(part.counts)
         examples += part.examples
         unmapped.update(part.unmapped)
-    counts["used"] -= counts["duplicates"] + counts["conflicting"]
     shape = (n_transformers, fmt.slots)
     return values.reshape(shape), n.reshape(shape), conflict.reshape(shape), counts, examples, unmapped
 

@@ -117,6 +117,7 @@ class SiteRules:
     reduction: ReductionTable = ReductionTable()
     unregistered: UnregisteredRule = UnregisteredRule()
     stopped: StoppedRule = StoppedRule()
+    festival_days: tuple[int, int] = (7, 15)  # the Spring Festival season: days before and after the official holiday
 
 
 @dataclass
@@ -449,7 +450,8 @@ def find_sites(state: PowerState, fleet: Fleet, warnings: pd.DataFrame, rules: S
     """Every rule on ``state`` (ending on the run's day): the sites (``SITE_COLUMNS``, EPSG:4326) and the
     state with any newly learnt floors (to be stored)."""
     day = state.end
-    calendar = WorkCalendar.build(state.dates[0].date(), state.days)
+    before, after = rules.festival_days
+    calendar = WorkCalendar.build(state.dates[0].date(), state.days, festival_before=before, festival_after=after)
     closed = closure_days(fleet, day)
     state = learn_floors(state, closed, rules.resurgence)
     found = [

@@ -107,7 +107,7 @@ def read_registry(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
     table = _csv(path, REGISTRY_COLUMNS[:5], optional=REGISTRY_COLUMNS[5:])
     frame, skips = table.frame, list(table.skips)
     keep = np.ones(len(frame), bool)
-    status = frame["status"].str.lower().map(lambda s: STATUSES.get(s, STATUSES.get(s.strip(), None)))
+    status = frame["status"].str.strip().str.lower().map(STATUSES)
     grade = frame["grade"].str.strip().str.lower().map(GRADES)
     status_date = _dates(frame["status_date"])
     deadline = _dates(frame["deadline"])
@@ -115,7 +115,7 @@ def read_registry(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
         problem = None
         if not frame["enterprise_id"].iat[i]:
             problem = ("enterprise_id", "empty enterprise id")
-        elif status.iat[i] is None:
+        elif pd.isna(status.iat[i]):
             problem = ("status", f"{frame['status'].iat[i]!r}: expected operating, closed (取缔/关停), rectifying (整改) or moved (搬迁)")
         elif pd.isna(grade.iat[i]):
             problem = ("grade", f"{frame['grade'].iat[i]!r}: expected A, B, C, D, leading (引领性) or empty")
