@@ -19,7 +19,13 @@ from pathlib import Path
 from .cropcal import RegionDefault
 from .readers.plants import FORMATS, PlantList
 from .readers.power import GRADES, LEVELS, ReadingFormat
-from .sites import ComplianceRule, ReductionTable, ResurgenceRule, StoppedRule, UnregisteredRule
+from .sites import (
+    ComplianceRule,
+    ReductionTable,
+    ResurgenceRule,
+    StoppedRule,
+    UnregisteredRule,
+)
 
 
 class ConfigError(ValueError):
@@ -222,7 +228,7 @@ def load_config(path: str | Path) -> Config:
     return config
 
 
-def _build(cls: type, raw: object, path: Path, base: Path, where: str):  # noqa: ANN202
+def _build(cls: type, raw: object, path: Path, base: Path, where: str):
     label = f"[{where}]" if where else "top level"
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: {label} must be a table")

@@ -22,8 +22,23 @@ from .fires import expand_patterns
 from .manifest import file_record
 from .meters import DayUse, MeterLimits, day_use
 from .powerstate import PowerState, StateError, latest_state, prune_states, state_path
-from .readers.power import PowerInputError, ReadingFormat, read_readings, read_registry, read_transformers, read_warnings
-from .sites import Fleet, SiteRules, closure_days, empty_sites, find_sites, learn_floors, locate_fleet
+from .readers.power import (
+    PowerInputError,
+    ReadingFormat,
+    read_readings,
+    read_registry,
+    read_transformers,
+    read_warnings,
+)
+from .sites import (
+    Fleet,
+    SiteRules,
+    closure_days,
+    empty_sites,
+    find_sites,
+    learn_floors,
+    locate_fleet,
+)
 from .skips import Skip
 
 log = logging.getLogger(__name__)

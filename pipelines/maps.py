@@ -40,7 +40,13 @@ import shapely
 from branca.element import Element, MacroElement
 from folium.map import Layer
 
-from pipelines.schema import BEIJING_TZ, CATEGORY_LABELS, WGS84, WINDOW_COLUMNS, WINDOW_LABELS
+from pipelines.schema import (
+    BEIJING_TZ,
+    CATEGORY_LABELS,
+    WGS84,
+    WINDOW_COLUMNS,
+    WINDOW_LABELS,
+)
 from pipelines.sites import RULE_LABELS, RULES
 
 __all__ = ["cell_map", "cell_map_filename", "overview_map", "save_map"]

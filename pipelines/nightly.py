@@ -26,7 +26,13 @@ from .attribution import PointIndex, attribute, footprints
 from .classify import Classifier, classify, classify_events
 from .config import Config, ConfigError, PersistentConfig
 from .cropcal import before_sowing, read_sowing_table
-from .electricity import ElectricityError, SitesResult, nightly_sites, state_folder, store_state
+from .electricity import (
+    ElectricityError,
+    SitesResult,
+    nightly_sites,
+    state_folder,
+    store_state,
+)
 from .events import FusionTolerance, assign_events, events_table
 from .fires import dedupe, expand_patterns, read_fires
 from .grid import load_counties, load_grid, read_layer
@@ -39,8 +45,8 @@ from .plan import cell_probes, patrol_plan, recent_event_counts
 from .rasters import read_raster_fires
 from .readers.plants import read_plant_lists
 from .report import report_table, write_report
-from .sites import empty_sites
 from .schema import CATEGORIES, WGS84, WINDOW_COLUMNS
+from .sites import empty_sites
 from .skips import Skip
 from .summary import grid_summary
 from .weather import RainRule, before_rain, open_precip_grid, read_stations
@@ -115,7 +121,7 @@ def run_nightly(
     in ``run.json``. ``scheduler`` is a dask.distributed address; None runs
     on local threads.
     """
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     timings: dict[str, float] = {}
     windows = clock_windows(config)
     out_root = Path(out_root) if out_root else config.output.dir
@@ -377,7 +383,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
         "exit_code": EXIT_PARTIAL if skips else EXIT_OK,
         "command": run.command or [],
         "started_utc": run.started.isoformat(timespec="seconds"),
-        "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "scheduler": run.scheduler or "local threads",
         "inputs": {
             "config": file_record(config.source) if config.source else None,

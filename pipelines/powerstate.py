@@ -106,7 +106,7 @@ class PowerState:
 
     def write(self, path: Path) -> None:
         """Write atomically: a reader never sees half a file."""
-        n, w = self.daily.shape
+        w = self.days
         table = pa.table({
             "transformer_id": pa.array(self.ids.astype(str), pa.string()),
             "daily_kwh": pa.FixedSizeListArray.from_arrays(pa.array(self.daily.ravel()), w),

@@ -23,7 +23,9 @@ All days are Beijing calendar days; kWh are per day.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import warnings as pywarnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import geopandas as gpd
@@ -158,9 +160,9 @@ def closure_days(fleet: Fleet, day: dt.date) -> np.ndarray:
     deadline = fleet.transformers["enterprise_id"].map(reg["deadline"])
     out = np.zeros(len(status), "int32")
     for i, (s, d0, d1) in enumerate(zip(status, since, deadline)):
-        if s in ("closed", "moved") or (s == "rectifying" and (d1 is None or pd.isna(d1) or d1 >= day)):
-            if d0 is not None and not pd.isna(d0) and d0 <= day:
-                out[i] = (d0 - EPOCH).days
+        in_force = s in ("closed", "moved") or (s == "rectifying" and (d1 is None or pd.isna(d1) or d1 >= day))
+        if in_force and d0 is not None and not pd.isna(d0) and d0 <= day:
+            out[i] = (d0 - EPOCH).days
     return out
 
 
@@ -185,7 +187,7 @@ def learn_floors(state: PowerState, closed: np.ndarray, rule: ResurgenceRule) ->
         known = np.isfinite(values).sum(axis=1)
         ok = complete & (known >= rule.min_floor_days)
         if ok.any():
-            floors = np.nanquantile(values[ok], rule.floor_quantile, axis=1)
+            floors = row_quantile(values[ok], rule.floor_quantile)
             floor_kwh[todo[ok]] = floors.astype("float32")
             floor_for[todo[ok]] = closed[todo[ok]]
     floor_kwh[closed == 0], floor_for[closed == 0] = np.nan, 0
@@ -266,36 +268,62 @@ def _pre_closure_level(values: np.ndarray, calendar: WorkCalendar, closure_colum
     return out
 
 
-def _quiet_nan(function, a: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:  # noqa: ANN001
+def row_quantile(a: np.ndarray, q: float) -> np.ndarray:
+    """``np.nanquantile(a, q, axis=1)`` (linear interpolation), sorted once instead of row by row; NaN for all-NaN rows."""
+    ordered = np.sort(a, axis=1)  # NaN last
+    known = np.isfinite(a).sum(axis=1)
+    position = (known - 1) * q
+    below = np.floor(position).astype(np.intp)
+    rows = np.arange(len(a))
+    low = ordered[rows, np.maximum(below, 0)]
+    high = ordered[rows, np.clip(below + 1, 0, np.maximum(known - 1, 0))]
+    out = low + (high - low) * (position - below)
+    out[known == 0] = np.nan
+    return out
+
+
+def _quiet_nan(function: Callable[..., np.ndarray], a: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
     """``np.nanmedian``/``np.nanquantile`` without the warning for all-NaN rows (they give NaN, as wanted)."""
     with pywarnings.catch_warnings():
         pywarnings.simplefilter("ignore", RuntimeWarning)
         return function(a, *args, **kwargs)
 
 
-def enterprise_use(state: PowerState, fleet: Fleet) -> tuple[pd.Index, np.ndarray, np.ndarray]:
-    """Daily kWh per registered enterprise (sum of its transformers; unknown if any is) and the first member's state row."""
+@dataclass(frozen=True)
+class EnterpriseUse:
+    """Daily kWh per registered enterprise: the sum of its transformers, unknown where any of them is."""
+
+    ids: pd.Index
+    daily: np.ndarray  # float64 (enterprises x days)
+    first_row: np.ndarray  # state row of each enterprise's first transformer
+
+    def row_of(self, enterprise_ids: pd.Series) -> np.ndarray:
+        """Row of each enterprise id, -1 where it is not registered."""
+        return self.ids.get_indexer(enterprise_ids)
+
+
+def enterprise_use(state: PowerState, fleet: Fleet) -> EnterpriseUse:
+    """Sum the state's transformers per registered enterprise (sorted groups, one ``reduceat``)."""
     t = fleet.transformers
-    member = t["registered"].to_numpy()
-    codes, ids = pd.factorize(t["enterprise_id"].where(member))
-    keep = codes >= 0
-    e = len(ids)
-    total = np.zeros((e, state.days))
-    unknown = np.zeros((e, state.days), bool)
-    np.add.at(total, codes[keep], np.nan_to_num(state.daily[keep].astype("float64")))
-    np.logical_or.at(unknown, codes[keep], ~np.isfinite(state.daily[keep]))
-    first = np.full(e, -1)
-    rows = np.flatnonzero(keep)
-    first[codes[rows[::-1]]] = rows[::-1]
-    return pd.Index(ids, dtype=object), np.where(unknown, np.nan, total), first
+    codes, ids = pd.factorize(t["enterprise_id"].where(t["registered"].to_numpy()))
+    rows = np.flatnonzero(codes >= 0)
+    rows = rows[np.argsort(codes[rows], kind="stable")]
+    if not len(rows):
+        return EnterpriseUse(pd.Index([], dtype=object), np.zeros((0, state.days)), np.zeros(0, int))
+    starts = np.flatnonzero(np.r_[True, codes[rows][1:] != codes[rows][:-1]])
+    values = state.daily[rows]
+    total = np.add.reduceat(np.nan_to_num(values.astype("float64")), starts, axis=0)
+    unknown = np.logical_or.reduceat(~np.isfinite(values), starts, axis=0)
+    return EnterpriseUse(pd.Index(ids, dtype=object), np.where(unknown, np.nan, total), rows[starts])
 
 
 def noncompliance(state: PowerState, fleet: Fleet, calendar: WorkCalendar, warnings: pd.DataFrame,
-                  rule: ComplianceRule, cuts: ReductionTable) -> pd.DataFrame:
+                  rule: ComplianceRule, cuts: ReductionTable, use: EnterpriseUse | None = None) -> pd.DataFrame:
     """Enterprises of the reduction list not cutting use as required on the ring's last day."""
     if warnings.empty:
         return _empty_flags()
-    ids, daily, first_row = enterprise_use(state, fleet)
+    use = use or enterprise_use(state, fleet)
+    ids, daily, first_row = use.ids, use.daily, use.first_row
     reg = fleet.registry.set_index("enterprise_id")
     grade = pd.Series(ids, dtype=object).map(reg["grade"]).fillna("").to_numpy()
     status = pd.Series(ids, dtype=object).map(reg["status"]).fillna("").to_numpy()
@@ -318,7 +346,7 @@ def noncompliance(state: PowerState, fleet: Fleet, calendar: WorkCalendar, warni
         if achieved >= required - rule.tolerance:
             continue
         out.append({
-            "row": first_row[j], "enterprise_id": ids[j], "rule": "noncompliance", "first_day": dates[today].date(), "days": 1,
+            "row": first_row[j], "rule": "noncompliance", "first_day": dates[today].date(), "days": 1,
             "baseline_kwh": float(baseline), "value_kwh": float(value), "required_reduction": float(required),
             "achieved_reduction": float(achieved), "warning_level": level, "warning_id": ",".join(warning_ids),
             "recent_kwh": [round(float(v), 1) for v in daily[j, -7:]],
@@ -329,7 +357,7 @@ def noncompliance(state: PowerState, fleet: Fleet, calendar: WorkCalendar, warni
     return pd.DataFrame(out) if out else _empty_flags()
 
 
-def _warning_cover(warnings: pd.DataFrame, dates: pd.DatetimeIndex, county: np.ndarray):  # noqa: ANN202 - a closure
+def _warning_cover(warnings: pd.DataFrame, dates: pd.DatetimeIndex, county: np.ndarray) -> Callable[[int, int], tuple[str, float, list[str]]]:
     """A function (enterprise, column) -> (highest level, hours of that day under it, warning ids)."""
     starts = dates.tz_localize(BEIJING_TZ).tz_convert("UTC").tz_localize(None).to_numpy()
     day = np.timedelta64(1, "D")
@@ -359,7 +387,7 @@ def _warning_cover(warnings: pd.DataFrame, dates: pd.DatetimeIndex, county: np.n
     return cover
 
 
-def _baseline(series: np.ndarray, calendar: WorkCalendar, warned, rule: ComplianceRule) -> tuple[float, int, str]:  # noqa: ANN001
+def _baseline(series: np.ndarray, calendar: WorkCalendar, warned: Callable[[int], bool], rule: ComplianceRule) -> tuple[float, int, str]:
     """Median use on the same weekday (and kind of day) in the previous weeks, holidays and warnings excluded."""
     today = len(series) - 1
     usable = calendar.workday == calendar.workday[today]
@@ -411,9 +439,10 @@ def unregistered_load(state: PowerState, fleet: Fleet, calendar: WorkCalendar, r
     return pd.DataFrame(out) if out else _empty_flags()
 
 
-def stopped(state: PowerState, fleet: Fleet, calendar: WorkCalendar, rule: StoppedRule) -> pd.DataFrame:
+def stopped(state: PowerState, fleet: Fleet, calendar: WorkCalendar, rule: StoppedRule, use: EnterpriseUse | None = None) -> pd.DataFrame:
     """Operating enterprises at a small fraction of their usual use for ``workdays`` working days."""
-    ids, daily, first_row = enterprise_use(state, fleet)
+    use = use or enterprise_use(state, fleet)
+    ids, daily, first_row = use.ids, use.daily, use.first_row
     reg = fleet.registry.set_index("enterprise_id")
     status = pd.Series(ids, dtype=object).map(reg["status"]).fillna("").to_numpy()
     rows = np.flatnonzero(status == "operating")
@@ -421,14 +450,14 @@ def stopped(state: PowerState, fleet: Fleet, calendar: WorkCalendar, rule: Stopp
         return _empty_flags()
     working = calendar.workday & ~calendar.festival
     values = daily[rows]
-    usual = _quiet_nan(np.nanquantile, np.where(working, values, np.nan), 0.9, axis=1)
+    usual = row_quantile(np.where(working, values, np.nan), 0.9)
     low = values <= (rule.fraction * usual)[:, None]
     count, first = _runs(low & working, values, working, np.zeros(len(rows), int))
     flagged = (count >= rule.workdays) & (usual >= rule.min_kwh)
     out = []
     for j in np.flatnonzero(flagged):
         out.append({
-            "row": first_row[rows[j]], "enterprise_id": ids[rows[j]], "rule": "stopped", "first_day": state.dates[first[j]].date(),
+            "row": first_row[rows[j]], "rule": "stopped", "first_day": state.dates[first[j]].date(),
             "days": int(count[j]), "baseline_kwh": float(usual[j]), "value_kwh": float(values[j, -1]),
             "recent_kwh": [round(float(v), 1) for v in values[j, -7:]],
             "evidence": (f"{int(count[j])} working days in a row at or below {rule.fraction:.0%} of its usual "
@@ -454,70 +483,69 @@ def find_sites(state: PowerState, fleet: Fleet, warnings: pd.DataFrame, rules: S
     calendar = WorkCalendar.build(state.dates[0].date(), state.days, festival_before=before, festival_after=after)
     closed = closure_days(fleet, day)
     state = learn_floors(state, closed, rules.resurgence)
+    use = enterprise_use(state, fleet)
     found = [
         resurgence(state, closed, calendar, rules.resurgence),
-        noncompliance(state, fleet, calendar, warnings, rules.noncompliance, rules.reduction),
+        noncompliance(state, fleet, calendar, warnings, rules.noncompliance, rules.reduction, use),
         unregistered_load(state, fleet, calendar, rules.unregistered),
-        stopped(state, fleet, calendar, rules.stopped),
+        stopped(state, fleet, calendar, rules.stopped, use),
     ]
-    flags = pd.concat([f for f in found if len(f)], ignore_index=True) if any(len(f) for f in found) else _empty_flags()
-    return _site_frame(flags, state, fleet, day), state
+    if not any(len(f) for f in found):
+        return empty_sites(), state
+    flags = pd.concat([f for f in found if len(f)], ignore_index=True)
+    return _site_frame(flags, state, fleet, use), state
 
 
-def _site_frame(flags: pd.DataFrame, state: PowerState, fleet: Fleet, day: dt.date) -> gpd.GeoDataFrame:
+ENTERPRISE_RULES = ("noncompliance", "stopped")  # judged on the sum of an enterprise's transformers
+
+
+def _site_frame(flags: pd.DataFrame, state: PowerState, fleet: Fleet, use: EnterpriseUse) -> gpd.GeoDataFrame:
+    """Flags (one row each, ``row`` = the state row of the transformer that fired or the enterprise's first)
+    with the registry's facts, the location, and the 60-day chart."""
     t = fleet.transformers
     reg = fleet.registry.set_index("enterprise_id")
-    rows = flags["row"].to_numpy(dtype=int) if len(flags) else np.zeros(0, int)
-    out = pd.DataFrame(index=range(len(flags)))
-    for column in flags.columns:
-        if column != "row":
-            out[column] = flags[column].to_numpy()
+    rows = flags["row"].to_numpy(dtype=int)
+    out = flags.drop(columns=["row", "enterprise_id"], errors="ignore").reset_index(drop=True)
+    per_enterprise = out["rule"].isin(ENTERPRISE_RULES).to_numpy(bool)
     out["transformer_id"] = t["transformer_id"].to_numpy()[rows]
-    enterprise = out["enterprise_id"] if "enterprise_id" in out else pd.Series(pd.NA, index=out.index)
-    enterprise = enterprise.fillna(pd.Series(t["enterprise_id"].to_numpy()[rows], index=out.index))
-    out["enterprise_id"] = enterprise.where(t["registered"].to_numpy()[rows] | enterprise.isin(reg.index), "")
-    members = t[t["registered"]].groupby("enterprise_id")["transformer_id"].agg(lambda s: ",".join(s))
-    out["transformers"] = out["enterprise_id"].map(members).fillna(out["transformer_id"])
-    resurgent = out["rule"] == "resurgence"
-    out.loc[resurgent, "transformers"] = out.loc[resurgent, "transformer_id"]
+    out["enterprise_id"] = np.where(t["registered"].to_numpy()[rows], t["enterprise_id"].to_numpy()[rows], "")
+    flagged = t["registered"] & t["enterprise_id"].isin(set(out["enterprise_id"]))
+    members = t[flagged].groupby("enterprise_id")["transformer_id"].agg(",".join)
+    out["transformers"] = np.where(per_enterprise, out["enterprise_id"].map(members), out["transformer_id"])
+    out["site_id"] = out["rule"] + ":" + np.where(per_enterprise, out["enterprise_id"], out["transformer_id"])
     for column in ("name", "address", "industry", "status", "status_date", "grade"):
-        out[column] = out["enterprise_id"].map(reg[column]) if len(out) else pd.Series(dtype=object)
+        out[column] = out["enterprise_id"].map(reg[column])
     out["rule_zh"] = out["rule"].map(lambda r: RULE_LABELS[r][0])
     out["rule_en"] = out["rule"].map(lambda r: RULE_LABELS[r][1])
-    out["site_id"] = out["rule"] + ":" + out["enterprise_id"].where(out["enterprise_id"] != "", out["transformer_id"]).astype(str)
-    if "enterprise_id" in flags and len(out):
-        resurgent_site = out["rule"] == "resurgence"
-        out.loc[resurgent_site, "site_id"] = "resurgence:" + out.loc[resurgent_site, "transformer_id"].astype(str)
-    out["day"] = day
-    chart = state.daily[rows, -CHART_DAYS:] if len(rows) else np.zeros((0, CHART_DAYS))
-    ids, daily, first_row = enterprise_use(state, fleet)
-    by_enterprise = pd.Series(np.arange(len(ids)), index=ids)
-    charts = []
-    for i in range(len(out)):
-        if out["rule"].iat[i] in ("noncompliance", "stopped"):
-            charts.append(daily[by_enterprise[out["enterprise_id"].iat[i]], -CHART_DAYS:].astype("float32").tolist())
-        else:
-            charts.append(chart[i].tolist())
-    out["chart_kwh"] = charts
-    out["chart_start"] = state.dates[-CHART_DAYS:][0].date() if state.days >= CHART_DAYS else state.dates[0].date()
+    out["day"] = state.end
+
+    days = min(CHART_DAYS, state.days)
+    enterprise_rows = use.row_of(out["enterprise_id"])
+    out["chart_kwh"] = [
+        (use.daily[e] if whole else state.daily[r])[-days:].astype("float32").tolist()
+        for e, r, whole in zip(enterprise_rows, rows, per_enterprise)
+    ]
+    out["chart_start"] = state.dates[-days].date()
     for column in ("lon", "lat", "cell_id", "cell_name", "county_code"):
         out[column] = t[column].to_numpy()[rows]
     for column in SITE_COLUMNS:
         if column not in out and column != "geometry":
             out[column] = np.nan
     frame = gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(out["lon"], out["lat"]), crs=WGS84)
-    frame = frame.sort_values(["rule", "site_id"], key=lambda s: s.map(RULES.index) if s.name == "rule" else s, ignore_index=True)
-    return _typed(frame[SITE_COLUMNS])
+    order = np.lexsort((frame["site_id"].to_numpy(str), frame["rule"].map(RULES.index).to_numpy()))
+    return _typed(frame.iloc[order].reset_index(drop=True)[SITE_COLUMNS])
+
+
+_TEXT = ("site_id", "rule", "rule_zh", "rule_en", "evidence", "enterprise_id", "name", "address", "industry", "status",
+         "grade", "transformer_id", "transformers", "warning_level", "warning_id", "cell_id", "cell_name", "county_code")
+_NUMBERS = ("value_kwh", "floor_kwh", "threshold_kwh", "pre_closure_kwh", "baseline_kwh", "ratio", "required_reduction",
+            "achieved_reduction", "work_share", "weekly_ratio", "lon", "lat")
+_DTYPES = {**dict.fromkeys(_TEXT, "string"), **dict.fromkeys(_NUMBERS, "float64"), "days": "int64"}
 
 
 def _typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    for column in ("site_id", "rule", "rule_zh", "rule_en", "evidence", "enterprise_id", "name", "address", "industry", "status",
-                   "grade", "transformer_id", "transformers", "warning_level", "warning_id", "cell_id", "cell_name", "county_code"):
-        frame[column] = frame[column].astype("string")
-    for column in ("value_kwh", "floor_kwh", "threshold_kwh", "pre_closure_kwh", "baseline_kwh", "ratio", "required_reduction",
-                   "achieved_reduction", "work_share", "weekly_ratio", "lon", "lat"):
-        frame[column] = frame[column].astype("float64")
-    frame["days"] = frame["days"].astype("int64")
+    """Fixed column types, so that every night's sites.parquet has the same schema."""
+    frame = frame.astype(_DTYPES)
     for column in ("day", "first_day", "status_date", "chart_start"):
         frame[column] = pd.to_datetime(frame[column]).dt.date
     return frame
@@ -529,7 +557,12 @@ def _empty_flags() -> pd.DataFrame:
 
 def empty_sites() -> gpd.GeoDataFrame:
     """A sites frame with no rows (the run's ``sites.parquet`` when electricity is not configured)."""
+    return _empty_sites().copy()
+
+
+@functools.cache
+def _empty_sites() -> gpd.GeoDataFrame:
     fleet = Fleet(pd.DataFrame({c: pd.Series([], dtype=object) for c in ("transformer_id", "enterprise_id", "lon", "lat", "cell_id", "cell_name", "county_code")}).assign(registered=pd.Series([], dtype=bool)),
                   pd.DataFrame({c: pd.Series([], dtype=object) for c in ("enterprise_id", "name", "address", "industry", "status", "status_date", "grade")}))
     state = PowerState.empty([], dt.date(2000, 1, 1), CHART_DAYS)
-    return _site_frame(_empty_flags(), state, fleet, state.end)
+    return _site_frame(_empty_flags(), state, fleet, enterprise_use(state, fleet))

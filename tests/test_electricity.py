@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from test_nightly import DAY, ROOT, write_config
 
 from pipelines.cli import main
 from pipelines.holidays import WorkCalendar
@@ -24,9 +25,14 @@ from pipelines.maps import cell_map_filename
 from pipelines.meters import DayUse, MeterLimits, day_use
 from pipelines.nightly import EXIT_OK, EXIT_PARTIAL
 from pipelines.powerstate import PowerState, latest_state, prune_states
-from pipelines.readers.power import ReadingFormat, read_readings, read_registry, read_transformers, read_warnings
+from pipelines.readers.power import (
+    ReadingFormat,
+    read_readings,
+    read_registry,
+    read_transformers,
+    read_warnings,
+)
 from pipelines.testing import raise_if_dask_computes
-from test_nightly import DAY, ROOT, write_config
 
 SERIES = Path(__file__).resolve().parent / "data" / "power" / "tianchi_subset_40users.csv"
 DAY_2016 = dt.date(2016, 9, 1)
@@ -53,7 +59,8 @@ def quarter_hours(totals: pd.Series, day: dt.date = DAY_2016, *, tz: str = "Asia
     })
 
 
-def use_of(paths: list[Path], fleet: pd.Index, fmt: ReadingFormat = ReadingFormat(), **kwargs: object):  # noqa: ANN201 - DayUse
+def use_of(paths: list[Path], fleet: pd.Index, fmt: ReadingFormat | None = None, **kwargs: object) -> DayUse:
+    fmt = fmt or ReadingFormat()
     return day_use(read_readings(paths, fmt), fleet, DAY_2016, fmt, **kwargs)
 
 

@@ -21,7 +21,14 @@ import pytest
 from pipelines.holidays import WorkCalendar
 from pipelines.meters import DayUse
 from pipelines.powerstate import PowerState
-from pipelines.sites import ComplianceRule, ResurgenceRule, SiteRules, find_sites, locate_fleet
+from pipelines.sites import (
+    ComplianceRule,
+    Fleet,
+    ResurgenceRule,
+    SiteRules,
+    find_sites,
+    locate_fleet,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SERIES = Path(__file__).resolve().parent / "data" / "power" / "tianchi_subset_40users.csv"
@@ -48,7 +55,7 @@ def yangzhong() -> gpd.GeoDataFrame:
 
 
 def fleet_of(users: list[int], cells: gpd.GeoDataFrame, *, closed: dict[int, str] | None = None, grades: dict[int, str] | None = None,
-             unregistered: dict[int, int] | None = None):  # noqa: ANN201 - a sites.Fleet
+             unregistered: dict[int, int] | None = None) -> Fleet:
     """One transformer per user; registered users share cell 0, unregistered ones sit in the given cell index."""
     closed, grades, unregistered = closed or {}, grades or {}, unregistered or {}
     points = cells.representative_point()
@@ -67,14 +74,14 @@ def fleet_of(users: list[int], cells: gpd.GeoDataFrame, *, closed: dict[int, str
     return locate_fleet(transformers, registry, cells)
 
 
-def replay(daily: pd.DataFrame, users: list[int], fleet, first: str, last: str, *, rules: SiteRules = SiteRules(),  # noqa: ANN001
+def replay(daily: pd.DataFrame, users: list[int], fleet: Fleet, first: str, last: str, *, rules: SiteRules | None = None,
            warnings: pd.DataFrame = NO_WARNINGS, days: int = 90) -> Iterator[tuple[dt.date, gpd.GeoDataFrame]]:
     """Run the rules night after night, as the nightly run does: advance the state one day, find sites."""
     state = PowerState.empty([f"T{u}" for u in users], pd.Timestamp(first).date() - dt.timedelta(days=days + 1), days)
     for day, row in daily.loc[pd.Timestamp(state.end + dt.timedelta(days=1)): pd.Timestamp(last), users].iterrows():
         values = row.to_numpy()
         use = DayUse(day.date(), values, np.full(len(values), np.nan, "float32"), np.ones(len(values), "float32"), np.full(len(values), np.nan))
-        sites, state = find_sites(state.advance(use), fleet, warnings, rules)
+        sites, state = find_sites(state.advance(use), fleet, warnings, rules or SiteRules())
         if day >= pd.Timestamp(first):
             yield day.date(), sites
 
@@ -150,7 +157,7 @@ def orange(start: str, end: str, region: str = "321182") -> pd.DataFrame:
                          "end_utc": [pd.Timestamp(end, tz="Asia/Shanghai").tz_convert("UTC")], "region": [region]})
 
 
-def night_of(daily: pd.DataFrame, users: list[int], fleet, day: str, warnings: pd.DataFrame, rules: SiteRules = SiteRules()) -> gpd.GeoDataFrame:  # noqa: ANN001
+def night_of(daily: pd.DataFrame, users: list[int], fleet: Fleet, day: str, warnings: pd.DataFrame, rules: SiteRules | None = None) -> gpd.GeoDataFrame:
     return next(sites for d, sites in replay(daily, users, fleet, day, day, warnings=warnings, rules=rules))
 
 

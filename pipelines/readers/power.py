@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,28 +106,19 @@ def read_registry(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
     """
     table = _csv(path, REGISTRY_COLUMNS[:5], optional=REGISTRY_COLUMNS[5:])
     frame, skips = table.frame, list(table.skips)
-    keep = np.ones(len(frame), bool)
     status = frame["status"].str.strip().str.lower().map(STATUSES)
     grade = frame["grade"].str.strip().str.lower().map(GRADES)
     status_date = _dates(frame["status_date"])
     deadline = _dates(frame["deadline"])
-    for i, line in enumerate(table.lines):
-        problem = None
-        if not frame["enterprise_id"].iat[i]:
-            problem = ("enterprise_id", "empty enterprise id")
-        elif pd.isna(status.iat[i]):
-            problem = ("status", f"{frame['status'].iat[i]!r}: expected operating, closed (取缔/关停), rectifying (整改) or moved (搬迁)")
-        elif pd.isna(grade.iat[i]):
-            problem = ("grade", f"{frame['grade'].iat[i]!r}: expected A, B, C, D, leading (引领性) or empty")
-        elif frame["status_date"].iat[i] and pd.isna(status_date.iat[i]):
-            problem = ("status_date", f"{frame['status_date'].iat[i]!r}: expected a date YYYY-MM-DD")
-        elif frame["deadline"].iat[i] and pd.isna(deadline.iat[i]):
-            problem = ("deadline", f"{frame['deadline'].iat[i]!r}: expected a date YYYY-MM-DD")
-        elif status.iat[i] != "operating" and pd.isna(status_date.iat[i]):
-            problem = ("status_date", f"status {status.iat[i]} needs the date it took effect")
-        if problem:
-            skips.append(Skip(path.name, problem[1], row=int(line), field=problem[0]))
-            keep[i] = False
+    checks = [  # (bad rows, field, message); the first that applies to a row is reported
+        (frame["enterprise_id"] == "", "enterprise_id", lambda i: "empty enterprise id"),
+        (status.isna(), "status", lambda i: f"{frame['status'].iat[i]!r}: expected operating, closed (取缔/关停), rectifying (整改) or moved (搬迁)"),
+        (grade.isna(), "grade", lambda i: f"{frame['grade'].iat[i]!r}: expected A, B, C, D, leading (引领性) or empty"),
+        ((frame["status_date"] != "") & status_date.isna(), "status_date", lambda i: f"{frame['status_date'].iat[i]!r}: expected a date YYYY-MM-DD"),
+        ((frame["deadline"] != "") & deadline.isna(), "deadline", lambda i: f"{frame['deadline'].iat[i]!r}: expected a date YYYY-MM-DD"),
+        ((status != "operating") & status_date.isna(), "status_date", lambda i: f"status {status.iat[i]} needs the date it took effect"),
+    ]
+    keep = _check_rows(path, table.lines, checks, skips)
     out = pd.DataFrame({
         "enterprise_id": frame["enterprise_id"].astype("string"),
         "name": frame["name"].astype("string"),
@@ -155,18 +146,12 @@ def read_transformers(path: Path, crs: str = "") -> tuple[gpd.GeoDataFrame, list
     table = _csv(path, TRANSFORMER_COLUMNS)
     frame, skips = table.frame, list(table.skips)
     lon, lat = to_float(frame["lon"]), to_float(frame["lat"])
-    keep = np.ones(len(frame), bool)
-    for i, line in enumerate(table.lines):
-        problem = None
-        if not frame["transformer_id"].iat[i]:
-            problem = ("transformer_id", "empty transformer id")
-        elif not -180 <= lon.iat[i] <= 180:
-            problem = ("lon", f"{frame['lon'].iat[i]!r}: expected a longitude in degrees")
-        elif not -90 <= lat.iat[i] <= 90:
-            problem = ("lat", f"{frame['lat'].iat[i]!r}: expected a latitude in degrees")
-        if problem:
-            skips.append(Skip(path.name, problem[1], row=int(line), field=problem[0]))
-            keep[i] = False
+    checks = [
+        (frame["transformer_id"] == "", "transformer_id", lambda i: "empty transformer id"),
+        (~lon.between(-180, 180), "lon", lambda i: f"{frame['lon'].iat[i]!r}: expected a longitude in degrees"),
+        (~lat.between(-90, 90), "lat", lambda i: f"{frame['lat'].iat[i]!r}: expected a latitude in degrees"),
+    ]
+    keep = _check_rows(path, table.lines, checks, skips)
     out = gpd.GeoDataFrame(
         {"transformer_id": frame["transformer_id"].astype("string"), "enterprise_id": frame["enterprise_id"].astype("string"),
          "source_row": table.lines},
@@ -196,22 +181,14 @@ def read_warnings(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
     frame, skips = table.frame, list(table.skips)
     level = frame["level"].str.lower().map(LEVELS)
     start, end = _instants(frame["start"]), _instants(frame["end"])
-    keep = np.ones(len(frame), bool)
-    for i, line in enumerate(table.lines):
-        problem = None
-        if pd.isna(level.iat[i]):
-            problem = ("level", f"{frame['level'].iat[i]!r}: expected yellow, orange or red (黄色/橙色/红色)")
-        elif pd.isna(start.iat[i]):
-            problem = ("start", f"{frame['start'].iat[i]!r}: expected a time, e.g. 2016-01-01 20:00")
-        elif pd.isna(end.iat[i]):
-            problem = ("end", f"{frame['end'].iat[i]!r}: expected a time, e.g. 2016-01-03 24:00")
-        elif end.iat[i] <= start.iat[i]:
-            problem = ("end", "ends before it starts")
-        elif not frame["region"].iat[i]:
-            problem = ("region", "empty region: expected code prefixes separated by ';', or '*'")
-        if problem:
-            skips.append(Skip(path.name, problem[1], row=int(line), field=problem[0]))
-            keep[i] = False
+    checks = [
+        (level.isna(), "level", lambda i: f"{frame['level'].iat[i]!r}: expected yellow, orange or red (黄色/橙色/红色)"),
+        (start.isna(), "start", lambda i: f"{frame['start'].iat[i]!r}: expected a time, e.g. 2016-01-01 20:00"),
+        (end.isna(), "end", lambda i: f"{frame['end'].iat[i]!r}: expected a time, e.g. 2016-01-03 24:00"),
+        (end <= start, "end", lambda i: "ends before it starts"),
+        (frame["region"] == "", "region", lambda i: "empty region: expected code prefixes separated by ';', or '*'"),
+    ]
+    keep = _check_rows(path, table.lines, checks, skips)
     out = pd.DataFrame({
         "warning_id": frame["warning_id"].where(frame["warning_id"] != "", "row " + pd.Series(table.lines, index=frame.index).astype(str)).astype("string"),
         "level": level.astype("string"),
@@ -220,6 +197,17 @@ def read_warnings(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
         "region": frame["region"].astype("string"),
     })[keep]
     return out.reset_index(drop=True), skips
+
+
+def _check_rows(path: Path, lines: np.ndarray, checks: list[tuple[pd.Series, str, Callable[[int], str]]], skips: list[Skip]) -> np.ndarray:
+    """Rows to keep; each bad row becomes one skip, for the first check it fails (vectorised: registries are large)."""
+    keep = np.ones(len(lines), bool)
+    for bad, field, message in checks:
+        for i in np.flatnonzero(bad.fillna(True).to_numpy(bool) & keep):
+            skips.append(Skip(path.name, message(i), row=int(lines[i]), field=field))
+            keep[i] = False
+    skips.sort(key=lambda s: s.row or 0)
+    return keep
 
 
 def _csv(path: Path, required: list[str], optional: Sequence[str] = ()) -> CsvTable:
@@ -327,13 +315,15 @@ def _read_part(part: tuple[Path, int | None], fmt: ReadingFormat) -> pd.DataFram
     bad = np.zeros(len(raw), "int8")
     bad[value.isna().to_numpy()] = BAD_VALUE
     bad[time.isna().to_numpy()] = BAD_TIME
-    bad[(ids.isna() | (ids.astype("string") == "")).to_numpy()] = BAD_ID
+    codes = ids.cat.codes.to_numpy()
+    empty = np.flatnonzero(ids.cat.categories.astype(str) == "")
+    bad[(codes < 0) | np.isin(codes, empty)] = BAD_ID
     return pd.DataFrame({
         "transformer": ids.reset_index(drop=True),
         "time": time.reset_index(drop=True),
         "value": value.reset_index(drop=True),
         "row": np.arange(first_row, first_row + len(raw), dtype="int64"),
-        "file": pd.Categorical([path.name] * len(raw)) if len(raw) else pd.Categorical([]),
+        "file": pd.Categorical.from_codes(np.zeros(len(raw), "int8"), [path.name]),
         "bad": bad,
     })
 
