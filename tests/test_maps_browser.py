@@ -280,3 +280,53 @@ def _unfilter(kind: int, line: bytearray, previous: bytearray, bpp: int) -> None
             pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
             predictor = left if pa <= pb and pa <= pc else up if pb <= pc else up_left
         line[i] = (line[i] + predictor) & 0xFF
+
+
+def test_site_popup_draws_the_chart_and_escapes_names(tmp_path) -> None:
+    """A resurgence site on the real series of enterprise 200 (closed at its real 2016 shutdown), named with the payload."""
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+
+    from pipelines.meters import DayUse
+    from pipelines.powerstate import PowerState
+    from pipelines.sites import find_sites, locate_fleet
+
+    root = Path(__file__).resolve().parent.parent
+    series = pd.read_csv(Path(__file__).with_name("data") / "power" / "tianchi_subset_40users.csv", parse_dates=["record_date"])
+    use = series[series["user_id"] == 200].set_index("record_date")["power_consumption"].astype("float32")
+    grid = gpd.read_parquet(root / "geodata" / "grid_ncp_5km.parquet")
+    cells = grid[grid["county_code"] == "321182"].reset_index(drop=True)
+    spot = cells.representative_point().iloc[0]
+    transformers = gpd.GeoDataFrame({"transformer_id": ["T200"], "enterprise_id": ["E200"], "lon": [spot.x], "lat": [spot.y]},
+                                    geometry=[spot], crs="EPSG:4326")
+    registry = pd.DataFrame({"enterprise_id": ["E200"], "name": [IMG_PAYLOAD], "address": ["x"], "industry": ["y"], "status": ["closed"],
+                             "status_date": [pd.Timestamp("2016-04-18").date()], "deadline": [None], "grade": [""], "source_row": [2]})
+    fleet = locate_fleet(transformers, registry, cells)
+    state = PowerState.empty(["T200"], pd.Timestamp("2016-02-29").date(), 90)
+    for day, value in use["2016-03-01":"2016-05-25"].items():
+        v = np.array([value], "float32")
+        state = state.advance(DayUse(day.date(), v, v * np.nan, np.ones(1, "float32"), np.full(1, np.nan)))
+        sites, state = find_sites(state, fleet, pd.DataFrame(columns=["warning_id", "level", "start_utc", "end_utc", "region"]))
+    assert list(sites["rule"]) == ["resurgence"]
+
+    page = tmp_path / "cell.html"
+    fires = fx.build_fires(fx.build_grid()).iloc[:0]
+    maps.save_map(maps.cell_map(sites["cell_id"].iloc[0], fires, cells, title="t", tiles=None, sites=sites), page)
+    probed = with_probe(page, """
+        MAP.eachLayer(function (layer) {
+            if (layer.feature && layer.getPopup && layer.getPopup()) { layer.openPopup(); }
+        });
+        var shown = document.querySelector(".leaflet-popup-content");
+        var out = document.createElement("div");
+        out.id = "probe";
+        out.innerHTML = shown ? shown.innerHTML : "MISSING";
+        document.body.appendChild(out);
+        """)
+    dom = dump_dom(tmp_path, probed)
+    probe = dom[dom.index('<div id="probe"'):]
+    assert "死灰复燃" in probe and "&lt;img src=x onerror=" in probe and "<img" not in probe
+    chart = re.search(r"<svg[^>]*>(.*?)</svg>", probe, re.S).group(1)
+    assert chart.count("<rect") >= 60  # background, the flagged run, and one bar per known day
+    assert "floor 1" in chart and "05-25" in chart
+    assert "<title>pwned</title>" not in dom
