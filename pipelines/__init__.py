@@ -1,3 +1,116 @@
-"""gridwatch: satellite fire and electricity surveillance by supervision grid cell."""
+"""gridwatch: satellite fire and electricity surveillance by supervision grid cell.
+
+The functions the nightly run is made of, for notebooks and scripts::
+
+    import datetime as dt
+    import pipelines as gw
+
+    config = gw.load_config("config.toml")
+    grid = gw.load_supervision_grid(config)                  # GeoDataFrame, EPSG:4326
+    files = gw.expand_patterns(config.fires.points, config.base_dir, dt.date(2022, 6, 3))
+    points, skips, per_file = gw.read_fires(files, bbox=config.region.bbox, day=dt.date(2022, 6, 3)).compute()
+    fires = gw.flag_clock_windows(gw.attribute(gw.dedupe(points)[0], grid))
+
+Every name in ``__all__`` is loaded on first use (PEP 562 module
+``__getattr__``): ``import pipelines`` itself imports none of pandas, dask,
+geopandas or folium, so a command-line tool or a worker that needs one
+function does not pay for the maps. Times are UTC or Beijing time (UTC+8) as
+each column's name says (``time_utc``, ``time_bjt``); a "day" is a Beijing
+date; coordinates are WGS84 degrees (EPSG:4326) unless stated.
+
+The classification function shares its name with its module, so it is not
+exported here: ``from pipelines.classify import classify``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# Exported name -> submodule (relative to this package) that defines it, in the order of a nightly run.
+_EXPORTS: dict[str, str] = {
+    # Configuration, grid and reference layers.
+    "load_config": "config",
+    "load_supervision_grid": "nightly",
+    "load_grid": "grid",
+    "load_counties": "grid",
+    "load_sources": "nightly",
+    # Fire points and fire-mask rasters, read lazily with dask.
+    "expand_patterns": "fires",
+    "read_fires": "fires",
+    "dedupe": "fires",
+    "detect_raster": "readers.rasters",
+    "open_scans": "readers.rasters",
+    "extract_fires": "rasters",
+    "read_raster_fires": "rasters",
+    # Where each fire is, and when.
+    "PointIndex": "attribution",
+    "attribute": "attribution",
+    "ClockWindows": "windows",
+    "flag_clock_windows": "windows",
+    # Events, classification, report.
+    "FusionTolerance": "events",
+    "assign_events": "events",
+    "events_table": "events",
+    "classify_events": "classify",
+    "report_table": "report",
+    # Maps.
+    "overview_map": "maps",
+    "cell_map": "maps",
+    "save_map": "maps",
+    # Electricity sites.
+    "read_readings": "readers.power",
+    "reading_format": "electricity",
+    "reading_files": "electricity",
+    "day_use": "meters",
+    "PowerState": "powerstate",
+    "WorkCalendar": "holidays",
+    "load_fleet": "electricity",
+    "site_rules": "electricity",
+    "find_sites": "sites",
+    "nightly_sites": "electricity",
+    "store_state": "electricity",
+    # The whole night.
+    "run_nightly": "nightly",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # for type checkers and IDEs only: at run time these load lazily
+    from .attribution import PointIndex, attribute
+    from .classify import classify_events
+    from .config import load_config
+    from .electricity import load_fleet, nightly_sites, reading_files, reading_format, site_rules, store_state
+    from .events import FusionTolerance, assign_events, events_table
+    from .fires import dedupe, expand_patterns, read_fires
+    from .grid import load_counties, load_grid
+    from .holidays import WorkCalendar
+    from .maps import cell_map, overview_map, save_map
+    from .meters import day_use
+    from .nightly import load_sources, load_supervision_grid, run_nightly
+    from .powerstate import PowerState
+    from .rasters import extract_fires, read_raster_fires
+    from .readers.power import read_readings
+    from .readers.rasters import detect_raster, open_scans
+    from .report import report_table
+    from .sites import find_sites
+
+
+def _load(name: str) -> Any:
+    """The exported object ``name``, importing its submodule on first use."""
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        # AttributeError (not KeyError) so that `from pipelines import maps` falls back to the submodule.
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = _load(name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

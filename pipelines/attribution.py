@@ -67,6 +67,13 @@ class PointIndex:
     do), ``NO_POLYGON`` where no polygon touches it, or ``UNCERTAIN`` where a
     polygon boundary touches it (or comes within ``EDGE_TOLERANCE`` cells).
     Build with :meth:`build`.
+
+    Example::
+
+        counties = load_counties(config.counties)            # EPSG:4326
+        index = PointIndex.build(counties.geometry)
+        where = index.locate(fires["lon"].to_numpy(), fires["lat"].to_numpy())  # -1: in no county
+        fires["county_code"] = counties["county_code"].reindex(where).to_numpy()
     """
 
     polygons: np.ndarray  # shapely (Multi)Polygons, prepared; None where missing
@@ -343,6 +350,13 @@ def attribute(
     ``PointIndex.locate``; <NA> where none). ``cells_touched`` lists the
     sorted ``cell_id`` of every cell the pixel footprint intersects (boundary
     contact included), which always includes the centre's cell.
+
+    Example::
+
+        grid = load_supervision_grid(config)
+        index = PointIndex.build(grid.geometry)   # build once, reuse for many frames
+        fires = attribute(points, grid, index)
+        fires["cell_id"].isna().sum()              # fires in no cell
     """
     _check_grid(grid)
     if index is None:

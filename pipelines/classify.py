@@ -53,6 +53,16 @@ def classify(fires: pd.DataFrame, classifier: Classifier, day: dt.date) -> pd.Da
     ``fires`` has pixel centres ``lon``/``lat`` (EPSG:4326) and sizes
     ``scan_km``/``track_km``; ``day`` is the Beijing date of the run (the
     persistent-source history is counted strictly before it).
+
+    ``category`` is ``straw_suspect``, ``industrial``, ``persistent``,
+    ``other_vegetation`` or ``other``; ``cropland_fraction`` is 0-1 of the
+    pixel footprint; ``plant_km`` is km from the pixel centre.
+
+    Example::
+
+        sources = load_sources(config)             # plants, land cover, fire history
+        fires = classify(fires, sources.classifier, dt.date(2022, 6, 3))
+        fires["category"].value_counts()
     """
     out = fires.copy()
     n = len(out)
@@ -146,7 +156,16 @@ def _nearest_plants(lon: np.ndarray, lat: np.ndarray, scan: np.ndarray, track: n
 
 def classify_events(events: pd.DataFrame, fires: pd.DataFrame) -> pd.DataFrame:
     """``events`` with ``category`` and ``reason``: the first category (``schema.CATEGORIES`` order)
-    of any of its observations, with the reason of its earliest such observation."""
+    of any of its observations, with the reason of its earliest such observation.
+
+    ``fires`` are the classified observations with ``event_id``; a new frame
+    is returned (EPSG:4326 kept when ``events`` is a GeoDataFrame).
+
+    Example::
+
+        events = classify_events(events_table(fires), fires)
+        events[events["category"] == "straw_suspect"]
+    """
     rank = fires["category"].map({c: i for i, c in enumerate(CATEGORIES)})
     decisive = (
         fires.assign(_rank=rank)

@@ -12,6 +12,7 @@ from pathlib import Path
 from .config import ConfigError, load_config
 from .fires import expand_patterns
 from .grid import GridError, load_counties, make_grid
+from .maps import map_options
 from .nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunError, load_sources, load_supervision_grid, run_nightly, tomorrows_plan, write_plan
 from .outputs import OutputLocked, staged_folder
 from .persistent import PersistentError, build_history
@@ -181,7 +182,7 @@ def _plan(args: argparse.Namespace, interactive: bool) -> int:
     plan = tomorrows_plan(config, sources, grid, args.date, sources.cropland(grid), out_root)
     tomorrow = args.date + dt.timedelta(days=1)
     with staged_folder(out_root, f"plan-{tomorrow.isoformat()}") as folder:
-        write_plan(plan, grid, folder, day=tomorrow, tiles=config.maps.tiles or None)
+        write_plan(plan, grid, folder, day=tomorrow, map_kwargs=map_options(config.maps))
     if interactive:
         print(f"gridwatch: {len(plan)} cells to patrol on {tomorrow}; open {out_root / f'plan-{tomorrow}' / 'plan.html'}", file=sys.stderr)
     return EXIT_PARTIAL if sources.plant_skips else EXIT_OK

@@ -151,7 +151,32 @@ class WindowsConfig:
 
 @dataclass(frozen=True)
 class MapsConfig:
-    tiles: str = "OpenStreetMap"  # basemap; "" = none (vector layers only)
+    tiles: str = "OpenStreetMap"  # basemap: "openstreetmap" (any case), "tianditu", "amap" (GCJ-02; overlays shifted), "" = none
+    tianditu_key: str = ""  # Tianditu browser key (tk), required when tiles = "tianditu"
+    language: str = "both"  # fixed texts of legend, title bar and layer names: "zh", "en" or "both"
+    cluster_min_fires: int = 100  # fire markers on a page from which they are clustered; 0 = always
+
+    def check(self, path: Path) -> None:
+        """ConfigError naming the [maps] key that cannot be used."""
+        from .maps import (  # maps imports folium: only when checked
+            LANGUAGES,
+            basemap_key,
+            check_tianditu_key,
+        )
+
+        try:
+            key = basemap_key(self.tiles)
+        except ValueError:
+            raise ConfigError(f'{path}: [maps] tiles = {self.tiles!r}: expected "openstreetmap", "tianditu", "amap" or "" (none)') from None
+        if key == "tianditu":
+            try:
+                check_tianditu_key(self.tianditu_key)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: [maps] tiles = \"tianditu\": {exc}") from None
+        if self.language not in LANGUAGES:
+            raise ConfigError(f'{path}: [maps] language = {self.language!r}: expected "zh", "en" or "both"')
+        if self.cluster_min_fires < 0:
+            raise ConfigError(f"{path}: [maps] cluster_min_fires = {self.cluster_min_fires}: expected a whole number of fires >= 0")
 
 
 @dataclass(frozen=True)
@@ -212,7 +237,16 @@ class Config:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a ``config.toml``; raises ``ConfigError``."""
+    """Read and validate a ``config.toml``; raises ``ConfigError`` naming the file, section and key.
+
+    Relative paths in the file are resolved against its folder; coordinates
+    are WGS84 degrees.
+
+    Example::
+
+        config = load_config("config.toml")
+        config.region.bbox          # (lon_min, lat_min, lon_max, lat_max), degrees WGS84
+    """
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -330,6 +364,7 @@ def _check(config: Config, path: Path) -> None:
             raise ConfigError(f"{path}: [persistent] min_days, window_days (whole days >= 1), cell_m (> 0 m) and neighbourhood (cells >= 0) are out of range")
     if config.electricity is not None:
         _check_electricity(config.electricity, path)
+    config.maps.check(path)
     if config.events.distance_km < 0 or config.events.max_gap_h <= 0:
         raise ConfigError(f"{path}: [events] distance_km must be >= 0 and max_gap_h > 0 (got {config.events.distance_km}, {config.events.max_gap_h})")
 

@@ -19,7 +19,8 @@ import pandas as pd
 from .attribution import PointIndex
 from .config import Config, ElectricityConfig
 from .fires import expand_patterns
-from .manifest import file_record
+from .holidays import WorkCalendar
+from .manifest import file_record, versions
 from .meters import DayUse, MeterLimits, day_use
 from .powerstate import PowerState, StateError, latest_state, prune_states, state_path
 from .readers.power import (
@@ -60,11 +61,25 @@ class SitesResult:
 
 
 def reading_format(cfg: ElectricityConfig) -> ReadingFormat:
+    """How ``[electricity]`` readings files are laid out (columns, interval minutes, time zone, label).
+
+    Example::
+
+        fmt = reading_format(config.electricity)
+        fmt.slots                                  # intervals per Beijing day: 1 for daily totals
+    """
     return ReadingFormat(cfg.transformer_column, cfg.time_column, cfg.value_column, cfg.interval_minutes, cfg.timezone,
                          cfg.label, cfg.values)
 
 
 def site_rules(cfg: ElectricityConfig) -> SiteRules:
+    """The thresholds of the four site rules from ``[electricity]`` (kWh/day, days, fractions 0-1).
+
+    Example::
+
+        rules = site_rules(config.electricity)
+        rules.resurgence.ratio, rules.resurgence.min_excess_kwh
+    """
     return SiteRules(cfg.resurgence, cfg.noncompliance, cfg.reduction, cfg.unregistered, cfg.stopped, cfg.festival_days)
 
 
@@ -74,7 +89,15 @@ def state_folder(config: Config, out_root: Path) -> Path:
 
 
 def reading_files(cfg: ElectricityConfig, base: Path, day: dt.date) -> list[Path]:
-    """The readings files of Beijing day ``day`` (patterns with {date}, {prev_date}, {next_date})."""
+    """The readings files of Beijing day ``day`` (patterns with {date}, {prev_date}, {next_date}).
+
+    Patterns are relative to ``base`` (the config file's folder); a folder
+    stands for its CSV and Parquet files.
+
+    Example::
+
+        files = reading_files(config.electricity, config.base_dir, dt.date(2022, 6, 3))
+    """
     patterns = [p.replace("{prev_date}", (day - dt.timedelta(days=1)).isoformat())
                  .replace("{next_date}", (day + dt.timedelta(days=1)).isoformat())
                  .replace("{date}", day.isoformat()) for p in cfg.readings]
@@ -85,7 +108,17 @@ def reading_files(cfg: ElectricityConfig, base: Path, day: dt.date) -> list[Path
 
 
 def load_fleet(config: Config, grid: gpd.GeoDataFrame, index: PointIndex | None = None) -> tuple[Fleet, pd.DataFrame, list[Skip], dict]:
-    """Registry, transformers (located in the grid) and warnings of ``[electricity]``, with the rows skipped."""
+    """Registry, transformers (located in the grid) and warnings of ``[electricity]``, with the rows skipped.
+
+    Returns ``(fleet, warnings, skips, file records)``. Transformer positions
+    are converted to WGS84 from ``transformers_crs`` and located in ``grid``
+    (EPSG:4326); warning times are UTC.
+
+    Example::
+
+        fleet, warnings, skips, _ = load_fleet(config, grid)
+        fleet.transformers[["transformer_id", "enterprise_id", "cell_id"]]
+    """
     cfg = config.electricity
     try:
         registry, skips = read_registry(cfg.registry)
@@ -110,6 +143,17 @@ def nightly_sites(config: Config, day: dt.date, grid: gpd.GeoDataFrame, out_root
 
     Raises ``ElectricityError`` when the registry, transformer table or
     warning list is unusable, or the day has no readings file at all.
+
+    Reads the state of ``day`` - 1 from ``state_folder(config, out_root)``,
+    or rebuilds it by replaying up to ``history_days`` days of readings; the
+    state at the end of ``day`` is returned in ``.state``, **not written**
+    (the nightly run writes it with :func:`store_state`). Sites are EPSG:4326.
+
+    Example::
+
+        result = nightly_sites(config, dt.date(2022, 6, 3), grid, Path(tempfile.mkdtemp()))
+        result.sites[["site_id", "rule", "evidence"]]
+        store_state(result.state, state_folder(config, out_root), config.electricity.keep_states)
     """
     cfg = config.electricity
     if cfg is None:
@@ -126,6 +170,10 @@ def nightly_sites(config: Config, day: dt.date, grid: gpd.GeoDataFrame, out_root
     use = _day(files, ids, day, fmt, limits, state)
     state = state.advance(use)
     sites, state = find_sites(state, fleet, warnings, rules)
+    unknown = WorkCalendar.build(state.dates[0].date(), state.days).unknown_years
+    if unknown:
+        log.warning("chinesecalendar %s has no holidays for %s: those days are judged by weekday only (upgrade it)",
+                    versions()["chinesecalendar"], ", ".join(map(str, unknown)))
     counts = {**fleet.counts, **{k: v for k, v in use.counts.items() if k != "transformers"},
               "state_days_replayed": replayed, "state_days_without_readings": missing,
               "sites": len(sites), "sites_by_rule": {str(k): int(v) for k, v in sites["rule"].value_counts().items()},
@@ -141,7 +189,13 @@ def nightly_sites(config: Config, day: dt.date, grid: gpd.GeoDataFrame, out_root
 
 
 def store_state(state: PowerState, folder: Path, keep: int) -> Path:
-    """Write the day's state and prune old ones; returns its path."""
+    """Write the day's state and prune old ones (all but the ``keep`` newest); returns its path.
+
+    Example::
+
+        path = store_state(result.state, state_folder(config, out_root), keep=7)
+        PowerState.read(path).end                  # the run's Beijing date
+    """
     path = state_path(folder, state.end)
     state.write(path)
     prune_states(folder, keep)
@@ -190,3 +244,4 @@ def _state_before(folder: Path, day: dt.date, ids: pd.Index, cfg: ElectricityCon
     if missing:
         log.warning("electricity history: %d of %d replayed day(s) before %s had no readings file", missing, replayed, day)
     return state, replayed, missing
+

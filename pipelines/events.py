@@ -109,6 +109,11 @@ class FusionTolerance:
     pixel sizes (``hd_a + hd_b``, half pixel diagonals); > 0 uses this many km
     for every pair. ``max_gap_h``: the longest time, in hours, between
     consecutive observations of one event.
+
+    Example::
+
+        tolerance = FusionTolerance(config.events.distance_km, config.events.max_gap_h)
+        fires["event_id"] = assign_events(fires, tolerance)
     """
 
     distance_km: float = 0.0
@@ -157,6 +162,11 @@ def assign_events(fires: pd.DataFrame, tolerance: FusionTolerance = FusionTolera
     sizes count as 1 km). See the module docstring for the semantics.
     Raises ValueError on a missing or repeated ``fire_id``, a missing time
     or a missing coordinate.
+
+    Example::
+
+        fires["event_id"] = assign_events(fires)   # fires: dedupe(points)[0], attributed
+        fires["event_id"].nunique()                # events
     """
     name = "event_id"
     if len(fires) == 0:
@@ -328,6 +338,12 @@ def events_table(fires: pd.DataFrame) -> gpd.GeoDataFrame:
     False, else <NA>; ``geometry``, the union of the members' pixel
     footprints (Polygon or MultiPolygon; unknown pixel sizes count as 1 km).
     Sorted by ``first_seen_utc``, then ``event_id``.
+
+    Example::
+
+        fires["event_id"] = assign_events(fires)
+        events = events_table(fires)               # GeoDataFrame, EPSG:4326
+        events.sort_values("duration_h").tail()
     """
     if "event_id" not in fires.columns:
         raise ValueError("fires lack event_id: run assign_events first")

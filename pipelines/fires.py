@@ -64,7 +64,14 @@ class LazyFires:
 def expand_patterns(patterns: list[str] | tuple[str, ...], base: Path, day: dt.date | None = None) -> list[Path]:
     """Files matching glob ``patterns`` (relative to ``base``), sorted, without repeats.
 
-    A pattern may hold ``{date:%Y%m%d}``-style fields, filled with ``day``.
+    A pattern may hold ``{date:%Y%m%d}``-style fields, filled with ``day``
+    (a Beijing date). Returns absolute paths; a pattern matching nothing adds
+    nothing (no error: the caller decides whether no files is a failure).
+
+    Example::
+
+        config = load_config("config.toml")
+        files = expand_patterns(config.fires.points, config.base_dir, dt.date(2022, 6, 3))
     """
     found: set[Path] = set()
     for pattern in patterns:
@@ -85,8 +92,22 @@ def read_fires(
     """Lazily read fire-point files (FIRMS, Himawari WLF) into one dask DataFrame.
 
     ``bbox`` is (lon_min, lat_min, lon_max, lat_max) in WGS84 degrees; ``day``
-    keeps the points whose **Beijing** date is ``day``; ``min_confidence`` is a
-    percentage (fires of unknown confidence are kept).
+    keeps the points whose **Beijing** date is ``day`` (None: every day in the
+    files, e.g. a season of archive files); ``min_confidence`` is a
+    percentage, 0-100 (fires of unknown confidence are kept).
+
+    Nothing is read here: the result's ``.points`` is a dask DataFrame with
+    one partition per file, and ``.compute()`` reads all files in one pass
+    of the current scheduler, returning ``(points, skips, counts per file)``.
+    Points have ``time_utc``/``time_bjt`` and WGS84 ``lon``/``lat`` (the
+    pixel centre). Add ``read_raster_fires(...)`` with ``+`` to read rasters
+    in the same pass.
+
+    Example::
+
+        lazy = read_fires(files, bbox=config.region.bbox, day=dt.date(2022, 6, 3), min_confidence=30)
+        lazy.points.npartitions              # one per file
+        points, skips, per_file = lazy.compute()
     """
     parts = [
         dask.delayed(_read_one)(str(p), bbox, day, min_confidence, dask_key_name=f"read-fires-{i}-{Path(p).name}")
@@ -144,6 +165,10 @@ def dedupe(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
     The same pixel often arrives in overlapping files (a 24 h and a 7 d FIRMS
     export); the copy from the first file by name is kept.
+
+    Example::
+
+        points, repeats = dedupe(points)     # points from read_fires(...).compute()
     """
     ordered = frame.sort_values(["fire_id", "source_file", "source_row"], kind="stable")
     unique = ordered.drop_duplicates("fire_id", keep="first")

@@ -44,7 +44,16 @@ def read_layer(path: Path, layer: str = "") -> gpd.GeoDataFrame:
 
 
 def load_counties(cfg: CountiesConfig) -> gpd.GeoDataFrame:
-    """County polygons with ``county_code``, ``county_name``, ``province_code``, ``province_name``."""
+    """County polygons with ``county_code``, ``county_name``, ``province_code``, ``province_name``.
+
+    Converted to WGS84 (EPSG:4326) from the layer's CRS; codes are 6-digit
+    adcodes as strings; invalid polygons are repaired.
+
+    Example::
+
+        counties = load_counties(config.counties)
+        index = PointIndex.build(counties.geometry)
+    """
     raw = to_wgs84(read_layer(cfg.path), None)
     columns = {
         cfg.code_column: "county_code",
@@ -67,6 +76,11 @@ def load_grid(cfg: GridConfig, counties: gpd.GeoDataFrame | None = None) -> gpd.
     warning; fills county and province names from ``counties`` (matched by
     county code) where the layer has none. Raises ``GridError`` for a missing
     file or column, duplicate cell ids, or a layer without CRS.
+
+    Example::
+
+        grid = load_grid(config.grid, load_counties(config.counties))  # EPSG:4326
+        # load_supervision_grid(config) does the same, reading counties only when needed
     """
     raw = read_layer(cfg.path, cfg.layer)
     wanted = [cfg.id_column, cfg.name_column, cfg.county_column, cfg.supervisor_column,

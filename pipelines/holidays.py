@@ -29,6 +29,11 @@ class WorkCalendar:
     ``festival_before`` days before the official holiday to
     ``festival_after`` days after it, when factories stop and restart
     gradually and low use is no sign of closure.
+
+    Example::
+
+        cal = WorkCalendar.build(dt.date(2022, 5, 30), 7)
+        cal.kind()        # [..., "holiday"]: 2022-06-03 is the Dragon Boat Festival
     """
 
     start: dt.date

@@ -11,7 +11,7 @@ from pathlib import Path
 from .skips import Skip
 
 PACKAGES = ("gridwatch", "numpy", "pandas", "pyarrow", "shapely", "pyproj", "geopandas", "pyogrio",
-            "rasterio", "xarray", "dask", "distributed", "folium")
+            "rasterio", "xarray", "dask", "distributed", "folium", "chinesecalendar")
 # A file with thousands of bad rows should not bury the manifest: past this
 # many rows per file and reason, only the count is kept.
 MAX_ROWS_PER_REASON = 20

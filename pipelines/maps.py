@@ -4,8 +4,15 @@ Every morning a supervisor opens one overview map and one map per grid cell that
 has something to check, often on a phone in the field with no network. So each
 map is a single self-contained HTML file: Leaflet's JavaScript and CSS are inlined
 from ``pipelines/static`` instead of the CDN links folium writes by default, and
-everything that matters is a vector layer. The OpenStreetMap basemap is only
-decoration: offline its tiles fail and the vectors still show.
+everything that matters is a vector layer. The basemap (OpenStreetMap, Tianditu
+or Amap, ``[maps] tiles``) is only decoration: offline its tiles fail and the
+vectors still show. The plugins (marker clustering, heat map, full screen) are
+vendored and inlined the same way, and the measure tool is our own.
+
+Amap tiles are drawn in GCJ-02, so on an Amap basemap every overlay coordinate
+(features, bounds, the fire list's zoom targets, the heat map) is shifted
+WGS84 -> GCJ-02 when the page is rendered, and only then; popups keep showing
+the WGS84 coordinates.
 
 All inputs are WGS84 (EPSG:4326, degrees); instants are stored in UTC and shown
 in Beijing time. User-supplied text (cell names and ids, county and supervisor
@@ -40,6 +47,7 @@ import shapely
 from branca.element import Element, MacroElement
 from folium.map import Layer
 
+from pipelines.chinacrs import wgs84_to_gcj02
 from pipelines.schema import (
     BEIJING_TZ,
     CATEGORY_LABELS,
@@ -48,8 +56,9 @@ from pipelines.schema import (
     WINDOW_LABELS,
 )
 from pipelines.sites import RULE_LABELS, RULES
+from pipelines.tasklist import add_task_list
 
-__all__ = ["cell_map", "cell_map_filename", "overview_map", "save_map"]
+__all__ = ["cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
 
 TIME_FORMAT = "%Y-%m-%d %H:%M 北京时间"
 OUTSIDE_GRID = "不在任何网格内 outside any grid cell"
@@ -69,6 +78,121 @@ COORD_DECIMALS = 5
 
 _DEFAULT_CENTRE = (35.0, 105.0)  # lat, lon: China, used only when nothing is drawn
 _FIT_MAX_ZOOM = 14  # a single fire should not zoom in past street level
+_MAX_ZOOM = 19  # the map's own limit (building level); tiles stop at their own maximum
+
+# ------------------------------------------------------------------ basemaps
+
+
+@dataclass(frozen=True)
+class Basemap:
+    """A web basemap: tile URL templates (base first, then labels), in ``crs``."""
+
+    key: str
+    name: tuple[str, str]  # (zh, en) for the layer control
+    urls: tuple[str, ...]  # "{key}" is replaced by the Tianditu key
+    subdomains: str
+    attribution: str
+    crs: str  # "wgs84" or "gcj02": what the tiles are drawn in
+    max_zoom: int = 18
+
+
+_TIANDITU = (
+    "https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={{key}}"
+)
+BASEMAPS = {
+    "openstreetmap": Basemap(
+        "openstreetmap", ("OpenStreetMap", "OpenStreetMap"), ("https://tile.openstreetmap.org/{z}/{x}/{y}.png",),
+        "abc", '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors', "wgs84", 19,
+    ),
+    # Web-Mercator tiles of the national platform: in CGCS2000, which matches WGS84 to well under a metre.
+    "tianditu": Basemap(
+        "tianditu", ("天地图", "Tianditu"), (_TIANDITU.format(layer="vec"), _TIANDITU.format(layer="cva")),
+        "01234567", "&copy; 天地图 Tianditu, 国家地理信息公共服务平台", "wgs84",
+    ),
+    "amap": Basemap(
+        "amap", ("高德地图", "Amap"),
+        ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}",),
+        "1234", "&copy; 高德地图 AutoNavi", "gcj02",
+    ),
+}
+# Tianditu's English annotation layer, for language = "en".
+_TIANDITU_EN_LABELS = _TIANDITU.format(layer="eva")
+_TIANDITU_KEY = re.compile(r"[0-9A-Za-z]{8,64}")
+
+LANGUAGES = ("zh", "en", "both")
+
+# Clustering. Below CLUSTER_MIN_FIRES fire markers a page draws them all as SVG
+# (cheap, and no fire hides behind a number); at or above, every fire layer is
+# clustered. From CLUSTER_OFF_ZOOM on, i.e. at field zoom where 1 px is ~15 m
+# and neighbouring 375 m VIIRS pixels are 20+ px apart, every fire is drawn on
+# its own. The cluster radius (px) is half the plugin's default so clusters
+# stay local on a province-wide overview.
+CLUSTER_MIN_FIRES = 100
+CLUSTER_OFF_ZOOM = 13
+CLUSTER_RADIUS_PX = 40
+
+# Age fading: (hours before the newest fire of the map, factor on the marker's
+# fill opacity). A fire at most 3 h older than the newest is drawn at full
+# strength, then fainter by band; fires of unknown time stay at full strength.
+AGE_BANDS = ((3.0, 1.0), (6.0, 0.7), (12.0, 0.45), (math.inf, 0.25))
+
+
+def map_options(maps_config: Any) -> dict[str, Any]:
+    """Keyword arguments for :func:`overview_map`, :func:`cell_map` and
+    :func:`plan_map` from a ``config.MapsConfig`` (or anything with the same
+    attributes): ``tiles`` ("" becomes None), ``tianditu_key``, ``language``,
+    ``cluster_min_fires``."""
+    return {
+        "tiles": getattr(maps_config, "tiles", "OpenStreetMap") or None,
+        "tianditu_key": getattr(maps_config, "tianditu_key", ""),
+        "language": getattr(maps_config, "language", "both"),
+        "cluster_min_fires": getattr(maps_config, "cluster_min_fires", CLUSTER_MIN_FIRES),
+    }
+
+
+def basemap_key(tiles: str | None) -> str | None:
+    """The :data:`BASEMAPS` key of a ``tiles`` value (any case), None for none; ValueError otherwise."""
+    if tiles is None or tiles == "":
+        return None
+    key = str(tiles).strip().lower()
+    if key not in BASEMAPS:
+        raise ValueError(f"unknown basemap {tiles!r}: expected one of {', '.join(BASEMAPS)} or '' (none)")
+    return key
+
+
+def check_tianditu_key(key: str) -> None:
+    """ValueError unless ``key`` looks like a Tianditu browser key (it ends up in tile URLs)."""
+    if not key:
+        raise ValueError(
+            "the Tianditu basemap needs a key: set [maps] tianditu_key (free from console.tianditu.gov.cn), "
+            "or choose tiles = \"openstreetmap\", \"amap\" or \"\""
+        )
+    if not _TIANDITU_KEY.fullmatch(key):
+        raise ValueError("[maps] tianditu_key must be 8-64 letters and digits")
+
+
+class _Lang:
+    """Which language the fixed texts of a map are in: "zh", "en" or "both" (``中文 English``)."""
+
+    def __init__(self, code: str = "both") -> None:
+        if code not in LANGUAGES:
+            raise ValueError(f"unknown map language {code!r}: expected one of {', '.join(LANGUAGES)}")
+        self.code = code
+
+    def t(self, zh: str, en: str) -> str:
+        """One text in the map's language."""
+        return {"zh": zh, "en": en}.get(self.code, f"{zh} {en}")
+
+    def label(self, bilingual: str) -> str:
+        """A ``"中文 English"`` label (schema labels, fire classes) in the map's language."""
+        match = re.fullmatch(r"(\S*[^\x00-\x7f]\S*) (.+)", bilingual)
+        if match is None or self.code == "both":
+            return bilingual
+        return match.group(1) if self.code == "zh" else match.group(2)
+
+
+_BOTH = _Lang("both")
 
 
 @dataclass(frozen=True)
@@ -128,6 +252,21 @@ body { display: flex; flex-direction: column;
 .gw-popup th { text-align: left; font-weight: normal; color: #555; padding: 1px 8px 1px 0;
   vertical-align: top; max-width: 8em; }
 .gw-popup td { padding: 1px 0; min-width: 10em; vertical-align: top; }
+/* Fire clusters: the window class's colour, so a red blob reads "first half of
+   the night" at a glance; the white ring and dark text shadow keep the count
+   legible on any basemap. */
+.gw-cluster-icon { background: transparent; border: 0; }
+.gw-cluster { box-sizing: border-box; width: 100%; height: 100%; border-radius: 50%;
+  border: 3px solid rgba(255, 255, 255, 0.85); box-shadow: 0 0 0 1px rgba(0, 0, 0, 0.45);
+  color: #fff; font: 600 12px/1 system-ui, sans-serif; text-shadow: 0 0 2px #000, 0 0 2px #000;
+  display: flex; align-items: center; justify-content: center; }
+.gw-measure-button { background: #fff center / 18px 18px no-repeat
+  url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24'%3E%3Cpath fill='none' stroke='%23333' stroke-width='2' d='M3 17 17 3l4 4L7 21z'/%3E%3Cpath stroke='%23333' stroke-width='1.6' d='m7 13 2 2m1-5 3 3m0-6 2 2m1-5 3 3'/%3E%3C/svg%3E"); }
+.gw-measure-button.gw-active { background-color: #bbdefb; }
+.gw-measure-panel { background: #fff; padding: 4px 6px; font-size: 12px; max-width: 220px; }
+.gw-measure-text { white-space: pre-line; margin-bottom: 3px; }
+.gw-measure-panel button { font-size: 12px; margin-right: 4px; }
+.gw-measuring, .gw-measuring .leaflet-interactive { cursor: crosshair !important; }
 """
 
 
@@ -222,14 +361,61 @@ def _static_bytes(name: str) -> bytes:
     return (resources.files("pipelines") / "static" / name).read_bytes()
 
 
-def _leaflet_js() -> str:
-    js = _static_bytes("leaflet.js").decode("utf-8")
+def _static_js(name: str) -> str:
+    """A vendored script, ready to sit inside ``<script>``."""
+    js = _static_bytes(name).decode("utf-8")
     # The map file is not shipped; a dangling source-map URL would only make
     # developer tools try to fetch it.
     js = re.sub(r"^//# sourceMappingURL=.*$", "", js, flags=re.MULTILINE)
     if "</script" in js.lower():
-        raise ValueError("leaflet.js contains '</script' and cannot be inlined")
+        raise ValueError(f"{name} contains '</script' and cannot be inlined")
     return js
+
+
+def _leaflet_js() -> str:
+    return _static_js("leaflet.js")
+
+
+_MIME = {".png": "image/png", ".svg": "image/svg+xml"}
+
+
+def _data_uri(name: str) -> str:
+    data = base64.b64encode(_static_bytes(name)).decode("ascii")
+    return f"data:{_MIME[Path(name).suffix]};base64,{data}"
+
+
+def _plugin_css(name: str) -> str:
+    """A vendored plugin stylesheet with its ``url(...)`` images as data URIs."""
+
+    def inline(match: re.Match[str]) -> str:
+        return f"url({_data_uri(match.group(1))})"
+
+    css = re.sub(r"""url\(['"]?([\w.-]+\.(?:png|svg))['"]?\)""", inline, _static_bytes(name).decode("utf-8"))
+    if "</style" in css.lower():
+        raise ValueError(f"{name} contains '</style' and cannot be inlined")
+    return css
+
+
+# Plugins, inlined into a page's <head> once, by the first element that needs
+# them (after Leaflet, which _make_offline puts there first).
+_PLUGINS = {
+    "markercluster": (("leaflet.markercluster.js",), ("MarkerCluster.css", "MarkerCluster.Default.css")),
+    "heat": (("leaflet-heat.js",), ()),
+    "fullscreen": (("Control.FullScreen.js",), ("Control.FullScreen.css",)),
+    "measure": (("gridwatch-measure.js",), ()),
+}
+
+
+def _require_plugin(element: Element, plugin: str) -> None:
+    """Inline ``plugin``'s scripts and styles into the page of ``element`` (once per page)."""
+    header = element.get_root().header
+    name = f"gridwatch_plugin_{plugin}"
+    if name in header._children:
+        return
+    scripts, styles = _PLUGINS[plugin]
+    markup = "".join(f"<style>{_plugin_css(css)}</style>\n" for css in styles)
+    markup += "".join(f"<script>{_static_js(js)}</script>\n" for js in scripts)
+    header.add_child(_RawHtml(markup), name=name)
 
 
 def _leaflet_css() -> str:
@@ -278,12 +464,48 @@ def _check_self_contained(page: str) -> None:
         raise ValueError(f"map HTML references external resources: {sorted(set(found))}")
 
 
-def _new_map(page_title: str, tiles: str | None) -> folium.Map:
-    """An empty offline map whose page has ``page_title`` as its ``<title>``."""
-    m = folium.Map(location=None, tiles=tiles, control_scale=True)
+def _new_map(page_title: str, tiles: str | None, *, tianditu_key: str = "", lang: _Lang = _BOTH) -> folium.Map:
+    """An empty offline map whose page has ``page_title`` as its ``<title>``.
+
+    ``tiles``: "openstreetmap" (any case), "tianditu" (needs ``tianditu_key``),
+    "amap" (GCJ-02: overlays are shifted to match) or None/"" for no basemap.
+    Adds the scale bar, full-screen button and measure tool.
+    """
+    key = basemap_key(tiles)
+    m = folium.Map(location=None, tiles=None, control_scale=True)
+    # Marker clustering needs the map's own maxZoom (there may be no tile layer to set it).
+    m.options["maxZoom"] = _MAX_ZOOM
     _make_offline(m)
     m.get_root().title = _esc(page_title)  # branca writes the title unescaped
+    m.gridwatch_gcj02 = key is not None and BASEMAPS[key].crs == "gcj02"
+    if key is not None:
+        _add_basemap(m, BASEMAPS[key], tianditu_key, lang)
+    m.add_child(_MapTools(lang), name="gridwatch_tools")
     return m
+
+
+def _add_basemap(m: folium.Map, basemap: Basemap, tianditu_key: str, lang: _Lang) -> None:
+    """The basemap's tile layers: the first is the base layer, the rest (labels) always on top of it.
+
+    Offline, or without a valid key, tiles fail to load and only the grey
+    background shows; every vector layer still draws.
+    """
+    urls = list(basemap.urls)
+    if basemap.key == "tianditu":
+        check_tianditu_key(tianditu_key)
+        if lang.code == "en":
+            urls[1] = _TIANDITU_EN_LABELS
+        urls = [url.replace("{key}", tianditu_key) for url in urls]
+    for i, url in enumerate(urls):
+        folium.TileLayer(
+            url,
+            attr=basemap.attribution,  # the same text twice is shown once
+            name=lang.t(*basemap.name) if i == 0 else f"{basemap.key}-labels",
+            overlay=i > 0,
+            control=i == 0,
+            subdomains=basemap.subdomains,
+            max_zoom=basemap.max_zoom,
+        ).add_to(m)
 
 
 def _add_title_bar(m: folium.Map, heading: str, lines: Sequence[str]) -> None:
@@ -398,7 +620,9 @@ def _feature(
 
     The values line up with the layer's popup labels. All of them are plain
     text, which the page sets with ``textContent``: cell names never reach an
-    HTML parser, and the page carries no per-fire markup.
+    HTML parser, and the page carries no per-fire markup. This is the Python
+    side only: :class:`_FeatureLayer` writes a layer's features to the page in
+    columns (see :func:`_layer_data`).
     """
     props: dict[str, Any] = {"k": style, "t": tooltip}
     if values is not None:
@@ -467,7 +691,126 @@ function gridwatchChart(spec) {
     add("text", {x: w, y: h - 4, "font-size": 9, "text-anchor": "end", fill: "#555"}, spec.end);
     return svg;
 }
+
+// Entry j of a column written by _column() in pipelines/maps.py: [table, indices]
+// (interned), or [table] alone: one value for every feature, or one per feature.
+function gridwatchValue(column, j) {
+    var table = column[0];
+    return column.length > 1 ? table[column[1][j]] : table[table.length === 1 ? 0 : j];
+}
+
+// The features of a layer written by _layer_data(): GeoJSON for L.geoJson, each
+// with its style index (k) and its row (j) in the layer's columns. Points come
+// from the lat/lon arrays, other shapes as GeoJSON geometries (g).
+function gridwatchFeatures(data) {
+    var features = new Array(data.n);
+    for (var j = 0; j < data.n; j++) {
+        features[j] = {
+            type: "Feature",
+            properties: {k: gridwatchValue(data.k, j), j: j},
+            geometry: data.g ? data.g[j] : {type: "Point", coordinates: [data.lon[j], data.lat[j]]}
+        };
+    }
+    return features;
+}
+
+// The popup values of feature j, in label order. A column written as 0 is the
+// WGS84 position, derived from the point's coordinates (they are WGS84 then).
+function gridwatchRow(data, j) {
+    return data.v.map(function (column) {
+        return column === 0 ? data.lat[j].toFixed(5) + "\u00b0N " + data.lon[j].toFixed(5) + "\u00b0E"
+                            : gridwatchValue(column, j);
+    });
+}
 """
+
+
+def _column(values: Sequence[Any]) -> list[Any]:
+    """One column of a layer's data: ``[table, indices]``, or ``[table]`` alone.
+
+    Most popup and tooltip strings repeat from fire to fire (category, reason,
+    sensor, cell, window flags...), so each distinct value is written once in
+    ``table`` and every feature refers to it by index. ``[table]`` alone is one
+    value for every feature (``table`` has one entry) or, when all values
+    differ (fire ids), the values themselves in feature order: indices would
+    only add bytes. Values are JSON (text, None, link or chart objects);
+    objects are told apart by their JSON text. ``gridwatchValue`` in
+    ``_POPUP_JS`` reads it back.
+    """
+    table: list[Any] = []
+    indices: list[int] = []
+    seen: dict[tuple[int, Any], int] = {}
+    for value in values:
+        # Strings keyed as themselves (fast), anything else by its JSON text;
+        # the tag keeps the string "null" apart from None.
+        key = (0, value) if type(value) is str else (1, json.dumps(value, sort_keys=True, allow_nan=False))
+        index = seen.get(key)
+        if index is None:
+            index = seen[key] = len(table)
+            table.append(value)
+        indices.append(index)
+    if len(table) <= 1 or len(table) == len(values):
+        return [table]
+    return [table, indices]
+
+
+def _js_fixed5(value: float) -> str:
+    """``value.toFixed(5)`` as JavaScript writes it (which prints -0 as "0.00000")."""
+    return format(value + 0.0, ".5f")  # + 0.0 turns -0.0 into 0.0
+
+
+def _layer_data(features: Sequence[dict[str, Any]], *, derive_position: bool = True) -> dict[str, Any]:
+    """The page's data of one layer of :func:`_feature` features, in columns.
+
+    ``{"n": count, "k": styles, "t": tooltips, "v": [one column per popup
+    label] (only if the features have popups), and either "lat"/"lon" (every
+    geometry is a Point: two arrays of numbers) or "g" (the GeoJSON
+    geometries)}``; each column as :func:`_column` writes it. 20,000 fires
+    then cost about 90 bytes each instead of about 700 as GeoJSON features.
+
+    With ``derive_position``, a popup column whose every value is the point's
+    ``"34.88000°N 114.95000°E"`` as the page would write it from the stored
+    (rounded) coordinates is written as ``0``, and the page derives it
+    (``gridwatchRow``): the one popup line that differs for every fire costs
+    nothing. Any mismatch (a rounding edge case, shifted GCJ-02 coordinates)
+    keeps the column as text, so the popup always shows what Python wrote.
+
+    ValueError if some features have popup values and others none: the page
+    binds popups per layer.
+    """
+    n = len(features)
+    props = [f["properties"] for f in features]
+    data: dict[str, Any] = {
+        "n": n,
+        "k": _column([p["k"] for p in props]),
+        "t": _column([p["t"] for p in props]),
+    }
+    with_values = sum("v" in p for p in props)
+    if with_values not in (0, n):
+        raise ValueError("a layer's features must all have popup values or none")
+    geometries = [f["geometry"] for f in features]
+    points = all(g["type"] == "Point" for g in geometries)
+    if points:
+        data["lat"] = [float(g["coordinates"][1]) for g in geometries]
+        data["lon"] = [float(g["coordinates"][0]) for g in geometries]
+    else:
+        data["g"] = geometries
+    if with_values and n:
+        width = max(len(p["v"]) for p in props)
+        # A short row is padded with None, which the popup skips, as it skipped a missing value.
+        rows = [list(p["v"]) + [None] * (width - len(p["v"])) for p in props]
+        columns: list[Any] = []
+        positions: list[str] | None = None
+        for values in zip(*rows, strict=True):
+            if points and derive_position and isinstance(values[0], str) and values[0].endswith("°E"):
+                if positions is None:
+                    positions = [f"{_js_fixed5(lat)}°N {_js_fixed5(lon)}°E" for lat, lon in zip(data["lat"], data["lon"], strict=True)]
+                if list(values) == positions:
+                    columns.append(0)
+                    continue
+            columns.append(_column(values))
+        data["v"] = columns
+    return data
 
 
 class _FeatureLayer(Layer):
@@ -479,7 +822,19 @@ class _FeatureLayer(Layer):
     popups come from ``folium.Popup`` (needs jQuery, and puts text in a JS
     template literal where ``${`` in a cell name would run) or from
     ``GeoJsonPopup`` (``innerHTML`` of each raw property). Here each feature
-    carries values only; labels and styles are stored once per layer.
+    carries values only; labels and styles are stored once per layer, and
+    the features go to the page in columns of interned values
+    (:func:`_layer_data`), from which the page builds the GeoJSON, and each
+    tooltip and popup only when it is opened.
+
+    Features are WGS84; on a GCJ-02 basemap (Amap) their coordinates are
+    shifted when the page is rendered (see :func:`_display_features`).
+
+    ``cluster``: the colour of this layer's clusters; the points then go into a
+    Leaflet.markercluster group (loaded in chunks, so 20,000 fires do not
+    freeze the page), which is what the layer control toggles. Each layer
+    registers itself in ``window.gridwatchLayers`` as ``{name, features,
+    layer, kind}`` for tests and benchmarks.
     """
 
     _template = jinja2.Template(
@@ -487,22 +842,41 @@ class _FeatureLayer(Layer):
         {% macro script(this, kwargs) %}
         var {{ this.get_name() }}_styles = {{ this.styles_json }};
         var {{ this.get_name() }}_labels = {{ this.labels_json }};
-        var {{ this.get_name() }} = L.geoJson({{ this.data_json }}, {
-            style: function (feature) { return {{ this.get_name() }}_styles[feature.properties.k]; },
-            pointToLayer: function (feature, latlng) {
-                var style = {{ this.get_name() }}_styles[feature.properties.k];
-                return L.circleMarker(latlng, Object.assign({radius: {{ this.radius }}}, style));
-            },
-            onEachFeature: function (feature, layer) {
-                var p = feature.properties;
-                layer.bindTooltip(function () { return document.createTextNode(p.t); }, {sticky: true});
-                if (p.v) {
-                    layer.bindPopup(function () {
-                        return gridwatchPopup({{ this.get_name() }}_labels, p.v);
-                    }, {maxWidth: 300});
-                }
+        var {{ this.get_name() }}_data = {{ this.data_json }};
+        var {{ this.get_name() }} = (function (data, styles, labels) {
+            // One content function per layer, shared by its features: each finds
+            // its own row (j) when the tooltip or popup is opened, not before.
+            function tooltip(layer) {
+                return document.createTextNode(gridwatchValue(data.t, layer.feature.properties.j));
             }
-        });
+            function popup(layer) {
+                return gridwatchPopup(labels, gridwatchRow(data, layer.feature.properties.j));
+            }
+            function bind(target) {
+                target.bindTooltip(tooltip, {sticky: true});
+                if (data.v) { target.bindPopup(popup, {maxWidth: 300}); }
+            }
+            var layer = L.geoJson(gridwatchFeatures(data), {
+                style: function (feature) { return styles[feature.properties.k]; },
+                pointToLayer: function (feature, latlng) {
+                    return L.circleMarker(latlng, Object.assign({radius: {{ this.radius }}}, styles[feature.properties.k]));
+                }
+                {%- if not this.cluster_json %},
+                onEachFeature: function (feature, layer) { bind(layer); }
+                {%- endif %}
+            });
+            {%- if this.cluster_json %}
+            layer = gridwatchCluster(layer, {{ this.cluster_json }});
+            // Bound once on the cluster group rather than on each of up to
+            // 20,000 markers (a third of the page's load time): Leaflet opens
+            // them for the marker under the pointer, which the content gets.
+            bind(layer);
+            gridwatchFollowMarkers(layer);
+            {%- endif %}
+            return layer;
+        })({{ this.get_name() }}_data, {{ this.get_name() }}_styles, {{ this.get_name() }}_labels);
+        window.gridwatchLayers = window.gridwatchLayers || [];
+        window.gridwatchLayers.push({name: {{ this.name_json }}, features: {{ this.count }}, layer: {{ this.get_name() }}, kind: {{ this.kind_json }}});
         {% endmacro %}
         """
     )
@@ -516,19 +890,180 @@ class _FeatureLayer(Layer):
         labels: Sequence[str] = (),
         radius: float = 7,
         show: bool = True,
+        cluster: str | None = None,
     ) -> None:
         # Layer names must be constant text: Leaflet's layer control inserts them as HTML.
         super().__init__(name=name, overlay=True, control=True, show=show)
         self._name = "FeatureLayer"
-        self.data_json = _script_json({"type": "FeatureCollection", "features": features})
+        self.features = features
         self.styles_json = _script_json(styles)
         self.labels_json = _script_json(list(labels))
+        self.name_json = _script_json(name)
+        self.count = len(features)
         self.radius = float(radius)
+        self.cluster_json = "" if cluster is None else _script_json(
+            {"colour": cluster, "disableAt": CLUSTER_OFF_ZOOM, "radius": CLUSTER_RADIUS_PX}
+        )
+        self.kind_json = _script_json("vector" if cluster is None else "cluster")
+
+    @property
+    def data_json(self) -> str:
+        features = _display_features(self._parent, self.features)
+        # Positions are derived in the page only where the drawn coordinates are WGS84.
+        return _script_json(_layer_data(features, derive_position=not _gcj02(self._parent)))
 
     def render(self, **kwargs: Any) -> None:
         # Named, so the helper is written once however many layers use it.
         self.get_root().header.add_child(_RawHtml(f"<script>{_POPUP_JS}</script>"), name="gridwatch_popup_js")
+        if self.cluster_json:
+            _require_plugin(self, "markercluster")
+            self.get_root().header.add_child(_RawHtml(f"<script>{_CLUSTER_JS}</script>"), name="gridwatch_cluster_js")
         super().render(**kwargs)
+
+
+# Puts a layer's circle markers into a cluster group coloured like the layer.
+# The icon is built as DOM nodes with the count set as text.
+_CLUSTER_JS = """
+function gridwatchCluster(points, opts) {
+    var group = L.markerClusterGroup({
+        chunkedLoading: true,
+        disableClusteringAtZoom: opts.disableAt,
+        maxClusterRadius: opts.radius,
+        showCoverageOnHover: false,
+        spiderfyOnMaxZoom: false,
+        iconCreateFunction: function (cluster) {
+            var n = cluster.getChildCount();
+            var size = n < 10 ? 28 : n < 100 ? 34 : n < 1000 ? 40 : 46;
+            var div = document.createElement("div");
+            div.className = "gw-cluster";
+            div.style.backgroundColor = opts.colour;
+            div.textContent = n < 10000 ? String(n) : Math.round(n / 1000) + "k";
+            return L.divIcon({html: div, className: "gw-cluster-icon", iconSize: L.point(size, size)});
+        }
+    });
+    group.addLayers(points.getLayers());
+    return group;
+}
+
+// The popup and tooltip of a cluster group are bound on the group, not on each
+// marker; a marker's own would close when the marker leaves the map (zooming
+// out merges it into a cluster), and so do these.
+function gridwatchFollowMarkers(group) {
+    [["popupopen", "popupclose", "closePopup"], ["tooltipopen", "tooltipclose", "closeTooltip"]].forEach(function (kind) {
+        var shown = null;
+        function hide() { group[kind[2]](); }
+        group.on(kind[0], function (e) {
+            if (shown) { shown.off("remove", hide); }
+            shown = e.propagatedFrom || null;
+            if (shown) { shown.on("remove", hide); }
+        });
+        group.on(kind[1], function () {
+            if (shown) { shown.off("remove", hide); }
+            shown = null;
+        });
+    });
+}
+"""
+
+
+class _HeatLayer(Layer):
+    """A Leaflet.heat layer of points ``(lat, lon)`` in WGS84, each of weight 1
+    (shifted to GCJ-02 on an Amap basemap when rendered)."""
+
+    _template = jinja2.Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.heatLayer({{ this.points_json }}, {{ this.options_json }});
+        window.gridwatchLayers = window.gridwatchLayers || [];
+        window.gridwatchLayers.push({name: {{ this.name_json }}, features: {{ this.count }}, layer: {{ this.get_name() }}, kind: "heat"});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, latlons: list[tuple[float, float]], name: str, *, show: bool = False) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "HeatLayer"
+        self.latlons = latlons
+        self.count = len(latlons)
+        self.name_json = _script_json(name)
+        # Radius/blur in px; full intensity where ~5 fires overlap at zoom <= 10,
+        # so one stray fire is a faint smudge and a burning township is red.
+        self.options_json = _script_json({"radius": 18, "blur": 15, "maxZoom": 10, "max": 5.0, "minOpacity": 0.3})
+
+    @property
+    def points_json(self) -> str:
+        points = [[lat, lon] for lat, lon in _display_latlons(self._parent, self.latlons)]
+        return _script_json(points)
+
+    def render(self, **kwargs: Any) -> None:
+        _require_plugin(self, "heat")
+        super().render(**kwargs)
+
+
+class _MapTools(MacroElement):
+    """The full-screen button and the measure tool (top left, under the zoom buttons)."""
+
+    _template = jinja2.Template(
+        """
+        {% macro script(this, kwargs) %}
+        L.control.fullscreen({{ this.fullscreen_json }}).addTo({{ this._parent.get_name() }});
+        L.control.gridwatchMeasure({{ this.measure_json }}).addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, lang: _Lang) -> None:
+        super().__init__()
+        self._name = "MapTools"
+        self.fullscreen_json = _script_json(
+            {"position": "topleft", "title": lang.t("全屏", "Full screen"), "titleCancel": lang.t("退出全屏", "Exit full screen")}
+        )
+        labels = {
+            "button": lang.t("测量距离和面积", "measure distance and area"),
+            "hint": lang.t("点击地图添加点", "tap the map to add points"),
+            "length": lang.t("距离", "distance"),
+            "area": lang.t("面积", "area"),
+            "finish": lang.t("完成", "finish"),
+            "clear": lang.t("清除", "clear"),
+        }
+        self.measure_json = _script_json({"position": "topleft", "labels": labels})
+
+    def render(self, **kwargs: Any) -> None:
+        _require_plugin(self, "fullscreen")
+        _require_plugin(self, "measure")
+        super().render(**kwargs)
+
+
+# ------------------------------------------------------------------ GCJ-02 display
+
+
+def _gcj02(m: object) -> bool:
+    """Whether overlays of map ``m`` are drawn in GCJ-02 (its basemap is Amap)."""
+    return bool(getattr(m, "gridwatch_gcj02", False))
+
+
+def _display_features(m: object, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``features`` (WGS84 GeoJSON) as drawn on ``m``: shifted to GCJ-02 on an Amap basemap.
+
+    All coordinates are converted in one vectorised call; popups are untouched,
+    so they keep the WGS84 position.
+    """
+    if not features or not _gcj02(m):
+        return features
+    geoms = np.array([shapely.geometry.shape(f["geometry"]) for f in features], dtype=object)
+    coords = shapely.get_coordinates(geoms)
+    lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
+    geoms = shapely.set_coordinates(geoms, np.round(np.column_stack([lon, lat]), COORD_DECIMALS))
+    return [f | {"geometry": shapely.geometry.mapping(g)} for f, g in zip(features, geoms, strict=True)]
+
+
+def _display_latlons(m: object, latlons: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """WGS84 ``(lat, lon)`` pairs as drawn on ``m`` (GCJ-02 on an Amap basemap), degrees."""
+    if not latlons or not _gcj02(m):
+        return [(float(lat), float(lon)) for lat, lon in latlons]
+    lat, lon = np.asarray(latlons, dtype=float).T
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    return [(round(float(a), COORD_DECIMALS), round(float(o), COORD_DECIMALS)) for a, o in zip(glat, glon, strict=True)]
 
 
 def _script_json(value: object) -> str:
@@ -552,10 +1087,17 @@ def _bounds(geoms: Sequence[shapely.Geometry]) -> list[list[float]] | None:
 
 
 def _fit(m: folium.Map, bounds: list[list[float]] | None) -> None:
+    """Fit ``m`` to WGS84 ``bounds`` ([[south, west], [north, east]], degrees), shifted on Amap."""
     if bounds is None:
         m.location = list(_DEFAULT_CENTRE)
         m.options["zoom"] = 4
         return
+    if _gcj02(m):
+        # The GCJ-02 offset varies across a box, so shift all four corners and take their hull.
+        (south, west), (north, east) = bounds
+        corners = _display_latlons(m, [(south, west), (south, east), (north, west), (north, east)])
+        lats, lons = [c[0] for c in corners], [c[1] for c in corners]
+        bounds = [[min(lats), min(lons)], [max(lats), max(lons)]]
     m.fit_bounds(bounds, padding=(24, 24), max_zoom=_FIT_MAX_ZOOM)
 
 
@@ -710,10 +1252,11 @@ def _heat_sources(frame: pd.DataFrame) -> np.ndarray:
     return frame["category"].isin(HEAT_SOURCES).fillna(False).to_numpy(bool)
 
 
-def _event_layers(m: folium.Map, events: pd.DataFrame, names: Mapping[str, str]) -> None:
+def _event_layers(m: folium.Map, events: pd.DataFrame, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
     """Events to check (shown) and heat-source events (hidden), as outlines."""
     sources = _heat_sources(events)
-    for chosen, name, show in ((events[~sources], "火情事件 fire events", True), (events[sources], "热源事件 heat-source events", False)):
+    for chosen, name, show in ((events[~sources], lang.t("火情事件", "fire events"), True),
+                               (events[sources], lang.t("热源事件", "heat-source events"), False)):
         layer = _event_layer(chosen, names, name, show=show)
         if layer is not None:
             layer.add_to(m)
@@ -797,7 +1340,7 @@ def _site_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list
     ]
 
 
-def _site_layers(m: folium.Map, sites: pd.DataFrame, names: Mapping[str, str]) -> None:
+def _site_layers(m: folium.Map, sites: pd.DataFrame, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
     """One layer per rule, large markers with a white ring so they stand out from fires."""
     for rule in RULES:
         chosen = sites[sites["rule"] == rule]
@@ -810,31 +1353,56 @@ def _site_layers(m: folium.Map, sites: pd.DataFrame, names: Mapping[str, str]) -
             for rec in _records(chosen)
         ]
         style = {"color": "#ffffff", "weight": 3, "fillColor": SITE_COLOURS[rule], "fillOpacity": 0.95}
-        _FeatureLayer(features, f"用电 sites: {zh} {en} ({len(features)})", styles=[style], labels=SITE_POPUP_LABELS,
+        _FeatureLayer(features, f"{lang.t('用电', 'sites')}: {lang.t(zh, en)} ({len(features)})", styles=[style], labels=SITE_POPUP_LABELS,
                       radius=9).add_to(m)
 
 
-def _site_legend(sites: pd.DataFrame | None) -> str:
+def _site_legend(sites: pd.DataFrame | None, lang: _Lang = _BOTH) -> str:
     if sites is None or sites.empty:
         return ""
     rows = "".join(
-        f"<div>{_swatch(SITE_COLOURS[rule], dot=True, border='#fff')}{_esc(zh)} {_esc(en)} ({int((sites['rule'] == rule).sum())})</div>"
+        f"<div>{_swatch(SITE_COLOURS[rule], dot=True, border='#fff')}{_esc(lang.t(zh, en))} ({int((sites['rule'] == rule).sum())})</div>"
         for rule, (zh, en) in RULE_LABELS.items() if (sites["rule"] == rule).any()
     )
-    return "<b>用电异常 electricity sites</b>" + rows
+    return f"<b>{_esc(lang.t('用电异常', 'electricity sites'))}</b>" + rows
 
 
-def _fire_point_style(cls: FireClass, *, touching: bool) -> dict[str, Any]:
-    """Solid marker for a fire centred in the cell; hollow dashed for a neighbour's."""
+def _fire_point_style(cls: FireClass, *, touching: bool, fade: float = 1.0) -> dict[str, Any]:
+    """Solid marker for a fire centred in the cell; hollow dashed for a neighbour's.
+
+    ``fade`` (0-1, from :func:`_age_fade`) scales the fill opacity; the outline
+    stays, so an old fire is still found, just quieter.
+    """
     if touching:
         return {
             "color": cls.colour,
             "weight": 2.5,
             "dashArray": "4 3",
             "fillColor": cls.colour,
-            "fillOpacity": 0.2,
+            "fillOpacity": round(0.2 * fade, 3),
         }
-    return {"color": "#212121", "weight": 1.2, "fillColor": cls.colour, "fillOpacity": 0.9}
+    return {"color": "#212121", "weight": 1.2, "fillColor": cls.colour, "fillOpacity": round(0.9 * fade, 3)}
+
+
+def _age_fade(time_utc: object, newest: pd.Timestamp | None) -> float:
+    """Fill-opacity factor (0-1) of a fire from its age relative to the newest fire of the map.
+
+    ``time_utc`` and ``newest`` are instants (UTC). The age is ``newest -
+    time_utc`` in hours, and the factor that of the first :data:`AGE_BANDS`
+    band it falls in: up to 3 h -> 1 (full), up to 6 h -> 0.7, up to 12 h ->
+    0.45, older -> 0.25. A fire of unknown time, or a map with no timed fire,
+    gets 1: a fire is never hidden for lack of a time.
+    """
+    if newest is None or time_utc is None or pd.isna(time_utc) or pd.isna(newest):
+        return 1.0
+    hours = (pd.Timestamp(newest) - pd.Timestamp(time_utc)).total_seconds() / 3600
+    return next(factor for limit, factor in AGE_BANDS if hours <= limit)
+
+
+def _newest(fires: pd.DataFrame) -> pd.Timestamp | None:
+    """The latest ``time_utc`` of ``fires``, the reference of age fading (None if none is known)."""
+    times = fires["time_utc"].dropna()
+    return None if times.empty else pd.Timestamp(times.max())
 
 
 def _fire_layers(
@@ -845,40 +1413,66 @@ def _fire_layers(
     label: str,
     touching: bool = False,
     numbers: Mapping[str, int] | None = None,
+    lang: _Lang = _BOTH,
+    newest: pd.Timestamp | None = None,
+    cluster: bool = False,
 ) -> None:
     """Add one circle-marker layer per window class (so each can be switched off).
 
     Fires classified as industrial or persistent heat sources go to their own
     layers, off by default: a supervisor sees first what must be checked.
+    Markers fade with age relative to ``newest`` (:func:`_age_fade`). With
+    ``cluster`` every layer is clustered in its own colour.
     """
     sources = _heat_sources(fires)
     for category in HEAT_SOURCES:
         chosen = fires[sources & (fires["category"] == category).fillna(False).to_numpy(bool)] if sources.any() else fires.iloc[:0]
-        features = [
-            _feature(_geometry_json(rec["geometry"], 0), 0, f"{_bjt(rec['time_utc'], '%H:%M')} · {CATEGORY_LABELS[category]}", _fire_popup_values(rec, names))
-            for rec in _records(chosen)
-        ]
+        styles, features = _Styles(), []
+        for rec in _records(chosen):
+            fade = _age_fade(rec["time_utc"], newest)
+            style = {"color": "#212121", "weight": 1, "fillColor": HEAT_SOURCE_COLOURS[category], "fillOpacity": round(0.8 * fade, 3)}
+            tooltip = f"{_bjt(rec['time_utc'], '%H:%M')} · {CATEGORY_LABELS[category]}"
+            features.append(_feature(_geometry_json(rec["geometry"], 0), styles.index(style), tooltip, _fire_popup_values(rec, names)))
         if features:
-            style = {"color": "#212121", "weight": 1, "fillColor": HEAT_SOURCE_COLOURS[category], "fillOpacity": 0.8}
-            _FeatureLayer(features, f"{label}: {CATEGORY_LABELS[category]} ({len(features)})", styles=[style],
-                          labels=FIRE_POPUP_LABELS, radius=5, show=False).add_to(m)
+            _FeatureLayer(features, f"{label}: {lang.label(CATEGORY_LABELS[category])} ({len(features)})", styles=styles.table,
+                          labels=FIRE_POPUP_LABELS, radius=5, show=False,
+                          cluster=HEAT_SOURCE_COLOURS[category] if cluster else None).add_to(m)
     fires = fires[~sources]
-    by_class: dict[str, list[dict]] = {c.key: [] for c in FIRE_CLASSES}
+    by_class: dict[str, tuple[_Styles, list[dict]]] = {c.key: (_Styles(), []) for c in FIRE_CLASSES}
     for rec in _records(fires):
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
         number = f"#{numbers[rec['fire_id']]} · " if numbers else ""
         where = OUTSIDE_GRID if pd.isna(rec.get("cell_id")) else _text(rec.get("cell_name"))
         tooltip = f"{number}{_bjt(rec['time_utc'], '%H:%M')} · {cls.label} · {where}"
         values = _fire_popup_values(rec, names)
-        by_class[cls.key].append(_feature(_geometry_json(rec["geometry"], 0), 0, tooltip, values))
+        styles, features = by_class[cls.key]
+        style = _fire_point_style(cls, touching=touching, fade=_age_fade(rec["time_utc"], newest))
+        features.append(_feature(_geometry_json(rec["geometry"], 0), styles.index(style), tooltip, values))
     for cls in FIRE_CLASSES:
-        if by_class[cls.key]:
+        styles, features = by_class[cls.key]
+        if features:
             _FeatureLayer(
-                by_class[cls.key],
-                f"{label}: {cls.label} ({len(by_class[cls.key])})",
-                styles=[_fire_point_style(cls, touching=touching)],
+                features,
+                f"{label}: {lang.label(cls.label)} ({len(features)})",
+                styles=styles.table,
                 labels=FIRE_POPUP_LABELS,
+                cluster=cls.colour if cluster else None,
             ).add_to(m)
+
+
+def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang) -> None:
+    """A heat map of the fires to check (heat sources left out), off by default.
+
+    Each fire counts 1, not its FRP: FRP is missing for some products and not
+    comparable between a 375 m VIIRS and a 2 km AHI pixel, and the question the
+    layer answers is "where is there a lot of burning", at a glance, zoomed out.
+    Off by default because it hides the markers and cells under it.
+    """
+    chosen = fires[~_heat_sources(fires)]
+    if chosen.empty:
+        return
+    latlons = [(round(float(g.y), COORD_DECIMALS), round(float(g.x), COORD_DECIMALS)) for g in chosen.geometry]
+    _HeatLayer(latlons, f"{lang.t('火点热力图', 'fire heat map')} ({len(latlons)})").add_to(m)
 
 
 def _class_counts(fires: pd.DataFrame) -> dict[str, int]:
@@ -888,32 +1482,33 @@ def _class_counts(fires: pd.DataFrame) -> dict[str, int]:
     return counts
 
 
-def _time_span(fires: pd.DataFrame) -> str:
-    """'observed 2022-06-03 01:30 – 19:30 北京时间' for the title bar ('' if no time)."""
+def _time_span(fires: pd.DataFrame, lang: _Lang = _BOTH) -> str:
+    """'观测 observed 2022-06-03 01:30 – 19:30 北京时间' for the title bar ('' if no time)."""
     times = fires["time_utc"].dropna()
     if times.empty:
         return ""
     first, last = _bjt(times.min(), "%Y-%m-%d %H:%M"), _bjt(times.max(), "%Y-%m-%d %H:%M")
-    if first == last:  # a single overpass
-        return f"观测 observed {first} 北京时间"
-    if first[:10] == last[:10]:
+    if first != last and first[:10] == last[:10]:
         last = last[11:]
-    return f"观测 observed {first} – {last} 北京时间"
+    span = first if first == last else f"{first} – {last}"  # a single overpass, or a range
+    observed, beijing = lang.t("观测", "observed"), {"zh": "北京时间", "en": "Beijing time"}.get(lang.code, "北京时间")
+    return f"{observed} {span} {beijing}"
 
 
-def _window_summary(counts: Mapping[str, int]) -> str:
+def _window_summary(counts: Mapping[str, int], lang: _Lang = _BOTH) -> str:
     """'收工时 after work 1 · 上半夜 first half of night 2', high-risk first, no zeros."""
-    return " · ".join(f"{c.label} {counts[c.key]}" for c in reversed(FIRE_CLASSES) if counts[c.key])
+    return " · ".join(f"{lang.label(c.label)} {counts[c.key]}" for c in reversed(FIRE_CLASSES) if counts[c.key])
 
 
-def _data_window_summary(fires: pd.DataFrame) -> str:
+def _data_window_summary(fires: pd.DataFrame, lang: _Lang = _BOTH) -> str:
     """'下雨前 before rain 3 (unknown 12) · 播种前 before sowing 415', for the windows that need data."""
     parts = []
     for column in ("win_before_rain", "win_before_sowing"):
         if column in fires:
             flags = fires[column].astype("boolean")
             unknown = int(flags.isna().sum())
-            parts.append(f"{WINDOW_LABELS[column]} {int(flags.fillna(False).sum())}" + (f" (未知 unknown {unknown})" if unknown else ""))
+            parts.append(f"{lang.label(WINDOW_LABELS[column])} {int(flags.fillna(False).sum())}"
+                         + (f" ({lang.t('未知', 'unknown')} {unknown})" if unknown else ""))
     return " · ".join(parts)
 
 
@@ -944,65 +1539,119 @@ def _count_colour(n: int) -> str:
     return COUNT_COLOURS[max(index, 0)]
 
 
-def _fire_legend_rows(counts: Mapping[str, int]) -> str:
+def _fire_legend_rows(counts: Mapping[str, int], lang: _Lang = _BOTH) -> str:
     return "".join(
-        f"<div>{_swatch(c.colour, dot=True)}{_esc(c.label)} ({counts[c.key]})</div>"
+        f"<div>{_swatch(c.colour, dot=True)}{_esc(lang.label(c.label))} ({counts[c.key]})</div>"
         for c in reversed(FIRE_CLASSES)
         if c.key != "both" or counts[c.key]
     )
 
 
-_EVENT_LEGEND = f"<div>{_swatch('#9e9e9e', border='#616161')}火情事件 fire event: the pixels of one fire, all sensors</div>"
+def _age_legend(lang: _Lang) -> str:
+    """How markers fade with age (AGE_BANDS), as swatches of the 'other' grey."""
+    rows, low = [], 0.0
+    for limit, factor in AGE_BANDS:
+        span = f"≤{limit:g} h" if low == 0 else (f"{low:g}–{limit:g} h" if math.isfinite(limit) else f">{low:g} h")
+        opacity = round(0.9 * factor, 2)
+        rows.append(f'<span class="gw-sw gw-dot" style="background:rgba(227,26,28,{opacity})"></span>{_esc(span)} ')
+        low = limit
+    heading = lang.t("越淡越早", "fainter = older")
+    return f"<b>{_esc(heading)} ({_esc(lang.t('距最新火点', 'before the newest fire'))})</b><div>{''.join(rows)}</div>"
 
 
-def _overview_legend(counts: Mapping[str, int], has_touched_only: bool, has_events: bool = False) -> _Html:
+def _fires_heading(lang: _Lang) -> str:
+    # "both" keeps the historical "火点 fires by time window"; Chinese alone says the whole thing.
+    return "火点（按时段）" if lang.code == "zh" else lang.t("火点", "fires by time window")
+
+
+def _event_legend(lang: _Lang) -> str:
+    text = lang.t("火情事件", "fire event: the pixels of one fire, all sensors")
+    if lang.code == "zh":
+        text = "火情事件：同一火情各卫星像元范围"
+    return f"<div>{_swatch('#9e9e9e', border='#616161')}{_esc(text)}</div>"
+
+
+def _cluster_legend(lang: _Lang) -> str:
+    text = lang.t(f"圆圈数字＝聚合火点数，放大到{CLUSTER_OFF_ZOOM}级显示单个火点",
+                  f"numbered circle = fires grouped; zoom {CLUSTER_OFF_ZOOM}+ shows each fire")
+    return f'<div><span class="gw-sw gw-dot" style="background:#e31a1c;border-color:#fff"></span>{_esc(text)}</div>'
+
+
+def _overview_legend(
+    counts: Mapping[str, int],
+    has_touched_only: bool,
+    has_events: bool = False,
+    *,
+    lang: _Lang = _BOTH,
+    straw: bool = False,
+    clustered: bool = False,
+) -> _Html:
+    """The overview's legend. ``straw``: cells are shaded by suspected straw
+    burning (fires have a ``category``); otherwise by all fires centred there."""
     cells = "".join(
         f"<div>{_swatch(colour)}{label}</div>"
         for colour, label in zip(COUNT_COLOURS, _count_labels(), strict=True)
     )
+    if straw:
+        cells = f"<div>{_swatch('transparent', border='#37474f')}0 ({_esc(lang.t('有火点但无疑似秸秆焚烧', 'fires, none suspected straw burning'))})</div>" + cells
+        heading = lang.t("网格疑似秸秆焚烧火点数", "suspected straw-burning fires per cell")
+    else:
+        heading = lang.t("网格火点数", "fires centred per cell")
     touched = (
-        f"<div>{_swatch('#37474f', dashed=True)}仅被邻格像元触及 only touched by a pixel</div>"
+        f"<div>{_swatch('#37474f', dashed=True)}{_esc(lang.t('仅被邻格像元触及', 'only touched by a pixel'))}</div>"
         if has_touched_only
         else ""
     )
     return _Html(
-        "<b>火点 fires by time window</b>"
-        + _fire_legend_rows(counts)
-        + "<b>网格火点数 fires centred per cell</b>"
+        f"<b>{_esc(_fires_heading(lang))}</b>"
+        + _fire_legend_rows(counts, lang)
+        + (_cluster_legend(lang) if clustered else "")
+        + _age_legend(lang)
+        + f"<b>{_esc(heading)}</b>"
         + cells
         + touched
-        + (_EVENT_LEGEND if has_events else "")
+        + (_event_legend(lang) if has_events else "")
     )
 
 
-def _cell_legend(counts: Mapping[str, int], has_events: bool = False) -> _Html:
+def _cell_legend(counts: Mapping[str, int], has_events: bool = False, *, lang: _Lang = _BOTH, clustered: bool = False) -> _Html:
+    t = lang.t
     return _Html(
-        "<b>火点 fires by time window</b>"
-        + _fire_legend_rows(counts)
-        + "<b>线与符号 lines and markers</b>"
-        + f"<div>{_swatch('#0d47a1', border='#0d47a1')}本网格 this cell (thick outline)</div>"
-        + f"<div>{_swatch('transparent', border='#78909c')}相邻网格 neighbouring cells</div>"
-        + f"<div>{_swatch('#9e9e9e', dot=True, border='#212121')}火点在本网格 fire centred here</div>"
+        f"<b>{_esc(_fires_heading(lang))}</b>"
+        + _fire_legend_rows(counts, lang)
+        + (_cluster_legend(lang) if clustered else "")
+        + _age_legend(lang)
+        + f"<b>{_esc(t('线与符号', 'lines and markers'))}</b>"
+        + f"<div>{_swatch('#0d47a1', border='#0d47a1')}{_esc(t('本网格', 'this cell (thick outline)'))}</div>"
+        + f"<div>{_swatch('transparent', border='#78909c')}{_esc(t('相邻网格', 'neighbouring cells'))}</div>"
+        + f"<div>{_swatch('#9e9e9e', dot=True, border='#212121')}{_esc(t('火点在本网格', 'fire centred here'))}</div>"
         + f"<div>{_swatch('#9e9e9e', dot=True, dashed=True)}"
-        + "邻格火点，像元触及本网格 neighbour's fire whose pixel touches</div>"
-        + f"<div>{_swatch('transparent')}像元范围 pixel footprint (dashed: neighbour's)</div>"
-        + (_EVENT_LEGEND if has_events else "")
+        + f"{_esc(t('邻格火点，像元触及本网格', 'neighbour' + chr(39) + 's fire whose pixel touches'))}</div>"
+        + f"<div>{_swatch('transparent')}{_esc(t('像元范围', 'pixel footprint (dashed: neighbour' + chr(39) + 's)'))}</div>"
+        + (_event_legend(lang) if has_events else "")
     )
 
 
-def _add_legend(m: folium.Map, markup: _Html) -> None:
-    folding = f"<details open><summary>图例 legend</summary>{markup}</details>"
+def _add_legend(m: folium.Map, markup: _Html, lang: _Lang = _BOTH) -> None:
+    folding = f"<details open><summary>{_esc(lang.t('图例', 'legend'))}</summary>{markup}</details>"
     m.add_child(_HtmlControl(_Html(folding), position="bottomleft", css_class="gw-box gw-legend"))
 
 
 # ------------------------------------------------------------------ overview
 
 
+STRAW = "straw_suspect"
+
+
 def _window_counts(fires: pd.DataFrame) -> pd.DataFrame:
-    """Per cell id: fires centred there, and per window how many are in it / unknown."""
+    """Per cell id: fires centred there (``n``), suspected straw burning among
+    them (``straw``, only when fires have a ``category``), and per window how
+    many are in it / unknown."""
     attributed = fires[fires["cell_id"].notna()]
     keys = attributed["cell_id"].astype(str)
     columns: dict[str, pd.Series] = {"n": attributed.groupby(keys).size()}
+    if "category" in attributed:
+        columns["straw"] = (attributed["category"] == STRAW).fillna(False).astype(bool).groupby(keys).sum()
     for col in WINDOW_COLUMNS:
         flags = attributed[col].astype("boolean")
         columns[col] = flags.fillna(False).astype(bool).groupby(keys).sum()
@@ -1031,6 +1680,7 @@ CELL_POPUP_LABELS = (
     "区县 county",
     "网格员 supervisor",
     "火点 fires centred here",
+    "疑似秸秆焚烧 suspected straw burning",
     *(WINDOW_LABELS[c] for c in WINDOW_COLUMNS),
     "邻格像元触及 neighbours' pixels touching",
     "地图 map",
@@ -1051,6 +1701,7 @@ def _cell_popup_values(
         _text(cell.get("county_name")),
         _text(cell.get("supervisor")),
         str(int(counts.get("n", 0))),
+        None if "straw" not in counts else str(int(counts["straw"])),
         *windows,
         str(touching),
         anchor,
@@ -1066,23 +1717,49 @@ def _cell_layer(
     name: str,
     shaded: bool,
 ) -> _FeatureLayer | None:
-    """Cells shaded by fire count (or dashed outlines for touched-only cells)."""
+    """Cells shaded by the number of suspected straw-burning fires centred in
+    them, or of all fires when the fires are not classified (no ``category``
+    column); a cell with fires but no straw burning is a bare outline. Cells
+    only touched by a pixel are dashed outlines."""
     styles, features = _Styles(), []
+    straw = "straw" in counts.columns
     for cell in _records(cells):
         cell_id = str(cell["cell_id"])
         row = counts.loc[cell_id].to_dict() if cell_id in counts.index else {}
         n = int(row.get("n", 0))
-        if shaded:
-            style = {"color": "#37474f", "weight": 1, "fillColor": _count_colour(n), "fillOpacity": 0.6}
+        shade = int(row.get("straw", 0)) if straw else n
+        if shaded and shade > 0:
+            style = {"color": "#37474f", "weight": 1, "fillColor": _count_colour(shade), "fillOpacity": 0.6}
+        elif shaded:
+            style = {"color": "#37474f", "weight": 1, "fill": True, "fillOpacity": 0}
         else:
             style = {"color": "#37474f", "weight": 1.5, "dashArray": "5 4", "fill": True, "fillOpacity": 0}
-        tooltip = f"{_text(cell['cell_name'])} · {n} 火点 fires · 网格员 {_text(cell.get('supervisor'))}"
+        of_straw = f" · {shade} 疑似秸秆 straw" if straw else ""
+        tooltip = f"{_text(cell['cell_name'])} · {n} 火点 fires{of_straw} · 网格员 {_text(cell.get('supervisor'))}"
         values = _cell_popup_values(cell, row, int(touching.get(cell_id, 0)), cell_links.get(cell_id))
         geometry = _geometry_json(cell["geometry"], OVERVIEW_TOLERANCE_DEG)
         features.append(_feature(geometry, styles.index(style), tooltip, values))
     if not features:
         return None
     return _FeatureLayer(features, name, styles=styles.table, labels=CELL_POPUP_LABELS)
+
+
+_MAP_KEYWORDS_DOC = """
+    Display options (all keyword-only; :func:`map_options` makes them from
+    ``config.maps``): ``tiles``: "openstreetmap" (also "OpenStreetMap"),
+    "tianditu", "amap" or None/"" for no basemap; on "amap" every overlay
+    coordinate is shifted WGS84 -> GCJ-02 to sit on Amap's tiles (popups keep
+    WGS84). ``tianditu_key``: the Tianditu browser key, required for
+    "tianditu" (ValueError without). ``language``: "zh", "en" or "both" for
+    legend, title bar and layer names (popups stay bilingual).
+    ``cluster_min_fires``: fire markers on the page from which the fire layers
+    are clustered (0 = always).
+"""
+
+
+def _cluster(n_markers: int, cluster_min_fires: int) -> bool:
+    """Whether a page with ``n_markers`` fire markers clusters them."""
+    return n_markers > 0 and n_markers >= cluster_min_fires
 
 
 def overview_map(
@@ -1095,8 +1772,11 @@ def overview_map(
     context: gpd.GeoDataFrame | None = None,
     events: gpd.GeoDataFrame | None = None,
     sites: gpd.GeoDataFrame | None = None,
+    tianditu_key: str = "",
+    language: str = "both",
+    cluster_min_fires: int = CLUSTER_MIN_FIRES,
 ) -> folium.Map:
-    """The morning overview: cells with fires shaded by count, every fire as a marker.
+    """The morning overview: cells shaded by suspected straw burning, every fire as a marker.
 
     ``sites``: electricity sites (``sites.find_sites``, EPSG:4326), one layer per
     rule, each popup with the last 60 days of use and the rule that fired.
@@ -1110,58 +1790,85 @@ def overview_map(
     ``fires``: attributed fire points (FIRE_DTYPES + ATTRIBUTION_DTYPES +
     ``sunset_bjt`` + WINDOW_COLUMNS), geometry = pixel centre, EPSG:4326.
     ``grid``: GRID_COLUMNS, (Multi)Polygons in EPSG:4326. Only cells with a fire
-    centred in them (shaded) or touched by a fire's footprint (dashed) are drawn,
-    so a grid of tens of thousands of cells still gives a small page.
+    centred in them (shaded by the fires of category ``straw_suspect``, or by
+    all fires when there is no ``category`` column) or touched by a fire's
+    footprint (dashed) are drawn, so a grid of tens of thousands of cells still
+    gives a small page. Markers are coloured by window and fade with age
+    (:func:`_age_fade`); a heat map of the fires is a layer, off by default.
     ``cell_links``: cell id -> relative path of that cell's map, linked from the
-    cell's popup. ``tiles``: a folium basemap name, or None for no basemap.
-    Fires outside every cell are drawn too. The map fits the fires' bounds, or the
-    grid's when there are none.
+    cell's popup. Fires outside every cell are drawn too. The map fits the
+    fires' bounds, or the grid's when there are none.
     """
+    lang = _Lang(language)
     fires = _prepare_fires(fires)
     grid = _prepare_grid(grid)
     links = dict(cell_links or {})
     names = _names(grid, fires)
     counts = _window_counts(fires)
     touching = _touching_counts(fires)
+    straw = "straw" in counts.columns
 
-    m = _new_map(title, tiles)
+    m = _new_map(title, tiles, tianditu_key=tianditu_key, lang=lang)
     if context is not None and not context.empty:
-        _context_layer(context.to_crs(WGS84)).add_to(m)
+        _context_layer(context.to_crs(WGS84), lang).add_to(m)
     ids = grid["cell_id"].astype(str)
     with_fires = grid[ids.isin(counts.index)]
     touched_only = grid[ids.isin(touching.index) & ~ids.isin(counts.index)]
     for cells, name, shaded in (
-        (with_fires, f"网格 cells with fires ({len(with_fires)})", True),
-        (touched_only, f"网格 cells only touched by a pixel ({len(touched_only)})", False),
+        (with_fires, f"{lang.t('网格', 'cells with fires')} ({len(with_fires)})", True),
+        (touched_only, f"{lang.t('网格', 'cells only touched by a pixel')} ({len(touched_only)})", False),
     ):
+        if lang.code == "zh":
+            name = f"{'有火点网格' if shaded else '仅被像元触及的网格'} ({len(cells)})"
         layer = _cell_layer(cells, counts, touching, links, name=name, shaded=shaded)
         if layer is not None:
             layer.add_to(m)
     if events is not None:
-        _event_layers(m, events, names)
-    _fire_layers(m, fires, names, label="火点 fires")
+        _event_layers(m, events, names, lang)
+    clustered = _cluster(len(fires), cluster_min_fires)
+    _heat_layer(m, fires, lang)
+    _fire_layers(m, fires, names, label=lang.t("火点", "fires"), lang=lang, newest=_newest(fires), cluster=clustered)
     if sites is not None and not sites.empty:
-        _site_layers(m, sites, names | _site_cell_names(grid, sites))
+        _site_layers(m, sites, names | _site_cell_names(grid, sites), lang)
     folium.LayerControl(collapsed=True).add_to(m)
 
     class_counts = _class_counts(fires)
-    _add_legend(m, _Html(_overview_legend(class_counts, not touched_only.empty, events is not None and not events.empty) + _site_legend(sites)))
-    outside = int(fires["cell_id"].isna().sum())
-    in_events = ""
-    if events is not None:
-        straw = f" ({int((events['category'] == 'straw_suspect').sum())} 疑似秸秆焚烧 suspected straw burning)" if "category" in events else ""
-        in_events = f"{len(events)} 火情事件 events{straw} · "
-    summary = (
-        f"{len(fires)} 火点 fires · {in_events}{len(with_fires)} 网格 cells with fires · "
-        f"{outside} 不在网格内 outside any grid cell"
-        + (f" · {len(sites)} 用电异常 electricity sites" if sites is not None and len(sites) else "")
-    )
-    _add_title_bar(
-        m, title, [line for line in (_time_span(fires), summary, _window_summary(class_counts), _data_window_summary(fires)) if line]
-    )
+    has_events = events is not None and not events.empty
+    legend = _overview_legend(class_counts, not touched_only.empty, has_events, lang=lang, straw=straw, clustered=clustered)
+    _add_legend(m, _Html(legend + _site_legend(sites, lang)), lang)
+    _add_title_bar(m, title, _overview_lines(fires, events, sites, len(with_fires), class_counts, lang))
     site_points = list(sites.geometry) if sites is not None else []
     _fit(m, _bounds([*fires.geometry, *site_points]) or _bounds(list(grid.geometry)))
     return m
+
+
+overview_map.__doc__ = (overview_map.__doc__ or "") + _MAP_KEYWORDS_DOC
+
+
+def _overview_lines(
+    fires: pd.DataFrame, events: pd.DataFrame | None, sites: pd.DataFrame | None, n_cells: int,
+    class_counts: Mapping[str, int], lang: _Lang,
+) -> list[str]:
+    """The overview's title-bar lines: time span, counts, windows, data windows."""
+    t = lang.t
+    outside = int(fires["cell_id"].isna().sum())
+    in_events = ""
+    if events is not None:
+        straw = ""
+        if "category" in events:
+            straw = f" ({int((events['category'] == STRAW).sum())} {t('疑似秸秆焚烧', 'suspected straw burning')})"
+        in_events = f"{len(events)} {t('火情事件', 'events')}{straw} · "
+    straw_fires = ""
+    if "category" in fires:
+        straw_fires = f" ({int((fires['category'] == STRAW).sum())} {t('疑似秸秆焚烧', 'suspected straw burning')})"
+    with_fires = "个网格有火点" if lang.code == "zh" else t("网格", "cells with fires")
+    summary = (
+        f"{len(fires)} {t('火点', 'fires')}{straw_fires} · {in_events}{n_cells} {with_fires} · "
+        f"{outside} {t('不在网格内', 'outside any grid cell')}"
+        + (f" · {len(sites)} {t('用电异常', 'electricity sites')}" if sites is not None and len(sites) else "")
+    )
+    lines = (_time_span(fires, lang), summary, _window_summary(class_counts, lang), _data_window_summary(fires, lang))
+    return [line for line in lines if line]
 
 
 # ------------------------------------------------------------------ per cell
@@ -1177,13 +1884,13 @@ def _neighbours(
     return grid[grid["cell_id"].astype(str).isin(wanted)]
 
 
-def _context_layer(outlines: gpd.GeoDataFrame) -> _FeatureLayer:
+def _context_layer(outlines: gpd.GeoDataFrame, lang: _Lang = _BOTH) -> _FeatureLayer:
     features = [
         _feature(_geometry_json(geometry, CELL_TOLERANCE_DEG), 0, _text(name))
         for geometry, name in zip(outlines.geometry, outlines["name"], strict=True)
     ]
     style = {"color": "#546e7a", "weight": 1.5, "fill": False, "interactive": False}
-    return _FeatureLayer(features, "行政区 boundaries", styles=[style])
+    return _FeatureLayer(features, lang.t("行政区", "boundaries"), styles=[style])
 
 
 def _outline_layer(cells: pd.DataFrame, name: str, style: dict[str, Any]) -> _FeatureLayer | None:
@@ -1199,7 +1906,7 @@ def _outline_layer(cells: pd.DataFrame, name: str, style: dict[str, Any]) -> _Fe
 
 
 def _footprint_layer(
-    fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int]
+    fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int], lang: _Lang = _BOTH
 ) -> _FeatureLayer | None:
     """Pixel footprints: solid for fires centred in the cell, dashed for neighbours'."""
     if "footprint" not in fires.columns:
@@ -1221,13 +1928,18 @@ def _footprint_layer(
         features.append(_feature(_geometry_json(footprint, 0), styles.index(style), tooltip))
     if not features:
         return None
-    return _FeatureLayer(features, f"像元范围 pixel footprints ({len(features)})", styles=styles.table)
+    return _FeatureLayer(features, f"{lang.t('像元范围', 'pixel footprints')} ({len(features)})", styles=styles.table)
 
 
 def _fire_list(
-    fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int], names: Mapping[str, str]
+    fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int], names: Mapping[str, str],
+    *, m: folium.Map | None = None, lang: _Lang = _BOTH,
 ) -> _Html:
-    """The side panel: one row per fire, click a row to zoom to it."""
+    """The side panel: one row per fire, click a row to zoom to it.
+
+    A row's ``data-lat``/``data-lon`` are where the marker is drawn on ``m``
+    (GCJ-02 on an Amap basemap), so the jump lands on the marker.
+    """
     columns = ("#", "时间 time", "时段 window", "置信度 conf.", "FRP MW", "位置 where")
     head = "<tr>" + "".join(f"<th>{_esc(c)}</th>" for c in columns) + "</tr>"
     rows = []
@@ -1243,13 +1955,14 @@ def _fire_list(
             where,
         ]
         point = rec["geometry"]
+        ((lat, lon),) = _display_latlons(m, [(point.y, point.x)])
         rows.append(
-            f'<tr data-lat="{point.y:.5f}" data-lon="{point.x:.5f}">'
+            f'<tr data-lat="{lat:.5f}" data-lon="{lon:.5f}">'
             + "".join(f"<td>{_esc(c)}</td>" for c in cells)
             + "</tr>"
         )
-    body = "".join(rows) or '<tr><td colspan="6">无火点 no fires</td></tr>'
-    summary = f"火点列表 fire list ({len(rows)}) · 点击定位 tap a row to zoom"
+    body = "".join(rows) or f'<tr><td colspan="6">{_esc(lang.t("无火点", "no fires"))}</td></tr>'
+    summary = f"{lang.t('火点列表', 'fire list')} ({len(rows)}) · {lang.t('点击定位', 'tap a row to zoom')}"
     return _Html(f"<details open><summary>{_esc(summary)}</summary><table>{head}{body}</table></details>")
 
 
@@ -1262,6 +1975,9 @@ def cell_map(
     tiles: str | None = "OpenStreetMap",
     events: gpd.GeoDataFrame | None = None,
     sites: gpd.GeoDataFrame | None = None,
+    tianditu_key: str = "",
+    language: str = "both",
+    cluster_min_fires: int = CLUSTER_MIN_FIRES,
 ) -> folium.Map:
     """The map of one grid cell for its supervisor.
 
@@ -1272,9 +1988,12 @@ def cell_map(
     elsewhere whose footprint touches it (``cells_touched`` contains the cell;
     hollow dashed markers), pixel footprints when ``fires`` has a ``footprint``
     column of Polygons, the ``events`` those fires belong to, and a clickable
-    list of the fires. Inputs as for :func:`overview_map` (EPSG:4326). Raises ``KeyError`` if the grid has no
-    such cell.
+    list of the fires. Markers fade with age relative to the newest fire shown.
+    Inputs as for :func:`overview_map` (EPSG:4326). Raises ``KeyError`` if the
+    grid has no such cell.
     """
+    lang = _Lang(language)
+    t = lang.t
     fires = _prepare_fires(fires)
     grid = _prepare_grid(grid)
     matches = grid[grid["cell_id"].astype(str) == str(cell_id)]
@@ -1291,49 +2010,52 @@ def cell_map(
 
     supervisor = _text(cell.get("supervisor"))
     cell_label = f"{_text(cell['cell_name'])} ({cell['cell_id']})"
-    m = _new_map(f"{title} · {cell_label} · 网格员 {supervisor}", tiles)
+    m = _new_map(f"{title} · {cell_label} · {t('网格员', 'supervisor')} {supervisor}", tiles,
+                 tianditu_key=tianditu_key, lang=lang)
 
     neighbours = _neighbours(grid, cell["geometry"], str(cell_id), shown["cell_id"].dropna().astype(str))
     for layer in (
         _outline_layer(
             neighbours,
-            f"相邻网格 neighbouring cells ({len(neighbours)})",
+            f"{t('相邻网格', 'neighbouring cells')} ({len(neighbours)})",
             {"color": "#78909c", "weight": 1, "fill": True, "fillOpacity": 0},
         ),
         _outline_layer(
             matches,
-            "本网格 this cell",
+            t("本网格", "this cell"),
             {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06},
         ),
-        _footprint_layer(shown, in_cell, numbers),
+        _footprint_layer(shown, in_cell, numbers, lang),
     ):
         if layer is not None:
             layer.add_to(m)
     if events is not None and "event_id" in shown:
-        _event_layers(m, events[events["event_id"].isin(shown["event_id"])], names)
-    _fire_layers(m, shown[in_cell.to_numpy()], names, label="本网格火点 fires here", numbers=numbers)
-    _fire_layers(
-        m, shown[~in_cell.to_numpy()], names, label="邻格火点 touching", touching=True, numbers=numbers
-    )
+        _event_layers(m, events[events["event_id"].isin(shown["event_id"])], names, lang)
+    newest, clustered = _newest(shown), _cluster(len(shown), cluster_min_fires)
+    _fire_layers(m, shown[in_cell.to_numpy()], names, label=t("本网格火点", "fires here"), numbers=numbers,
+                 lang=lang, newest=newest, cluster=clustered)
+    _fire_layers(m, shown[~in_cell.to_numpy()], names, label=t("邻格火点", "touching"), touching=True,
+                 numbers=numbers, lang=lang, newest=newest, cluster=clustered)
     here = sites[(sites["cell_id"] == str(cell_id)).fillna(False).to_numpy(bool)] if sites is not None and len(sites) else None
     if here is not None and len(here):
-        _site_layers(m, here, names)
+        _site_layers(m, here, names, lang)
     folium.LayerControl(collapsed=True).add_to(m)
 
     class_counts = _class_counts(shown)
-    _add_legend(m, _Html(_cell_legend(class_counts, events is not None and not events.empty) + _site_legend(here)))
+    has_events = events is not None and not events.empty
+    _add_legend(m, _Html(_cell_legend(class_counts, has_events, lang=lang, clustered=clustered) + _site_legend(here, lang)), lang)
     m.add_child(
         _HtmlControl(
-            _fire_list(shown, in_cell, numbers, names), position="topright", css_class="gw-box gw-panel"
+            _fire_list(shown, in_cell, numbers, names, m=m, lang=lang), position="topright", css_class="gw-box gw-panel"
         )
     )
     summary = (
-        f"{int(in_cell.sum())} 火点在本网格 fires centred here · "
-        f"{int((~in_cell).sum())} 邻格像元触及 touching from neighbours · {_window_summary(class_counts)}"
-        + (f" · {len(here)} 用电异常 electricity sites" if here is not None and len(here) else "")
+        f"{int(in_cell.sum())} {t('火点在本网格', 'fires centred here')} · "
+        f"{int((~in_cell).sum())} {t('邻格像元触及', 'touching from neighbours')} · {_window_summary(class_counts, lang)}"
+        + (f" · {len(here)} {t('用电异常', 'electricity sites')}" if here is not None and len(here) else "")
     )
-    lines = [f"网格 cell {cell_label} · {_text(cell.get('county_name'))}", _time_span(shown), summary]
-    _add_title_bar(m, f"{title} — 网格员 supervisor {supervisor}", [line for line in lines if line])
+    lines = [f"{t('网格', 'cell')} {cell_label} · {_text(cell.get('county_name'))}", _time_span(shown, lang), summary]
+    _add_title_bar(m, f"{title} — {t('网格员', 'supervisor')} {supervisor}", [line for line in lines if line])
     footprints = list(shown["footprint"]) if "footprint" in shown.columns else []
     _fit(
         m,
@@ -1342,7 +2064,12 @@ def cell_map(
              *(here.geometry if here is not None else [])]
         ),
     )
+    # The printable list of what to check, under the map: fires of the cell (and touching it) and its sites.
+    add_task_list(m, shown, events, here, str(cell_id), language=lang.code, heading=f"{cell_label} · {t('网格员', 'supervisor')} {supervisor}")
     return m
+
+
+cell_map.__doc__ = (cell_map.__doc__ or "") + _MAP_KEYWORDS_DOC
 
 
 # ------------------------------------------------------------------ patrol plan
@@ -1355,11 +2082,21 @@ PLAN_POPUP_LABELS = (
 PLAN_COLOURS = (("#b71c1c", 10, "前10 top 10"), ("#ef6c00", 50, "11–50"), ("#fbc02d", None, "其余 the rest"))
 
 
-def plan_map(plan: pd.DataFrame, grid: gpd.GeoDataFrame, *, title: str, tiles: str | None = "OpenStreetMap") -> folium.Map:
+def plan_map(
+    plan: pd.DataFrame,
+    grid: gpd.GeoDataFrame,
+    *,
+    title: str,
+    tiles: str | None = "OpenStreetMap",
+    tianditu_key: str = "",
+    language: str = "both",
+    cluster_min_fires: int = CLUSTER_MIN_FIRES,  # accepted so map_options() fits every map; the plan has no fires
+) -> folium.Map:
     """Tomorrow's patrol plan (``plan.patrol_plan``): the open cells shaded by rank, with popups (EPSG:4326)."""
+    lang = _Lang(language)
     grid = _prepare_grid(grid)
     geometry = grid.set_index(grid["cell_id"].astype(str)).geometry
-    m = _new_map(title, tiles)
+    m = _new_map(title, tiles, tianditu_key=tianditu_key, lang=lang)
     styles, features = _Styles(), []
     for rec in _records(plan):
         colour = next(c for c, upto, _ in PLAN_COLOURS if upto is None or rec["rank"] <= upto)
@@ -1373,13 +2110,20 @@ def plan_map(plan: pd.DataFrame, grid: gpd.GeoDataFrame, *, title: str, tiles: s
         tooltip = f"#{rec['rank']} {_text(rec['cell_name'])} · {_text(rec['windows'])}"
         features.append(_feature(_geometry_json(geometry[str(rec["cell_id"])], OVERVIEW_TOLERANCE_DEG), styles.index(style), tooltip, values))
     if features:
-        _FeatureLayer(features, f"巡查网格 cells to patrol ({len(features)})", styles=styles.table, labels=PLAN_POPUP_LABELS).add_to(m)
+        _FeatureLayer(features, f"{lang.t('巡查网格', 'cells to patrol')} ({len(features)})", styles=styles.table,
+                      labels=PLAN_POPUP_LABELS).add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
-    legend = "<b>巡查优先 patrol priority</b>" + "".join(f"<div>{_swatch(c)}{_esc(label)}</div>" for c, _, label in PLAN_COLOURS)
-    _add_legend(m, _Html(legend))
-    _add_title_bar(m, title, [f"{len(plan)} 网格需巡查 cells to patrol · 按耕地与近期火点排序 ranked by cropland and recent fires"])
+    legend = f"<b>{_esc(lang.t('巡查优先', 'patrol priority'))}</b>" + "".join(
+        f"<div>{_swatch(c)}{_esc(lang.label(label))}</div>" for c, _, label in PLAN_COLOURS
+    )
+    _add_legend(m, _Html(legend), lang)
+    ranked = lang.t("按耕地与近期火点排序", "ranked by cropland and recent fires")
+    _add_title_bar(m, title, [f"{len(plan)} {lang.t('网格需巡查', 'cells to patrol')} · {ranked}"])
     _fit(m, _bounds([geometry[str(c)] for c in plan["cell_id"]]) or _bounds(list(grid.geometry)))
     return m
+
+
+plan_map.__doc__ = (plan_map.__doc__ or "") + _MAP_KEYWORDS_DOC
 
 
 # ------------------------------------------------------------------ output

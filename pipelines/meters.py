@@ -91,7 +91,14 @@ def day_use(readings: dd.DataFrame, fleet: pd.Index, day: dt.date, fmt: ReadingF
     ``previous_register`` (register readings only): each transformer's
     register at the end of the day before, in kWh; NaN where unknown (then
     the first interval of the day is unknown). Computes on the current dask
-    scheduler.
+    scheduler. ``day`` is a Beijing date (00:00-24:00 UTC+8); ``kwh`` of the
+    result is kWh per day, ``work_share`` 0-1.
+
+    Example::
+
+        use = day_use(read_readings(files, fmt), state.ids, day, fmt)
+        state = state.advance(use)
+        use.counts                                 # every problem counted
     """
     start, _ = day_bounds_utc(day)
     parts = [dask.delayed(_place)(p, fleet, start.value, fmt, limits) for p in readings.to_delayed()]

@@ -36,9 +36,10 @@ from .electricity import (
 from .events import FusionTolerance, assign_events, events_table
 from .fires import dedupe, expand_patterns, read_fires
 from .grid import load_counties, load_grid, read_layer
+from .indexpage import write_index
 from .landcover import LandCover, LandCoverError, cropland_hectares
 from .manifest import file_record, skip_records, versions
-from .maps import cell_map, cell_map_filename, overview_map, plan_map, save_map
+from .maps import cell_map, cell_map_filename, map_options, overview_map, plan_map, save_map
 from .outputs import staged_folder
 from .persistent import FireHistory, PersistenceRule, PersistentError
 from .plan import cell_probes, patrol_plan, recent_event_counts
@@ -98,7 +99,12 @@ def clock_windows(config: Config) -> ClockWindows:
 
 
 def load_supervision_grid(config: Config) -> gpd.GeoDataFrame:
-    """The configured grid, names filled from the county layer where the grid lacks them."""
+    """The configured grid (``GRID_COLUMNS``, EPSG:4326), names filled from the county layer where the grid lacks them.
+
+    Example::
+
+        grid = load_supervision_grid(load_config("config.toml"))   # GeoDataFrame, one row per cell
+    """
     g = config.grid
     needs_names = not (g.county_name_column and g.province_name_column)
     counties = load_counties(config.counties) if needs_names else None
@@ -120,6 +126,11 @@ def run_nightly(
     cannot be done; inputs that are only partly usable are skipped and listed
     in ``run.json``. ``scheduler`` is a dask.distributed address; None runs
     on local threads.
+
+    Example::
+
+        result = run_nightly(load_config("config.toml"), dt.date(2022, 6, 3), out_root=Path("out"))
+        result.folder, result.status      # out/2022-06-03, "ok" or "partial"
     """
     started = dt.datetime.now(dt.UTC)
     timings: dict[str, float] = {}
@@ -190,6 +201,11 @@ class Sources:
 
 def load_sources(config: Config) -> Sources:
     """Plant lists, land cover, fire history and the county table of ``config``.
+
+    Example::
+
+        sources = load_sources(config)
+        fires = classify(fires, sources.classifier, dt.date(2022, 6, 3))   # day: Beijing date
 
     Raises ``RunError`` when the land-cover raster is missing or unusable (the
     classification would be meaningless); a plant list with bad rows or a
@@ -348,17 +364,18 @@ def _run(run: _Run, staging: Path) -> RunResult:
     with _timed(timings, "plan"):
         today = events.loc[events["category"] == "straw_suspect", "cell_id"].dropna().value_counts()
         plan = tomorrows_plan(config, run.sources, grid, day, cropland, run.out_root, today)
-        write_plan(plan, grid, staging, day=day + dt.timedelta(days=1), tiles=config.maps.tiles or None)
+        write_plan(plan, grid, staging, day=day + dt.timedelta(days=1), map_kwargs=map_options(config.maps))
     with _timed(timings, "write_maps"):
         title = f"gridwatch {day.isoformat()}"
-        overview = overview_map(fires, grid, title=title, tiles=config.maps.tiles or None, cell_links=links,
-                                context=province_outlines(grid), events=events, sites=sites)
+        overview = overview_map(fires, grid, title=title, cell_links=links, context=province_outlines(grid), events=events, sites=sites,
+                                **map_options(config.maps))
         save_map(overview, staging / "map.html")
         (staging / "maps").mkdir()
         log.info("writing the overview map and %d cell maps", len(cells))
         for cell in cells:
-            m = cell_map(cell, fires, grid, title=title, tiles=config.maps.tiles or None, events=events, sites=sites)
+            m = cell_map(cell, fires, grid, title=title, events=events, sites=sites, **map_options(config.maps))
             save_map(m, staging / links[cell])
+        write_index(staging / "index.html", summary, day=day, title=title, fires=fires, events=events)
 
     updated = None
     if config.persistent is not None and config.persistent.update:
@@ -434,12 +451,12 @@ def tomorrows_plan(config: Config, sources: Sources, grid: gpd.GeoDataFrame, day
                        cropland_ha=cropland, recent_fires=recent)
 
 
-def write_plan(plan: pd.DataFrame, grid: gpd.GeoDataFrame, folder: Path, *, day: dt.date, tiles: str | None) -> None:
+def write_plan(plan: pd.DataFrame, grid: gpd.GeoDataFrame, folder: Path, *, day: dt.date, map_kwargs: dict | None = None) -> None:
     """``plan.csv`` (every open cell, ranked; UTF-8 with BOM) and ``plan.html`` (the first ``PLAN_MAP_CELLS``)."""
     plan.to_csv(folder / "plan.csv", index=False, encoding="utf-8-sig")
     shown = plan.head(PLAN_MAP_CELLS)
     title = f"gridwatch 巡查计划 patrol plan {day.isoformat()}" + (f" (前 top {len(shown)} / {len(plan)})" if len(plan) > len(shown) else "")
-    save_map(plan_map(shown, grid, title=title, tiles=tiles), folder / "plan.html")
+    save_map(plan_map(shown, grid, title=title, **(map_kwargs or {})), folder / "plan.html")
 
 
 def _read_events_table(path: Path) -> pd.DataFrame:

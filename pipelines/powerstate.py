@@ -39,6 +39,12 @@ class PowerState:
     column ``days - 1`` being ``end``; NaN = unknown. ``floor_kwh`` is the
     post-closure floor (kWh/day) learnt for the closure dated
     ``floor_for`` (days since 1970-01-01; 0 = none learnt).
+
+    Example::
+
+        state = PowerState.read(Path("out/state/electricity/2022-06-03.parquet"))
+        row = state.ids.get_loc("YZ0200")
+        daily = pd.Series(state.daily[row], index=state.dates)   # kWh per Beijing day
     """
 
     ids: pd.Index  # transformer ids (str)
@@ -122,6 +128,7 @@ class PowerState:
 
     @classmethod
     def read(cls, path: Path) -> PowerState:
+        """The state stored at ``path`` (written by :meth:`write`); raises ``StateError`` if unusable."""
         try:
             table = pq.read_table(path)
         except (OSError, pa.ArrowInvalid) as exc:

@@ -100,6 +100,12 @@ def extract_fires(
     ``day`` (Beijing date) and ``min_confidence`` (percent) filter as in
     ``fires.read_fires``; scans whose time is on another Beijing day are not
     read at all.
+
+    Example::
+
+        scans = sorted(Path("geodata/fires/ahi").glob("*.nc"))
+        ds, skipped = open_scans(scans, detect_raster(scans[0]))
+        pixels, skips, per_file = extract_fires(ds, cloud_window=5).compute()
     """
     if cloud_window < 1 or cloud_window % 2 == 0:
         raise ValueError(f"cloud_window = {cloud_window}: expected an odd number of pixels >= 1")
@@ -303,6 +309,15 @@ def read_raster_fires(
     Geostationary scans of one product are stacked along time; other files
     are one scene each. Files that cannot be opened, or that no product
     claims, are skipped with the reason; nothing is read until computed.
+    Filters as in ``fires.read_fires`` (``bbox`` WGS84 degrees, ``day`` a
+    Beijing date, ``min_confidence`` percent); pixel centres come out in
+    WGS84 whatever the raster's CRS.
+
+    Example::
+
+        rasters = expand_patterns(config.fires.rasters, config.base_dir, day)
+        lazy = read_fires(points_files, day=day) + read_raster_fires(rasters, day=day)
+        fires, skips, per_file = lazy.compute()   # points and rasters in one dask pass
     """
     skips: list[Skip] = []
     scans: dict[tuple[str, str], list[Path]] = defaultdict(list)

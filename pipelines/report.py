@@ -99,6 +99,14 @@ def report_table(
 
     Within a level, rows are in ``rank_count`` order (then by code).
 
+    Example::
+
+        sources = load_sources(config)
+        cropland = sources.cropland(grid)          # ha per cell
+        table = report_table(events, fires, grid, sources.counties, cropland,
+                             {"previous_day": None, "last_year": None})
+        table[table["level"] == "county"].head(10)
+
     * Event counts (``straw_suspect``, ``industrial``, ``persistent``,
       ``other_vegetation``, ``other``, ``events``) count the events whose
       ``cell_id`` lies in the unit; ``straw_points`` counts the fire pixels whose

@@ -227,7 +227,7 @@ def resurgence(state: PowerState, closed: np.ndarray, calendar: WorkCalendar, ru
             "recent_kwh": [round(float(v), 1) for v in run_values[-7:]],
             "work_share": float(np.nanmedian(share)) if np.isfinite(share).any() else np.nan,
             "evidence": (f"above its post-closure floor of {floor[j]:.0f} kWh/day (threshold {threshold[j]:.0f}) on {int(count[j])} "
-                         f"working day(s) since {state.dates[first[j]].date()}, median {median:.0f} kWh/day"
+                         f"day(s) since {state.dates[first[j]].date()}, median {median:.0f} kWh/day"
                          + (f" = {median / before[j]:.0%} of its use before closure" if np.isfinite(before[j]) and before[j] > 0 else "")),
         })
     return pd.DataFrame(out) if out else _empty_flags()
@@ -477,7 +477,17 @@ SITE_COLUMNS = [
 
 def find_sites(state: PowerState, fleet: Fleet, warnings: pd.DataFrame, rules: SiteRules = SiteRules()) -> tuple[gpd.GeoDataFrame, PowerState]:
     """Every rule on ``state`` (ending on the run's day): the sites (``SITE_COLUMNS``, EPSG:4326) and the
-    state with any newly learnt floors (to be stored)."""
+    state with any newly learnt floors (to be stored).
+
+    kWh columns are kWh per Beijing day; ``warnings`` times are UTC
+    (``readers.power.read_warnings``).
+
+    Example::
+
+        fleet, warnings, skips, _ = load_fleet(config, grid)
+        sites, state = find_sites(state.advance(use), fleet, warnings, site_rules(config.electricity))
+        sites[["site_id", "rule", "evidence"]]
+    """
     day = state.end
     before, after = rules.festival_days
     calendar = WorkCalendar.build(state.dates[0].date(), state.days, festival_before=before, festival_after=after)

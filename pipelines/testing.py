@@ -304,3 +304,16 @@ def _write_scan(path: Path, mask: np.ndarray, frp: np.ndarray, lat: np.ndarray, 
         nc.instrument = "AHI"
         nc.time_coverage_start = when.strftime("%Y-%m-%dT%H:%M:%SZ")
         nc.history = "gridwatch fixture: real detections gridded on a fixed grid (pipelines.testing)"
+
+
+# Headless Chromium with every host name resolving to nothing: a page has only what is inlined in it,
+# as on a phone with no signal (the browser tests and benchmarks/maps.py).
+OFFLINE_CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+)

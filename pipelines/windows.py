@@ -230,6 +230,11 @@ class ClockWindows:
         after midnight belongs to the next Beijing day and its sunset.
     fixed_after_work, fixed_first_half_night: ("HH:MM", "HH:MM") half-open
         clock ranges (fixed mode).
+
+    Example::
+
+        windows = ClockWindows(mode="fixed", fixed_after_work=("17:00", "19:00"))
+        fires = flag_clock_windows(fires, windows)
     """
 
     mode: Literal["sun", "fixed"] = "sun"
@@ -298,6 +303,11 @@ def flag_clock_windows(fires: pd.DataFrame, windows: ClockWindows | None = None)
       (default :class:`ClockWindows`); False where time or sunset is missing;
     * ``win_before_rain``, ``win_before_sowing``: nullable boolean <NA>, only
       if absent (later stages fill them; existing values are kept).
+
+    Example::
+
+        fires = flag_clock_windows(attribute(points, grid))   # default: relative to sunset
+        fires.loc[fires["win_first_half_night"], ["time_bjt", "sunset_bjt"]]
     """
     windows = ClockWindows() if windows is None else windows
     time = fire_times_utc(fires, "flag_clock_windows")

@@ -18,8 +18,14 @@ import pandas as pd
 import pytest
 import shapely
 
-from pipelines import maps
-from pipelines.schema import ATTRIBUTION_DTYPES, BEIJING_TZ, FIRE_DTYPES, GRID_COLUMNS, WGS84
+from pipelines import chinacrs, maps
+from pipelines.schema import (
+    ATTRIBUTION_DTYPES,
+    BEIJING_TZ,
+    FIRE_DTYPES,
+    GRID_COLUMNS,
+    WGS84,
+)
 
 COUNTIES = Path(__file__).resolve().parents[1] / "geodata" / "china_counties.parquet"
 
@@ -236,20 +242,47 @@ def fit_bounds(page: str) -> list:
     return json.loads(re.search(r"\.fitBounds\(\s*(\[\[[^\n]*\]\]),", map_script(page)).group(1))
 
 
+def column_value(column: list, j: int):
+    """Entry ``j`` of a layer data column, as ``gridwatchValue`` in the page reads it."""
+    table = column[0]
+    return table[column[1][j]] if len(column) > 1 else table[0 if len(table) == 1 else j]
+
+
+def decode_layer(data: dict, styles: list, labels: list) -> list[dict]:
+    """A layer's columns (``maps._layer_data``) back into GeoJSON features, as the
+    page's ``gridwatchFeatures`` and ``gridwatchRow`` build them (a derived
+    position written with JavaScript's ``toFixed(5)``, which Python's ``.5f`` matches)."""
+    features = []
+    for j in range(data["n"]):
+        if "g" in data:
+            geometry = data["g"][j]
+        else:
+            geometry = {"type": "Point", "coordinates": [data["lon"][j], data["lat"][j]]}
+        feature = {"type": "Feature", "geometry": geometry, "properties": {"k": column_value(data["k"], j), "j": j}}
+        feature["style"] = styles[feature["properties"]["k"]]
+        feature["tooltip"] = column_value(data["t"], j)
+        feature["popup"] = {}
+        if "v" in data:
+            values = [
+                f"{data['lat'][j]:.5f}°N {data['lon'][j]:.5f}°E" if column == 0 else column_value(column, j)
+                for column in data["v"]
+            ]
+            feature["popup"] = dict(zip(labels, values, strict=True))
+        features.append(feature)
+    return features
+
+
+def layer_data(page: str) -> list[tuple[dict, list, list]]:
+    """Each vector layer's (data, styles, labels) as written in the page."""
+    pattern = r"var (\w+)_styles = (.*);\n\s*var \1_labels = (.*);\n\s*var \1_data = (.*);\n"
+    return [tuple(json.loads(text) for text in (m.group(4), m.group(2), m.group(3))) for m in re.finditer(pattern, page)]
+
+
 def geojson_features(page: str) -> list[dict]:
     """Every feature of every vector layer in the page, with its layer's style
-    resolved into ``style`` and its popup as ``{label: value}`` in ``popup``."""
-    pattern = r"var (\w+)_styles = (.*);\n\s*var \1_labels = (.*);\n\s*var \1 = L\.geoJson\((.*), \{\n"
-    features = []
-    for match in re.finditer(pattern, page):
-        styles, labels, data = (json.loads(text) for text in match.group(2, 3, 4))
-        for feature in data["features"]:
-            props = feature["properties"]
-            feature["style"] = styles[props["k"]]
-            feature["tooltip"] = props["t"]
-            feature["popup"] = dict(zip(labels, props["v"], strict=True)) if "v" in props else {}
-            features.append(feature)
-    return features
+    resolved into ``style``, its tooltip text in ``tooltip`` and its popup as
+    ``{label: value}`` in ``popup``."""
+    return [feature for data, styles, labels in layer_data(page) for feature in decode_layer(data, styles, labels)]
 
 
 def point_features(page: str) -> list[dict]:
@@ -452,7 +485,7 @@ def test_cell_names_are_escaped_everywhere(fires, grid, tmp_path) -> None:
         assert fengqiu["popup"]["网格 cell"] == f"{EVIL_NAME} ({FENGQIU})"
     # ...which the page only ever sets with textContent, never as HTML.
     assert "textContent = value" in maps._POPUP_JS and "innerHTML" not in maps._POPUP_JS
-    assert "document.createTextNode(p.t)" in overview
+    assert "document.createTextNode(gridwatchValue(data.t, " in overview
     # HTML written by Python is escaped: title bar, <title>, the cell's own title bar.
     assert "<h1>&lt;b&gt;t&lt;/b&gt;" in overview and "<title>&lt;b&gt;t&lt;/b&gt;</title>" in overview
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;封丘网格" in cell
@@ -621,3 +654,359 @@ def test_grid_with_duplicate_ids_is_refused(fires, grid) -> None:
     doubled = pd.concat([grid, grid.iloc[:1]])
     with pytest.raises(ValueError, match="not unique"):
         maps.overview_map(fires, doubled, title="t")
+
+
+# ------------------------------------------------------------ field tools (plugins, basemaps, language)
+
+
+def registry(page: str) -> list[dict]:
+    """The page's ``window.gridwatchLayers`` entries: name, feature count and kind."""
+    pattern = r'window\.gridwatchLayers\.push\(\{name: ("(?:[^"\\]|\\.)*"), features: (\d+), layer: \w+, kind: "(\w+)"\}\);'
+    return [{"name": json.loads(n), "features": int(c), "kind": k} for n, c, k in re.findall(pattern, page)]
+
+
+def test_plugins_are_inlined_and_nothing_is_fetched(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="t", cluster_min_fires=0), tmp_path)
+    maps._check_self_contained(page)  # save_map ran it too; explicit for the reader
+    assert "<script src" not in page.lower() and "<link" not in page.lower()
+    # markercluster, heat, full screen and the measure tool are in the page itself...
+    assert "MarkerClusterGroup" in page and "L.markerClusterGroup(" in page
+    assert "simpleheat" in page and "L.heatLayer(" in page
+    assert "leaflet.fullscreen" in page and "L.control.fullscreen(" in page
+    assert "L.Control.GridwatchMeasure" in page and "L.control.gridwatchMeasure(" in page
+    # ...with their images as data URIs and no source-map or stylesheet URLs left.
+    assert "url(data:image/svg+xml;base64," in page and "icon-fullscreen.svg" not in page
+    assert "sourceMappingURL" not in page and "url(images/" not in page
+    # Each plugin once, however many layers use it.
+    for script in ("leaflet.markercluster.js", "leaflet-heat.js", "Control.FullScreen.js", "gridwatch-measure.js"):
+        assert page.count(maps._static_js(script)[:300]) == 1, script
+    assert page.count("function gridwatchCluster(") == 1
+
+
+def test_small_maps_do_not_inline_the_cluster_plugin(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="t"), tmp_path)  # 5 fires < CLUSTER_MIN_FIRES
+    assert "L.markerClusterGroup(" not in page and "gridwatchCluster(" not in page
+    # The controls are on every map.
+    assert "L.control.fullscreen(" in page and "L.control.gridwatchMeasure(" in page
+    assert "L.control.scale(" in page and "L.control.layers(" in page
+
+
+def test_static_readme_lists_every_vendored_file_with_its_hash() -> None:
+    static = Path(maps.__file__).with_name("static")
+    readme = (static / "README.md").read_text(encoding="utf-8")
+    for path in sorted(static.iterdir()):
+        if path.name == "README.md":
+            continue
+        assert f"`{path.name}`" in readme, path.name
+        if not path.name.isupper():  # code and images, not licence texts
+            assert hashlib.sha256(path.read_bytes()).hexdigest() in readme, path.name
+
+
+def test_registry_lists_every_layer(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="t"), tmp_path)
+    entries = registry(page)
+    kinds = {e["name"]: (e["kind"], e["features"]) for e in entries}
+    assert kinds["火点 fires: 上半夜 first half of night (2)"] == ("vector", 2)
+    assert kinds["网格 cells with fires (3)"] == ("vector", 3)
+    assert kinds["火点热力图 fire heat map (5)"] == ("heat", 5)
+    assert len(entries) == page.count("L.geoJson(") + page.count("L.heatLayer(")
+    clustered = registry(render(maps.overview_map(fires, grid, title="t", cluster_min_fires=0), tmp_path, "c.html"))
+    fire_layers = [e for e in clustered if e["name"].startswith("火点 fires:")]
+    assert fire_layers and all(e["kind"] == "cluster" for e in fire_layers)
+    assert sum(e["features"] for e in fire_layers) == len(fires)
+
+
+def test_clusters_keep_popups_and_colours(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="t", cluster_min_fires=0), tmp_path)
+    # Markers are still the popup-carrying circle markers, now handed to a cluster group.
+    assert sorted(popup_by_fire(page)) == sorted(fires["fire_id"])
+    by_key = {c.key: c.colour for c in maps.FIRE_CLASSES}
+    options = [json.loads(o) for o in re.findall(r"= gridwatchCluster\(\w+, (\{.*?\})\);", page)]
+    assert {o["colour"] for o in options} == {by_key["after_work"], by_key["first_half_night"], by_key["other"]}
+    assert all(o["disableAt"] == maps.CLUSTER_OFF_ZOOM for o in options)
+    assert "chunkedLoading: true" in page
+    assert "图例" in page and "zoom 13+ shows each fire" in page
+
+
+def test_cell_map_clusters_only_on_request(fires, grid, tmp_path) -> None:
+    assert "gridwatchCluster(" not in render(maps.cell_map(LANKAO, fires, grid, title="t"), tmp_path)
+    page = render(maps.cell_map(LANKAO, fires, grid, title="t", cluster_min_fires=1), tmp_path, "c.html")
+    assert page.count("= gridwatchCluster(") == 3  # this cell's two windows, and the touching fire
+
+
+def test_age_fading_rule() -> None:
+    newest = pd.Timestamp("2022-06-03 14:30", tz="UTC")
+    assert maps._age_fade(newest, newest) == 1.0
+    assert maps._age_fade(newest - pd.Timedelta(hours=3), newest) == 1.0  # 3 h is still "recent"
+    assert maps._age_fade(newest - pd.Timedelta(hours=3, minutes=1), newest) == 0.7
+    assert maps._age_fade(newest - pd.Timedelta(hours=9), newest) == 0.45
+    assert maps._age_fade(newest - pd.Timedelta(hours=30), newest) == 0.25
+    assert maps._age_fade(pd.NaT, newest) == 1.0 and maps._age_fade(newest, None) == 1.0
+
+
+def test_older_fires_are_fainter(fires, grid, tmp_path) -> None:
+    points = popup_by_fire(render(maps.overview_map(fires, grid, title="t"), tmp_path))
+    opacity = {fid: f["style"]["fillOpacity"] for fid, f in points.items()}
+    # newest is fire-1 (14:30 UTC): fire-0 (11:30) and fire-3 (12:10) within 3 h;
+    # fire-2 (05:36) and fire-4 (05:40) ~9 h older.
+    assert opacity["fire-1"] == opacity["fire-0"] == opacity["fire-3"] == 0.9
+    assert opacity["fire-2"] == opacity["fire-4"] == pytest.approx(0.9 * 0.45)
+    assert all(f["style"]["fillColor"] for f in points.values())  # colour by window kept
+
+
+def test_cells_shaded_by_suspected_straw_burning(fires, grid, tmp_path) -> None:
+    classified = fires.copy()
+    classified["category"] = ["straw_suspect", "other", "straw_suspect", "industrial", "other"]
+    page = render(maps.overview_map(classified, grid, title="t"), tmp_path)
+    cells = {f["tooltip"].split(" · ")[0]: f for f in polygon_features(page)}
+    lankao, changyuan = cells["兰考县城关网格"], cells["长垣市蒲西网格"]
+    assert lankao["style"]["fillColor"] == maps.COUNT_COLOURS[0]  # 2 fires, 1 suspected straw burning
+    assert changyuan["style"]["fillColor"] == maps.COUNT_COLOURS[0]
+    fengqiu = next(f for f in cells.values() if f["popup"]["网格 cell"].startswith("<script>"))
+    assert fengqiu["style"]["fillOpacity"] == 0  # a fire, but an industrial one: outline only
+    assert lankao["popup"]["疑似秸秆焚烧 suspected straw burning"] == "1"
+    assert "suspected straw-burning fires per cell" in page and "fires centred per cell" not in page
+    # Without a category column: every fire counts, and the legend says so.
+    plain = render(maps.overview_map(fires, grid, title="t"), tmp_path, "plain.html")
+    assert "fires centred per cell" in plain and "suspected straw-burning fires per cell" not in plain
+
+
+def test_heat_map_layer_is_off_and_leaves_heat_sources_out(fires, grid, tmp_path) -> None:
+    classified = fires.copy()
+    classified["category"] = ["straw_suspect", "other", "straw_suspect", "industrial", "persistent"]
+    page = render(maps.overview_map(classified, grid, title="t"), tmp_path)
+    (points,) = re.findall(r"L\.heatLayer\((\[\[.*?\]\]), ", page)
+    assert len(json.loads(points)) == 3
+    heat = re.search(r"var (heat_layer_\w+) = L\.heatLayer", page).group(1)
+    assert f"{heat}.addTo(" not in page  # off by default
+
+
+def amap_shift(lon: float, lat: float) -> list[float]:
+    glon, glat = chinacrs.wgs84_to_gcj02(lon, lat)
+    return [round(float(glon), maps.COORD_DECIMALS), round(float(glat), maps.COORD_DECIMALS)]
+
+
+def test_amap_shifts_every_overlay_to_gcj02(fires, grid, tmp_path) -> None:
+    osm = render(maps.overview_map(fires, grid, title="t", tiles="openstreetmap"), tmp_path, "osm.html")
+    amap = render(maps.overview_map(fires, grid, title="t", tiles="amap"), tmp_path, "amap.html")
+    assert "webrd0{s}.is.autonavi.com" in amap and "tile.openstreetmap.org" not in amap
+    for fid, lon, lat in zip(fires["fire_id"], fires["lon"], fires["lat"], strict=True):
+        assert popup_by_fire(osm)[fid]["geometry"]["coordinates"] == [lon, lat]  # OSM: untouched WGS84
+        shifted = popup_by_fire(amap)[fid]
+        assert shifted["geometry"]["coordinates"] == pytest.approx(amap_shift(lon, lat), abs=1e-9)
+        # ...a few hundred metres away, while the popup still says where the fire really is.
+        assert 0.002 < abs(shifted["geometry"]["coordinates"][0] - lon) < 0.01
+        assert shifted["popup"]["位置 position"] == f"{lat:.5f}°N {lon:.5f}°E"
+    # Cells too, vertex by vertex.
+    cell_osm, cell_amap = polygon_features(osm)[0], polygon_features(amap)[0]
+    ring_osm = np.array(cell_osm["geometry"]["coordinates"][0] if cell_osm["geometry"]["type"] == "Polygon"
+                        else cell_osm["geometry"]["coordinates"][0][0])
+    ring_amap = np.array(cell_amap["geometry"]["coordinates"][0] if cell_amap["geometry"]["type"] == "Polygon"
+                         else cell_amap["geometry"]["coordinates"][0][0])
+    expected = np.column_stack(chinacrs.wgs84_to_gcj02(ring_osm[:, 0], ring_osm[:, 1]))
+    assert np.abs(ring_amap - expected).max() < 1.1e-5  # rounding to 1e-5 degree
+    # The fit and the heat map move with them.
+    (south, west), (_north, east) = fit_bounds(amap)
+    lon0, lat0 = amap_shift(113.0, 34.5)
+    assert south < lat0 + 1e-4 and west == pytest.approx(lon0, abs=1e-4) and east > 114.95
+    heat = json.loads(re.search(r"L\.heatLayer\((\[\[.*?\]\]), ", amap).group(1))
+    assert [lat0, lon0] in [[round(a, 5), round(o, 5)] for a, o in heat]
+
+
+def test_amap_cell_map_list_jumps_to_the_shifted_marker(fires, grid, tmp_path) -> None:
+    page = render(maps.cell_map(LANKAO, fires, grid, title="t", tiles="amap"), tmp_path)
+    glon, glat = amap_shift(114.95, 34.88)
+    assert f'data-lat=\\"{glat:.5f}\\" data-lon=\\"{glon:.5f}\\"' in page
+    assert 'data-lat=\\"34.88000\\"' not in page
+    footprint = next(f for f in polygon_features(page) if "pixel footprint" in f["tooltip"])
+    x0, _y0 = footprint["geometry"]["coordinates"][0][0]
+    assert abs(x0 - 114.95) > 0.002  # footprints shifted too
+
+
+def test_tianditu_needs_a_key_and_uses_it(fires, grid, tmp_path) -> None:
+    with pytest.raises(ValueError, match="tianditu_key"):
+        maps.overview_map(fires, grid, title="t", tiles="tianditu")
+    with pytest.raises(ValueError, match="letters and digits"):
+        maps.overview_map(fires, grid, title="t", tiles="tianditu", tianditu_key='abc"def;alert(1)')
+    page = render(maps.overview_map(fires, grid, title="t", tiles="tianditu", tianditu_key="0123abcd4567ef89"), tmp_path)
+    assert "t{s}.tianditu.gov.cn/vec_w/wmts" in page and "LAYER=cva" in page and "tk=0123abcd4567ef89" in page
+    assert "天地图 Tianditu" in js_strings(page)
+    # Tianditu is CGCS2000 ~ WGS84: no shift.
+    assert popup_by_fire(page)["fire-0"]["geometry"]["coordinates"] == [114.95, 34.88]
+    english = render(maps.overview_map(fires, grid, title="t", tiles="tianditu", tianditu_key="0123abcd4567ef89",
+                                       language="en"), tmp_path, "en.html")
+    assert "LAYER=eva" in english and "LAYER=cva" not in english
+
+
+def test_tiles_names(fires, grid, tmp_path) -> None:
+    for name in ("OpenStreetMap", "openstreetmap", " OPENSTREETMAP "):
+        assert maps.basemap_key(name) == "openstreetmap"
+    assert maps.basemap_key("") is None and maps.basemap_key(None) is None
+    with pytest.raises(ValueError, match="unknown basemap"):
+        maps.overview_map(fires, grid, title="t", tiles="google")
+    page = render(maps.overview_map(fires, grid, title="t", tiles="amap"), tmp_path)
+    assert "高德地图 AutoNavi" in js_strings(page)  # attribution
+
+
+@pytest.mark.parametrize(
+    ("language", "present", "absent"),
+    [
+        ("zh", ["火点（按时段）", "图例", "有火点网格 (3)", "个网格有火点", "北京时间"],
+         ["fires by time window", "cells with fires", "legend</summary>"]),
+        ("en", ["fires by time window", "legend", "cells with fires (3)", "observed 2022-06-03", "Beijing time"],
+         ["火点（按时段）", "图例", "有火点网格"]),
+        ("both", ["火点 fires by time window", "图例 legend", "网格 cells with fires (3)"], ["火点（按时段）"]),
+    ],
+)
+def test_language_switch(fires, grid, tmp_path, language, present, absent) -> None:
+    page = render(maps.overview_map(fires, grid, title="t", language=language), tmp_path)
+    seen = js_strings(page)  # legend markup and layer names live in JSON strings
+    for text in present:
+        assert text in seen, text
+    for text in absent:
+        assert text not in seen, text
+    # Popups stay bilingual whatever the language.
+    assert popup_by_fire(page)["fire-0"]["popup"]["区县 county"] == "兰考县"
+
+
+def test_language_switch_on_cell_and_plan_maps(fires, grid, tmp_path) -> None:
+    cell = js_strings(render(maps.cell_map(LANKAO, fires, grid, title="t", language="en"), tmp_path))
+    assert "supervisor 张伟" in cell and "网格员" not in cell.split("<header", 1)[1].split("</header>")[0]
+    assert "fires here: after work (1)" in cell and "fire list (3)" in cell
+    with pytest.raises(ValueError, match="language"):
+        maps.cell_map(LANKAO, fires, grid, title="t", language="fr")
+
+
+def test_map_options_from_config() -> None:
+    from pipelines.config import MapsConfig
+
+    options = maps.map_options(MapsConfig(tiles="", language="zh", cluster_min_fires=0))
+    assert options == {"tiles": None, "tianditu_key": "", "language": "zh", "cluster_min_fires": 0}
+    assert maps.map_options(MapsConfig())["tiles"] == "OpenStreetMap"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"tiles": "google"}, "tiles"),
+        ({"tiles": "tianditu"}, "tianditu_key"),
+        ({"tiles": "tianditu", "tianditu_key": "bad key!"}, "letters and digits"),
+        ({"language": "fr"}, "language"),
+        ({"cluster_min_fires": -1}, "cluster_min_fires"),
+    ],
+)
+def test_maps_config_checks(fields, message) -> None:
+    from pipelines.config import ConfigError, MapsConfig
+
+    with pytest.raises(ConfigError, match=message):
+        MapsConfig(**fields).check(Path("config.toml"))
+    MapsConfig(tiles="Tianditu", tianditu_key="0123abcd4567ef89").check(Path("config.toml"))
+    MapsConfig(tiles="amap", language="en").check(Path("config.toml"))
+
+
+# ------------------------------------------------------------ compact layer data
+
+
+def test_column_interns_repeated_values() -> None:
+    link = {"href": "maps/a.html", "text": "open"}
+    assert maps._column(["a", "b", "a", "a"]) == [["a", "b"], [0, 1, 0, 0]]
+    assert maps._column(["same"] * 3) == [["same"]]  # one value for every feature: no indices
+    assert maps._column(["x-1", "x-2", "x-3"]) == [["x-1", "x-2", "x-3"]]  # all distinct: the values themselves
+    assert maps._column([]) == [[]]
+    # None, the string "null" and equal objects (by value, not identity) kept apart correctly.
+    assert maps._column([None, "null", None, dict(link), dict(link), None]) == [[None, "null", link], [0, 1, 0, 2, 2, 0]]
+    for values in (["a", "b", "a"], ["q"] * 4, ["1", "2"], [None, {"kwh": [1.0, None]}, None]):
+        column = maps._column(values)
+        assert [column_value(column, j) for j in range(len(values))] == values
+
+
+def test_layer_data_refuses_mixed_popups() -> None:
+    point = {"type": "Point", "coordinates": [114.95, 34.88]}
+    features = [maps._feature(point, 0, "a", ["x"]), maps._feature(point, 0, "b")]
+    with pytest.raises(ValueError, match="popup values"):
+        maps._layer_data(features)
+
+
+def test_fire_popups_are_interned_and_positions_derived(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="t", cluster_min_fires=0), tmp_path)
+    # Per-fire position text is not in the page: the page writes it from the coordinates...
+    for lon, lat in zip(fires["lon"], fires["lat"], strict=True):
+        assert f"{lat:.5f}°N" not in page
+    point_layers = [data for data, _, labels in layer_data(page) if "lat" in data]
+    position = list(maps.FIRE_POPUP_LABELS).index("位置 position")
+    assert point_layers and all(data["v"][position] == 0 for data in point_layers)
+    # ...and a text shared by fires is written once per column of a layer, not once per fire.
+    for data in point_layers:
+        for column in [data["t"], *(c for c in data["v"] if c != 0)]:
+            assert len({json.dumps(v) for v in column[0]}) == len(column[0])
+    windows = len(maps.WINDOW_COLUMNS)
+    assert page.count('"否 no"') <= windows * len(point_layers)
+    # No GeoJSON features are written: the page builds them from the columns.
+    assert '"type":"Feature"' not in page
+
+
+def test_layer_data_keeps_a_position_it_cannot_derive() -> None:
+    point = {"type": "Point", "coordinates": [114.95, 34.88]}
+    right = maps._feature(point, 0, "t", ["34.88000°N 114.95000°E"])
+    wrong = maps._feature(point, 0, "t", ["34.88001°N 114.95000°E"])  # e.g. a rounding edge case
+    assert maps._layer_data([right])["v"] == [0]
+    assert maps._layer_data([right, wrong])["v"] == [[["34.88000°N 114.95000°E", "34.88001°N 114.95000°E"]]]
+    # Shifted (GCJ-02) coordinates are not the position: the text stays.
+    assert maps._layer_data([right], derive_position=False)["v"] == [[["34.88000°N 114.95000°E"]]]
+    # JavaScript's toFixed writes -0 as "0.00000"; Python's ".5f" would not.
+    assert maps._js_fixed5(-0.0) == "0.00000" and maps._js_fixed5(-0.000001) == "-0.00000"
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs headless Chromium at /usr/bin/chromium")
+def test_clustered_markers_open_tooltip_and_popup_from_the_group(fires, grid, tmp_path) -> None:
+    """Clustered layers bind one tooltip and popup on the cluster group: hovering
+    and tapping a marker still show its own text (the position derived in the
+    page), and both close when zooming out merges the marker into a cluster."""
+    import html
+    import subprocess
+
+    page_path = tmp_path / "clustered.html"
+    maps.save_map(maps.overview_map(fires, grid, title="t", cluster_min_fires=0), page_path)
+    text = page_path.read_text(encoding="utf-8")
+    map_name = re.search(r"var (map_[0-9a-f]+) = L\.map\(", text).group(1)
+    probe = """<script>
+    setTimeout(function () {
+      var res = {};
+      var entry = window.gridwatchLayers.filter(function (e) { return e.kind === "cluster"; })[0];
+      var marker = entry.layer.getLayers()[0];
+      MAP.setView(marker.getLatLng(), 15, {animate: false});
+      setTimeout(function () {
+        // What Leaflet does for a real pointer: fire on the marker, propagating to its groups.
+        marker.fire("mouseover", {latlng: marker.getLatLng()}, true);
+        var tip = entry.layer.getTooltip();
+        res.tooltip = tip && tip.isOpen() ? tip.getElement().textContent : null;
+        marker.fire("click", {latlng: marker.getLatLng()}, true);
+        var popup = entry.layer.getPopup();
+        res.popup = popup && popup.isOpen() ? popup.getElement().querySelector(".gw-popup").innerHTML : null;
+        MAP.setView(marker.getLatLng(), 3, {animate: false});
+        setTimeout(function () {
+          res.after = [!!marker._map, popup.isOpen(), tip.isOpen()];
+          res.lat = marker.getLatLng().lat;
+          document.body.setAttribute("data-res", JSON.stringify(res));
+        }, 300);
+      }, 300);
+    }, 300);
+    </script>""".replace("MAP", map_name)
+    probed = page_path.with_name("clustered.probe.html")
+    probed.write_text(text[: text.rindex("</html>")] + probe + "</html>", encoding="utf-8")
+    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'profile'}",
+               "--virtual-time-budget=5000", "--dump-dom", probed.resolve().as_uri()]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
+    res = json.loads(html.unescape(re.search(r'data-res="([^"]*)"', dom).group(1)))
+    fire = next(f for f in point_features(text) if f["geometry"]["coordinates"][1] == res["lat"])
+    assert res["tooltip"] == fire["tooltip"]
+    expected = "".join(f"<tr><th>{html.escape(label, quote=False)}</th><td>{html.escape(value, quote=False)}</td></tr>"
+                       for label, value in fire["popup"].items() if value is not None)
+    assert res["popup"] == f"<table><tbody>{expected}</tbody></table>"
+    assert "<th>位置 position</th><td>" + fire["popup"]["位置 position"] + "</td>" in res["popup"]
+    assert res["after"] == [False, False, False]  # marker clustered away: its popup and tooltip closed

@@ -19,6 +19,7 @@ from types import ModuleType
 import pytest
 
 from pipelines import maps
+from pipelines.testing import OFFLINE_CHROMIUM_FLAGS as OFFLINE_FLAGS
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -29,15 +30,6 @@ pytestmark = [
     ),
 ]
 
-OFFLINE_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
-]
 
 # Shown as text, it is harmless; parsed as HTML, it would retitle the page.
 IMG_PAYLOAD = "<img src=x onerror=\"document.title='pwned'\">封丘网格"
@@ -326,7 +318,7 @@ def test_site_popup_draws_the_chart_and_escapes_names(tmp_path) -> None:
     dom = dump_dom(tmp_path, probed)
     probe = dom[dom.index('<div id="probe"'):]
     assert "死灰复燃" in probe and "&lt;img src=x onerror=" in probe and "<img" not in probe
-    chart = re.search(r"<svg[^>]*>(.*?)</svg>", probe, re.S).group(1)
+    chart = re.search(r"<svg[^>]*>(.*?)</svg>", probe, re.DOTALL).group(1)
     assert chart.count("<rect") >= 60  # background, the flagged run, and one bar per known day
     assert "floor 1" in chart and "05-25" in chart
     assert "<title>pwned</title>" not in dom

@@ -283,6 +283,12 @@ def read_readings(paths: Sequence[Path], fmt: ReadingFormat) -> dd.DataFrame:
     (a ``ROW_PROBLEMS`` code, 0 when the row parsed). Nothing is read until
     the frame is computed; a file that cannot be read raises ``OSError`` or
     ``ValueError`` naming it.
+
+    Example::
+
+        fmt = reading_format(config.electricity)
+        files = reading_files(config.electricity, config.base_dir, dt.date(2022, 6, 3))
+        readings = read_readings(files, fmt)       # dask DataFrame, lazy
     """
     return dd.from_map(_read_part, reading_parts(paths), fmt=fmt, meta=RAW_META, enforce_metadata=False)
 

@@ -147,7 +147,13 @@ RASTER_PRODUCTS: tuple[RasterProduct, ...] = (
 
 
 def detect_raster(path: str | Path) -> RasterProduct | None:
-    """The raster product that claims a file by its name, or None."""
+    """The raster product that claims a file by its name, or None.
+
+    Example::
+
+        product = detect_raster("geodata/fires/ahi/H08_20220602_1600_FIRE_MASK_R02.nc")
+        product.name, product.layout        # the AHI fire mask, "geostationary"
+    """
     name = Path(path).name
     return next((p for p in RASTER_PRODUCTS if fnmatch.fnmatch(name, p.filename)), None)
 
@@ -491,6 +497,16 @@ def open_scans(paths: Sequence[str | Path], product: RasterProduct, *, rows: int
     cannot be read, shows as ``UNREADABLE``). Files whose time or satellite
     cannot be told from the name, and repeated scan times, are skipped.
     Returns None for the Dataset when no file is usable.
+
+    Dims ``(time, y, x)``; ``time`` is the scan time in UTC (naive
+    datetime64); the grid's coordinates are WGS84 degrees for the AHI
+    0.02-degree grid.
+
+    Example::
+
+        scans = sorted(Path("geodata/fires/ahi").glob("*.nc"))
+        ds, skipped = open_scans(scans, detect_raster(scans[0]))
+        (ds["fire_mask"] >= 7).sum(["y", "x"]).compute()   # fire pixels per scan
     """
     skips: list[Skip] = []
     scans: dict[np.datetime64, tuple[Path, np.datetime64, str]] = {}

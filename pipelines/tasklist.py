@@ -1,0 +1,645 @@
+"""The printable task list of one grid cell: what its supervisor (网格员) must check today.
+
+One row per thing to go and look at: each fire event centred in the cell, each
+fire event centred elsewhere whose pixel footprint reaches into the cell (marked
+as touching), and each electricity site of the cell. A supervisor works down the
+list in priority order, so rows are ranked: suspected straw burning in a
+high-risk window first, then other suspected straw burning, then the
+electricity sites (resurgence, noncompliance, unregistered load, stopped), then
+other fires, and the known heat sources (industrial, persistent) last.
+
+Coordinates come in two datums because the field uses both: WGS84 (EPSG:4326,
+what GPS units and the data use) and GCJ-02 (what Amap/Gaode, Tencent and most
+Chinese phone maps expect; a WGS84 position typed into them lands a few hundred
+metres off). Each row has two navigation links: an Amap URI (GCJ-02) and a
+generic ``geo:`` URI (WGS84, RFC 5870), which Android hands to whichever map app
+is installed.
+
+:func:`task_rows` returns plain data (tested); :func:`task_list_html` renders it
+as an escaped HTML fragment styled by :data:`TASK_CSS`, whose ``@media print``
+rules turn a cell map page into a legible A4 sheet; :func:`add_task_list` puts
+both into a folium map in one call.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import numpy as np
+import pandas as pd
+from branca.element import Element, MacroElement
+
+from pipelines.chinacrs import wgs84_to_gcj02
+from pipelines.schema import BEIJING_TZ, CATEGORIES, WINDOW_COLUMNS
+from pipelines.sites import RULE_LABELS
+
+__all__ = [
+    "TASK_COLUMNS",
+    "TASK_CSS",
+    "Language",
+    "add_task_list",
+    "amap_url",
+    "geo_url",
+    "task_list_html",
+    "task_rows",
+]
+
+Language = Literal["both", "zh", "en"]
+
+COORD_DECIMALS = 6  # ~0.1 m: far below the GCJ-02 offset, enough to find a field edge
+FIRE_TIME_FORMAT = "%Y-%m-%d %H:%M"  # Beijing time
+SITE_DATE_FORMAT = "%Y-%m-%d"  # Beijing date
+
+# What each category is called on the list (Chinese, English).
+CATEGORY_NAMES: dict[str, tuple[str, str]] = {
+    "straw_suspect": ("疑似秸秆焚烧", "suspected straw burning"),
+    "industrial": ("工业热源", "industrial heat source"),
+    "persistent": ("固定热源", "persistent heat source"),
+    "other_vegetation": ("其他植被火点", "other vegetation fire"),
+    "other": ("其他火点", "other fire"),
+}
+WINDOW_NAMES: dict[str, tuple[str, str]] = {
+    "win_after_work": ("收工时", "after work"),
+    "win_first_half_night": ("上半夜", "first half of night"),
+    "win_before_rain": ("下雨前", "before rain"),
+    "win_before_sowing": ("播种前", "before sowing"),
+}
+SITE_RULES = ("resurgence", "noncompliance", "unregistered_load", "stopped")
+
+# Priority groups, 1 = check first. Straw burning is what the campaign is about;
+# the electricity rules point at a specific enterprise that may be polluting now;
+# other fires are rarely actionable and the heat sources are known and listed.
+PRIORITY: dict[str, int] = {
+    "straw_window": 1,  # straw_suspect with at least one high-risk window true
+    "straw_suspect": 2,
+    **{f"site:{rule}": 3 + i for i, rule in enumerate(SITE_RULES)},
+    "other_vegetation": 7,
+    "other": 8,
+    "industrial": 9,
+    "persistent": 10,
+}
+
+# One row of the list; see task_rows for what each column means.
+TASK_COLUMNS = [
+    "no", "priority", "kind", "item_id", "category", "rule", "label_zh", "label_en", "where",
+    "centre_cell_id", "centre_cell_name", "time_bjt", *WINDOW_COLUMNS,
+    "lon", "lat", "gcj_lon", "gcj_lat", "name", "amap_url", "geo_url",
+    "fire_numbers", "observations", "sensors", "max_frp_mw", "reason",
+    "site_name", "address", "industry", "evidence", "days", "cell_id",
+]
+
+_FIRE_REQUIRED = ["fire_id", "time_utc", "lon", "lat", "cell_id", "cells_touched", *WINDOW_COLUMNS]
+
+
+# ------------------------------------------------------------------ links
+
+
+def amap_url(gcj_lon: float, gcj_lat: float, name: str) -> str:
+    """Amap (Gaode) marker URI for a GCJ-02 position (degrees); opens the app on a phone.
+
+    ``coordinate=gaode`` tells Amap the position already is GCJ-02 (it would
+    otherwise shift it again); ``callnative=1`` opens the installed app instead
+    of the web page when there is one.
+    """
+    position = f"{gcj_lon:.{COORD_DECIMALS}f},{gcj_lat:.{COORD_DECIMALS}f}"
+    return (
+        f"https://uri.amap.com/marker?position={position}&name={quote(str(name), safe='')}"
+        "&src=gridwatch&coordinate=gaode&callnative=1"
+    )
+
+
+def geo_url(lon: float, lat: float) -> str:
+    """RFC 5870 ``geo:`` URI for a WGS84 position (degrees); ``q=`` drops a pin in Android map apps."""
+    point = f"{lat:.{COORD_DECIMALS}f},{lon:.{COORD_DECIMALS}f}"
+    return f"geo:{point}?q={point}"
+
+
+def _safe_url(url: object) -> str | None:
+    """``url`` if it is an ``https:`` or ``geo:`` link, else None (never ``javascript:`` & co)."""
+    if not isinstance(url, str) or not url:
+        return None
+    return url if urlsplit(url).scheme.lower() in ("https", "geo") else None
+
+
+# ------------------------------------------------------------------ rows
+
+
+def _missing(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _text(value: object, missing: str = "") -> str:
+    return missing if _missing(value) else str(value)
+
+
+def _touched(value: object) -> list[str]:
+    """``cells_touched`` as a list whatever it was stored as (list, array, None, NaN)."""
+    if value is None or isinstance(value, float):
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def _is_true(value: object) -> bool:
+    """A window flag that is known and true (bool, numpy bool or pandas boolean)."""
+    return not _missing(value) and bool(value)
+
+
+def _union_flag(values: pd.Series) -> object:
+    """Union of window flags, as events.parquet does: True if any is, unknown (<NA>) only if all are."""
+    flags = values.astype("boolean")
+    if bool(flags.fillna(False).any()):
+        return True
+    if bool(flags.isna().all()):
+        return pd.NA
+    return False
+
+
+def _bjt(ts: object, fmt: str = FIRE_TIME_FORMAT) -> str:
+    """A UTC (or any tz-aware) instant as Beijing time; naive values are taken as UTC (the schema's)."""
+    if _missing(ts):
+        return ""
+    stamp = pd.Timestamp(ts)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return stamp.tz_convert(BEIJING_TZ).strftime(fmt)
+
+
+def _date(value: object) -> str:
+    return "" if _missing(value) else pd.Timestamp(value).strftime(SITE_DATE_FORMAT)
+
+
+def _map_numbers(fires: pd.DataFrame) -> dict[str, int]:
+    """Fire numbers as ``maps.cell_map`` shows them: 1.. over the shown fires sorted by (time, id)."""
+    order = fires.sort_values(["time_utc", "fire_id"], kind="stable")["fire_id"]
+    return {str(fid): i for i, fid in enumerate(order, start=1)}
+
+
+def _fire_rows(fires: pd.DataFrame, events: pd.DataFrame | None, cell_id: str) -> list[dict[str, Any]]:
+    """One row per fire event (or per fire without an event) centred in or touching the cell."""
+    missing = [c for c in _FIRE_REQUIRED if c not in fires.columns]
+    if missing:
+        raise KeyError(f"fires lacks columns {missing}")
+    fires = fires[fires["lon"].notna() & fires["lat"].notna()]
+    centred = (fires["cell_id"].astype("string") == cell_id).fillna(False).to_numpy(bool)
+    touches = fires["cells_touched"].map(lambda v: cell_id in _touched(v)).to_numpy(bool)
+    shown = pd.DataFrame(fires[centred | touches])
+    shown["_centred"] = centred[centred | touches]
+    if shown.empty:
+        return []
+    numbers = _map_numbers(shown)
+    event_ids = shown["event_id"].astype("string") if "event_id" in shown else pd.Series(pd.NA, index=shown.index, dtype="string")
+    # A fire without an event is its own group (keyed by its fire id).
+    keys = event_ids.fillna("fire:" + shown["fire_id"].astype(str))
+    event_table = {}
+    if events is not None and len(events) and "event_id" in events:
+        event_table = {str(r["event_id"]): r for r in events.drop(columns="geometry", errors="ignore").to_dict("records")}
+
+    rows = []
+    for key, group in shown.groupby(keys, sort=False):
+        inside = group[group["_centred"]]
+        # The part of the fire that is this cell's business: its pixels centred here,
+        # else (touching only) the pixels whose footprint reaches in.
+        used = inside if len(inside) else group
+        event = event_table.get(str(key))
+        category = _text(event.get("category")) if event is not None else ""
+        if category not in CATEGORIES:
+            present = set(used["category"].dropna().astype(str)) if "category" in used else set()
+            category = next((c for c in CATEGORIES if c in present), "other")
+        flags = {c: _union_flag(used[c]) for c in WINDOW_COLUMNS}
+        first = used.sort_values(["time_utc", "fire_id"], kind="stable").iloc[0]
+        centre_cell = _text(first.get("cell_id"))
+        sensors = sorted(set(used["sensor"].dropna().astype(str))) if "sensor" in used else []
+        frp = used["frp_mw"].max() if "frp_mw" in used else float("nan")
+        is_event = not str(key).startswith("fire:")
+        rows.append({
+            "kind": "event" if is_event else "fire",
+            "item_id": str(key) if is_event else str(first["fire_id"]),
+            "category": category,
+            "rule": "",
+            "where": "in_cell" if len(inside) else "touching",
+            "centre_cell_id": centre_cell,
+            "centre_cell_name": _text(first.get("cell_name")) if "cell_name" in used else "",
+            "time_bjt": _bjt(first["time_utc"]),
+            **flags,
+            # Mean of the pixel centres, as events.parquet's lon/lat (WGS84 degrees).
+            "lon": float(used["lon"].mean()),
+            "lat": float(used["lat"].mean()),
+            "fire_numbers": sorted(numbers[str(f)] for f in group["fire_id"]),
+            "observations": len(used),
+            "sensors": ", ".join(sensors),
+            "max_frp_mw": float(frp) if not _missing(frp) else float("nan"),
+            "reason": _text(event.get("reason")) if event is not None else _text(first.get("reason")),
+            "_sort": (0 if len(inside) else 1, -sum(_is_true(f) for f in flags.values()), pd.Timestamp(first["time_utc"]).value),
+        })
+    return rows
+
+
+def _site_rows(sites: pd.DataFrame | None, cell_id: str) -> list[dict[str, Any]]:
+    """One row per electricity site whose transformer is in the cell."""
+    if sites is None or not len(sites) or "cell_id" not in sites:
+        return []
+    here = pd.DataFrame(sites[(sites["cell_id"].astype("string") == cell_id).fillna(False).to_numpy(bool)])
+    rows = []
+    for rec in here.drop(columns="geometry", errors="ignore").to_dict("records"):
+        lon, lat = rec.get("lon"), rec.get("lat")
+        rule = _text(rec.get("rule"))
+        first_day, day = _date(rec.get("first_day")), _date(rec.get("day"))
+        rows.append({
+            "kind": "site",
+            "item_id": _text(rec.get("site_id")),
+            "category": "electricity",
+            "rule": rule,
+            "where": "in_cell",
+            "centre_cell_id": cell_id,
+            "centre_cell_name": _text(rec.get("cell_name")),
+            # A run of days that fired: from its first day (the run's day if not known).
+            "time_bjt": first_day or day,
+            **{c: pd.NA for c in WINDOW_COLUMNS},
+            "lon": float("nan") if _missing(lon) else float(lon),
+            "lat": float("nan") if _missing(lat) else float(lat),
+            "fire_numbers": [],
+            "observations": 0,
+            "sensors": "",
+            "max_frp_mw": float("nan"),
+            "reason": "",
+            "site_name": _text(rec.get("name")),
+            "address": _text(rec.get("address")),
+            "industry": _text(rec.get("industry")),
+            "evidence": _text(rec.get("evidence")),
+            "days": None if _missing(rec.get("days")) else int(rec["days"]),
+            "transformer_id": _text(rec.get("transformer_id")),
+            "_sort": (0, -(int(rec["days"]) if not _missing(rec.get("days")) else 0), 0),
+        })
+    return rows
+
+
+def _priority(row: Mapping[str, Any]) -> int:
+    if row["kind"] == "site":
+        return PRIORITY.get(f"site:{row['rule']}", max(PRIORITY.values()))
+    if row["category"] == "straw_suspect":
+        window = any(_is_true(row[c]) for c in WINDOW_COLUMNS)
+        return PRIORITY["straw_window" if window else "straw_suspect"]
+    return PRIORITY.get(row["category"], PRIORITY["other"])
+
+
+def _labels(row: Mapping[str, Any]) -> tuple[str, str]:
+    if row["kind"] == "site":
+        zh, en = RULE_LABELS.get(row["rule"], (row["rule"], row["rule"]))
+        return f"用电异常：{zh}", f"electricity rule: {en}"
+    return CATEGORY_NAMES.get(row["category"], (row["category"], row["category"]))
+
+
+def task_rows(
+    fires: pd.DataFrame | None,
+    events: pd.DataFrame | None,
+    sites: pd.DataFrame | None,
+    cell_id: str,
+) -> pd.DataFrame:
+    """What the supervisor of ``cell_id`` must check today, one row per item, in priority order.
+
+    ``fires``: ``fires.parquet`` rows (any cells; those centred in the cell or whose
+    ``cells_touched`` contains it are used). Observations are grouped by ``event_id``
+    (fires without one are their own row); ``events`` (``events.parquet``, may be
+    None) supplies each event's ``category`` and ``reason``, which take the whole
+    event into account (a plant nearby makes all of it industrial). ``sites``:
+    ``sites.parquet`` rows (may be None); those with ``cell_id`` are listed.
+
+    For a fire row, the observations used are the event's pixels centred in the
+    cell (``where = "in_cell"``), or, when none is, those whose footprint reaches
+    into it (``where = "touching"``, ``centre_cell_*`` = the cell it is centred
+    in). Its ``time_bjt`` is their first acquisition (Beijing time,
+    ``YYYY-MM-DD HH:MM``), window flags their union (True if any, <NA> only if
+    all are unknown), position the mean of their pixel centres. ``fire_numbers``
+    are the numbers of all the event's shown pixels on ``maps.cell_map``'s fire
+    list (1.. by time, then fire id). For a site, ``time_bjt`` is the first day
+    of its run of days (``YYYY-MM-DD``, Beijing date) and window flags are <NA>.
+
+    Columns (``TASK_COLUMNS``): ``no`` (1..n, the order to check in), ``priority``
+    (group, 1 = first; ``PRIORITY``), ``kind`` (event, fire, site), ``item_id``
+    (event, fire or site id), ``category`` (a fire category or ``electricity``),
+    ``rule`` (site rule), ``label_zh``/``label_en``, ``where``, ``centre_cell_id``,
+    ``centre_cell_name``, ``time_bjt``, the four ``win_*`` flags, ``lon``/``lat``
+    (WGS84, degrees, 6 decimals; NaN for a site without a location),
+    ``gcj_lon``/``gcj_lat`` (GCJ-02, degrees, 6 decimals), ``name`` (the marker
+    name sent to the navigation app), ``amap_url`` and ``geo_url`` (None without a
+    location), then details: ``fire_numbers``, ``observations``, ``sensors``,
+    ``max_frp_mw`` (MW), ``reason``; ``site_name``, ``address``, ``industry``,
+    ``evidence``, ``days``; and ``cell_id``. Within a priority group: centred before
+    touching, more windows first, then earlier; sites with longer runs first.
+    """
+    cell_id = str(cell_id)
+    rows = (_fire_rows(fires, events, cell_id) if fires is not None and len(fires) else []) + _site_rows(sites, cell_id)
+    for row in rows:
+        row["priority"] = _priority(row)
+        row["label_zh"], row["label_en"] = _labels(row)
+    rows.sort(key=lambda r: (r["priority"], r.pop("_sort"), r["item_id"]))
+
+    out = pd.DataFrame(rows, columns=[*TASK_COLUMNS, "transformer_id"]).drop(columns="transformer_id") if rows else None
+    if out is None:
+        return _empty_rows()
+    out["no"] = np.arange(1, len(out) + 1)
+    lon, lat = out["lon"].to_numpy(float), out["lat"].to_numpy(float)
+    gcj_lon, gcj_lat = wgs84_to_gcj02(lon, lat)
+    out["lon"], out["lat"] = np.round(lon, COORD_DECIMALS), np.round(lat, COORD_DECIMALS)
+    out["gcj_lon"], out["gcj_lat"] = np.round(gcj_lon, COORD_DECIMALS), np.round(gcj_lat, COORD_DECIMALS)
+    names, amap, geo = [], [], []
+    for rec, site_label in zip(out.to_dict("records"), [r.get("transformer_id", "") for r in rows], strict=True):
+        # The navigation app shows this on its marker: Chinese, as the apps are.
+        thing = (rec["site_name"] or site_label) if rec["kind"] == "site" else ""
+        name = f"任务{rec['no']} {thing or rec['label_zh']}" + (f"（{RULE_LABELS[rec['rule']][0]}）" if thing and rec["rule"] in RULE_LABELS else "")
+        names.append(name)
+        located = not (math.isnan(rec["lon"]) or math.isnan(rec["lat"]))
+        amap.append(amap_url(rec["gcj_lon"], rec["gcj_lat"], name) if located else None)
+        geo.append(geo_url(rec["lon"], rec["lat"]) if located else None)
+    out["name"], out["amap_url"], out["geo_url"] = names, amap, geo
+    out["cell_id"] = cell_id
+    for column in WINDOW_COLUMNS:
+        out[column] = out[column].astype("boolean")
+    for column in ("site_name", "address", "industry", "evidence", "reason", "sensors", "rule", "centre_cell_name"):
+        out[column] = out[column].astype(object).where(out[column].notna(), "").astype(str)
+    out["days"] = out["days"].astype("Int64")
+    out["observations"] = out["observations"].astype("int64")
+    return out[TASK_COLUMNS].reset_index(drop=True)
+
+
+def _empty_rows() -> pd.DataFrame:
+    out = pd.DataFrame({c: pd.Series(dtype=object) for c in TASK_COLUMNS})
+    for column in WINDOW_COLUMNS:
+        out[column] = out[column].astype("boolean")
+    for column in ("lon", "lat", "gcj_lon", "gcj_lat", "max_frp_mw"):
+        out[column] = out[column].astype("float64")
+    for column in ("no", "priority", "observations"):
+        out[column] = out[column].astype("int64")
+    out["days"] = out["days"].astype("Int64")
+    return out
+
+
+# ------------------------------------------------------------------ HTML
+
+
+def _t(zh: str, en: str, language: Language) -> str:
+    """A fixed label in the page's language(s); data strings are never translated."""
+    if language == "zh":
+        return zh
+    if language == "en":
+        return en
+    return f"{zh} {en}"
+
+
+def _check_language(language: str) -> None:
+    if language not in ("both", "zh", "en"):
+        raise ValueError(f"language must be 'both', 'zh' or 'en', not {language!r}")
+
+
+def _esc(value: object) -> str:
+    """Escape for HTML text or a double-quoted attribute."""
+    return html.escape(_text(value), quote=True)
+
+
+def _window_text(rec: Mapping[str, Any], language: Language) -> str:
+    if rec["kind"] == "site":
+        return _t("不适用", "n/a", language)
+    on = [_t(*WINDOW_NAMES[c], language) for c in WINDOW_COLUMNS if _is_true(rec[c])]
+    unknown = [_t(*WINDOW_NAMES[c], language) for c in WINDOW_COLUMNS if _missing(rec[c])]
+    parts = on or [_t("无", "none", language)]
+    if unknown:
+        parts.append(_t("未知", "unknown", language) + ": " + ", ".join(unknown))
+    return " · ".join(parts)
+
+
+def _where_text(rec: Mapping[str, Any], language: Language) -> str:
+    if rec["where"] == "in_cell":
+        return ""
+    centre = rec["centre_cell_name"] or rec["centre_cell_id"]
+    label = _t("邻格像元触及", "touching, centred in", language)
+    return f"{label} {centre}" if centre else _t("网格外像元触及", "touching, centred outside the grid", language)
+
+
+def _detail_parts(rec: Mapping[str, Any], language: Language) -> list[str]:
+    """Plain-text pieces of the details column (escaped by the caller)."""
+    if rec["kind"] == "site":
+        parts = [rec["site_name"], rec["address"], rec["industry"]]
+        if not _missing(rec["days"]):
+            parts.append(f"{rec['days']} " + _t("天", "day(s)", language))
+        parts.append(rec["evidence"])
+        return [p for p in parts if p]
+    parts = []
+    if rec["fire_numbers"]:
+        parts.append(_t("地图火点", "map fires", language) + " " + ", ".join(f"#{n}" for n in rec["fire_numbers"]))
+    seen = f"{rec['observations']} " + _t("次观测", "observation(s)", language)
+    if rec["sensors"]:
+        seen += f" ({rec['sensors']})"
+    parts.append(seen)
+    if not _missing(rec["max_frp_mw"]):
+        parts.append(f"FRP ≤ {rec['max_frp_mw']:.1f} MW")
+    if rec["reason"]:
+        parts.append(rec["reason"])
+    return parts
+
+
+def _coords(rec: Mapping[str, Any], language: Language) -> str:
+    if _missing(rec["lon"]) or _missing(rec["lat"]) or math.isnan(rec["lon"]):
+        return _esc(_t("位置未知", "location unknown", language))
+    # E/N prefixes: "lon, lat" vs "lat, lon" is the classic field mix-up.
+    d = COORD_DECIMALS
+    return (
+        f'<span class="gw-crs">WGS84</span> E{rec["lon"]:.{d}f} N{rec["lat"]:.{d}f}<br>'
+        f'<span class="gw-crs">GCJ-02</span> E{rec["gcj_lon"]:.{d}f} N{rec["gcj_lat"]:.{d}f}'
+    )
+
+
+def _nav(rec: Mapping[str, Any], language: Language) -> str:
+    links = []
+    for url, label in ((rec["amap_url"], _t("高德导航", "Amap", language)), (rec["geo_url"], _t("地图应用", "map app", language))):
+        safe = _safe_url(url)
+        if safe is not None:
+            links.append(f'<a href="{_esc(safe)}" rel="noopener noreferrer">{_esc(label)}</a>')
+    return "<br>".join(links) or "—"
+
+
+def task_list_html(
+    rows: pd.DataFrame,
+    *,
+    language: Language = "both",
+    heading: str | None = None,
+) -> str:
+    """The task list as an HTML fragment: ``<section class="gw-tasks">`` with a heading and one table.
+
+    ``rows``: :func:`task_rows`. ``heading``: shown after the fixed title (e.g. the
+    cell's name, id and supervisor); escaped like every string from data. Fixed
+    labels are in Chinese, English or both (``language``). Style it with
+    :data:`TASK_CSS`. Navigation links are only ever ``https:`` or ``geo:``.
+    """
+    _check_language(language)
+    title = _t("今日核查任务", "Tasks to check today", language)
+    count = f"{len(rows)} " + _t("项", "item(s)", language)
+    head_text = " · ".join(p for p in (title, heading or "", count) if p)
+    columns = [
+        ("gw-no", _t("序号", "No.", language)),
+        ("gw-what", _t("核查内容", "What to check", language)),
+        ("gw-time", _t("北京时间", "Beijing time", language)),
+        ("gw-win", _t("时段", "Window", language)),
+        ("gw-xy", _t("坐标", "Coordinates", language)),
+        ("gw-nav", _t("导航", "Navigate", language)),
+        ("gw-detail", _t("说明", "Details", language)),
+    ]
+    head = "".join(f'<th class="{cls}" scope="col">{_esc(label)}</th>' for cls, label in columns)
+    labels = dict(columns)
+    body = []
+    for rec in rows.to_dict("records"):
+        what = _esc(_t(rec["label_zh"], rec["label_en"], language))
+        where = _where_text(rec, language)
+        if where:
+            what += f'<br><span class="gw-touching">{_esc(where)}</span>'
+        time = rec["time_bjt"] or _t("时间未知", "unknown time", language)
+        if rec["kind"] == "site" and rec["time_bjt"]:
+            time = _t("起始", "since", language) + f" {rec['time_bjt']}"
+        cells = [
+            ("gw-no", _esc(rec["no"])),
+            ("gw-what", what),
+            ("gw-time", _esc(time)),
+            ("gw-win", _esc(_window_text(rec, language))),
+            ("gw-xy", _coords(rec, language)),
+            ("gw-nav", _nav(rec, language)),
+            ("gw-detail", "<br>".join(_esc(p) for p in _detail_parts(rec, language)) or "—"),
+        ]
+        body.append(
+            f'<tr class="gw-p{int(rec["priority"])} gw-{_esc(rec["where"])}">'
+            # data-label: the column name each cell shows on a narrow phone, where rows become cards.
+            + "".join(f'<td class="{cls}" data-label="{_esc(labels[cls])}">{value}</td>' for cls, value in cells)
+            + "</tr>"
+        )
+    if not body:
+        body.append(f'<tr><td colspan="{len(columns)}">{_esc(_t("今日无核查任务", "nothing to check today", language))}</td></tr>')
+    lang = "en" if language == "en" else "zh-CN"
+    note = _t(
+        "按优先级排序：高风险时段的疑似秸秆焚烧最先，固定与工业热源最后。坐标：WGS84 用于 GPS，GCJ-02 用于高德等国内地图。",
+        "In priority order: suspected straw burning in a high-risk window first, known heat sources last. "
+        "Coordinates: WGS84 for GPS, GCJ-02 for Amap and other Chinese maps.",
+        language,
+    )
+    return (
+        f'<section class="gw-tasks" lang="{lang}"><h2>{_esc(head_text)}</h2>'
+        f'<p class="gw-note">{_esc(note)}</p>'
+        f'<div class="gw-scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+        "</section>"
+    )
+
+
+TASK_CSS = """
+.gw-tasks { flex: 0 0 auto; max-height: 40vh; overflow: auto; background: #fff; padding: 6px 10px;
+  border-top: 2px solid #263238; font-size: 13px; line-height: 1.4; }
+.gw-tasks h2 { font-size: 1rem; margin: 2px 0; }
+.gw-tasks .gw-note { margin: 0 0 4px; color: #555; font-size: 12px; }
+.gw-tasks .gw-scroll { overflow-x: auto; }
+.gw-tasks table { border-collapse: collapse; width: 100%; }
+.gw-tasks th, .gw-tasks td { border: 1px solid #cfd8dc; padding: 3px 5px; text-align: left; vertical-align: top; }
+.gw-tasks th { background: #eceff1; }
+.gw-tasks td.gw-no { text-align: right; font-weight: 600; }
+.gw-tasks td.gw-xy { white-space: nowrap; font-variant-numeric: tabular-nums; }
+.gw-tasks td.gw-time { white-space: nowrap; }
+.gw-tasks td.gw-detail { overflow-wrap: anywhere; min-width: 12em; }
+.gw-tasks .gw-crs { display: inline-block; min-width: 4.2em; color: #546e7a; }
+.gw-tasks .gw-touching { color: #8d6e63; font-size: 12px; }
+.gw-tasks a { display: inline-block; padding: 4px 0; }  /* a finger-sized target */
+.gw-tasks tr.gw-p1 td.gw-no { background: #ffcdd2; }
+.gw-tasks tr.gw-p2 td.gw-no { background: #ffe0b2; }
+.gw-tasks tr.gw-p3 td.gw-no, .gw-tasks tr.gw-p4 td.gw-no,
+.gw-tasks tr.gw-p5 td.gw-no, .gw-tasks tr.gw-p6 td.gw-no { background: #e1bee7; }
+.gw-tasks tr.gw-touching td { color: #444; }
+/* A phone held upright: each row becomes a card, each cell a labelled line. */
+@media screen and (max-width: 640px) {
+  .gw-tasks thead { display: none; }
+  .gw-tasks table, .gw-tasks tbody, .gw-tasks tr, .gw-tasks td { display: block; width: auto; }
+  .gw-tasks tr { border: 1px solid #90a4ae; border-radius: 4px; margin: 0 0 8px; }
+  .gw-tasks td { border: none; border-bottom: 1px solid #eceff1; white-space: normal !important; }
+  .gw-tasks td::before { content: attr(data-label); display: block; font-size: 11px; color: #607d8b; }
+  .gw-tasks td.gw-no { text-align: left; }
+  .gw-tasks td.gw-no::before { display: inline; margin-right: 6px; }
+  .gw-tasks a { padding: 6px 12px 6px 0; margin-right: 8px; }
+  .gw-tasks td.gw-nav br { display: none; }
+}
+@media print {
+  @page { size: A4 portrait; margin: 12mm 10mm; }
+  html, body { height: auto !important; display: block !important; background: #fff; }
+  /* Controls, legends, the fire panel and the navigation links are useless on paper. */
+  .leaflet-control-container, .leaflet-control, .gw-box, .gw-panel, .gw-tasks .gw-nav { display: none !important; }
+  /* The map, if any, keeps a reduced height above the list. */
+  .folium-map { flex: none !important; height: 95mm !important; width: 100% !important;
+    page-break-inside: avoid; break-inside: avoid; }
+  .gw-title { background: #fff !important; color: #000 !important; border-bottom: 1px solid #000; }
+  .gw-title p { color: #000 !important; }
+  .gw-tasks { max-height: none !important; overflow: visible !important; border-top: 1px solid #000;
+    font-size: 9pt; padding: 0; page-break-before: auto; }
+  .gw-tasks .gw-scroll { overflow: visible !important; }
+  .gw-tasks th, .gw-tasks td { border-color: #000; padding: 2px 3px; }
+  .gw-tasks thead { display: table-header-group; }  /* repeat the header on each page */
+  .gw-tasks tr { page-break-inside: avoid; break-inside: avoid; }
+  .gw-tasks td.gw-detail { font-size: 8pt; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
+"""
+
+
+class _Raw(Element):
+    """Markup put into a branca page verbatim (never compiled as a Jinja template)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._text = text
+
+    def render(self, **kwargs: Any) -> str:
+        return self._text
+
+
+class _AfterMap(MacroElement):
+    """Puts markup into the page body after the map's div, and ``TASK_CSS`` into the head.
+
+    A child of the map rather than of the page's body: folium adds the map div to
+    the body only when the map renders, so anything added to the body before
+    would end up above the map.
+    """
+
+    def __init__(self, markup: str) -> None:
+        super().__init__()
+        self._name = "GridwatchTasks"
+        self._markup = markup
+
+    def render(self, **kwargs: Any) -> None:
+        figure = self.get_root()
+        figure.header.add_child(_Raw(f"<style>{TASK_CSS}</style>"), name="gridwatch_task_css")
+        figure.html.add_child(_Raw(self._markup), name="gridwatch_tasks")
+
+
+def add_task_list(
+    m: Any,
+    fires: pd.DataFrame | None,
+    events: pd.DataFrame | None,
+    sites: pd.DataFrame | None,
+    cell_id: str,
+    *,
+    language: Language = "both",
+    heading: str | None = None,
+) -> pd.DataFrame:
+    """Add the cell's task list below the map of folium map ``m``, styled by ``TASK_CSS``.
+
+    On screen the section sits under the map (at most 40 % of the page height,
+    scrollable); printed, it follows the map (reduced to 95 mm) in full. Calling
+    it again on the same map replaces the list. Returns the rows (:func:`task_rows`).
+    """
+    rows = task_rows(fires, events, sites, cell_id)
+    m.add_child(_AfterMap(task_list_html(rows, language=language, heading=heading)), name="gridwatch_tasks")
+    return rows
