@@ -56,7 +56,7 @@ from pipelines.schema import (
     WINDOW_LABELS,
 )
 from pipelines.sites import RULE_LABELS, RULES
-from pipelines.tasklist import add_task_list
+from pipelines.tasklist import RawHtml, add_task_list
 
 __all__ = ["cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
 
@@ -291,21 +291,6 @@ def _text(value: object, missing: str = "—") -> str:
     return str(value)
 
 
-class _RawHtml(Element):
-    """Text put into the page verbatim.
-
-    branca compiles an ``Element``'s text as a Jinja template, which would mangle
-    minified JavaScript containing ``{{``; this one is never templated.
-    """
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self._text = text
-
-    def render(self, **kwargs: Any) -> str:
-        return self._text
-
-
 class _HtmlControl(MacroElement):
     """A Leaflet control holding fixed HTML (legend, fire list).
 
@@ -415,7 +400,7 @@ def _require_plugin(element: Element, plugin: str) -> None:
     scripts, styles = _PLUGINS[plugin]
     markup = "".join(f"<style>{_plugin_css(css)}</style>\n" for css in styles)
     markup += "".join(f"<script>{_static_js(js)}</script>\n" for js in scripts)
-    header.add_child(_RawHtml(markup), name=name)
+    header.add_child(RawHtml(markup), name=name)
 
 
 def _leaflet_css() -> str:
@@ -448,7 +433,7 @@ def _make_offline(m: folium.Map) -> None:
     if _OFFLINE_HEADER in header._children:
         return
     markup = f"<style>{_leaflet_css()}</style>\n<script>{_leaflet_js()}</script>\n<style>{_BASE_CSS}</style>"
-    header.add_child(_RawHtml(markup), name=_OFFLINE_HEADER)
+    header.add_child(RawHtml(markup), name=_OFFLINE_HEADER)
 
 
 _EXTERNAL_REFERENCE = re.compile(
@@ -512,7 +497,7 @@ def _add_title_bar(m: folium.Map, heading: str, lines: Sequence[str]) -> None:
     """A bar above the map with the title and one line per summary."""
     paragraphs = "".join(f"<p>{_esc(line)}</p>" for line in lines)
     bar = f'<header class="gw-title"><h1>{_esc(heading)}</h1>{paragraphs}</header>'
-    m.get_root().html.add_child(_RawHtml(bar), name="gridwatch_title")
+    m.get_root().html.add_child(RawHtml(bar), name="gridwatch_title")
 
 
 # ------------------------------------------------------------------ formatting
@@ -914,10 +899,10 @@ class _FeatureLayer(Layer):
 
     def render(self, **kwargs: Any) -> None:
         # Named, so the helper is written once however many layers use it.
-        self.get_root().header.add_child(_RawHtml(f"<script>{_POPUP_JS}</script>"), name="gridwatch_popup_js")
+        self.get_root().header.add_child(RawHtml(f"<script>{_POPUP_JS}</script>"), name="gridwatch_popup_js")
         if self.cluster_json:
             _require_plugin(self, "markercluster")
-            self.get_root().header.add_child(_RawHtml(f"<script>{_CLUSTER_JS}</script>"), name="gridwatch_cluster_js")
+            self.get_root().header.add_child(RawHtml(f"<script>{_CLUSTER_JS}</script>"), name="gridwatch_cluster_js")
         super().render(**kwargs)
 
 
@@ -1798,6 +1783,11 @@ def overview_map(
     ``cell_links``: cell id -> relative path of that cell's map, linked from the
     cell's popup. Fires outside every cell are drawn too. The map fits the
     fires' bounds, or the grid's when there are none.
+
+    Example::
+
+        m = overview_map(fires, grid, title="gridwatch 2022-06-03", events=events, sites=sites)
+        save_map(m, Path("map.html"))     # or display ``m`` in a notebook
     """
     lang = _Lang(language)
     fires = _prepare_fires(fires)
@@ -1991,6 +1981,11 @@ def cell_map(
     list of the fires. Markers fade with age relative to the newest fire shown.
     Inputs as for :func:`overview_map` (EPSG:4326). Raises ``KeyError`` if the
     grid has no such cell.
+
+    Example::
+
+        m = cell_map("340323_E1120_N3620", fires, grid, title="gridwatch 2022-06-03", events=events, sites=sites)
+        save_map(m, Path("maps") / cell_map_filename("340323_E1120_N3620"))
     """
     lang = _Lang(language)
     t = lang.t
@@ -2137,6 +2132,10 @@ def save_map(m: folium.Map, path: Path) -> None:
     ``<script src>``/``<link href>`` left in the page raises ``ValueError``. The
     file is replaced atomically, so a supervisor opening it meanwhile never gets
     half a page.
+    
+    Example::
+
+        save_map(overview_map(fires, grid, title="2022-06-03"), Path("out/map.html"))
     """
     _make_offline(m)
     page = m.get_root().render()

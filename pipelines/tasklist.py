@@ -594,8 +594,12 @@ TASK_CSS = """
 """
 
 
-class _Raw(Element):
-    """Markup put into a branca page verbatim (never compiled as a Jinja template)."""
+class RawHtml(Element):
+    """Markup put into a branca page verbatim.
+
+    branca compiles an ``Element``'s text as a Jinja template, which would mangle
+    minified JavaScript containing ``{{``; this one is never templated.
+    """
 
     def __init__(self, text: str) -> None:
         super().__init__()
@@ -620,8 +624,8 @@ class _AfterMap(MacroElement):
 
     def render(self, **kwargs: Any) -> None:
         figure = self.get_root()
-        figure.header.add_child(_Raw(f"<style>{TASK_CSS}</style>"), name="gridwatch_task_css")
-        figure.html.add_child(_Raw(self._markup), name="gridwatch_tasks")
+        figure.header.add_child(RawHtml(f"<style>{TASK_CSS}</style>"), name="gridwatch_task_css")
+        figure.html.add_child(RawHtml(self._markup), name="gridwatch_tasks")
 
 
 def add_task_list(

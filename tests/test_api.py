@@ -17,10 +17,6 @@ import pipelines
 REPO = Path(__file__).resolve().parent.parent
 NAMES = [n for n in pipelines.__all__ if not n.startswith("__")]
 
-# Exports whose docstrings live in modules maintained elsewhere (config.py, nightly.py, maps.py, holidays.py)
-# and do not show an example yet. Remove a name once its docstring has an ``Example::`` section.
-EXAMPLE_PENDING = {"overview_map", "cell_map", "save_map"}
-
 
 def _run(code: str) -> str:
     """Run ``code`` in a fresh interpreter (nothing imported yet) from the repository; its stdout."""
@@ -91,14 +87,8 @@ def test_name_is_the_modules_own(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_name_is_documented_with_an_example(name: str) -> None:
     doc = inspect.getdoc(getattr(pipelines, name)) or ""
-    if name in EXAMPLE_PENDING and "Example::" not in doc and ">>>" not in doc:
-        pytest.xfail(f"{name}: docstring owned by another module's maintainers has no example yet")
     assert len(doc.split()) >= 10, f"{name}: too short a docstring"
     assert "Example::" in doc or ">>>" in doc, f"{name}: docstring shows no example"
-
-
-def test_pending_examples_are_exports() -> None:
-    assert EXAMPLE_PENDING <= set(NAMES)
 
 
 def test_submodules_still_import_from_the_package() -> None:
