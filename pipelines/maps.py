@@ -56,7 +56,7 @@ from pipelines.schema import (
     WINDOW_LABELS,
 )
 from pipelines.sites import RULE_LABELS, RULES
-from pipelines.tasklist import RawHtml, add_task_list
+from pipelines.tasklist import RawHtml, add_task_list, touched_cells
 
 __all__ = ["cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
 
@@ -553,15 +553,6 @@ def _confidence(rec: Mapping[str, Any]) -> str:
 
 def _daynight(value: object) -> str:
     return {"D": "白天 day (D)", "N": "夜间 night (N)"}.get(_text(value), _text(value, "未知 unknown"))
-
-
-def _touched(value: object) -> list[str]:
-    """``cells_touched`` as a list whatever it was stored as (list, array, None, NaN)."""
-    if value is None or isinstance(value, float):
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
 
 
 def _cell_label(cell_id: object, names: Mapping[str, str]) -> str:
@@ -1118,7 +1109,7 @@ def _prepare_grid(grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def _names(grid: pd.DataFrame, fires: pd.DataFrame, *extra: str) -> dict[str, str]:
     """Names of the cells these fires are in or touch (not of the whole grid: it may hold 10^5 cells)."""
-    ids = {str(c) for c in fires["cell_id"].dropna()} | {c for v in fires["cells_touched"] for c in _touched(v)} | set(extra)
+    ids = {str(c) for c in fires["cell_id"].dropna()} | {c for v in fires["cells_touched"] for c in touched_cells(v)} | set(extra)
     cells = grid[grid["cell_id"].astype(str).isin(ids)]
     return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
 
@@ -1172,7 +1163,7 @@ EVENT_POPUP_LABELS = (
 
 def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list[PopupValue]:
     """Everything a supervisor needs about one fire, in Beijing time (FIRE_POPUP_LABELS order)."""
-    others = [c for c in _touched(rec.get("cells_touched")) if c != _text(rec.get("cell_id"), "")]
+    others = [c for c in touched_cells(rec.get("cells_touched")) if c != _text(rec.get("cell_id"), "")]
     sensor = " · ".join(_text(rec.get(c), "") for c in ("sensor", "satellite") if not pd.isna(rec.get(c)))
     if not pd.isna(rec.get("product", pd.NA)):
         sensor += f" ({rec['product']})"
@@ -1648,7 +1639,7 @@ def _touching_counts(fires: pd.DataFrame) -> pd.Series:
     """Per cell id: fires centred elsewhere (or nowhere) whose footprint touches it."""
     touching: dict[str, int] = {}
     for own, touched in zip(fires["cell_id"], fires["cells_touched"], strict=True):
-        for cell in set(_touched(touched)) - {_text(own, "")}:
+        for cell in set(touched_cells(touched)) - {_text(own, "")}:
             touching[cell] = touching.get(cell, 0) + 1
     return pd.Series(touching, dtype="int64")
 
@@ -1997,7 +1988,7 @@ def cell_map(
     cell = _records(matches)[0]
 
     in_cell_all = (fires["cell_id"] == str(cell_id)).fillna(False).astype(bool)
-    touches = fires["cells_touched"].map(lambda v: str(cell_id) in _touched(v)).astype(bool)
+    touches = fires["cells_touched"].map(lambda v: str(cell_id) in touched_cells(v)).astype(bool)
     shown = fires[in_cell_all | touches].reset_index(drop=True)
     in_cell = in_cell_all[in_cell_all | touches].reset_index(drop=True)
     numbers = {fid: i for i, fid in enumerate(shown["fire_id"], start=1)}

@@ -143,7 +143,7 @@ def _text(value: object, missing: str = "") -> str:
     return missing if _missing(value) else str(value)
 
 
-def _touched(value: object) -> list[str]:
+def touched_cells(value: object) -> list[str]:
     """``cells_touched`` as a list whatever it was stored as (list, array, None, NaN)."""
     if value is None or isinstance(value, float):
         return []
@@ -194,7 +194,7 @@ def _fire_rows(fires: pd.DataFrame, events: pd.DataFrame | None, cell_id: str) -
         raise KeyError(f"fires lacks columns {missing}")
     fires = fires[fires["lon"].notna() & fires["lat"].notna()]
     centred = (fires["cell_id"].astype("string") == cell_id).fillna(False).to_numpy(bool)
-    touches = fires["cells_touched"].map(lambda v: cell_id in _touched(v)).to_numpy(bool)
+    touches = fires["cells_touched"].map(lambda v: cell_id in touched_cells(v)).to_numpy(bool)
     shown = pd.DataFrame(fires[centred | touches])
     shown["_centred"] = centred[centred | touches]
     if shown.empty:
