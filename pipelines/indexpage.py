@@ -17,7 +17,6 @@ from __future__ import annotations
 import html
 import logging
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
+from pipelines.pages import check_self_contained
 from pipelines.schema import WINDOW_COLUMNS
 from pipelines.tasklist import WINDOW_NAMES, Language, _check_language, _t
 
@@ -210,10 +210,6 @@ INDEX_JS = """
 
 # Tags that would fetch something. Only tags: data is escaped (no "<" of its own
 # survives), while an "@import" or "url(" in a cell name is harmless text.
-_EXTERNAL_REFERENCE = re.compile(
-    r"<(?:script|img|iframe|embed|source|audio|video)\b[^>]*\bsrc\s*=|<link\b[^>]*\bhref\s*=",
-    re.IGNORECASE,
-)
 
 
 def index_page(
@@ -335,7 +331,7 @@ def index_page(
         + f'<div class="wrap"><table id="cells"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
         + f"<script>{INDEX_JS}</script></body></html>\n"
     )
-    _check_self_contained(page)
+    check_self_contained(page, "index page")
     return page
 
 
@@ -360,13 +356,6 @@ def _summary_line(table: pd.DataFrame, language: Language) -> str:
     if sites is not None:
         parts.append(f"{sites} " + _t("用电异常", "electricity sites", language))
     return " · ".join(parts)
-
-
-def _check_self_contained(page: str) -> None:
-    """Refuse a page that would fetch anything: it must open offline."""
-    found = _EXTERNAL_REFERENCE.findall(page)
-    if found:
-        raise ValueError(f"index page references external resources: {sorted(set(found))}")
 
 
 def write_index(

@@ -48,6 +48,7 @@ from branca.element import Element, MacroElement
 from folium.map import Layer
 
 from pipelines.chinacrs import wgs84_to_gcj02
+from pipelines.pages import RawHtml, check_self_contained
 from pipelines.schema import (
     BEIJING_TZ,
     CATEGORY_LABELS,
@@ -56,7 +57,7 @@ from pipelines.schema import (
     WINDOW_LABELS,
 )
 from pipelines.sites import RULE_LABELS, RULES
-from pipelines.tasklist import RawHtml, add_task_list, touched_cells
+from pipelines.tasklist import add_task_list, touched_cells
 
 __all__ = ["cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
 
@@ -434,19 +435,6 @@ def _make_offline(m: folium.Map) -> None:
         return
     markup = f"<style>{_leaflet_css()}</style>\n<script>{_leaflet_js()}</script>\n<style>{_BASE_CSS}</style>"
     header.add_child(RawHtml(markup), name=_OFFLINE_HEADER)
-
-
-_EXTERNAL_REFERENCE = re.compile(
-    r"<(?:script|img|iframe|embed|source)\b[^>]*\bsrc\s*=|<link\b[^>]*\bhref\s*=|@import\b",
-    re.IGNORECASE,
-)
-
-
-def _check_self_contained(page: str) -> None:
-    """Refuse to write a page that would fetch scripts or styles (it would break offline)."""
-    found = _EXTERNAL_REFERENCE.findall(page)
-    if found:
-        raise ValueError(f"map HTML references external resources: {sorted(set(found))}")
 
 
 def _new_map(page_title: str, tiles: str | None, *, tianditu_key: str = "", lang: _Lang = _BOTH) -> folium.Map:
@@ -1047,7 +1035,7 @@ def _script_json(value: object) -> str:
 
     Every ``<`` becomes ``\\u003c`` (JavaScript reads it back as ``<``), so no
     data can end the script element or look like a tag to the HTML parser or to
-    :func:`_check_self_contained`. Popup data is plain text, so this is rare.
+    :func:`pages.check_self_contained`. Popup data is plain text, so this is rare.
     """
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c")
@@ -2130,7 +2118,7 @@ def save_map(m: folium.Map, path: Path) -> None:
     """
     _make_offline(m)
     page = m.get_root().render()
-    _check_self_contained(page)
+    check_self_contained(page, "map HTML")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")

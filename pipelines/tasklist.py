@@ -31,9 +31,10 @@ from urllib.parse import quote, urlsplit
 
 import numpy as np
 import pandas as pd
-from branca.element import Element, MacroElement
+from branca.element import MacroElement
 
 from pipelines.chinacrs import wgs84_to_gcj02
+from pipelines.pages import RawHtml
 from pipelines.schema import BEIJING_TZ, CATEGORIES, WINDOW_COLUMNS
 from pipelines.sites import RULE_LABELS
 
@@ -592,21 +593,6 @@ TASK_CSS = """
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 """
-
-
-class RawHtml(Element):
-    """Markup put into a branca page verbatim.
-
-    branca compiles an ``Element``'s text as a Jinja template, which would mangle
-    minified JavaScript containing ``{{``; this one is never templated.
-    """
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self._text = text
-
-    def render(self, **kwargs: Any) -> str:
-        return self._text
 
 
 class _AfterMap(MacroElement):

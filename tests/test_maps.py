@@ -19,6 +19,7 @@ import pytest
 import shapely
 
 from pipelines import chinacrs, maps
+from pipelines.pages import check_self_contained
 from pipelines.schema import (
     ATTRIBUTION_DTYPES,
     BEIJING_TZ,
@@ -667,7 +668,7 @@ def registry(page: str) -> list[dict]:
 
 def test_plugins_are_inlined_and_nothing_is_fetched(fires, grid, tmp_path) -> None:
     page = render(maps.overview_map(fires, grid, title="t", cluster_min_fires=0), tmp_path)
-    maps._check_self_contained(page)  # save_map ran it too; explicit for the reader
+    check_self_contained(page)  # save_map ran it too; explicit for the reader
     assert "<script src" not in page.lower() and "<link" not in page.lower()
     # markercluster, heat, full screen and the measure tool are in the page itself...
     assert "MarkerClusterGroup" in page and "L.markerClusterGroup(" in page
