@@ -233,7 +233,8 @@ body { display: flex; flex-direction: column;
 .folium-map { flex: 1 1 auto; height: auto !important; min-height: 0; }
 .gw-box { background: rgba(255, 255, 255, 0.94); padding: 6px 8px; border-radius: 4px;
   box-shadow: 0 1px 4px rgba(0, 0, 0, 0.35); font-size: 12px; line-height: 1.45; }
-.gw-legend { max-width: 260px; }
+/* Short screens: the legend scrolls rather than cover the zoom, full-screen and measure buttons. */
+.gw-legend { max-width: 260px; max-height: 45vh; overflow-y: auto; }
 .gw-legend b { display: block; margin-top: 4px; }
 .gw-sw { display: inline-block; width: 12px; height: 12px; margin-right: 6px;
   vertical-align: -2px; border: 1px solid #333; box-sizing: border-box; }
