@@ -252,11 +252,14 @@ def _assemble(blocks: list[dict[str, object]], labels: tuple[str, str], filters:
         lost = frame[~placed]
         skips += [Skip(f, "fire pixel without latitude/longitude", row=int(r), field="latitude") for f, r in zip(lost["source_file"], lost["source_row"])]
         frame = frame[placed].reset_index(drop=True)
-    # Counts per file: filters run on the whole partition, then split by file.
-    frame, _ = filter_fires(frame, *filters)
+    # Filtered file by file, so that run.json says per file what each filter dropped, as for point files.
     read = pd.Series(np.concatenate([np.full(k, b["block"].file, dtype=object) for k, b in zip(n, found)])).value_counts()
-    kept = frame["source_file"].value_counts()
-    counts += [{"file": f, "rows_read": int(k), "rows_kept": int(kept.get(f, 0))} for f, k in read.items()]
+    kept_frames = []
+    for file, rows_read in read.items():
+        kept, dropped = filter_fires(frame[frame["source_file"] == file], *filters)
+        kept_frames.append(kept)
+        counts.append({**dropped, "file": file, "rows_read": int(rows_read)})
+    frame = pd.concat(kept_frames, ignore_index=True) if kept_frames else frame.iloc[:0]
     return frame, skips, counts
 
 

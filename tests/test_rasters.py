@@ -266,6 +266,19 @@ def test_scans_outside_the_day_are_not_read(tmp_path: Path) -> None:
     assert (fires["time_bjt"].dt.date == day).all() and len(fires) > 0
 
 
+def test_filters_are_counted_per_raster_file() -> None:
+    """As for point files: what each filter dropped, per file, adding up to the pixels read."""
+    everything, _, counts_all = read_raster_fires(H08).compute(scheduler="sync")
+    threshold = float(everything["confidence"].median()) + 0.1  # some pixels are below, some above
+    fires, _, counts = read_raster_fires(H08, min_confidence=threshold, bbox=(118.0, 28.0, 123.0, 43.0)).compute(scheduler="sync")
+    assert sum(c.get("below_confidence", 0) for c in counts.values()) > 0
+    assert sum(c.get("outside_region", 0) for c in counts.values()) > 0
+    for name, c in counts.items():
+        assert c["rows_read"] == counts_all[name]["rows_read"]
+        assert c["rows_read"] == c["rows_kept"] + c.get("outside_region", 0) + c.get("other_dates", 0) + c.get("below_confidence", 0)
+    assert sum(c["rows_kept"] for c in counts.values()) == len(fires)
+
+
 def _broken_stack(tmp_path: Path) -> tuple[list[Path], Path, Path]:
     for p in H08:
         shutil.copy(p, tmp_path / p.name)
