@@ -422,6 +422,16 @@ def load_fleet(folder: Path, grid: gpd.GeoDataFrame, index: PointIndex) -> tuple
     return locate_fleet(transformers, registry, grid, index), warnings
 
 
+def timed_fleet(folder: Path, steps: dict[str, float]) -> tuple[Fleet, pd.DataFrame, pd.Index]:
+    """The fleet, warnings and transformer ids, timed as "fleet" (the grid and its index are not: a nightly run has them)."""
+    grid = gpd.read_parquet(GRID)
+    index = PointIndex.build(grid.geometry)
+    with timed(steps, "fleet"):
+        fleet, warnings = load_fleet(folder, grid, index)
+        ids = pd.Index(fleet.transformers["transformer_id"], dtype=object)
+    return fleet, warnings, ids
+
+
 def run_increment(folder: Path) -> dict:
     """One nightly increment on ``folder``: step times, and the day's use and sites for the checks."""
     import dask
@@ -430,13 +440,9 @@ def run_increment(folder: Path) -> dict:
     from pipelines.readers.power import read_readings
     from pipelines.sites import find_sites
 
-    grid = gpd.read_parquet(GRID)
-    index = PointIndex.build(grid.geometry)
     fmt = ReadingFormat()
     steps: dict[str, float] = {}
-    with timed(steps, "fleet"):
-        fleet, warnings = load_fleet(folder, grid, index)
-        ids = pd.Index(fleet.transformers["transformer_id"], dtype=object)
+    fleet, warnings, ids = timed_fleet(folder, steps)
     with timed(steps, "state read"):
         state = PowerState.read(state_path(folder / "state", DAY - dt.timedelta(days=1))).reindex(ids).resized(HISTORY_DAYS)
     with timed(steps, "readings + day_use"):
@@ -457,13 +463,9 @@ def run_naive(folder: Path) -> dict:
     """The naive recompute on ``folder``: 90 days of readings -> daily matrix -> the same rules."""
     from pipelines.sites import find_sites
 
-    grid = gpd.read_parquet(GRID)
-    index = PointIndex.build(grid.geometry)
     limits = MeterLimits()
     steps: dict[str, float] = {}
-    with timed(steps, "fleet"):
-        fleet, warnings = load_fleet(folder, grid, index)
-        ids = pd.Index(fleet.transformers["transformer_id"], dtype=object)
+    fleet, warnings, ids = timed_fleet(folder, steps)
     with timed(steps, "read 90 days"):
         files = sorted((folder / "history").glob("*.parquet")) + sorted((folder / "readings" / DAY.isoformat()).glob("*.parquet"))
         long = pd.concat([pd.read_parquet(p, columns=["transformer_id", "time", "kwh"]) for p in files], ignore_index=True)

@@ -74,6 +74,7 @@ from pipelines import maps
 from pipelines.cli import main as cli_main
 from pipelines.nightly import EXIT_OK, province_outlines
 from pipelines.schema import BEIJING_TZ
+from pipelines.testing import CHROMIUM
 from pipelines.testing import OFFLINE_CHROMIUM_FLAGS as OFFLINE_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +83,6 @@ GRID = ROOT / "geodata" / "grid_ncp_5km.parquet"
 DAY = "2022-06-03"
 SEED = 20221103
 JITTER_DEG = 0.05
-CHROMIUM = Path("/usr/bin/chromium")
 WINDOW = "1280,800"
 AIM_RENDER_S = 2.0
 AIM_SIZE_MB = 5.0

@@ -19,7 +19,7 @@ import pandas as pd
 from .attribution import PointIndex
 from .config import Config, ElectricityConfig
 from .fires import expand_patterns
-from .holidays import WorkCalendar
+from .holidays import unknown_years
 from .manifest import file_record, versions
 from .meters import DayUse, MeterLimits, day_use
 from .powerstate import PowerState, StateError, latest_state, prune_states, state_path
@@ -170,7 +170,7 @@ def nightly_sites(config: Config, day: dt.date, grid: gpd.GeoDataFrame, out_root
     use = _day(files, ids, day, fmt, limits, state)
     state = state.advance(use)
     sites, state = find_sites(state, fleet, warnings, rules)
-    unknown = WorkCalendar.build(state.dates[0].date(), state.days).unknown_years
+    unknown = unknown_years(state.dates[0].date(), state.end)
     if unknown:
         log.warning("chinesecalendar %s has no holidays for %s: those days are judged by weekday only (upgrade it)",
                     versions()["chinesecalendar"], ", ".join(map(str, unknown)))

@@ -82,3 +82,14 @@ def work_calendar(dates: Sequence[dt.date] | pd.DatetimeIndex, **kwargs: int) ->
     """The ``WorkCalendar`` of consecutive ``dates``."""
     first = pd.Timestamp(dates[0]).date()
     return WorkCalendar.build(first, len(dates), **kwargs)
+
+
+def unknown_years(first: dt.date, last: dt.date) -> tuple[int, ...]:
+    """Years of ``first`` .. ``last`` whose holidays ``chinesecalendar`` does not know (one look-up per year)."""
+    missing = []
+    for year in range(first.year, last.year + 1):
+        try:
+            chinese_calendar.is_workday(dt.date(year, 1, 1))
+        except NotImplementedError:
+            missing.append(year)
+    return tuple(missing)

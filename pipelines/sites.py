@@ -158,12 +158,21 @@ def closure_days(fleet: Fleet, day: dt.date) -> np.ndarray:
     status = fleet.transformers["enterprise_id"].map(reg["status"]).fillna("")
     since = fleet.transformers["enterprise_id"].map(reg["status_date"])
     deadline = fleet.transformers["enterprise_id"].map(reg["deadline"])
-    out = np.zeros(len(status), "int32")
-    for i, (s, d0, d1) in enumerate(zip(status, since, deadline)):
-        in_force = s in ("closed", "moved") or (s == "rectifying" and (d1 is None or pd.isna(d1) or d1 >= day))
-        if in_force and d0 is not None and not pd.isna(d0) and d0 <= day:
-            out[i] = (d0 - EPOCH).days
-    return out
+    since_days = _epoch_days(since)
+    deadline_days = _epoch_days(deadline)
+    today = (day - EPOCH).days
+    rectifying = (status == "rectifying").to_numpy() & ((deadline_days == _NO_DATE) | (deadline_days >= today))
+    in_force = status.isin(("closed", "moved")).to_numpy() | rectifying
+    return np.where(in_force & (since_days != _NO_DATE) & (since_days <= today), since_days, 0).astype("int32")
+
+
+_NO_DATE = np.iinfo("int64").min
+
+
+def _epoch_days(dates: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 of ``datetime.date`` values; ``_NO_DATE`` where missing."""
+    stamps = pd.to_datetime(dates, errors="coerce")
+    return np.where(stamps.isna(), _NO_DATE, (stamps - pd.Timestamp(EPOCH)).dt.days.fillna(0).astype("int64"))
 
 
 def learn_floors(state: PowerState, closed: np.ndarray, rule: ResurgenceRule) -> PowerState:

@@ -306,6 +306,8 @@ def _write_scan(path: Path, mask: np.ndarray, frp: np.ndarray, lat: np.ndarray, 
         nc.history = "gridwatch fixture: real detections gridded on a fixed grid (pipelines.testing)"
 
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package, as `.ci/run` installs it
+
 # Headless Chromium with every host name resolving to nothing: a page has only what is inlined in it,
 # as on a phone with no signal (the browser tests and benchmarks/maps.py).
 OFFLINE_CHROMIUM_FLAGS = (

@@ -20,7 +20,7 @@ import pytest
 from test_nightly import DAY, ROOT, write_config
 
 from pipelines.cli import main
-from pipelines.holidays import WorkCalendar
+from pipelines.holidays import WorkCalendar, unknown_years
 from pipelines.maps import cell_map_filename
 from pipelines.meters import DayUse, MeterLimits, day_use
 from pipelines.nightly import EXIT_OK, EXIT_PARTIAL
@@ -78,7 +78,8 @@ def test_calendar_knows_spring_festival_and_make_up_days() -> None:
 
 def test_calendar_beyond_the_library_falls_back_to_weekdays() -> None:
     cal = WorkCalendar.build(dt.date(2099, 1, 1), 7)
-    assert cal.unknown_years == (2099,)
+    assert cal.unknown_years == (2099,) == unknown_years(dt.date(2025, 12, 1), dt.date(2099, 1, 7))[-1:]
+    assert unknown_years(dt.date(2015, 1, 1), dt.date(2016, 12, 31)) == ()
     assert list(cal.workday) == [d.weekday() < 5 for d in cal.dates]
 
 

@@ -27,6 +27,7 @@ from pipelines.schema import (
     GRID_COLUMNS,
     WGS84,
 )
+from pipelines.testing import CHROMIUM
 
 COUNTIES = Path(__file__).resolve().parents[1] / "geodata" / "china_counties.parquet"
 
@@ -958,7 +959,6 @@ def test_layer_data_keeps_a_position_it_cannot_derive() -> None:
     assert maps._js_fixed5(-0.0) == "0.00000" and maps._js_fixed5(-0.000001) == "-0.00000"
 
 
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.mark.browser

@@ -19,9 +19,9 @@ from types import ModuleType
 import pytest
 
 from pipelines import maps
+from pipelines.testing import CHROMIUM
 from pipelines.testing import OFFLINE_CHROMIUM_FLAGS as OFFLINE_FLAGS
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(

@@ -43,9 +43,9 @@ import pytest
 from pipelines.cli import main
 from pipelines.maps import HEAT_SOURCES
 from pipelines.nightly import EXIT_OK
+from pipelines.testing import CHROMIUM
 from pipelines.testing import OFFLINE_CHROMIUM_FLAGS as OFFLINE_FLAGS
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
