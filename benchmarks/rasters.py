@@ -51,7 +51,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRES = ROOT / "geodata/fires/MODIS_C6_1_Global_7d_2022-05-28_2022-06-04_ncp-subset.csv"
-LANDCOVER = ROOT / "geodata/landcover/MCD12C1_2019_IGBP_ncp_0.05deg.tif"
+LANDCOVER = ROOT / "geodata/landcover/MCD12C1_2019_IGBP_china_0.05deg.tif"
 DAY = dt.date(2022, 6, 3)
 
 

@@ -10,7 +10,10 @@ In order of precedence (``schema.CATEGORIES``):
 3. ``straw_suspect``: at least ``min_cropland`` of the pixel footprint is
    cropland (``landcover.cover_fractions``);
 4. ``other_vegetation``: at least ``min_cropland`` of it is natural vegetation;
-5. ``other``: anything else (towns, water, bare land, or no land cover).
+5. ``unknown``: the land-cover raster says nothing there (outside it, or on its
+   nodata), or no raster is configured: it may be cropland, so it is never
+   ``other``;
+6. ``other``: anything else (towns, water, bare land).
 
 An event takes the first category, in that order, of any of its observations,
 and that observation's reason: one industrial pixel makes the whole event
@@ -33,6 +36,8 @@ from .landcover import LandCover, cover_fractions
 from .persistent import FireHistory, PersistenceRule
 from .schema import CATEGORIES, WGS84
 
+UNKNOWN_REASON = "地类不明：火点像元不在土地覆盖数据范围内 land cover unknown: the pixel is outside the land-cover raster (or on its nodata)"
+NO_LANDCOVER_REASON = "地类不明：未配置土地覆盖数据 land cover unknown: no land-cover raster configured ([classify] landcover)"
 CLASS_COLUMNS = ["category", "reason", "cropland_fraction", "plant_id", "plant_name", "plant_km", "persistent_days"]
 
 
@@ -55,7 +60,7 @@ def classify(fires: pd.DataFrame, classifier: Classifier, day: dt.date) -> pd.Da
     persistent-source history is counted strictly before it).
 
     ``category`` is ``straw_suspect``, ``industrial``, ``persistent``,
-    ``other_vegetation`` or ``other``; ``cropland_fraction`` is 0-1 of the
+    ``other_vegetation``, ``unknown`` (no land cover there) or ``other``; ``cropland_fraction`` is 0-1 of the
     pixel footprint; ``plant_km`` is km from the pixel centre.
 
     Example::
@@ -88,9 +93,10 @@ def classify(fires: pd.DataFrame, classifier: Classifier, day: dt.date) -> pd.Da
     industrial = near["plant_km"].notna().to_numpy()
     cropland = ~industrial & ~is_persistent & (crop >= classifier.min_cropland)
     vegetation = ~industrial & ~is_persistent & ~cropland & (veg >= classifier.min_cropland)
+    unknown = ~industrial & ~is_persistent & np.isnan(crop)
     category = np.select(
-        [industrial, is_persistent, cropland, vegetation],
-        ["industrial", "persistent", "straw_suspect", "other_vegetation"],
+        [industrial, is_persistent, cropland, vegetation, unknown],
+        ["industrial", "persistent", "straw_suspect", "other_vegetation", "unknown"],
         "other",
     )
     reasons = []
@@ -106,8 +112,8 @@ def classify(fires: pd.DataFrame, classifier: Classifier, day: dt.date) -> pd.Da
                 f"persistent heat source: fires on {days[i]} days in the {classifier.rule.window_days} days before "
                 f"{day.isoformat()} (at least {classifier.rule.min_days} make a place persistent)"
             )
-        elif np.isnan(crop[i]):
-            reasons.append("land cover unknown (outside the land-cover raster)")
+        elif c == "unknown":
+            reasons.append(UNKNOWN_REASON if classifier.landcover is not None else NO_LANDCOVER_REASON)
         else:
             reasons.append(f"{crop[i]:.0%} of the pixel is cropland, {veg[i]:.0%} natural vegetation (class {centre[i]} at its centre)")
     out["category"] = pd.array(category, dtype="string")

@@ -334,8 +334,8 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: [fires] min_confidence = {config.fires.min_confidence}: expected a percentage 0-100")
     if config.make_grid.cell_km <= 0:
         raise ConfigError(f"{path}: [make_grid] cell_km = {config.make_grid.cell_km}: expected a positive number of km")
-    if not (config.fires.points or config.fires.rasters):
-        raise ConfigError(f"{path}: [fires] points and rasters are both empty: expected at least one file pattern")
+    if not (config.fires.points or config.fires.rasters or config.electricity):
+        raise ConfigError(f"{path}: [fires] points and rasters are both empty and there is no [electricity]: expected at least one fire file pattern")
     if config.fires.cloud_window < 1 or config.fires.cloud_window % 2 == 0:
         raise ConfigError(f"{path}: [fires] cloud_window = {config.fires.cloud_window}: expected an odd number of pixels (1, 3, 5, ...)")
     if config.classify is not None:

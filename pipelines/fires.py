@@ -25,6 +25,9 @@ from .skips import Skip
 from .windows import daynight
 
 
+NO_ROWS = "no data rows (only a header): expected fire rows, even if none fall in the region or the day"
+
+
 @dataclass
 class LazyFires:
     """Fire points not yet read: delayed ``(points, skips, counts)``, one per file or group of raster blocks.
@@ -120,6 +123,9 @@ def _read_one(
     path: str, bbox: tuple[float, float, float, float] | None, day: dt.date | None, min_confidence: float
 ) -> tuple[pd.DataFrame, list[Skip], list[dict]]:
     frame, skips = read_points(path)
+    if frame.empty and not skips:
+        # A header and nothing else: a failed or empty download, which must not read as a quiet night.
+        skips = [Skip(Path(path).name, NO_ROWS)]
     frame, counts = filter_fires(frame, bbox, day, min_confidence)
     return frame, skips, [{"file": Path(path).name, **counts}]
 

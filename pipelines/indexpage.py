@@ -124,6 +124,9 @@ body { margin: 0; font-family: system-ui, -apple-system, "PingFang SC", "Noto Sa
 header { background: #263238; color: #fff; padding: 8px 12px; }
 header h1 { font-size: 1.15rem; margin: 0; }
 header p { margin: 2px 0 0; color: #cfd8dc; font-size: 0.9rem; }
+.notices { margin: 0; padding: 6px 12px; list-style: none; }
+.notices li { margin: 4px 0; padding: 6px 10px; border-left: 4px solid #1565c0; background: #e3f2fd; }
+.notices li.warn { border-color: #c62828; background: #ffebee; }
 nav.top { display: flex; flex-wrap: wrap; gap: 6px; padding: 8px 12px; background: #eceff1; }
 nav.top a { display: inline-block; padding: 8px 12px; background: #fff; border: 1px solid #90a4ae; border-radius: 4px;
   text-decoration: none; color: #0d47a1; font-weight: 600; }
@@ -223,6 +226,7 @@ def index_page(
     fires: pd.DataFrame | None = None,
     events: pd.DataFrame | None = None,
     lines: list[str] | None = None,
+    notices: list[tuple[str, str]] | None = None,
 ) -> str:
     """The run's ``index.html`` as one self-contained page (UTF-8 text).
 
@@ -234,7 +238,9 @@ def index_page(
     ``summary`` is used as is). ``day``: the run's Beijing date (shown as given,
     ``YYYY-MM-DD`` for a date). ``extra``: top links, label -> relative path;
     None = overview map, report and plan (``DEFAULT_EXTRA``). ``lines``: more
-    summary lines under the title (plain text). Fixed labels in Chinese, English
+    summary lines under the title (plain text). ``notices``: ``(level, text)``
+    boxes under the title, ``level`` "warn" (missing data, skipped input) or
+    "info" (e.g. no fires observed). Fixed labels in Chinese, English
     or both. Cells are listed most suspected straw burning first, then most fires,
     most electricity sites, then by id. Raises ``ValueError`` for a link that is
     not a relative path.
@@ -326,6 +332,7 @@ def index_page(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_esc(title)}</title><style>{INDEX_CSS}</style></head><body>"
         f"<header><h1>{_esc(title)}</h1>" + "".join(f"<p>{_esc(p)}</p>" for p in paragraphs if p) + "</header>"
+        + _notice_list(notices or [])
         + (f'<nav class="top">{nav}</nav>' if nav else "")
         + filters
         + f'<div class="wrap"><table id="cells"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
@@ -333,6 +340,13 @@ def index_page(
     )
     check_self_contained(page, "index page")
     return page
+
+
+def _notice_list(notices: list[tuple[str, str]]) -> str:
+    if not notices:
+        return ""
+    items = "".join(f'<li class="{"warn" if level == "warn" else "info"}">{_esc(text)}</li>' for level, text in notices)
+    return f'<ul class="notices" role="status">{items}</ul>'
 
 
 def _summary_line(table: pd.DataFrame, language: Language) -> str:

@@ -25,10 +25,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+import shapely
 from pyproj import Transformer
 from rasterio.windows import Window, from_bounds
 
 from .attribution import KM_PER_DEG_LAT, KM_PER_DEG_LON_AT_EQUATOR, PointIndex
+from .grid import CHINA_ALBERS
 
 EARTH_RADIUS_KM = 6371.0088
 # MODIS MCD12C1 IGBP classes: 1-5 forests, 6-7 shrublands, 8-9 savannas, 10 grasslands, 11 wetlands.
@@ -132,38 +134,80 @@ def cropland_hectares(grid: gpd.GeoDataFrame, landcover: LandCover, index: Point
 
     ``grid`` in EPSG:4326 with ``cell_id``; ``index`` is ``PointIndex.build(grid.geometry)`` to reuse.
     """
+    return land_hectares(grid, landcover, index, sub_km=sub_km)["cropland_ha"]
+
+
+def land_hectares(grid: gpd.GeoDataFrame, landcover: LandCover, index: PointIndex | None = None, *, sub_km: float = 0.5) -> pd.DataFrame:
+    """Per grid cell (index ``cell_id``): ``cropland_ha``, ``area_ha`` and ``landcover_ha``, in hectares.
+
+    ``area_ha`` is the cell's area (China Albers, equal-area); ``landcover_ha``
+    the part of it the raster classifies (not outside its extent, not on its
+    nodata), so ``landcover_ha / area_ha`` is the share of the cell where a
+    fire's land cover can be known at all. ``grid`` in EPSG:4326.
+    """
     index = index or PointIndex.build(grid.geometry)
-    hectares = np.zeros(len(grid))
+    cells = grid["cell_id"].to_numpy()
+    albers = grid.geometry.to_crs(CHINA_ALBERS)
+    area_ha = albers.area.to_numpy() / 1e4
+    out = pd.DataFrame({"cropland_ha": 0.0, "area_ha": area_ha, "landcover_ha": area_ha}, index=cells)
+    if not len(grid):
+        return out
     with _open(landcover) as src:
         west, south, east, north = grid.total_bounds
+        extent = shapely.box(*src.bounds)
         if src.crs.to_epsg() != 4326:
             xs, ys = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True).transform([west, east, west, east], [south, south, north, north])
             west, east, south, north = min(xs), max(xs), min(ys), max(ys)
         values, window = _read_window(src, np.array([west, east]), np.array([south, north]))
-        transform = src.window_transform(window)
-        geographic = src.crs.is_geographic
-        to_wgs84 = None if src.crs.to_epsg() == 4326 else Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True)
-    rows, cols = np.nonzero(np.isin(values, landcover.cropland))
-    if not len(rows):
-        return pd.Series(hectares, index=grid["cell_id"].to_numpy(), name="cropland_ha")
-    pixel_w, pixel_h = abs(transform.a), abs(transform.e)
-    if geographic:
-        k = max(1, math.ceil(pixel_h * KM_PER_DEG_LAT / sub_km))
-    else:
-        k = max(1, math.ceil(pixel_h / 1000 / sub_km))
-    sub = (np.arange(k) + 0.5) / k
-    # Sub-pixel centres in the raster's CRS, k x k per cropland pixel.
-    cx = (cols[:, None, None] + sub[None, None, :]) * transform.a + transform.c
-    cy = (rows[:, None, None] + sub[None, :, None]) * transform.e + transform.f
-    cx, cy = np.broadcast_to(cx, (len(rows), k, k)).ravel(), np.broadcast_to(cy, (len(rows), k, k)).ravel()
-    if geographic:
-        # Spherical area of each sub-pixel: R^2 * dlon * (sin(lat_top) - sin(lat_bottom)).
-        half = pixel_h / k / 2
-        area_km2 = EARTH_RADIUS_KM**2 * np.radians(pixel_w / k) * np.abs(np.sin(np.radians(cy + half)) - np.sin(np.radians(cy - half)))
-    else:
-        area_km2 = np.full(cx.shape, pixel_w * pixel_h / k / k / 1e6)
-    lon, lat = (cx, cy) if to_wgs84 is None else to_wgs84.transform(cx, cy)
-    cell = index.locate(np.asarray(lon), np.asarray(lat))
-    inside = cell >= 0
-    hectares += np.bincount(cell[inside], weights=area_km2[inside] * 100.0, minlength=len(grid))
-    return pd.Series(hectares, index=grid["cell_id"].to_numpy(), name="cropland_ha")
+        raster = _Pixels(src.window_transform(window), src.crs.is_geographic,
+                         None if src.crs.to_epsg() == 4326 else Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True))
+        nodata = src.nodata
+        raster_crs = src.crs
+    out["cropland_ha"] = raster.hectares(np.isin(values, landcover.cropland), index, len(grid), sub_km)
+    # Unclassified: outside the raster's extent, or on its nodata inside it.
+    outside = gpd.GeoSeries([extent], crs=raster_crs).to_crs(CHINA_ALBERS).iloc[0]
+    beyond = ~albers.within(outside).to_numpy()
+    uncovered = np.zeros(len(grid))
+    if beyond.any():
+        uncovered[beyond] = shapely.area(shapely.difference(albers.to_numpy()[beyond], outside)) / 1e4
+    if nodata is not None:
+        uncovered += raster.hectares(values == nodata, index, len(grid), sub_km)
+    out["landcover_ha"] = np.clip(area_ha - uncovered, 0.0, area_ha)
+    return out
+
+
+@dataclass(frozen=True)
+class _Pixels:
+    """Where a window of the land-cover raster lies, to turn pixel masks into hectares per cell."""
+
+    transform: rasterio.Affine
+    geographic: bool
+    to_wgs84: Transformer | None
+
+    def hectares(self, mask: np.ndarray, index: PointIndex, n_cells: int, sub_km: float) -> np.ndarray:
+        """Hectares of the ``True`` pixels of ``mask`` in each of ``n_cells`` cells.
+
+        Every pixel is split into k x k sub-pixels of about ``sub_km``, each
+        attributed to the cell holding its centre with its share of the pixel's
+        area (spherical for geographic rasters).
+        """
+        rows, cols = np.nonzero(mask)
+        if not len(rows):
+            return np.zeros(n_cells)
+        transform = self.transform
+        pixel_w, pixel_h = abs(transform.a), abs(transform.e)
+        k = max(1, math.ceil((pixel_h * KM_PER_DEG_LAT if self.geographic else pixel_h / 1000) / sub_km))
+        sub = (np.arange(k) + 0.5) / k
+        cx = (cols[:, None, None] + sub[None, None, :]) * transform.a + transform.c
+        cy = (rows[:, None, None] + sub[None, :, None]) * transform.e + transform.f
+        cx, cy = np.broadcast_to(cx, (len(rows), k, k)).ravel(), np.broadcast_to(cy, (len(rows), k, k)).ravel()
+        if self.geographic:
+            # Spherical area of each sub-pixel: R^2 * dlon * (sin(lat_top) - sin(lat_bottom)).
+            half = pixel_h / k / 2
+            area_km2 = EARTH_RADIUS_KM**2 * np.radians(pixel_w / k) * np.abs(np.sin(np.radians(cy + half)) - np.sin(np.radians(cy - half)))
+        else:
+            area_km2 = np.full(cx.shape, pixel_w * pixel_h / k / k / 1e6)
+        lon, lat = (cx, cy) if self.to_wgs84 is None else self.to_wgs84.transform(cx, cy)
+        cell = index.locate(np.asarray(lon), np.asarray(lat))
+        inside = cell >= 0
+        return np.bincount(cell[inside], weights=area_km2[inside] * 100.0, minlength=n_cells)

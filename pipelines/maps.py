@@ -1198,6 +1198,8 @@ def _window_evidence(rec: Mapping[str, Any]) -> list[PopupValue]:
 
 # Heat sources are not what a supervisor patrols for: their layers start hidden.
 HEAT_SOURCES = ("industrial", "persistent")
+UNKNOWN_LAND = "unknown_land"  # key of the fires of unknown land cover among the class counts
+UNKNOWN_LAND_COLOUR = "#7b1fa2"
 HEAT_SOURCE_COLOURS = {"industrial": "#6d4c41", "persistent": "#8d6e63"}
 
 
@@ -1332,12 +1334,15 @@ def _site_legend(sites: pd.DataFrame | None, lang: _Lang = _BOTH) -> str:
     return f"<b>{_esc(lang.t('用电异常', 'electricity sites'))}</b>" + rows
 
 
-def _fire_point_style(cls: FireClass, *, touching: bool, fade: float = 1.0) -> dict[str, Any]:
+def _fire_point_style(cls: FireClass, *, touching: bool, fade: float = 1.0, unknown_land: bool = False) -> dict[str, Any]:
     """Solid marker for a fire centred in the cell; hollow dashed for a neighbour's.
 
     ``fade`` (0-1, from :func:`_age_fade`) scales the fill opacity; the outline
-    stays, so an old fire is still found, just quieter.
+    stays, so an old fire is still found, just quieter. A fire of unknown land
+    cover (``unknown_land``) gets a thick purple outline: it may be straw burning.
     """
+    if unknown_land and not touching:
+        return {"color": UNKNOWN_LAND_COLOUR, "weight": 3, "fillColor": cls.colour, "fillOpacity": round(0.9 * fade, 3)}
     if touching:
         return {
             "color": cls.colour,
@@ -1411,7 +1416,8 @@ def _fire_layers(
         tooltip = f"{number}{_bjt(rec['time_utc'], '%H:%M')} · {cls.label} · {where}"
         values = _fire_popup_values(rec, names)
         styles, features = by_class[cls.key]
-        style = _fire_point_style(cls, touching=touching, fade=_age_fade(rec["time_utc"], newest))
+        style = _fire_point_style(cls, touching=touching, fade=_age_fade(rec["time_utc"], newest),
+                                  unknown_land=str(rec.get("category")) == "unknown")
         features.append(_feature(_geometry_json(rec["geometry"], 0), styles.index(style), tooltip, values))
     for cls in FIRE_CLASSES:
         styles, features = by_class[cls.key]
@@ -1441,9 +1447,11 @@ def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang) -> None:
 
 
 def _class_counts(fires: pd.DataFrame) -> dict[str, int]:
+    """Fires per window class (``FIRE_CLASSES`` keys), and ``UNKNOWN_LAND`` fires of unknown land cover."""
     counts = {c.key: 0 for c in FIRE_CLASSES}
     for after_work, night in zip(fires["win_after_work"], fires["win_first_half_night"], strict=True):
         counts[_fire_class(after_work, night).key] += 1
+    counts[UNKNOWN_LAND] = int((fires["category"] == "unknown").sum()) if "category" in fires else 0
     return counts
 
 
@@ -1505,11 +1513,15 @@ def _count_colour(n: int) -> str:
 
 
 def _fire_legend_rows(counts: Mapping[str, int], lang: _Lang = _BOTH) -> str:
-    return "".join(
+    rows = "".join(
         f"<div>{_swatch(c.colour, dot=True)}{_esc(lang.label(c.label))} ({counts[c.key]})</div>"
         for c in reversed(FIRE_CLASSES)
         if c.key != "both" or counts[c.key]
     )
+    if counts.get(UNKNOWN_LAND):
+        text = lang.t("紫色粗边＝地类不明（可能是耕地）", "thick purple outline = land cover unknown (may be cropland)")
+        rows += f"<div>{_swatch('#9e9e9e', dot=True, border=UNKNOWN_LAND_COLOUR)}{_esc(text)} ({counts[UNKNOWN_LAND]})</div>"
+    return rows
 
 
 def _age_legend(lang: _Lang) -> str:

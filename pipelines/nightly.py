@@ -34,10 +34,10 @@ from .electricity import (
     store_state,
 )
 from .events import FusionTolerance, assign_events, events_table
-from .fires import dedupe, expand_patterns, read_fires
+from .fires import NO_ROWS, dedupe, expand_patterns, read_fires
 from .grid import load_counties, load_grid, read_layer
 from .indexpage import write_index
-from .landcover import LandCover, LandCoverError, cropland_hectares
+from .landcover import LandCover, LandCoverError, land_hectares
 from .manifest import file_record, skip_records, versions
 from .maps import cell_map, cell_map_filename, map_options, overview_map, plan_map, save_map
 from .outputs import staged_folder
@@ -140,11 +140,8 @@ def run_nightly(
     with _captured_log() as records:
         with _timed(timings, "load_grid"):
             grid = load_supervision_grid(config)
-        files = _Inputs(expand_patterns(config.fires.points, base, day), expand_patterns(config.fires.rasters, base, day))
-        if not (files.points or files.rasters):
-            raise RunError(
-                f"no fire files match [fires] points = {list(config.fires.points)} or rasters = {list(config.fires.rasters)} (relative to {base})"
-            )
+        files = _Inputs(expand_patterns(config.fires.points, base, day), expand_patterns(config.fires.rasters, base, day),
+                        missing_fire_data(config, day))
         with _timed(timings, "load_sources"):
             sources = load_sources(config)
         run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root)
@@ -157,6 +154,22 @@ def run_nightly(
 class _Inputs:
     points: list[Path]  # fire-point files
     rasters: list[Path]  # fire-mask rasters
+    missing: list[Skip] = field(default_factory=list)  # configured patterns that matched no file
+
+
+def missing_fire_data(config: Config, day: dt.date) -> list[Skip]:
+    """One skip per ``[fires]`` pattern that matches no file for ``day``.
+
+    An expected file that is not there is "no data", never "no fires": the run
+    goes on (electricity, pages) but ends partial, so that cron sees it.
+    """
+    skips = []
+    for key, patterns in (("points", config.fires.points), ("rasters", config.fires.rasters)):
+        for pattern in patterns:
+            if not expand_patterns([pattern], config.base_dir, day):
+                skips.append(Skip(f"[fires] {key}", f"no file matches {pattern.format(date=day)!r} (relative to {config.base_dir}): "
+                                  "no fire data for this day, which is not the same as no fires", field=key))
+    return skips
 
 
 @dataclass(frozen=True)
@@ -178,8 +191,14 @@ class Sources:
 
     def cropland(self, grid: gpd.GeoDataFrame, index: PointIndex | None = None) -> pd.Series:
         """Hectares of cropland per cell (0 everywhere without a land-cover raster)."""
+        land = self.land(grid, index)
+        return land["cropland_ha"] if land is not None else pd.Series(0.0, index=grid["cell_id"].to_numpy())
+
+    def land(self, grid: gpd.GeoDataFrame, index: PointIndex | None = None) -> pd.DataFrame | None:
+        """Per cell: hectares of cropland, of area and of area the land cover classifies
+        (``landcover.land_hectares``); None without a land-cover raster."""
         landcover = self.classifier.landcover
-        return cropland_hectares(grid, landcover, index) if landcover else pd.Series(0.0, index=grid["cell_id"].to_numpy())
+        return land_hectares(grid, landcover, index) if landcover else None
 
     def before_rain(self, fires: pd.DataFrame, extra_h: float = 0.0) -> pd.DataFrame | None:
         """The 下雨前 flags and evidence: from the first source (forecasts, grids, stations) that knows.
@@ -317,7 +336,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
     with _timed(timings, "read_fires"):
         lazy = read_fires(files.points, **filters) + read_raster_fires(files.rasters, cloud_window=config.fires.cloud_window, **filters)
         points, skips, per_file = lazy.compute()
-    skips = run.sources.plant_skips + skips
+    skips = run.sources.plant_skips + files.missing + skips + _no_scans_of_the_day(files, per_file, day)
     for skip in skips:
         log.info("skipped %s", skip)
     if skips:
@@ -340,6 +359,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
     )
     with _timed(timings, "classify"):
         fires = classify(fires, run.sources.classifier, day)
+        skips += _unknown_landcover(fires)
     with _timed(timings, "events"):
         fires["event_id"] = assign_events(fires, FusionTolerance(config.events.distance_km, config.events.max_gap_h))
         events = classify_events(events_table(fires), fires)
@@ -357,16 +377,18 @@ def _run(run: _Run, staging: Path) -> RunResult:
         summary = grid_summary(fires, grid, links, sites)
         summary.to_csv(staging / "grid_summary.csv", index=False, encoding="utf-8")
     with _timed(timings, "report"):
-        cropland = run.sources.cropland(grid, index)
+        land = run.sources.land(grid, index)
+        cropland = land["cropland_ha"] if land is not None else pd.Series(0.0, index=grid["cell_id"].to_numpy())
         history = {"previous_day": _events_of(run.out_root, day - dt.timedelta(days=1)), "last_year": _events_of(run.out_root, _year_before(day))}
-        table = report_table(events, fires, grid, run.sources.counties, cropland, history)
+        table = report_table(events, fires, grid, run.sources.counties, cropland, history, land)
+        _log_landcover_gaps(table)
         write_report(table, staging, day=day, title=f"gridwatch {day.isoformat()}")
     with _timed(timings, "plan"):
         today = events.loc[events["category"] == "straw_suspect", "cell_id"].dropna().value_counts()
         plan = tomorrows_plan(config, run.sources, grid, day, cropland, run.out_root, today)
         write_plan(plan, grid, staging, day=day + dt.timedelta(days=1), map_kwargs=map_options(config.maps))
     with _timed(timings, "write_maps"):
-        title = f"gridwatch {day.isoformat()}"
+        title = f"gridwatch {day.isoformat()}" + ("" if len(fires) else " · 未观测到火点 no fires observed")
         overview = overview_map(fires, grid, title=title, cell_links=links, context=province_outlines(grid), events=events, sites=sites,
                                 **map_options(config.maps))
         save_map(overview, staging / "map.html")
@@ -375,7 +397,8 @@ def _run(run: _Run, staging: Path) -> RunResult:
         for cell in cells:
             m = cell_map(cell, fires, grid, title=title, events=events, sites=sites, **map_options(config.maps))
             save_map(m, staging / links[cell])
-        write_index(staging / "index.html", summary, day=day, title=title, fires=fires, events=events)
+        write_index(staging / "index.html", summary, day=day, title=title, fires=fires, events=events,
+                    notices=run_notices(fires, [*files.points, *files.rasters], per_file, skips))
 
     updated = None
     if config.persistent is not None and config.persistent.update:
@@ -427,6 +450,39 @@ def _run(run: _Run, staging: Path) -> RunResult:
     return RunResult(day, run.out_root / day.isoformat(), manifest, skips)
 
 
+def run_notices(fires: pd.DataFrame, read: list[Path], per_file: dict[str, dict], skips: list[Skip]) -> list[tuple[str, str]]:
+    """What the start page must say before any count: missing fire data, a night without fires
+    (and which files were read), fires of unknown land cover, skipped input. ``(level, text)``."""
+    notices: list[tuple[str, str]] = []
+    missing = [s for s in skips if s.file.startswith("[fires]") or s.reason == NO_ROWS]
+    for skip in missing:
+        notices.append(("warn", f"火点数据缺失 fire data missing: {skip}"))
+    if fires.empty:
+        listed = ", ".join(f"{p.name} ({per_file.get(p.name, {}).get('rows_read', 0)} 行 rows)" for p in read[:10])
+        more = f" … +{len(read) - 10}" if len(read) > 10 else ""
+        files = f"已读取 files read: {listed}{more}" if read else "未读取任何火点文件 no fire file was read"
+        notices.append(("warn" if missing or not read else "info", f"今日未观测到火点 no fires observed. {files}"))
+    unknown = int((fires["category"] == "unknown").sum()) if "category" in fires else 0
+    if unknown:
+        notices.append(("warn", f"{unknown} 个火点地类不明，未计入疑似秸秆焚烧 {unknown} fires of unknown land cover, "
+                        "not counted as suspected straw burning (see run.json)"))
+    others = len(skips) - len(missing)
+    if others > 0:
+        notices.append(("warn", f"{others} 条输入被跳过，详见 run.json {others} input rows, files or settings skipped: see run.json"))
+    return notices
+
+
+def _no_scans_of_the_day(files: _Inputs, per_file: dict[str, dict], day: dt.date) -> list[Skip]:
+    """A skip when raster files were found but none holds a scan of ``day``: no geostationary data that night."""
+    if not files.rasters:
+        return []
+    other = sum(per_file.get(p.name, {}).get("scans_other_dates", 0) for p in files.rasters)
+    if other < len(files.rasters):
+        return []
+    return [Skip("[fires] rasters", f"none of the {len(files.rasters)} raster file(s) holds a scan of {day.isoformat()} (Beijing date): "
+                 "no fire-mask data for this day", field="rasters")]
+
+
 def _electricity(run: _Run, index: PointIndex) -> SitesResult:
     """The day's electricity sites; unusable electricity inputs make the run partial, not failed."""
     try:
@@ -473,6 +529,38 @@ def _log_unknown(fires: pd.DataFrame) -> None:
                 top = fires.loc[unknown, note].dropna().astype(str).value_counts().head(3)
                 why = "; ".join(f"{reason} ({n})" for reason, n in top.items())
             log.warning("%s unknown for %d of %d fires%s", column, int(unknown.sum()), len(fires), f": {why}" if why else "")
+
+
+def _unknown_landcover(fires: pd.DataFrame) -> list[Skip]:
+    """A warning in run.json when fires could not be classified for lack of land cover: how many, and where.
+
+    Fires in grid cells left unknown also make the run partial (one entry in
+    ``skipped``): the configured land cover does not cover the grid, and a
+    supervisor's straw-burning count would silently be too low.
+    """
+    unknown = fires[fires["category"] == "unknown"]
+    if unknown.empty:
+        return []
+    where = unknown["province_name"].fillna("outside the grid").value_counts().head(5)
+    places = ", ".join(f"{name} {n}" for name, n in where.items())
+    log.warning("land cover unknown for %d of %d fires (category 'unknown', not counted as straw burning): %s; "
+                "lon %.2f-%.2f, lat %.2f-%.2f: check that [classify] landcover covers the region",
+                len(unknown), len(fires), places, unknown["lon"].min(), unknown["lon"].max(), unknown["lat"].min(), unknown["lat"].max())
+    in_grid = int(unknown["cell_id"].notna().sum())
+    if not in_grid:
+        return []
+    return [Skip("[classify] landcover", f"land cover unknown for {in_grid} fire(s) in grid cells: they are category 'unknown', "
+                 "not straw_suspect; expected a land-cover raster that covers the grid", field="landcover")]
+
+
+def _log_landcover_gaps(table: pd.DataFrame) -> None:
+    """A warning in run.json naming the counties the land cover does not fully cover (their cropland is too low)."""
+    counties = table[(table["level"] == "county") & (table["landcover_coverage"] < 0.99)]
+    if counties.empty:
+        return
+    worst = counties.sort_values("landcover_coverage").head(5)
+    log.warning("the land-cover raster covers only part of %d counties (cropland and densities there are too low): %s",
+                len(counties), ", ".join(f"{n} {c:.0%}" for n, c in zip(worst["name"], worst["landcover_coverage"])))
 
 
 def _events_of(out_root: Path, day: dt.date) -> pd.DataFrame | None:

@@ -27,7 +27,7 @@ from pyproj import CRS, Transformer
 
 from .attribution import KM_PER_DEG_LAT, KM_PER_DEG_LON_AT_EQUATOR
 from .fires import LazyFires, filter_fires
-from .readers.points import LEVEL_SCORE, assemble
+from .readers.points import LEVEL_SCORE, assemble, bad_frp
 from .readers.rasters import RasterError, detect_raster, open_scans, open_scene, satellite_of
 from .schema import empty_fires
 from .skips import Skip
@@ -247,11 +247,13 @@ def _assemble(blocks: list[dict[str, object]], labels: tuple[str, str], filters:
         "source_col": cat("cols") + 1,
     }
     frame = assemble(columns, pd.RangeIndex(sum(n)))
-    placed = frame["lon"].notna() & frame["lat"].notna()
-    if not placed.all():
-        lost = frame[~placed]
-        skips += [Skip(f, "fire pixel without latitude/longitude", row=int(r), field="latitude") for f, r in zip(lost["source_file"], lost["source_row"])]
-        frame = frame[placed].reset_index(drop=True)
+    unplaced = frame["lon"].isna() | frame["lat"].isna()
+    implausible = bad_frp(frame["frp_mw"]) & ~unplaced
+    for bad, field, reason in ((unplaced, "latitude", "fire pixel without latitude/longitude"),
+                               (implausible, "frp", "FRP is negative or not finite; expected >= 0 MW")):
+        lost = frame[bad]
+        skips += [Skip(f, reason, row=int(r), field=field) for f, r in zip(lost["source_file"], lost["source_row"])]
+    frame = frame[~(unplaced | implausible)].reset_index(drop=True)
     # Filtered file by file, so that run.json says per file what each filter dropped, as for point files.
     read = pd.Series(np.concatenate([np.full(k, b["block"].file, dtype=object) for k, b in zip(n, found)])).value_counts()
     kept_frames = []

@@ -30,8 +30,8 @@ HISTORY_KEYS = ("previous_day", "last_year")
 UNKNOWN_CITY_CODE = ""
 UNKNOWN_CITY_NAME = "unknown"
 
-EVENT_COUNT_COLUMNS = ["straw_suspect", "industrial", "persistent", "other_vegetation", "other"]
-COUNT_COLUMNS = ["straw_suspect", "straw_points", "industrial", "persistent", "other_vegetation", "other", "events"]
+EVENT_COUNT_COLUMNS = ["straw_suspect", "industrial", "persistent", "other_vegetation", "unknown", "other"]
+COUNT_COLUMNS = ["straw_suspect", "straw_points", "industrial", "persistent", "other_vegetation", "unknown", "other", "events"]
 REPORT_COLUMNS = [
     "level",
     "code",
@@ -39,6 +39,7 @@ REPORT_COLUMNS = [
     "parent_code",
     *COUNT_COLUMNS,
     "cropland_ha",
+    "landcover_coverage",
     "straw_per_1000ha",
     "rank_count",
     "rank_density",
@@ -59,9 +60,11 @@ COLUMN_LABELS = {
     "industrial": CATEGORY_LABELS["industrial"],
     "persistent": CATEGORY_LABELS["persistent"],
     "other_vegetation": CATEGORY_LABELS["other_vegetation"],
+    "unknown": CATEGORY_LABELS["unknown"],
     "other": CATEGORY_LABELS["other"],
     "events": "火点事件合计 all fire events",
     "cropland_ha": "耕地面积（公顷） cropland (ha)",
+    "landcover_coverage": "土地覆盖数据覆盖率 share of the area with land cover",
     "straw_per_1000ha": "每千公顷耕地疑似秸秆焚烧 straw burning per 1,000 ha cropland",
     "rank_count": "数量排名 rank by count",
     "rank_density": "密度排名 rank by density",
@@ -77,9 +80,10 @@ LEVEL_LABELS = {
     "cell": "网格 grid cells",
 }
 TOP_COUNTIES = 15
+COVERAGE_WARNING = 0.99  # counties whose land-cover coverage is below this are named on the page
 TOP_CELLS = 100
 
-_SUM_COLUMNS = [*COUNT_COLUMNS, "cropland_ha", "previous_day", "last_year"]
+_SUM_COLUMNS = [*COUNT_COLUMNS, "cropland_ha", "area_ha", "landcover_ha", "previous_day", "last_year"]
 _INT_COLUMNS = list(COUNT_COLUMNS)
 _TEXT_COLUMNS = ["level", "code", "name", "parent_code"]
 
@@ -94,6 +98,7 @@ def report_table(
     counties: pd.DataFrame,
     cropland_ha: pd.Series,
     history: Mapping[str, pd.DataFrame | None],
+    land: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per unit at each level, provinces first; then cities, counties, cells.
 
@@ -117,6 +122,10 @@ def report_table(
     * ``cropland_ha``: sum over all grid cells of the unit (cells missing from
       ``cropland_ha`` count 0); ``straw_per_1000ha`` = straw_suspect per 1,000 ha,
       NaN where the unit has no cropland.
+    * ``landcover_coverage``: share (0-1) of the unit's area that the land-cover
+      raster classifies, from ``land`` (``landcover.land_hectares``: ``area_ha``
+      and ``landcover_ha`` per cell); where it is below 1, cropland and density
+      are too low and fires there may be ``unknown``. NaN without ``land``.
     * ``rank_count`` (by straw_suspect) and ``rank_density`` (by
       straw_per_1000ha): 1 = most, ties share the lowest rank, among the rows of
       the same level (for cells this equals the rank among all grid cells);
@@ -172,6 +181,8 @@ def report_table(
     attrs["unknown_cell_ids"] = sorted(set(ev_unknown) | set(fire_unknown))
 
     base["cropland_ha"] = _cropland(cropland_ha, cell_index)
+    for column in ("area_ha", "landcover_ha"):
+        base[column] = _cropland(land[column], cell_index) if land is not None else np.zeros(n)
 
     # History: straw_suspect events per cell (0 placeholders where absent; set to <NA> at the end).
     keep = base["events"].to_numpy() > 0
@@ -339,6 +350,8 @@ def _finish_level(part: pd.DataFrame, present: dict[str, bool]) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         density = np.where(crop > 0, straw / crop.where(crop > 0, 1.0) * 1000.0, np.nan)
     part["straw_per_1000ha"] = density.astype("float64")
+    area = part["area_ha"].astype("float64")
+    part["landcover_coverage"] = np.where(area > 0, part["landcover_ha"] / area.where(area > 0, 1.0), np.nan)
     part["rank_count"] = part["straw_suspect"].rank(method="min", ascending=False).astype("Int64")
     part["rank_density"] = part["straw_per_1000ha"].rank(method="min", ascending=False, na_option="keep").astype("Int64")
     for key in HISTORY_KEYS:
@@ -410,6 +423,7 @@ td.down { color: #070; }
 tr:nth-child(even) td { background: #fafafa; }
 svg text { font-size: 12px; }
 p.empty, p.note { color: #777; }
+li.warn { color: #b00; }
 """
 
 
@@ -449,6 +463,7 @@ def report_html(table: pd.DataFrame, *, day: datetime.date, title: str) -> str:
         + "; ".join(f"{e(CATEGORY_LABELS[c])}: {totals[c]:,}" for c in CATEGORIES)
         + f"; 合计 total: {totals['events']:,} 事件 events in grid cells</li>",
         f"<li>网格外事件 events outside the grid: {e(outside_text)}</li>",
+        *_coverage_warning(levels["county"]),
         "</ul>",
     ]
 
@@ -491,6 +506,17 @@ def report_html(table: pd.DataFrame, *, day: datetime.date, title: str) -> str:
     )
     out += ["</body>", "</html>", ""]
     return "\n".join(out)
+
+
+def _coverage_warning(counties: pd.DataFrame) -> list[str]:
+    """A summary line naming the counties the land-cover raster does not fully cover, if any."""
+    partial = counties[counties["landcover_coverage"] < COVERAGE_WARNING].sort_values(["landcover_coverage", "code"])
+    if partial.empty:
+        return []
+    worst = "、".join(f"{_esc(n)} {c:.0%}" for n, c in zip(partial["name"].head(5), partial["landcover_coverage"].head(5)))
+    return [f'<li class="warn"><strong>土地覆盖数据未完全覆盖 {len(partial):,} 个县</strong>（{worst}）：这些县的耕地面积和密度偏低，'
+            f"部分火点地类不明。 Land cover does not fully cover {len(partial):,} counties: their cropland and densities are "
+            "too low and some fires there are of unknown land cover.</li>"]
 
 
 def _esc(value: object) -> str:
@@ -561,6 +587,8 @@ def _fmt_number(column: str, value: object) -> str:
         return f"{float(value):,.1f}"
     if column == "straw_per_1000ha":
         return f"{float(value):.3g}"  # densities are small: keep three significant digits
+    if column == "landcover_coverage":
+        return f"{float(value):.0%}" if value < 0.995 else "100%"
     return f"{int(value):,}"
 
 

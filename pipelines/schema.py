@@ -61,12 +61,15 @@ WINDOW_LABELS = {
 
 # What a fire (or event) is, in order of precedence: a fire near a listed plant is
 # industrial even on cropland; only what is left on cropland is suspected straw burning.
-CATEGORIES = ("industrial", "persistent", "straw_suspect", "other_vegetation", "other")
+# ``unknown``: no land cover under the pixel, so it may be cropland; it ranks above ``other``
+# so that a fire on known towns or water never hides it within one event.
+CATEGORIES = ("industrial", "persistent", "straw_suspect", "other_vegetation", "unknown", "other")
 CATEGORY_LABELS = {
     "straw_suspect": "疑似秸秆焚烧 suspected straw burning",
     "industrial": "工业热源 industrial heat source",
     "persistent": "固定热源 persistent heat source",
     "other_vegetation": "其他植被 other vegetation",
+    "unknown": "地类不明 land cover unknown",
     "other": "其他 other",
 }
 

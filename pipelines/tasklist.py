@@ -61,6 +61,7 @@ CATEGORY_NAMES: dict[str, tuple[str, str]] = {
     "industrial": ("工业热源", "industrial heat source"),
     "persistent": ("固定热源", "persistent heat source"),
     "other_vegetation": ("其他植被火点", "other vegetation fire"),
+    "unknown": ("地类不明火点", "fire on unknown land cover"),
     "other": ("其他火点", "other fire"),
 }
 WINDOW_NAMES: dict[str, tuple[str, str]] = {
@@ -78,6 +79,7 @@ PRIORITY: dict[str, int] = {
     "straw_window": 1,  # straw_suspect with at least one high-risk window true
     "straw_suspect": 2,
     **{f"site:{rule}": 3 + i for i, rule in enumerate(SITE_RULES)},
+    "unknown": 7,  # may be cropland: checked with the other fires, ahead of known non-farmland
     "other_vegetation": 7,
     "other": 8,
     "industrial": 9,

@@ -21,7 +21,7 @@ from pipelines.readers.plants import PlantList, read_plant_lists, read_plants
 ROOT = Path(__file__).resolve().parent.parent
 GEM = ROOT / "geodata/industrial/gem_steel_plants_china.csv"
 WRI = ROOT / "geodata/industrial/wri_power_plants_china.csv"
-LANDCOVER = LandCover(ROOT / "geodata/landcover/MCD12C1_2019_IGBP_ncp_0.05deg.tif")
+LANDCOVER = LandCover(ROOT / "geodata/landcover/MCD12C1_2019_IGBP_china_0.05deg.tif")
 HIMAWARI = ROOT / "geodata/fires/H09_20251209_1900_L2WLF010_FLDK.06001_06001.csv"
 NCP_7D = ROOT / "geodata/fires/MODIS_C6_1_Global_7d_2022-05-28_2022-06-04_ncp-subset.csv"
 

@@ -80,7 +80,7 @@ def test_products_are_claimed_by_file_name(name: str, product: str) -> None:
 
 def test_an_unclaimed_raster_is_skipped_with_the_reason(tmp_path: Path) -> None:
     stray = tmp_path / "landcover.tif"
-    shutil.copy(ROOT / "geodata/landcover/MCD12C1_2019_IGBP_ncp_0.05deg.tif", stray)
+    shutil.copy(ROOT / "geodata/landcover/MCD12C1_2019_IGBP_china_0.05deg.tif", stray)
     lazy = read_raster_fires([stray])
     assert [s.file for s in lazy.skips] == ["landcover.tif"] and "not a known fire-mask raster" in lazy.skips[0].reason
 
@@ -223,7 +223,7 @@ def test_frp_is_read_only_where_there_are_fires(tmp_path: Path, modis_day: pd.Da
     """Chunk-wise FRP reads give exactly the values a full read gives at every fire pixel."""
     (path,) = write_geostationary_scans(
         tmp_path, modis_day, start_utc=dt.datetime(2022, 6, 3, 5, 0, tzinfo=dt.timezone.utc), scans=1,
-        lon_range=(113.0, 121.0), lat_range=(32.0, 40.0), landcover=ROOT / "geodata/landcover/MCD12C1_2019_IGBP_ncp_0.05deg.tif",
+        lon_range=(113.0, 121.0), lat_range=(32.0, 40.0), landcover=ROOT / "geodata/landcover/MCD12C1_2019_IGBP_china_0.05deg.tif",
         chunks=(37, 53),  # many chunks, not aligned with the blocks of rows below
     )
     ds, _ = open_scans([path], detect_raster(path), rows=90)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..skips import Skip
 from .csvtext import CsvTable, UnreadableFile, bad_float, first_line, read_table, to_float
-from .points import LEVEL_SCORE, assemble, level_from_score, row_skips
+from .points import LEVEL_SCORE, assemble, bad_frp, bad_size, level_from_score, row_skips
 
 REQUIRED = ("latitude", "longitude", "acq_date", "acq_time")
 ALIASES = {"frpm": "frp", "lat": "latitude", "lon": "longitude"}
@@ -104,6 +104,8 @@ def _parse(file: str, table: CsvTable) -> tuple[pd.DataFrame, list[Skip]]:
             ("satellite", satellite.isna(), "unknown satellite code"),
             ("confidence", conf_bad, "confidence is neither 0-100 nor low/nominal/high"),
             *[(c, bad_float(v), f"{c} is not a number") for c, v in optional.items()],
+            ("frp", bad_frp(to_float(optional["frp"])), "frp is negative or not finite; expected fire radiative power >= 0 MW"),
+            *[(c, bad_size(to_float(optional[c])), f"{c} is not a pixel size; expected 0 < {c} <= 10 km") for c in ("scan", "track")],
             ("daynight", ~daynight.isin(["D", "N", ""]), "daynight is not D or N"),
         ],
     )
@@ -127,8 +129,7 @@ def _parse(file: str, table: CsvTable) -> tuple[pd.DataFrame, list[Skip]]:
         "source_file": file,
         "source_row": table.lines,
     }
-    frame = assemble(columns, t.index)
-    return frame[good].reset_index(drop=True), skips
+    return assemble(columns, t.index, good), skips
 
 
 def _sensor(t: pd.DataFrame, satellite: pd.Series) -> pd.Series:

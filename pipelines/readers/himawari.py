@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..skips import Skip
 from .csvtext import UnreadableFile, bad_float, read_table, to_float
-from .points import LEVEL_SCORE, assemble, row_skips
+from .points import LEVEL_SCORE, assemble, bad_frp, row_skips
 
 FILENAME = "H0?_*_L2WLF*.csv"
 GRID_DEG = 0.02
@@ -65,9 +65,10 @@ def read(path: Path, text: str) -> tuple[pd.DataFrame, list[Skip]]:
             ("Lat", lat.isna() | ~lat.between(-90, 90), "latitude missing or outside -90..90"),
             ("Lon", lon.isna() | ~lon.between(-180, 180), "longitude missing or outside -180..180"),
             ("Time(UTC)", stamp.isna(), "unparsable date or Time(UTC); expected Year, Month, Day and HHMM"),
-            ("Area(km^2)", area.isna() | (area <= 0), "pixel area missing or not positive"),
+            ("Area(km^2)", area.isna() | ~((area > 0) & (area <= 100)), "pixel area missing or outside 0-100 km²"),
             ("Reliability", (reliability != "") & level.isna(), "reliability is not 1, 3 or 5"),
             ("FRP(Wm^-2)", bad_float(t.get("frp(wm^-2)", pd.Series("", index=t.index))), "FRP is not a number"),
+            ("FRP(Wm^-2)", bad_frp(frp_density), "FRP is negative or not finite; expected W/m² >= 0"),
         ],
     )
     # Cells are 0.02° squares: 0.02° of longitude across scan, the rest of the area along track.
@@ -93,5 +94,4 @@ def read(path: Path, text: str) -> tuple[pd.DataFrame, list[Skip]]:
         "source_file": path.name,
         "source_row": table.lines,
     }
-    frame = assemble(columns, t.index)
-    return frame[good].reset_index(drop=True), table.skips + skips
+    return assemble(columns, t.index, good), table.skips + skips

@@ -22,19 +22,27 @@ def level_from_score(score: pd.Series) -> pd.Series:
 
 
 def fire_ids(sensor: pd.Series, satellite: pd.Series, time_utc: pd.Series, lon: np.ndarray, lat: np.ndarray) -> pd.Series:
-    """A stable id per detection: the same pixel read from two files gets the same id."""
-    keys = (
-        sensor.astype(str)
-        + "|"
-        + satellite.astype(str)
-        + "|"
-        + time_utc.dt.strftime("%Y%m%dT%H%M%S")
-        + "|"
-        + pd.Series(np.round(lon, 5), index=sensor.index).map("{:.5f}".format)
-        + "|"
-        + pd.Series(np.round(lat, 5), index=sensor.index).map("{:.5f}".format)
-    )
-    return keys.map(lambda k: hashlib.sha1(k.encode()).hexdigest()[:16]).astype("string")
+    """A stable id per detection: the same pixel read from two files gets the same id.
+
+    Call it on validated rows only: a missing value would still hash, to a meaningless id.
+    """
+    stamps = time_utc.dt.strftime("%Y%m%dT%H%M%S").to_numpy(dtype=object, na_value="")
+    keys = zip(sensor.to_numpy(dtype=object, na_value=""), satellite.to_numpy(dtype=object, na_value=""), stamps,
+               np.round(np.asarray(lon, dtype=float), 5), np.round(np.asarray(lat, dtype=float), 5))
+    ids = [hashlib.sha1(f"{s}|{sat}|{t}|{x:.5f}|{y:.5f}".encode()).hexdigest()[:16] for s, sat, t, x, y in keys]
+    return pd.Series(ids, index=sensor.index, dtype="string")
+
+
+def bad_frp(frp: pd.Series) -> pd.Series:
+    """True where FRP (MW) is given but negative or not finite (1e400 reads as infinity)."""
+    values = frp.to_numpy(dtype=float, na_value=np.nan)
+    return pd.Series(~np.isnan(values) & ~(np.isfinite(values) & (values >= 0)), index=frp.index)
+
+
+def bad_size(km: pd.Series, largest_km: float = 10.0) -> pd.Series:
+    """True where a pixel size (km) is given but not in (0, ``largest_km``]: no fire product has larger pixels."""
+    values = km.to_numpy(dtype=float, na_value=np.nan)
+    return pd.Series(~np.isnan(values) & ~((values > 0) & (values <= largest_km)), index=km.index)
 
 
 def row_skips(file: str, lines: np.ndarray, checks: list[tuple[str, pd.Series, str]]) -> tuple[np.ndarray, list[Skip]]:
@@ -51,9 +59,11 @@ def row_skips(file: str, lines: np.ndarray, checks: list[tuple[str, pd.Series, s
     return ~bad_so_far, skips
 
 
-def assemble(columns: dict[str, object], index: pd.Index) -> pd.DataFrame:
-    """The fire frame in schema order and dtypes from a dict of column values."""
+def assemble(columns: dict[str, object], index: pd.Index, good: np.ndarray | pd.Series | None = None) -> pd.DataFrame:
+    """The fire frame in schema order and dtypes from a dict of column values, keeping only ``good`` rows."""
     frame = pd.DataFrame(columns, index=index)
+    if good is not None:
+        frame = frame[np.asarray(good, dtype=bool)]
     # Only rasters know these; point files leave them unknown.
     if "cloud_fraction" not in frame:
         frame["cloud_fraction"] = np.nan

@@ -35,7 +35,7 @@ from pipelines.readers import read_points
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
-LANDCOVER = ROOT / "geodata/landcover/MCD12C1_2019_IGBP_ncp_0.05deg.tif"
+LANDCOVER = ROOT / "geodata/landcover/MCD12C1_2019_IGBP_china_0.05deg.tif"
 UTC = dt.timezone.utc
 
 
