@@ -37,7 +37,7 @@ from .persistent import FireHistory, PersistenceRule
 from .schema import CATEGORIES, WGS84
 
 UNKNOWN_REASON = "地类不明：火点像元不在土地覆盖数据范围内 land cover unknown: the pixel is outside the land-cover raster (or on its nodata)"
-NO_LANDCOVER_REASON = "地类不明：未配置土地覆盖数据 land cover unknown: no land-cover raster configured ([classify] landcover)"
+NO_LANDCOVER_REASON = "地类不明：没有可用的土地覆盖数据 land cover unknown: no usable land-cover raster ([classify] landcover, see run.json)"
 CLASS_COLUMNS = ["category", "reason", "cropland_fraction", "plant_id", "plant_name", "plant_km", "persistent_days"]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import types
 import typing
@@ -26,6 +27,10 @@ from .sites import (
     StoppedRule,
     UnregisteredRule,
 )
+
+
+RAIN_UNITS = {"threshold_mm": "mm", "daily_threshold_mm": "mm", "horizon_h": "hours", "max_station_km": "km",
+              "station_step_h": "hours", "sentinel_mm": "mm"}
 
 
 class ConfigError(ValueError):
@@ -358,6 +363,15 @@ def _check(config: Config, path: Path) -> None:
                 d.window(2000)
             except ValueError as exc:
                 raise ConfigError(f"{path}: [[sowing.defaults]] #{i + 1} ({d.name}): {exc}") from None
+    if config.rain is not None:
+        r = config.rain
+        positive = {"threshold_mm": r.threshold_mm, "daily_threshold_mm": r.daily_threshold_mm, "horizon_h": r.horizon_h,
+                    "max_station_km": r.max_station_km, "station_step_h": r.station_step_h, "sentinel_mm": r.sentinel_mm}
+        for key, value in positive.items():
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"{path}: [rain] {key} = {value}: expected a number > 0 ({RAIN_UNITS[key]})")
+    if config.plan.recent_days < 0:
+        raise ConfigError(f"{path}: [plan] recent_days = {config.plan.recent_days}: expected whole days >= 0")
     if config.persistent is not None:
         rule = config.persistent
         if rule.min_days < 1 or rule.window_days < 1 or rule.cell_m <= 0 or rule.neighbourhood < 0:

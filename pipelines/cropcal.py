@@ -500,6 +500,24 @@ def county_window(
 # --------------------------------------------------------------------------
 
 
+def check_doy_raster(path: str | Path) -> str:
+    """Why a day-of-year raster cannot be used ("" if it can): missing, unreadable, or not north-up.
+
+    The crop-calendar rasters are small (0.5°): they are read whole, so a
+    truncated file is found here, before the night depends on it.
+    """
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            if src.transform.b != 0 or src.transform.d != 0:
+                return "rotated rasters are not supported"
+            src.read(1)
+    except rasterio.errors.RasterioError as exc:
+        return f"cannot read the crop-calendar raster ({exc})"
+    return ""
+
+
 def sample_doy(path: str | Path, lon: npt.ArrayLike, lat: npt.ArrayLike) -> pd.Series:
     """Raster values (day of year) at points: nearest containing 0.5° cell; <NA> for nodata or outside."""
     import rasterio

@@ -33,6 +33,7 @@ from .attribution import KM_PER_DEG_LAT, KM_PER_DEG_LON_AT_EQUATOR, PointIndex
 from .grid import CHINA_ALBERS
 
 EARTH_RADIUS_KM = 6371.0088
+CHECK_READ_PIXELS = 64_000_000  # rasters up to this size are decoded whole when checked at start
 # MODIS MCD12C1 IGBP classes: 1-5 forests, 6-7 shrublands, 8-9 savannas, 10 grasslands, 11 wetlands.
 IGBP_CROPLAND = (12, 14)
 IGBP_VEGETATION = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
@@ -49,8 +50,11 @@ class LandCover:
     vegetation: tuple[int, ...] = IGBP_VEGETATION  # classes of natural vegetation (forest, shrub, grass...)
 
     def check(self) -> None:
-        """Raise ``LandCoverError`` naming the file unless the raster opens and has a CRS."""
-        _open(self).close()
+        """Raise ``LandCoverError`` naming the file unless the raster opens, has a CRS and, when
+        it is small enough to read whole (China at 0.05° is 1 M pixels), can be decoded."""
+        with _open(self) as src:
+            if src.width * src.height <= CHECK_READ_PIXELS:
+                _read_window(src, np.array(src.bounds[0::2]), np.array(src.bounds[1::2]))
 
 
 def _open(landcover: LandCover) -> rasterio.io.DatasetReader:
@@ -73,7 +77,12 @@ def _read_window(src: rasterio.io.DatasetReader, x: np.ndarray, y: np.ndarray) -
     window = window.round_offsets().round_lengths()
     window = Window(window.col_off - 1, window.row_off - 1, window.width + 3, window.height + 3)
     window = window.intersection(Window(0, 0, src.width, src.height)) if _overlaps(window, src) else Window(0, 0, 0, 0)
-    return src.read(1, window=window, boundless=False) if window.width and window.height else np.zeros((0, 0), np.int32), window
+    if not (window.width and window.height):
+        return np.zeros((0, 0), np.int32), window
+    try:
+        return src.read(1, window=window, boundless=False), window
+    except rasterio.errors.RasterioError as exc:  # a truncated or corrupt file: blocks that cannot be decoded
+        raise LandCoverError(f"{src.name}: cannot read the land-cover raster ({exc})") from None
 
 
 def _overlaps(window: Window, src: rasterio.io.DatasetReader) -> bool:

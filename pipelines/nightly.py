@@ -25,7 +25,7 @@ from . import __version__
 from .attribution import PointIndex, attribute, footprints
 from .classify import Classifier, classify, classify_events
 from .config import Config, ConfigError, PersistentConfig
-from .cropcal import before_sowing, read_sowing_table
+from .cropcal import before_sowing, check_doy_raster, read_sowing_table
 from .electricity import (
     ElectricityError,
     SitesResult,
@@ -231,17 +231,24 @@ def load_sources(config: Config) -> Sources:
     missing history only makes the run partial or less informed.
     """
     counties = _county_table(config)
-    sowing = _sowing_inputs(config)
+    sowing, sowing_skips = _sowing_inputs(config)
     rain, rain_skips, rain_rule = _rain_inputs(config)
     if config.classify is None:
-        return Sources(Classifier(plants=read_plant_lists([])[0]), rain_skips, [], counties, sowing=sowing, rain=rain, rain_rule=rain_rule)
+        log.warning("no [classify] section: fires are not classified (category 'unknown'), nothing counts as straw burning")
+        return Sources(Classifier(plants=read_plant_lists([])[0]), rain_skips + sowing_skips, [], counties, sowing=sowing, rain=rain,
+                       rain_rule=rain_rule)
     c = config.classify
-    landcover = LandCover(c.landcover, c.cropland_classes, c.vegetation_classes)
+    landcover: LandCover | None = LandCover(c.landcover, c.cropland_classes, c.vegetation_classes)
+    skips = []
     try:
         landcover.check()
     except LandCoverError as exc:
-        raise RunError(f"[classify] landcover: {exc}") from None
-    plants, skips, counts = read_plant_lists(c.industrial)
+        # Only classification depends on it: the night goes on with every fire's land cover unknown.
+        skips.append(Skip(c.landcover.name, f"{exc}; every fire's land cover is unknown", field="landcover"))
+        log.error("[classify] landcover: %s: fires are classified without land cover ('unknown')", exc)
+        landcover = None
+    plants, plant_skips, counts = read_plant_lists(c.industrial)
+    skips += plant_skips
     history, rule = None, PersistenceRule()
     if config.persistent is not None:
         p = config.persistent
@@ -255,7 +262,7 @@ def load_sources(config: Config) -> Sources:
             log.warning("no fire history at %s: persistent heat sources are not masked (build it with `gridwatch persistent`)", p.path)
     classifier = Classifier(plants=plants, landcover=landcover, history=history, rule=rule, min_cropland=c.min_cropland)
     record = {**file_record(config.persistent.path), "cells": len(history)} if history is not None else None
-    return Sources(classifier, skips + rain_skips, counts, counties, record, sowing=sowing, rain=rain, rain_rule=rain_rule)
+    return Sources(classifier, skips + rain_skips + sowing_skips, counts, counties, record, sowing=sowing, rain=rain, rain_rule=rain_rule)
 
 
 def _rain_inputs(config: Config) -> tuple[list[tuple[str, object, bool]], list[Skip], RainRule]:
@@ -284,20 +291,33 @@ def _rain_inputs(config: Config) -> tuple[list[tuple[str, object, bool]], list[S
     return sources, skips, rule
 
 
-def _sowing_inputs(config: Config) -> dict | None:
-    """The sowing table and rasters of ``[sowing]``, checked once per run."""
+def _sowing_inputs(config: Config) -> tuple[dict | None, list[Skip]]:
+    """The sowing table and rasters of ``[sowing]``, checked once per run.
+
+    A crop-calendar raster that is missing or cannot be read whole is left out
+    with a skip (before-sowing is then decided by the table and the defaults,
+    or unknown); a missing table or sub-region list stops the run.
+    """
     s = config.sowing
     if s is None:
-        return None
-    for path in (s.table, s.subregions, s.winter_raster, s.summer_raster):
+        return None, []
+    for path in (s.table, s.subregions):
         if not path.exists():
             raise RunError(f"[sowing]: {path}: file not found")
     table, skipped = read_sowing_table(s.table, s.subregions)
     # A reference table's unusable rows (notes without dates) are the same every night: a warning, not a partial run.
     for skip in skipped:
         log.warning("sowing table: %s", skip)
-    return {"table": table, "rasters": {"S1": s.winter_raster, "S2": s.summer_raster}, "defaults": s.defaults,
-            "lead_days": {"S1": s.winter_lead_days, "S2": s.summer_lead_days}, "days_before": s.days_before}
+    rasters, skips = {}, []
+    for season, key, path in (("S1", "winter_raster", s.winter_raster), ("S2", "summer_raster", s.summer_raster)):
+        problem = check_doy_raster(path)
+        if problem:
+            skips.append(Skip(path.name, f"{problem}; before-sowing comes from the table and defaults only", field=key))
+            log.error("[sowing] %s: %s", key, problem)
+        else:
+            rasters[season] = path
+    return {"table": table, "rasters": rasters, "defaults": s.defaults,
+            "lead_days": {"S1": s.winter_lead_days, "S2": s.summer_lead_days}, "days_before": s.days_before}, skips
 
 
 def _county_table(config: Config) -> pd.DataFrame:
@@ -358,7 +378,13 @@ def _run(run: _Run, staging: Path) -> RunResult:
         index=fires.index, crs=WGS84,
     )
     with _timed(timings, "classify"):
-        fires = classify(fires, run.sources.classifier, day)
+        try:
+            fires = classify(fires, run.sources.classifier, day)
+        except LandCoverError as exc:  # a block that could not be decoded: only the land cover is lost
+            skips.append(Skip(str(config.classify.landcover.name), f"{exc}; every fire's land cover is unknown", field="landcover"))
+            run = dataclasses.replace(run, sources=dataclasses.replace(
+                run.sources, classifier=dataclasses.replace(run.sources.classifier, landcover=None)))
+            fires = classify(fires, run.sources.classifier, day)
         skips += _unknown_landcover(fires)
     with _timed(timings, "events"):
         fires["event_id"] = assign_events(fires, FusionTolerance(config.events.distance_km, config.events.max_gap_h))

@@ -90,7 +90,8 @@ def test_cropland_fraction_comes_from_the_whole_footprint() -> None:
 
 
 def test_land_cover_outside_the_raster_is_unknown() -> None:
-    frac = cover_fractions(np.array([81.4]), np.array([21.2]), np.array([2.0]), np.array([2.0]), LANDCOVER)
+    # The China-wide raster ends at 136°E: a pixel in the Pacific has no land cover.
+    frac = cover_fractions(np.array([150.4]), np.array([31.2]), np.array([2.0]), np.array([2.0]), LANDCOVER)
     assert np.isnan(frac["cropland_fraction"].iloc[0]) and frac["landcover_class"].iloc[0] == -1
 
 

@@ -116,7 +116,7 @@ def test_fires_are_classified_and_reported(sample_run: Path) -> None:
     fires = gpd.read_parquet(sample_run / "fires.parquet")
     events = gpd.read_parquet(sample_run / "events.parquet")
     manifest = json.loads((sample_run / "run.json").read_text())
-    assert manifest["counts"]["events_by_category"] == {"industrial": 9, "persistent": 0, "straw_suspect": 44, "other_vegetation": 5, "other": 10}
+    assert manifest["counts"]["events_by_category"] == {"industrial": 9, "persistent": 0, "straw_suspect": 44, "other_vegetation": 5, "unknown": 0, "other": 10}
     assert fires["category"].notna().all() and fires["reason"].notna().all()
     industrial = fires[fires["category"] == "industrial"]
     assert len(industrial) and all(name in reason for name, reason in zip(industrial["plant_name"], industrial["reason"]))

@@ -44,6 +44,8 @@ def read(path: Path, text: str) -> tuple[pd.DataFrame, list[Skip]]:
     lat, lon, area = to_float(t["lat"]), to_float(t["lon"]), to_float(t["area(km^2)"])
     frp_density = to_float(t.get("frp(wm^-2)", pd.Series("", index=t.index)))
     hhmm = t["time(utc)"].where(t["time(utc)"].str.fullmatch(r"\d{1,4}")).str.zfill(4)
+    # pandas would roll 2500 over into the next day: a clock must read 0000-2359.
+    hhmm = hhmm.where(pd.to_numeric(hhmm.str[:2], errors="coerce").lt(24) & pd.to_numeric(hhmm.str[2:], errors="coerce").lt(60))
     stamp = pd.to_datetime(
         pd.DataFrame(
             {
