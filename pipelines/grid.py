@@ -142,7 +142,8 @@ def outline_misfit(grid: gpd.GeoDataFrame, counties: gpd.GeoDataFrame, to_wgs84_
     for code in codes:
         cells = grid.geometry.values[(grid["county_code"] == code).to_numpy()]
         if to_wgs84_xy is not None:
-            cells = shapely.transform(cells, lambda xy: np.column_stack(to_wgs84_xy(xy[:, 0], xy[:, 1])))
+            # Shifting vertices one by one can fold the shared edges of neighbouring cells.
+            cells = shapely.make_valid(shapely.transform(cells, lambda xy: np.column_stack(to_wgs84_xy(xy[:, 0], xy[:, 1]))))
         unions.append(shapely.union_all(cells))
         outlines.append(by_code[code])
     both = gpd.GeoSeries(unions + outlines, crs=WGS84).to_crs(CHINA_ALBERS).values
