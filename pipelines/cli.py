@@ -16,6 +16,9 @@ from .maps import map_options
 from .nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunError, load_sources, load_supervision_grid, run_nightly, tomorrows_plan, write_plan
 from .outputs import OutputLocked, staged_folder
 from .persistent import PersistentError, build_history
+from .sitesetup import SetupError, init_site
+
+log = logging.getLogger("pipelines.cli")
 
 DESCRIPTION = """\
 gridwatch: satellite fire surveillance by supervision grid cell, for the
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(interactive)
     try:
         return args.func(args, interactive)
-    except (ConfigError, GridError, RunError, OutputLocked, PersistentError) as exc:
+    except (ConfigError, GridError, RunError, OutputLocked, PersistentError, SetupError) as exc:
         print(f"gridwatch: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -84,6 +87,26 @@ def _parser() -> argparse.ArgumentParser:
     nightly.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (default: local threads)")
     nightly.set_defaults(func=_nightly)
 
+    init = commands.add_parser(
+        "init",
+        help="set up a site: starter config.toml, a grid over your counties, the reference data",
+        description="Write a commented config.toml, a grid of square cells over the given counties or provinces "
+        "(as make-grid), and copies of the reference data the nightly run needs (county layer, land cover, "
+        "plant lists, crop calendars) into a site folder, plus an empty fires/ folder for the day's fire files.",
+        epilog="example:\n  gridwatch init --counties 230102,230103 --cell-km 2 --dir mysite\n"
+        "  gridwatch nightly --date 2023-04-05 --config mysite/config.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument("--counties", type=_codes, default=(), help="comma-separated 6-digit county adcodes, e.g. 230102,230103")
+    init.add_argument("--provinces", type=_codes, default=(), help="comma-separated 6-digit province adcodes, e.g. 230000,220000")
+    init.add_argument("--cell-km", type=float, default=5.0, help="cell size in km (default: 5)")
+    init.add_argument("--dir", type=Path, default=Path("."), help="the site folder (default: the current folder)")
+    init.add_argument("--from-data", type=Path, metavar="DIR",
+                      help="copy the reference data from DIR (same layout as the project's geodata/) instead of the installed package's")
+    init.add_argument("--force", action="store_true", help="overwrite an existing config.toml and grid.parquet")
+    init.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    init.set_defaults(func=_init)
+
     grid = commands.add_parser(
         "make-grid",
         help="generate a regular supervision grid clipped to county polygons",
@@ -92,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(grid)
     grid.add_argument("--cell-km", type=float, help="cell size in km (default: [make_grid] cell_km)")
-    grid.add_argument("--provinces", help="comma-separated 6-digit province codes (default: [make_grid] provinces)")
+    grid.add_argument("--provinces", type=_codes, help="comma-separated 6-digit province codes (default: [make_grid] provinces)")
+    grid.add_argument("--counties", type=_codes, help="comma-separated 6-digit county codes (default: [make_grid] counties)")
     grid.add_argument("--out", type=Path, help="GeoParquet/GeoPackage/GeoJSON to write (default: [make_grid] out)")
     grid.set_defaults(func=_make_grid)
 
@@ -138,12 +162,38 @@ def _nightly(args: argparse.Namespace, interactive: bool) -> int:
     return result.exit_code
 
 
+def _init(args: argparse.Namespace, interactive: bool) -> int:
+    site = init_site(args.dir, counties=args.counties, provinces=args.provinces, cell_km=args.cell_km,
+                     from_data=args.from_data, force=args.force)
+    if not args.quiet:
+        print(f"gridwatch: wrote {site.config} and {site.grid} ({site.cells} cells of {args.cell_km:g} km over {site.counties} {'county' if site.counties == 1 else 'counties'})\n"
+              f"gridwatch: copied {len(site.copied)} reference files from {site.source} to {site.folder / 'data'}\n"
+              f"gridwatch: next: put the day's FIRMS files in {site.folder / 'fires'} and run\n"
+              f"  gridwatch nightly --date YYYY-MM-DD --config {site.config}")
+    return EXIT_OK
+
+
+def _load(path: Path):
+    """The config, its notes (sections left out) logged as warnings; the nightly run logs them itself, into run.json."""
+    config = load_config(path)
+    for note in config.notes:
+        log.warning("%s", note)
+    return config
+
+
 def _make_grid(args: argparse.Namespace, interactive: bool) -> int:
-    config = load_config(args.config)
-    provinces = tuple(p.strip() for p in args.provinces.split(",")) if args.provinces else config.make_grid.provinces
-    cell_km = args.cell_km or config.make_grid.cell_km
-    out = args.out or config.make_grid.out
-    grid = make_grid(load_counties(config.counties), cell_km, provinces)
+    config = _load(args.config)
+    section = config.make_grid
+    cell_km = args.cell_km or (section.cell_km if section else None)
+    out = args.out or (section.out if section else None)
+    provinces = args.provinces if args.provinces is not None else (section.provinces if section else ())
+    counties = args.counties if args.counties is not None else (section.counties if section else ())
+    wanted = [what for what, value in (("cell_km (--cell-km)", cell_km), ("out (--out)", out)) if not value]
+    if section is None and not (provinces or counties):
+        wanted.append("provinces or counties (--provinces, --counties)")
+    if wanted:
+        raise ConfigError(f"{config.source}: make-grid needs [make_grid] {', '.join(wanted)}")
+    grid = make_grid(load_counties(config.counties), cell_km, provinces, counties)
     tmp = out.with_name(f".{out.name}.tmp")
     if out.suffix.lower() in (".parquet", ".geoparquet"):
         grid.to_parquet(tmp, compression="zstd", write_covering_bbox=False)
@@ -156,7 +206,7 @@ def _make_grid(args: argparse.Namespace, interactive: bool) -> int:
 
 
 def _persistent(args: argparse.Namespace, interactive: bool) -> int:
-    config = load_config(args.config)
+    config = _load(args.config)
     if config.persistent is None:
         raise ConfigError(f"{config.source}: no [persistent] section")
     base = config.base_dir
@@ -175,7 +225,7 @@ def _persistent(args: argparse.Namespace, interactive: bool) -> int:
 
 
 def _plan(args: argparse.Namespace, interactive: bool) -> int:
-    config = load_config(args.config)
+    config = _load(args.config)
     out_root = args.out or config.output.dir
     grid = load_supervision_grid(config)
     sources = load_sources(config)
@@ -186,6 +236,14 @@ def _plan(args: argparse.Namespace, interactive: bool) -> int:
     if interactive:
         print(f"gridwatch: {len(plan)} cells to patrol on {tomorrow}; open {out_root / f'plan-{tomorrow}' / 'plan.html'}", file=sys.stderr)
     return EXIT_PARTIAL if sources.plant_skips else EXIT_OK
+
+
+def _codes(text: str) -> tuple[str, ...]:
+    codes = tuple(c.strip() for c in text.split(",") if c.strip())
+    bad = [c for c in codes if not (len(c) == 6 and c.isdigit())]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{', '.join(bad)}: expected 6-digit adcodes separated by commas")
+    return codes
 
 
 def _date(text: str) -> dt.date:

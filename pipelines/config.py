@@ -17,7 +17,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cropcal import RegionDefault
+from . import refdata
+from .cropcal import DEFAULT_REGIONS, RegionDefault
 from .readers.plants import FORMATS, PlantList
 from .readers.power import GRADES, LEVELS, ReadingFormat
 from .sites import (
@@ -64,17 +65,21 @@ class GridConfig:
 @dataclass(frozen=True)
 class CountiesConfig:
     path: Path
-    code_column: str  # 6-digit county adcode
-    name_column: str
-    province_code_column: str
-    province_name_column: str
+    # Column names default to those of the county layer shipped with gridwatch (refdata.COUNTY_COLUMNS).
+    code_column: str = "district_adcode"  # 6-digit county adcode
+    name_column: str = "district_name"
+    province_code_column: str = "province_adcode"
+    province_name_column: str = "province_name"
+    city_code_column: str = "city_adcode"  # prefecture-level city of each county; "" = the layer has none (city "unknown")
+    city_name_column: str = "city_name"
 
 
 @dataclass(frozen=True)
 class MakeGridConfig:
     cell_km: float  # side of a square cell, km (Albers equal-area)
-    provinces: tuple[str, ...]  # 6-digit province adcodes; empty = all counties
     out: Path
+    provinces: tuple[str, ...] = ()  # 6-digit province adcodes; with counties also empty: all counties
+    counties: tuple[str, ...] = ()  # 6-digit county adcodes, added to the provinces' counties
 
 
 @dataclass(frozen=True)
@@ -146,12 +151,12 @@ class EventsConfig:
 
 @dataclass(frozen=True)
 class WindowsConfig:
-    mode: str  # "sun" or "fixed"
-    after_work_start_h: float  # hours relative to sunset
-    after_work_end_h: float  # hours relative to sunset; also the start of the first half of the night
-    first_half_night_end: str  # Beijing clock, "HH:MM", "24:00" = midnight
-    fixed_after_work: tuple[str, str]  # Beijing clock, used when mode = "fixed"
-    fixed_first_half_night: tuple[str, str]
+    mode: str = "sun"  # "sun" or "fixed"
+    after_work_start_h: float = -1.5  # hours relative to sunset
+    after_work_end_h: float = 0.5  # hours relative to sunset; also the start of the first half of the night
+    first_half_night_end: str = "24:00"  # Beijing clock, "HH:MM", "24:00" = midnight
+    fixed_after_work: tuple[str, str] = ("17:00", "19:00")  # Beijing clock, used when mode = "fixed"
+    fixed_first_half_night: tuple[str, str] = ("19:00", "24:00")
 
 
 @dataclass(frozen=True)
@@ -218,9 +223,9 @@ class Config:
     region: RegionConfig
     grid: GridConfig
     counties: CountiesConfig
-    make_grid: MakeGridConfig
     fires: FiresConfig
-    windows: WindowsConfig
+    windows: WindowsConfig = field(default_factory=WindowsConfig)
+    make_grid: MakeGridConfig | None = None  # None: `gridwatch make-grid` needs its command-line options
     maps: MapsConfig = field(default_factory=MapsConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     classify: ClassifyConfig | None = None  # None: every fire is "other" (no land cover, plants or history)
@@ -230,6 +235,7 @@ class Config:
     persistent: PersistentConfig | None = None
     electricity: ElectricityConfig | None = None  # None: no electricity sites
     source: Path | None = None  # the file this was read from
+    notes: tuple[str, ...] = ()  # one warning per section left out and what was used instead (logged by each run)
 
     @property
     def base_dir(self) -> Path:
@@ -245,7 +251,10 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a ``config.toml``; raises ``ConfigError`` naming the file, section and key.
 
     Relative paths in the file are resolved against its folder; coordinates
-    are WGS84 degrees.
+    are WGS84 degrees. Every missing required key is named in one error. A
+    section that may be left out (see ``section_defaults``) gets its
+    documented default, and ``Config.notes`` says so, once per section (each
+    run logs them as warnings, so they reach ``run.json``).
 
     Example::
 
@@ -261,17 +270,63 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: cannot read config file: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    config = _build(Config, raw, path, base=path.resolve().parent, where="")
-    config = dataclasses.replace(config, source=path.resolve())
+    notes = []
+    raw = dict(raw)
+    for name, (table, note) in section_defaults().items():
+        if name not in raw:
+            notes.append(f"[{name}] not in {path.name}: {note}")
+            if table is not None:
+                raw[name] = table
+    missing: list[str] = []
+    config = _build(Config, raw, path, base=path.resolve().parent, where="", missing=missing)
+    if missing:
+        if len(missing) == 1:
+            raise ConfigError(f"{path}: missing key {missing[0]}")
+        raise ConfigError(f"{path}: {len(missing)} missing keys: {'; '.join(missing)}")
+    config = dataclasses.replace(config, source=path.resolve(), notes=tuple(notes))
     _check(config, path)
     return config
 
 
-def _build(cls: type, raw: object, path: Path, base: Path, where: str):
+def section_defaults() -> dict[str, tuple[dict | None, str]]:
+    """Sections that may be left out: what is used instead (a TOML table, or None for the built-in default) and the warning.
+
+    ``[make_grid]`` is not here: only ``gridwatch make-grid`` needs it, and says so.
+    """
+    steel, power = refdata.shipped(refdata.STEEL_PLANTS), refdata.shipped(refdata.POWER_PLANTS)
+    return {
+        "output": ({"dir": "out"}, "outputs go to out/ beside the config file"),
+        "region": ({"bbox": list(CHINA_BBOX)}, f"fires are read within China's bounding box {list(CHINA_BBOX)}"),
+        "counties": ({"path": str(refdata.shipped(refdata.COUNTIES))},
+                     f"county, city and province names from the county layer shipped with gridwatch ({refdata.shipped(refdata.COUNTIES)})"),
+        "windows": (None, "收工时/上半夜 relative to sunset (-1.5 h .. +0.5 h .. 24:00)"),
+        "maps": (None, "OpenStreetMap basemap, Chinese and English"),
+        "events": (None, "observations within their pixel sizes and 5 h of each other are one event"),
+        "classify": ({"landcover": str(refdata.shipped(refdata.LANDCOVER)),
+                      "industrial": [{"path": str(steel), "format": "gem_steel", "buffer_km": 3.0},
+                                     {"path": str(power), "format": "wri_power", "buffer_km": 2.0}]},
+                     f"fires classified with the land cover and plant lists shipped with gridwatch ({refdata.data_dir()})"),
+        "sowing": ({"table": str(refdata.shipped(refdata.SOWING_TABLE)), "subregions": str(refdata.shipped(refdata.SUBREGION_CITIES)),
+                    "winter_raster": str(refdata.shipped(refdata.WINTER_RASTER)), "summer_raster": str(refdata.shipped(refdata.SUMMER_RASTER)),
+                    "defaults": [{**dataclasses.asdict(d), "bbox": list(d.bbox)} for d in DEFAULT_REGIONS]},
+                   "before sowing (播种前) from the crop calendars shipped with gridwatch (North China Plain and Yangtze delta)"),
+        "rain": (None, "no precipitation data: before rain (下雨前) is unknown"),
+        "plan": (None, "the patrol plan ranks cells by the last 7 runs"),
+        "persistent": (None, "no fire history: persistent heat sources are not masked"),
+        "electricity": (None, "no electricity readings: no electricity sites"),
+    }
+
+
+CHINA_BBOX = (73.0, 18.0, 135.0, 54.0)  # lon_min, lat_min, lon_max, lat_max, degrees: mainland China and Hainan
+_INTERNAL = ("source", "notes")  # Config fields that are not keys of the file
+
+
+def _build(cls: type, raw: object, path: Path, base: Path, where: str, missing: list[str]):
+    """``cls`` from the table ``raw``; missing required keys are added to ``missing`` (then None is returned)."""
     label = f"[{where}]" if where else "top level"
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: {label} must be a table")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _INTERNAL}
     for key in raw:
         if key not in fields:
             hint = difflib.get_close_matches(key, fields, n=1)
@@ -279,24 +334,28 @@ def _build(cls: type, raw: object, path: Path, base: Path, where: str):
             raise ConfigError(f"{path}: unknown key '{key}' in {label}{suggestion}")
     hints = typing.get_type_hints(cls)
     values = {}
+    before = len(missing)
     for name, f in fields.items():
         key = f"{where}.{name}" if where else name
         if name not in raw:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{path}: missing key '{name}' in {label}")
+                if dataclasses.is_dataclass(hints[name]):
+                    _build(hints[name], {}, path, base, key, missing)  # a whole required section: name its keys
+                else:
+                    missing.append(f"'{name}' in {label}")
             continue
-        values[name] = _value(hints[name], raw[name], path, base, key)
-    return cls(**values)
+        values[name] = _value(hints[name], raw[name], path, base, key, missing)
+    return None if len(missing) > before else cls(**values)
 
 
-def _value(hint: object, value: object, path: Path, base: Path, key: str) -> object:
+def _value(hint: object, value: object, path: Path, base: Path, key: str, missing: list[str]) -> object:
     section, _, name = key.rpartition(".")
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
         origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path, base, key)
+        return _build(hint, value, path, base, key, missing)
     wrong = f"{path}: [{section}] {name} = {value!r}: expected "
     if hint is Path:
         if not isinstance(value, str) or not value:
@@ -325,7 +384,7 @@ def _value(hint: object, value: object, path: Path, base: Path, key: str) -> obj
         if args[-1] is not Ellipsis and len(value) != len(args):
             raise ConfigError(wrong + f"a list of {len(args)} items")
         item_types = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
-        return tuple(_value(t, v, path, base, f"{key}[{i}]") for i, (t, v) in enumerate(zip(item_types, value)))
+        return tuple(_value(t, v, path, base, f"{key}[{i}]", missing) for i, (t, v) in enumerate(zip(item_types, value)))
     raise TypeError(f"unsupported config type {hint!r}")  # a bug in this module, not in the file
 
 
@@ -337,7 +396,7 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: [windows] mode = {config.windows.mode!r}: expected \"sun\" or \"fixed\"")
     if not 0 <= config.fires.min_confidence <= 100:
         raise ConfigError(f"{path}: [fires] min_confidence = {config.fires.min_confidence}: expected a percentage 0-100")
-    if config.make_grid.cell_km <= 0:
+    if config.make_grid is not None and config.make_grid.cell_km <= 0:
         raise ConfigError(f"{path}: [make_grid] cell_km = {config.make_grid.cell_km}: expected a positive number of km")
     if not (config.fires.points or config.fires.rasters or config.electricity):
         raise ConfigError(f"{path}: [fires] points and rasters are both empty and there is no [electricity]: expected at least one fire file pattern")

@@ -75,16 +75,17 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from pipelines import refdata
 from pipelines.schema import BEIJING_TZ
 from pipelines.skips import Skip
 
-CROP_CALENDAR_DIR = Path(__file__).resolve().parent.parent / "geodata" / "crop_calendar"
-SOWING_TABLE = CROP_CALENDAR_DIR / "winter_wheat_sowing_windows_by_region.csv"
-SUBREGION_CITIES = CROP_CALENDAR_DIR / "subregion_cities.csv"
+# The copies shipped in the package (pipelines/data/crop_calendar, see refdata).
+SOWING_TABLE = refdata.shipped(refdata.SOWING_TABLE)
+SUBREGION_CITIES = refdata.shipped(refdata.SUBREGION_CITIES)
 # Season -> WorldCereal SOS raster (clip 105-135°E, 20-50°N of the global 0.5° grid).
 RASTERS: dict[str, Path] = {
-    "S1": CROP_CALENDAR_DIR / "cropcalendars_phase2_smoothed_S1_SOS_ncp-yrd_WGS84.tif",
-    "S2": CROP_CALENDAR_DIR / "cropcalendars_phase2_smoothed_S2_SOS_ncp-yrd_WGS84.tif",
+    "S1": refdata.shipped(refdata.WINTER_RASTER),
+    "S2": refdata.shipped(refdata.SUMMER_RASTER),
 }
 SEASON_CROPS = {"S1": "winter cereals", "S2": "summer crops"}  # WorldCereal's own names
 

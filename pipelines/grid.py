@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .chinacrs import to_wgs84
+from .chinacrs import bd09_to_wgs84, gcj02_to_wgs84, to_wgs84
 from .config import CountiesConfig, GridConfig
 from .schema import GRID_COLUMNS, WGS84
 
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 CHINA_ALBERS = "+proj=aea +lat_0=0 +lon_0=105 +lat_1=25 +lat_2=47 +ellps=WGS84 +units=m +no_defs"
 UNASSIGNED = "unassigned"
 SLIVER_FRACTION = 0.01  # pieces under 1 % of a square's area join a neighbour
+DATUM_SAMPLE = 20  # counties whose outlines are compared with the grid's when looking for a GCJ-02/BD-09 layer
+DATUM_RATIO = 0.75  # read as GCJ-02 (BD-09) the outlines must differ at most this fraction of what they differ as loaded
+DATUM_MIN_M = 50.0  # m: outlines closer than this on average are not suspected of a datum shift
 
 
 class GridError(ValueError):
@@ -114,22 +117,84 @@ def load_grid(cfg: GridConfig, counties: gpd.GeoDataFrame | None = None) -> gpd.
     if len(duplicated):
         raise GridError(f"{cfg.path}: [grid] id_column '{cfg.id_column}' is not unique: {', '.join(map(str, duplicated[:10]))}")
     grid = _repaired(grid, cfg.path, "cell_id")
-    return grid[GRID_COLUMNS].reset_index(drop=True)
+    grid = grid[GRID_COLUMNS].reset_index(drop=True)
+    if counties is not None:
+        warn_if_shifted(grid, counties, cfg.path)
+    return grid
 
 
-def make_grid(counties: gpd.GeoDataFrame, cell_km: float = 5.0, provinces: tuple[str, ...] = ()) -> gpd.GeoDataFrame:
+def outline_misfit(grid: gpd.GeoDataFrame, counties: gpd.GeoDataFrame, to_wgs84_xy=None, sample: int = DATUM_SAMPLE) -> float | None:
+    """Mean distance (m) between the outline of each county's cells and the county's polygon.
+
+    The symmetric difference of the two, in m², over the length of the
+    counties' outlines (China Albers), summed over up to ``sample`` counties
+    the grid and the county layer share (spread over the codes in order).
+    ``to_wgs84_xy`` (e.g. ``gcj02_to_wgs84``) is first applied to the
+    grid's coordinates: "how well would it fit read as GCJ-02". None when no
+    county code is in both layers.
+    """
+    by_code = counties.drop_duplicates("county_code").set_index("county_code").geometry
+    codes = sorted(set(grid["county_code"].dropna()) & set(by_code.index))
+    if not codes:
+        return None
+    codes = codes[:: max(1, len(codes) // sample)][:sample]
+    unions, outlines = [], []
+    for code in codes:
+        cells = grid.geometry.values[(grid["county_code"] == code).to_numpy()]
+        if to_wgs84_xy is not None:
+            # Shifting vertices one by one can fold the shared edges of neighbouring cells.
+            cells = shapely.make_valid(shapely.transform(cells, lambda xy: np.column_stack(to_wgs84_xy(xy[:, 0], xy[:, 1]))))
+        unions.append(shapely.union_all(cells))
+        outlines.append(by_code[code])
+    both = gpd.GeoSeries(unions + outlines, crs=WGS84).to_crs(CHINA_ALBERS).values
+    mine, theirs = both[: len(codes)], both[len(codes):]
+    length = shapely.length(theirs).sum()
+    return float(shapely.area(shapely.symmetric_difference(mine, theirs)).sum() / length) if length > 0 else None
+
+
+def warn_if_shifted(grid: gpd.GeoDataFrame, counties: gpd.GeoDataFrame, path: Path) -> str | None:
+    """Warn when the grid fits the county layer much better read as GCJ-02 (or BD-09): it was probably traced on Amap/Baidu.
+
+    Boundaries traced on those maps sit 100-700 m (BD-09 up to ~1 km) off
+    WGS84 in a direction that varies slowly across China. The cells of each
+    county are compared with the county's polygon as loaded and as if
+    converted from GCJ-02 / BD-09; generalisation differences between two
+    boundary sources stay, so only a clear improvement counts. Returns the
+    warning (also logged), or None.
+    """
+    as_loaded = outline_misfit(grid, counties)
+    if as_loaded is None or as_loaded < DATUM_MIN_M:
+        return None
+    for name, convert in (("GCJ-02", gcj02_to_wgs84), ("BD-09", bd09_to_wgs84)):
+        other = outline_misfit(grid, counties, convert)
+        if other is not None and other <= DATUM_RATIO * as_loaded:
+            message = (f"{path.name}: the cells' outlines are {as_loaded:.0f} m off the county layer on average, "
+                       f"{other:.0f} m if read as {name}: the layer may be in {name} coordinates "
+                       f"(traced on {'Amap/Tencent' if name == 'GCJ-02' else 'Baidu'} maps); if so set [grid] crs = \"{name}\"")
+            log.warning("%s", message)
+            return message
+    return None
+
+
+def make_grid(counties: gpd.GeoDataFrame, cell_km: float = 5.0, provinces: tuple[str, ...] = (),
+              county_codes: tuple[str, ...] = ()) -> gpd.GeoDataFrame:
     """A regular supervision grid: squares of ``cell_km`` km clipped to county polygons.
 
     Squares are laid on a fixed lattice in China Albers equal-area (origin at
     0, 0), so a cell keeps its id whichever counties are gridded; a square that
     straddles a county border becomes one cell per county. Cell ids read
     ``<county code>_E<x km>_N<y km>`` (the square's south-west corner).
-    Returns WGS84 cells with ``schema.GRID_COLUMNS``, supervisor "unassigned".
+    ``provinces`` and ``county_codes`` (6-digit adcodes) select the counties
+    gridded: those of the provinces plus the counties named; both empty = all.
+    Returns WGS84 cells with ``schema.GRID_COLUMNS``, supervisor "unassigned",
+    every geometry a valid (multi)polygon.
     """
-    if provinces:
-        counties = counties[counties["province_code"].isin(provinces)]
-        if counties.empty:
-            raise GridError(f"no county has a province code in {', '.join(provinces)}")
+    if provinces or county_codes:
+        unknown = sorted(set(provinces) - set(counties["province_code"])) + sorted(set(county_codes) - set(counties["county_code"]))
+        if unknown:
+            raise GridError(f"the county layer has no province or county with the code(s) {', '.join(unknown)}: expected 6-digit "
+                            f"adcodes of provinces (e.g. 230000) or counties (e.g. 230102; a city's code such as 230100 is neither)")
+        counties = counties[counties["province_code"].isin(provinces) | counties["county_code"].isin(county_codes)]
     size = cell_km * 1000.0
     projected = counties.to_crs(CHINA_ALBERS)
     pieces = []
@@ -160,6 +225,13 @@ def make_grid(counties: gpd.GeoDataFrame, cell_km: float = 5.0, provinces: tuple
         }))
     cells = pd.concat(pieces, ignore_index=True)
     grid = gpd.GeoDataFrame(cells, geometry="geometry", crs=CHINA_ALBERS).to_crs(WGS84)
+    # Valid in Albers is not valid in degrees: reprojecting can fold a ring where two vertices
+    # of a county border nearly touch (230206_E1410_N5235 in Heilongjiang). Repair here, once,
+    # rather than in every nightly load.
+    invalid = ~shapely.is_valid(grid.geometry.values)
+    if invalid.any():
+        grid.loc[invalid, "geometry"] = [_polygonal_part(g) for g in shapely.make_valid(grid.geometry.values[invalid])]
+    grid = grid[~(shapely.is_empty(grid.geometry.values) | (shapely.area(grid.geometry.values) == 0))]
     for column in GRID_COLUMNS[:-1]:
         grid[column] = grid[column].astype("string")
     return grid.sort_values("cell_id", ignore_index=True)[GRID_COLUMNS]
@@ -192,14 +264,14 @@ def _axis(value_km: int, positive: str, negative: str) -> str:
 
 
 def _polygonal_part(geometry: shapely.Geometry) -> shapely.Geometry:
-    """Drop the points and lines an intersection can leave along shared edges."""
+    """Drop the points and lines an intersection or a repair can leave along shared edges."""
     if isinstance(geometry, shapely.GeometryCollection):
         parts = [g for g in shapely.get_parts(geometry) if shapely.get_dimensions(g) == 2]
-        return shapely.union_all(parts)
+        return shapely.union_all(parts) if parts else shapely.Polygon()
     return geometry
 
 
-def _codes(values: pd.Series) -> pd.Series:
+def codes_as_text(values: pd.Series) -> pd.Series:
     """Administrative codes as text, whether stored as text, int or float."""
     def text(v: object) -> object:
         if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
@@ -208,6 +280,9 @@ def _codes(values: pd.Series) -> pd.Series:
             return str(int(v))
         return str(v).strip()
     return values.map(text).astype("string")
+
+
+_codes = codes_as_text
 
 
 def _require_columns(frame: pd.DataFrame, columns: list[str], path: Path, section: str) -> None:

@@ -35,7 +35,7 @@ from .electricity import (
 )
 from .events import FusionTolerance, assign_events, events_table
 from .fires import NO_ROWS, dedupe, expand_patterns, read_fires
-from .grid import load_counties, load_grid, read_layer
+from .grid import GridError, codes_as_text, load_counties, load_grid, read_layer
 from .indexpage import write_index
 from .landcover import LandCover, LandCoverError, land_hectares
 from .manifest import file_record, skip_records, versions
@@ -101,14 +101,14 @@ def clock_windows(config: Config) -> ClockWindows:
 def load_supervision_grid(config: Config) -> gpd.GeoDataFrame:
     """The configured grid (``GRID_COLUMNS``, EPSG:4326), names filled from the county layer where the grid lacks them.
 
+    The county layer is also what the grid's outlines are compared with, to
+    warn about a layer in GCJ-02 or BD-09 read as WGS84 (``grid.warn_if_shifted``).
+
     Example::
 
         grid = load_supervision_grid(load_config("config.toml"))   # GeoDataFrame, one row per cell
     """
-    g = config.grid
-    needs_names = not (g.county_name_column and g.province_name_column)
-    counties = load_counties(config.counties) if needs_names else None
-    return load_grid(g, counties)
+    return load_grid(config.grid, load_counties(config.counties))
 
 
 def run_nightly(
@@ -138,6 +138,8 @@ def run_nightly(
     out_root = Path(out_root) if out_root else config.output.dir
     base = config.base_dir
     with _captured_log() as records:
+        for note in config.notes:  # sections left out, once each: into run.log and run.json's warnings
+            log.warning("%s", note)
         with _timed(timings, "load_grid"):
             grid = load_supervision_grid(config)
         files = _Inputs(expand_patterns(config.fires.points, base, day), expand_patterns(config.fires.rasters, base, day),
@@ -226,15 +228,15 @@ def load_sources(config: Config) -> Sources:
         sources = load_sources(config)
         fires = classify(fires, sources.classifier, dt.date(2022, 6, 3))   # day: Beijing date
 
-    Raises ``RunError`` when the land-cover raster is missing or unusable (the
-    classification would be meaningless); a plant list with bad rows or a
-    missing history only makes the run partial or less informed.
+    A land-cover raster that is missing or unusable, or a plant list with bad
+    rows, only makes the run partial (fires of unknown land cover are
+    ``unknown``); a missing history makes it less informed.
     """
     counties = _county_table(config)
     sowing, sowing_skips = _sowing_inputs(config)
     rain, rain_skips, rain_rule = _rain_inputs(config)
     if config.classify is None:
-        log.warning("no [classify] section: fires are not classified (category 'unknown'), nothing counts as straw burning")
+        log.warning("[classify] is off: no land cover or plant lists, so every fire is 'unknown' and none can be straw_suspect")
         return Sources(Classifier(plants=read_plant_lists([])[0]), rain_skips + sowing_skips, [], counties, sowing=sowing, rain=rain,
                        rain_rule=rain_rule)
     c = config.classify
@@ -321,14 +323,36 @@ def _sowing_inputs(config: Config) -> tuple[dict | None, list[Skip]]:
 
 
 def _county_table(config: Config) -> pd.DataFrame:
-    """County, city and province codes and names (the city columns of the default county layer)."""
+    """County, city and province codes and names from the ``[counties]`` columns, under fixed names.
+
+    Columns ``district_adcode``, ``district_name``, ``city_adcode``,
+    ``city_name``, ``province_adcode``, ``province_name`` (what ``report`` and
+    ``cropcal`` read). A configured column the layer lacks is a ``RunError``
+    naming the file and the key; city columns set to "" put every county in
+    city "unknown", with a warning.
+    """
     c = config.counties
-    raw = read_layer(c.path)
-    names = {c.code_column: "district_adcode", c.name_column: "district_name",
-             c.province_code_column: "province_adcode", c.province_name_column: "province_name"}
-    table = pd.DataFrame({new: raw[old].astype("string") for old, new in names.items()})
-    for column in ("city_adcode", "city_name"):
-        table[column] = raw[column].astype("string") if column in raw.columns else pd.Series(pd.NA, index=raw.index, dtype="string")
+    try:
+        raw = read_layer(c.path)
+    except GridError as exc:
+        raise RunError(f"[counties] path: {exc}") from None
+    keys = {"code_column": "district_adcode", "name_column": "district_name", "city_code_column": "city_adcode",
+            "city_name_column": "city_name", "province_code_column": "province_adcode", "province_name_column": "province_name"}
+    columns = {key: getattr(c, key) for key in keys}
+    absent = [f"{key} = {column!r}" for key, column in columns.items() if column and column not in raw.columns]
+    if absent:
+        have = ", ".join(str(col) for col in raw.columns if col != "geometry")
+        raise RunError(f"{c.path}: [counties] {'; '.join(absent)}: no such column in the layer (it has: {have})")
+    if not (c.city_code_column and c.city_name_column):
+        log.warning("[counties] city_code_column / city_name_column not set: every county is in city \"unknown\" in report.csv")
+    table = pd.DataFrame(index=raw.index)
+    for key, new in keys.items():
+        if not columns[key]:
+            table[new] = pd.Series(pd.NA, index=raw.index, dtype="string")
+        elif new.endswith("_adcode"):  # 410225, 410225.0 and "410225" alike
+            table[new] = codes_as_text(raw[columns[key]])
+        else:
+            table[new] = raw[columns[key]].astype("string")
     return table
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +28,8 @@ LEVELS = ("province", "city", "county", "cell")
 HISTORY_KEYS = ("previous_day", "last_year")
 
 # City of a county code missing from the county layer.
+log = logging.getLogger(__name__)
+
 UNKNOWN_CITY_CODE = ""
 UNKNOWN_CITY_NAME = "unknown"
 
@@ -277,6 +280,10 @@ def _units(grid: pd.DataFrame, counties: pd.DataFrame) -> tuple[pd.DataFrame, pd
     city_code = layer["city_adcode"].reindex(county_table.index)
     city_name = layer["city_name"].reindex(county_table.index)
     unknown = city_code.isna() | (city_code == "")
+    if unknown.any():  # unknown is a state, not a silent default: say how many and which
+        examples = ", ".join(f"{code} {name}" for code, name in county_table.loc[unknown.to_numpy(), "county_name"].head(5).items())
+        log.warning("%d of %d counties of the grid have no city in the county layer (report: city \"unknown\"): %s",
+                    int(unknown.sum()), len(county_table), examples)
     county_table["city_code"] = city_code.where(~unknown, UNKNOWN_CITY_CODE).astype("string")
     county_table["city_name"] = (
         city_name.where(~unknown, UNKNOWN_CITY_NAME).fillna(UNKNOWN_CITY_NAME).astype("string")

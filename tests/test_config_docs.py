@@ -17,7 +17,7 @@ def config_keys(cls: type = Config, section: str = "") -> set[tuple[str, str]]:
     keys = set()
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if f.name == "source":
+        if f.name in ("source", "notes"):  # where the config came from, and what it left out: not keys
             continue
         hint = hints[f.name]
         args = [a for a in typing.get_args(hint) if a is not type(None)]

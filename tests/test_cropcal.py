@@ -77,7 +77,7 @@ def test_clipped_rasters_give_back_the_published_site_values(layer: str) -> None
     sites = pd.read_csv(SITES_CSV).set_index("site")
     column = f"cropcalendars_phase2_smoothed_{layer}_WGS84.tif"
     path = (
-        cropcal.CROP_CALENDAR_DIR
+        Path(__file__).resolve().parent.parent / "geodata" / "crop_calendar"
         / f"cropcalendars_phase2_smoothed_{layer}_ncp-yrd_WGS84.tif"
     )
     lon, lat = zip(*(SITES[s] for s in sites.index), strict=True)

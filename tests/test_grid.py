@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import shapely
 
-from pipelines.chinacrs import wgs84_to_gcj02
+from pipelines.chinacrs import gcj02_to_wgs84, wgs84_to_gcj02
 from pipelines.config import CountiesConfig, GridConfig
-from pipelines.grid import CHINA_ALBERS, GridError, load_counties, load_grid, make_grid
+from pipelines.grid import CHINA_ALBERS, GridError, load_counties, load_grid, make_grid, outline_misfit, warn_if_shifted
 from pipelines.schema import GRID_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,3 +116,57 @@ def test_default_grid_is_what_make_grid_writes(root: Path, counties: gpd.GeoData
     shipped = gpd.read_parquet(root / "geodata" / "grid_ncp_5km.parquet")
     henan = make_grid(counties, 5.0, ("410000",))
     assert set(henan["cell_id"]) == set(shipped.loc[shipped["province_code"] == "410000", "cell_id"])
+
+
+def test_make_grid_writes_only_valid_polygons_over_heilongjiang(counties: gpd.GeoDataFrame) -> None:
+    """Reprojecting a valid Albers cell to degrees folded 230206_E1410_N5235 (Fularji, Qiqihar); every cell is now valid."""
+    grid = make_grid(counties, 5.0, ("230000",))
+    geometry = grid.geometry.values
+    assert shapely.is_valid(geometry).all()
+    assert set(shapely.get_type_id(geometry)) <= {3, 6}  # Polygon, MultiPolygon: no lines or points left by the repair
+    assert not shapely.is_empty(geometry).any()
+    assert "230206_E1410_N5235" in set(grid["cell_id"])
+    heilongjiang = counties[counties["province_code"] == "230000"]
+    assert grid.to_crs(CHINA_ALBERS).area.sum() == pytest.approx(heilongjiang.to_crs(CHINA_ALBERS).area.sum(), rel=1e-6)
+
+
+def test_make_grid_names_unknown_codes(counties: gpd.GeoDataFrame) -> None:
+    with pytest.raises(GridError, match="230100.*adcodes of provinces"):
+        make_grid(counties, 5.0, county_codes=("230102", "230100"))
+
+
+HENAN_GCJ02 = GridConfig(DATA / "henan_counties_gcj02.geojson", id_column="adcode", name_column="district",
+                         county_column="adcode", supervisor_column="")
+TONGXU = GridConfig(DATA / "tongxu_townships_wgs84.geojson", id_column="name", name_column="name",
+                    county_column="county_code", supervisor_column="")
+
+
+def datum_warnings(caplog: pytest.LogCaptureFixture, cfg: GridConfig, counties: gpd.GeoDataFrame) -> list[str]:
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pipelines"):
+        load_grid(cfg, counties)
+    return [r.getMessage() for r in caplog.records if "may be in" in r.getMessage()]
+
+
+def test_a_gcj02_layer_read_as_wgs84_is_suspected(counties: gpd.GeoDataFrame, caplog: pytest.LogCaptureFixture) -> None:
+    """The real Amap (GCJ-02) Henan counties, declared WGS84, against the Tianditu (WGS84) county layer."""
+    warned = datum_warnings(caplog, HENAN_GCJ02, counties)
+    assert len(warned) == 1 and 'set [grid] crs = "GCJ-02"' in warned[0] and "henan_counties_gcj02.geojson" in warned[0]
+    assert datum_warnings(caplog, dataclasses.replace(HENAN_GCJ02, crs="GCJ-02"), counties) == []
+
+
+@pytest.mark.parametrize("cfg", [LANKAO, TONGXU], ids=["lankao", "tongxu"])
+def test_wgs84_township_layers_are_not_suspected(counties: gpd.GeoDataFrame, caplog: pytest.LogCaptureFixture, cfg: GridConfig) -> None:
+    assert datum_warnings(caplog, cfg, counties) == []
+
+
+def test_the_misfit_measures_the_shift(counties: gpd.GeoDataFrame) -> None:
+    """Lankao's townships fit Lankao county within ~150 m (two boundary sources); shifted to GCJ-02 they do not, and reading them back fixes it."""
+    grid = load_grid(LANKAO, counties)
+    as_is = outline_misfit(grid, counties)
+    shifted = grid.copy()
+    shifted["geometry"] = shapely.transform(grid.geometry.values, lambda xy: np.column_stack(wgs84_to_gcj02(xy[:, 0], xy[:, 1])))
+    off = outline_misfit(shifted, counties)
+    back = outline_misfit(shifted, counties, gcj02_to_wgs84)
+    assert as_is < 200 and off > 1.5 * as_is and back == pytest.approx(as_is, rel=1e-3)
+    assert warn_if_shifted(shifted, counties, LANKAO.path) is not None
