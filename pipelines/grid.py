@@ -18,6 +18,7 @@ import shapely
 from .chinacrs import bd09_to_wgs84, gcj02_to_wgs84, to_wgs84
 from .config import CountiesConfig, GridConfig
 from .schema import GRID_COLUMNS, WGS84
+from .skips import Skip
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def load_counties(cfg: CountiesConfig) -> gpd.GeoDataFrame:
     counties = raw.rename(columns=columns)[[*columns.values(), "geometry"]]
     for column in ("county_code", "province_code"):
         counties[column] = _codes(counties[column])
-    return _repaired(counties, cfg.path, "county_code")
+    return _repaired(counties, cfg.path, "county_code")[0]
 
 
 def load_grid(cfg: GridConfig, counties: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
@@ -109,17 +110,26 @@ def load_grid(cfg: GridConfig, counties: gpd.GeoDataFrame | None = None) -> gpd.
     if counties is not None:
         grid = _fill_names(grid, counties)
 
-    blank = grid["cell_id"].isna() | (grid["cell_id"] == "")
-    if blank.any():
-        rows = ", ".join(str(i) for i in np.flatnonzero(blank)[:10])
-        raise GridError(f"{cfg.path}: [grid] id_column '{cfg.id_column}' is empty in row(s) {rows}")
-    duplicated = grid["cell_id"][grid["cell_id"].duplicated()].unique()
-    if len(duplicated):
-        raise GridError(f"{cfg.path}: [grid] id_column '{cfg.id_column}' is not unique: {', '.join(map(str, duplicated[:10]))}")
-    grid = _repaired(grid, cfg.path, "cell_id")
+    grid["_feature"] = np.arange(1, len(grid) + 1)
+    blank = (grid["cell_id"].isna() | (grid["cell_id"] == "")).to_numpy()
+    repeated = grid["cell_id"].duplicated().to_numpy() & ~blank
+    if blank.mean() > 0.5 or (len(grid) and repeated.sum() > len(grid) / 2):
+        # Most ids bad: the wrong column, not a few bad cells.
+        duplicated = ", ".join(map(str, grid.loc[repeated, "cell_id"].unique()[:10]))
+        raise GridError(f"{cfg.path}: [grid] id_column '{cfg.id_column}' is not unique ({duplicated}) or empty in most features")
+    skips = [Skip(cfg.path.name, f"{cfg.id_column} is empty: expected a cell id; cell left out", row=int(r), field=cfg.id_column)
+             for r in grid.loc[blank, "_feature"]]
+    skips += [Skip(cfg.path.name, f"{cfg.id_column} {i!r} repeats an earlier cell's id; this cell left out", row=int(r), field=cfg.id_column)
+              for i, r in zip(grid.loc[repeated, "cell_id"], grid.loc[repeated, "_feature"])]
+    grid, dropped = _repaired(grid[~(blank | repeated)], cfg.path, "cell_id")
+    skips += [Skip(cfg.path.name, "geometry is empty or missing: expected a polygon; cell left out", row=int(r), field="geometry")
+              for r in dropped]
+    if grid.empty:
+        raise GridError(f"{cfg.path}: no usable cell (every feature lacks an id or a polygon)")
     grid = grid[GRID_COLUMNS].reset_index(drop=True)
     if counties is not None:
         warn_if_shifted(grid, counties, cfg.path)
+    grid.attrs["skipped"] = skips  # one per left-out feature, for run.json
     return grid
 
 
@@ -292,8 +302,9 @@ def _require_columns(frame: pd.DataFrame, columns: list[str], path: Path, sectio
         raise GridError(f"{path}: {section} names column(s) {', '.join(repr(c) for c in missing)}, which the layer does not have (it has: {have})")
 
 
-def _repaired(frame: gpd.GeoDataFrame, path: Path, id_column: str) -> gpd.GeoDataFrame:
-    """Invalid polygons made valid (with a warning naming them); empty ones dropped."""
+def _repaired(frame: gpd.GeoDataFrame, path: Path, id_column: str) -> tuple[gpd.GeoDataFrame, list[int]]:
+    """Invalid polygons made valid (with a warning naming them); empty ones dropped, and
+    their ``_feature`` numbers (1-based position in the layer) returned."""
     frame = frame.copy()
     geometry = frame.geometry.values
     invalid = ~shapely.is_valid(geometry) & ~shapely.is_missing(geometry)
@@ -306,8 +317,8 @@ def _repaired(frame: gpd.GeoDataFrame, path: Path, id_column: str) -> gpd.GeoDat
     if empty.any():
         names = ", ".join(map(str, frame.loc[empty, id_column].head(10)))
         log.warning("%s: dropped %d cell(s) with no area (%s)", path.name, int(empty.sum()), names)
-        frame = frame[~empty]
-    return frame
+        return frame[~empty], [int(r) for r in frame.loc[empty, "_feature"]] if "_feature" in frame else []
+    return frame, []
 
 
 def _fill_names(grid: gpd.GeoDataFrame, counties: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

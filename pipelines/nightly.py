@@ -380,7 +380,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
     with _timed(timings, "read_fires"):
         lazy = read_fires(files.points, **filters) + read_raster_fires(files.rasters, cloud_window=config.fires.cloud_window, **filters)
         points, skips, per_file = lazy.compute()
-    skips = run.sources.plant_skips + files.missing + skips + _no_scans_of_the_day(files, per_file, day)
+    skips = grid.attrs.get("skipped", []) + run.sources.plant_skips + files.missing + skips + _no_scans_of_the_day(files, per_file, day)
     for skip in skips:
         log.info("skipped %s", skip)
     if skips:

@@ -79,11 +79,11 @@ PRIORITY: dict[str, int] = {
     "straw_window": 1,  # straw_suspect with at least one high-risk window true
     "straw_suspect": 2,
     **{f"site:{rule}": 3 + i for i, rule in enumerate(SITE_RULES)},
-    "unknown": 7,  # may be cropland: checked with the other fires, ahead of known non-farmland
-    "other_vegetation": 7,
-    "other": 8,
-    "industrial": 9,
-    "persistent": 10,
+    "unknown": 7,  # may be cropland: ahead of the fires known not to be on farmland
+    "other_vegetation": 8,
+    "other": 9,
+    "industrial": 10,
+    "persistent": 11,
 }
 
 # One row of the list; see task_rows for what each column means.

@@ -353,3 +353,17 @@ def test_a_raster_fire_pixel_with_negative_frp_loses_only_that_pixel(tmp_path: P
     assert [(s["file"], s["row"], s["field"]) for s in manifest["skipped"]] == [(scans[0].name, int(fire[0][0]) + 1, "frp")]
     fires = gpd.read_parquet(tmp_path / "out" / FIRMS_DAY / "fires.parquet")
     assert (fires["frp_mw"].dropna() >= 0).all() and (fires["source_file"] == scans[0].name).sum() == len(fire) - 1
+
+
+def test_grid_cells_without_a_polygon_or_an_id_lose_only_themselves(tmp_path: Path) -> None:
+    grid = gpd.read_parquet(_small_grid(tmp_path))
+    grid.loc[grid.index[3], "geometry"] = None
+    grid.loc[grid.index[7], "cell_id"] = ""
+    grid.loc[grid.index[9], "cell_id"] = grid.loc[grid.index[8], "cell_id"]
+    grid.to_parquet(tmp_path / "grid.parquet")
+    code, manifest = _run(_config(tmp_path, str(FIRMS)), FIRMS_DAY)
+    assert code == EXIT_PARTIAL
+    assert [(s["file"], s["row"], s["field"]) for s in manifest["skipped"]] == [
+        ("grid.parquet", 8, "cell_id"), ("grid.parquet", 10, "cell_id"), ("grid.parquet", 4, "geometry")]
+    assert manifest["inputs"]["grid"]["cells"] == len(grid) - 3
+    assert manifest["counts"]["attributed"] > 0
