@@ -259,7 +259,9 @@ def load_sources(config: Config) -> Sources:
             try:
                 history = FireHistory.read(p.path)
             except PersistentError as exc:
-                raise RunError(f"[persistent] path: {exc}") from None
+                # Only the persistent-source mask depends on it: the night goes on without it.
+                skips.append(Skip(p.path.name, f"{exc}; persistent heat sources are not masked tonight", field="path"))
+                log.error("[persistent] path: %s: persistent heat sources are not masked", exc)
         else:
             log.warning("no fire history at %s: persistent heat sources are not masked (build it with `gridwatch persistent`)", p.path)
     classifier = Classifier(plants=plants, landcover=landcover, history=history, rule=rule, min_cropland=c.min_cropland)

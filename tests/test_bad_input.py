@@ -367,3 +367,15 @@ def test_grid_cells_without_a_polygon_or_an_id_lose_only_themselves(tmp_path: Pa
         ("grid.parquet", 8, "cell_id"), ("grid.parquet", 10, "cell_id"), ("grid.parquet", 4, "geometry")]
     assert manifest["inputs"]["grid"]["cells"] == len(grid) - 3
     assert manifest["counts"]["attributed"] > 0
+
+
+def test_a_truncated_fire_history_loses_only_the_persistent_mask(tmp_path: Path) -> None:
+    history = ROOT / "geodata/persistent_history.parquet"
+    broken = tmp_path / history.name
+    broken.write_bytes(history.read_bytes()[: history.stat().st_size // 2])
+    config = _config(tmp_path, str(FIRMS))
+    config.write_text(config.read_text().replace(str(history), str(broken)))
+    code, manifest = _run(config, FIRMS_DAY)
+    assert code == EXIT_PARTIAL
+    assert [(s["file"], s["field"]) for s in manifest["skipped"]] == [(broken.name, "path")]
+    assert manifest["counts"]["fires"] > 0 and manifest["counts"]["fires_by_category"]["straw_suspect"] > 0
