@@ -101,19 +101,27 @@ def header_fields(line: str) -> list[str]:
 
 
 class _Lines:
-    """Physical lines of a text, remembering those of the record being parsed (for error reports)."""
+    """Physical lines of a text for ``csv.reader``: counts them, remembers those of the current record, takes lines back."""
 
     def __init__(self, text: str) -> None:
         self._lines = iter(io.StringIO(text))
+        self._back: list[str] = []
         self.record: list[str] = []
+        self.count = 0  # lines handed out so far = the line number of the last one
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
-        line = next(self._lines)
+        line = self._back.pop() if self._back else next(self._lines)
+        self.count += 1
         self.record.append(line)
         return line
+
+    def give_back(self, lines: list[str]) -> None:
+        """Read ``lines`` again (a record that swallowed them was wrong)."""
+        self._back.extend(reversed(lines))
+        self.count -= len(lines)
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,8 @@ class BadRecord:
         return Skip(file, self.reason, row=self.line, field=self.field)
 
 
-def iter_records(text: str, header_line: int, names: list[str], *, comments: bool = True) -> Iterator[tuple[int, list[str]] | BadRecord]:
+def iter_records(text: str, header_line: int, names: list[str], *, comments: bool = True,
+                 multiline: bool = False) -> Iterator[tuple[int, list[str]] | BadRecord]:
     """Rows of CSV ``text`` after line ``header_line``, each with the line it starts on, or a ``BadRecord``.
 
     Blank lines are left out silently, and so are lines starting with ``#``
@@ -143,13 +152,15 @@ def iter_records(text: str, header_line: int, names: list[str], *, comments: boo
     record that the ``csv`` module refuses (a field over its 128 KiB limit)
     becomes one ``BadRecord`` naming its line and, where it can be told, the
     field; reading goes on with the next line, so one bad row loses that row.
+    Unless ``multiline``, a quoted field may not span lines: a stray quote
+    loses its own line instead of swallowing the lines after it.
     """
     lines = _Lines(text)
     reader = csv.reader(lines)
     folded = [n.strip().lower() for n in names]
     while True:
         lines.record.clear()
-        start = reader.line_num + 1
+        start = lines.count + 1
         try:
             row = next(reader)
         except StopIteration:
@@ -157,10 +168,24 @@ def iter_records(text: str, header_line: int, names: list[str], *, comments: boo
         except csv.Error as exc:
             if not lines.record:  # nothing consumed: cannot go on
                 return
-            if start > header_line:
-                yield _unparsable(start, reader.line_num, "".join(lines.record), names, exc)
+            record = list(lines.record)
+            if not multiline and len(record) > 1:
+                lines.give_back(record[1:])  # a stray quote swallowed them: only its own line is lost
+            if start <= header_line:
+                continue
+            if not multiline and len(record) > 1 and len(record[0]) <= csv.field_size_limit():
+                yield BadRecord(start, _quoted_field(record[0], names), "unparsable", _STRAY_QUOTE)
+            else:
+                yield _unparsable(start, record[0] if not multiline else "".join(record), names, exc)
             continue
-        if start <= header_line or not row or (len(row) == 1 and not row[0].strip()):
+        if not multiline and len(lines.record) > 1:
+            lines.give_back(lines.record[1:])
+            if start > header_line:
+                yield BadRecord(start, _quoted_field(lines.record[0], names), "unparsable", _STRAY_QUOTE)
+            continue
+        if start <= header_line:
+            continue
+        if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if comments and row[0].lstrip().startswith("#"):
             continue
@@ -173,6 +198,20 @@ def iter_records(text: str, header_line: int, names: list[str], *, comments: boo
         yield start, row
 
 
+_STRAY_QUOTE = "a quote opened on this line is not closed on it (a stray quote?); the row is not used"
+
+
+def _quoted_field(line: str, names: list[str]) -> str | None:
+    """The field in which ``line``'s unclosed quote opens (counting commas before it outside quotes)."""
+    index, quoted = 0, False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            index += 1
+    return names[min(index, len(names) - 1)] if names else None
+
+
 def _miscounted(line: int, names: list[str], row: list[str]) -> BadRecord:
     """A row of the wrong length; the field to blame is the first missing one, or the last one when there are extra fields."""
     expected, found = len(names), len(row)
@@ -182,15 +221,14 @@ def _miscounted(line: int, names: list[str], row: list[str]) -> BadRecord:
     return BadRecord(line, names[found], "few", f"expected {expected} fields, found {found} (a line cut short?); the row is not used")
 
 
-def _unparsable(start: int, end: int, record: str, names: list[str], exc: csv.Error) -> BadRecord:
+def _unparsable(start: int, record: str, names: list[str], exc: csv.Error) -> BadRecord:
     pieces = record.split(",")
     longest = max(range(len(pieces)), key=lambda i: len(pieces[i]))
     field = names[longest] if longest < len(names) else (names[-1] if names else None)
-    span = f" (lines {start}-{end})" if end > start else ""
     if "field limit" in str(exc):
-        reason = f"a field over {csv.field_size_limit() // 1024} KiB (the csv module's limit){span}; the row is not used"
+        reason = f"a field over {csv.field_size_limit() // 1024} KiB (the csv module's limit); the row is not used"
     else:
-        reason = f"not CSV: {exc}{span}; the row is not used"
+        reason = f"not CSV: {exc}; the row is not used"
     return BadRecord(start, field, "unparsable", reason)
 
 
