@@ -141,6 +141,12 @@ def load_fleet(config: Config, grid: gpd.GeoDataFrame, index: PointIndex | None 
     records = {name: {**file_record(path), "rows": rows} for name, path, rows in (
         ("registry", cfg.registry, len(registry)), ("transformers", cfg.transformers, len(transformers)),
         ("warnings", cfg.warnings, len(warnings))) if path is not None}
+    # An enterprise id that the registry lacks (its row skipped, or a typo) is unknown, not "no enterprise":
+    # such a transformer is never taken for an unregistered load (sites.unregistered_load needs an empty id).
+    stray = (transformers["enterprise_id"] != "") & ~transformers["enterprise_id"].isin(set(registry["enterprise_id"]))
+    skips += [Skip(cfg.transformers.name, f"enterprise id not in {cfg.registry.name} (its row skipped, or a typo?); "
+                   "the transformer's use is kept but it is not judged as an unregistered load", row=int(r), field="enterprise_id")
+              for r in transformers.loc[stray, "source_row"]]
     return locate_fleet(transformers, registry, grid, index), warnings, skips, records
 
 

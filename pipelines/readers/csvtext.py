@@ -202,13 +202,22 @@ _STRAY_QUOTE = "a quote opened on this line is not closed on it (a stray quote?)
 
 
 def _quoted_field(line: str, names: list[str]) -> str | None:
-    """The field in which ``line``'s unclosed quote opens (counting commas before it outside quotes)."""
-    index, quoted = 0, False
+    """The field in which ``line``'s unclosed quote opens."""
+    return _field_at(line, names, longest=False)
+
+
+def _field_at(line: str, names: list[str], *, longest: bool) -> str | None:
+    """The name of ``line``'s longest field (``longest``) or of its last one, splitting at commas outside quotes."""
+    lengths = [0]
+    quoted = False
     for ch in line:
         if ch == '"':
             quoted = not quoted
         elif ch == "," and not quoted:
-            index += 1
+            lengths.append(0)
+        else:
+            lengths[-1] += 1
+    index = max(range(len(lengths)), key=lengths.__getitem__) if longest else len(lengths) - 1
     return names[min(index, len(names) - 1)] if names else None
 
 
@@ -222,9 +231,7 @@ def _miscounted(line: int, names: list[str], row: list[str]) -> BadRecord:
 
 
 def _unparsable(start: int, record: str, names: list[str], exc: csv.Error) -> BadRecord:
-    pieces = record.split(",")
-    longest = max(range(len(pieces)), key=lambda i: len(pieces[i]))
-    field = names[longest] if longest < len(names) else (names[-1] if names else None)
+    field = _field_at(record, names, longest=True)
     if "field limit" in str(exc):
         reason = f"a field over {csv.field_size_limit() // 1024} KiB (the csv module's limit); the row is not used"
     else:

@@ -209,7 +209,7 @@ def read_warnings(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
     administrative code prefixes separated by ``;`` ("13" = Hebei, "1301" =
     Shijiazhuang, "130102" = one county) or ``*`` for everywhere.
     """
-    table = _csv(path, WARNING_COLUMNS)
+    table = _csv(path, WARNING_COLUMNS, allow_empty=True)
     frame, skips = table.frame, list(table.skips)
     level = frame["level"].str.lower().map(LEVELS)
     start, end = _instants(frame["start"]), _instants(frame["end"])
@@ -242,7 +242,13 @@ def _check_rows(path: Path, lines: np.ndarray, checks: list[tuple[pd.Series, str
     return keep
 
 
-def _csv(path: Path, required: list[str], optional: Sequence[str] = ()) -> CsvTable:
+def _csv(path: Path, required: list[str], optional: Sequence[str] = (), *, allow_empty: bool = False) -> CsvTable:
+    """The file's cells; raises ``PowerInputError`` (with a skip) when it is unreadable, empty or lacks a column.
+
+    ``allow_empty``: a header without rows is fine (no warnings); for the
+    registry and transformer table it would make every transformer look
+    unregistered, so it is an error.
+    """
     expected = ", ".join([*required, *optional])
     try:
         text = read_text(path).lstrip("\ufeff")
@@ -258,6 +264,9 @@ def _csv(path: Path, required: list[str], optional: Sequence[str] = ()) -> CsvTa
         raise PowerInputError(f"{path}: missing column(s) {', '.join(missing)}; expected {expected}",
                               Skip(path.name, f"missing column(s) {', '.join(missing)}: expected {expected}; the file is not used",
                                    row=1, field=missing[0]))
+    if not allow_empty and not len(table.frame) and not table.skips:
+        raise PowerInputError(f"{path}: no rows, only a header",
+                              Skip(path.name, "no rows, only a header: nothing can be judged against it; the file is not used", row=1))
     for column in optional:
         if column not in table.frame.columns:
             table.frame[column] = ""
