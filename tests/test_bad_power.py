@@ -144,6 +144,7 @@ CASES = {
     "stray_quote": Case(value_of(11, '"273'), (12, "kwh"), ("YZ0011",), reason="quote"),
     # Values.
     "date_2022_02_30": Case(row(9, "YZ0009,2022-02-30,356"), (10, "time"), ("YZ0009",)),
+    "one_time_with_an_offset": Case(row(3, "YZ0003,2022-06-03T00:00+08:00,238")),  # the same instant: pandas refuses the mix
     "not_a_date": Case(row(9, "YZ0009,yesterday,356"), (10, "time"), ("YZ0009",)),
     "nan_kwh": Case(value_of(10, "NaN"), (11, "kwh"), ("YZ0010",)),
     "inf_kwh": Case(value_of(10, "inf"), (11, "kwh"), ("YZ0010",), reason="finite"),

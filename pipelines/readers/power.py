@@ -434,10 +434,12 @@ def _read_part(part: tuple[Path, int | None], fmt: ReadingFormat) -> pd.DataFram
     codes = ids.cat.codes.to_numpy()
     empty = np.flatnonzero(ids.cat.categories.astype(str) == "")
     bad[(codes < 0) | np.isin(codes, empty)] = BAD_ID
-    if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+    named = np.flatnonzero(ids.cat.categories.astype(str) == fmt.transformer_column)
+    if len(named):
         # The header line again in the middle (files joined): one row, named as such.
-        header = (ids.astype("string") == fmt.transformer_column).to_numpy(bool) & (raw[fmt.time_column].astype("string").str.strip() == fmt.time_column).fillna(False).to_numpy(bool)
-        bad[header] = REPEATED_HEADER
+        at = np.flatnonzero(np.isin(codes, named))
+        header = raw[fmt.time_column].iloc[at].astype("string").str.strip().to_numpy() == fmt.time_column
+        bad[at[header]] = REPEATED_HEADER
     if len(shape):
         bad[shape > 0] = shape[shape > 0]
     return pd.DataFrame({
@@ -540,14 +542,42 @@ def _reading_times(values: pd.Series, tz: str) -> pd.Series:
     midnight = text.str.endswith("24:00").fillna(False)
     if midnight.any():
         text = text.where(~midnight, text.str[:-5] + "00:00")
-    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=False) if _iso(text) else pd.to_datetime(text, errors="coerce", format="mixed")
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_convert("UTC")
-    else:
-        parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    try:
+        parsed = _utc(pd.to_datetime(text, errors="coerce", format="ISO8601" if _iso(text) else "mixed"), tz)
+    except (ValueError, OverflowError, TypeError):
+        # pandas refuses a column that mixes times with an offset ("...+08:00", "...Z") and without:
+        # parse the two apart, so that one such value does not lose the file.
+        aware = text.str.contains(r"(?:[zZ]|[+-]\d{2}:?\d{2})$", regex=True).fillna(False).to_numpy(bool)
+        parsed = pd.Series(pd.NaT, index=text.index, dtype=pd.DatetimeTZDtype("ns", "UTC"))
+        parsed = parsed.mask(~aware, _utc(_parse_times(text[~aware], utc=False), tz))
+        parsed = parsed.mask(aware, _parse_times(text[aware], utc=True))
     if midnight.any():
         parsed = parsed + pd.to_timedelta(midnight.astype("int64"), unit="D")
     return parsed
+
+
+def _utc(parsed: pd.Series, tz: str) -> pd.Series:
+    """Parsed times in UTC; naive ones are in ``tz``."""
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return parsed.dt.tz_convert("UTC")
+    return parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+
+
+def _parse_times(text: pd.Series, *, utc: bool) -> pd.Series:
+    """``pd.to_datetime`` of a column, unparsable values NaT; value by value if pandas refuses the column."""
+    fmt = "ISO8601" if _iso(text) else "mixed"
+    try:
+        return pd.to_datetime(text, errors="coerce", format=fmt, utc=utc)
+    except (ValueError, OverflowError, TypeError):
+        def one(value: object) -> pd.Timestamp:
+            try:
+                ts = pd.Timestamp(value)
+            except (ValueError, OverflowError, TypeError):
+                return pd.NaT
+            if pd.isna(ts):
+                return pd.NaT
+            return ts.tz_convert("UTC") if ts.tzinfo is not None else (ts.tz_localize("UTC") if utc else ts)
+        return pd.to_datetime(text.map(one), errors="coerce", utc=utc)
 
 
 def _iso(text: pd.Series) -> bool:
