@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from .attribution import PointIndex
@@ -26,6 +27,7 @@ from .powerstate import PowerState, StateError, latest_state, prune_states, stat
 from .readers.power import (
     PowerInputError,
     ReadingFormat,
+    check_readings,
     read_readings,
     read_registry,
     read_transformers,
@@ -46,7 +48,11 @@ log = logging.getLogger(__name__)
 
 
 class ElectricityError(RuntimeError):
-    """The electricity inputs cannot be used at all; the message names the file."""
+    """The electricity inputs cannot be used at all; the message names the file, ``skips`` say where (file, row, field)."""
+
+    def __init__(self, message: str, skips: list[Skip] | None = None) -> None:
+        super().__init__(message)
+        self.skips = skips or []
 
 
 @dataclass
@@ -131,10 +137,16 @@ def load_fleet(config: Config, grid: gpd.GeoDataFrame, index: PointIndex | None 
     except FileNotFoundError as exc:
         raise ElectricityError(f"[electricity]: {exc.filename}: file not found") from None
     except PowerInputError as exc:
-        raise ElectricityError(f"[electricity]: {exc}") from None
+        raise ElectricityError(f"[electricity]: {exc}", [exc.skip] if exc.skip else None) from None
     records = {name: {**file_record(path), "rows": rows} for name, path, rows in (
         ("registry", cfg.registry, len(registry)), ("transformers", cfg.transformers, len(transformers)),
         ("warnings", cfg.warnings, len(warnings))) if path is not None}
+    # An enterprise id that the registry lacks (its row skipped, or a typo) is unknown, not "no enterprise":
+    # such a transformer is never taken for an unregistered load (sites.unregistered_load needs an empty id).
+    stray = (transformers["enterprise_id"] != "") & ~transformers["enterprise_id"].isin(set(registry["enterprise_id"]))
+    skips += [Skip(cfg.transformers.name, f"enterprise id not in {cfg.registry.name} (its row skipped, or a typo?); "
+                   "the transformer's use is kept but it is not judged as an unregistered load", row=int(r), field="enterprise_id")
+              for r in transformers.loc[stray, "source_row"]]
     return locate_fleet(transformers, registry, grid, index), warnings, skips, records
 
 
@@ -167,7 +179,7 @@ def nightly_sites(config: Config, day: dt.date, grid: gpd.GeoDataFrame, out_root
     folder = state_folder(config, out_root)
     ids = pd.Index(fleet.transformers["transformer_id"], dtype=object)
     state, replayed, missing = _state_before(folder, day, ids, cfg, fmt, limits, rules, fleet, config.base_dir)
-    use = _day(files, ids, day, fmt, limits, state)
+    use = read_day(files, ids, day, fmt, limits, state.register_before(day))
     state = state.advance(use)
     sites, state = find_sites(state, fleet, warnings, rules)
     unknown = unknown_years(state.dates[0].date(), state.end)
@@ -181,7 +193,8 @@ def nightly_sites(config: Config, day: dt.date, grid: gpd.GeoDataFrame, out_root
     if use.counts.get("unmapped_rows"):
         log.warning("%d readings of %d transformer(s) not in %s, e.g. %s", use.counts["unmapped_rows"], use.counts["unmapped_transformers"],
                     cfg.transformers.name, ", ".join(list(use.unmapped)[:5]))
-    for key in ("negative", "conflicting", "implausible", "meter_resets", "bad_time", "bad_value", "bad_id", "days_too_incomplete"):
+    for key in ("files_unusable", "negative", "conflicting", "implausible", "meter_resets", "bad_time", "bad_value", "bad_id",
+                "malformed_rows", "repeated_header", "days_too_incomplete"):
         if use.counts.get(key):
             log.warning("electricity readings of %s: %d %s", day, use.counts[key], key.replace("_", " "))
     inputs["readings"] = [file_record(p) for p in files]
@@ -202,11 +215,31 @@ def store_state(state: PowerState, folder: Path, keep: int) -> Path:
     return path
 
 
-def _day(files: list[Path], ids: pd.Index, day: dt.date, fmt: ReadingFormat, limits: MeterLimits, state: PowerState) -> DayUse:
+def read_day(files: list[Path], ids: pd.Index, day: dt.date, fmt: ReadingFormat, limits: MeterLimits,
+             previous_register: np.ndarray | None = None) -> DayUse:
+    """The use of Beijing day ``day`` from its readings ``files``, for the fleet ``ids`` (kWh per day, see ``meters.day_use``).
+
+    A file that cannot be read at all (binary, empty, header only, a
+    configured column missing) is left out with one skip in ``.examples``
+    and counted in ``counts["files_unusable"]``; bad rows of the others lose
+    only themselves. Raises ``ElectricityError`` (with the skips) when no
+    file of the day is usable, so that the day is not taken as one without use.
+
+    Example::
+
+        use = read_day(reading_files(cfg, config.base_dir, day), ids, day, reading_format(cfg), MeterLimits())
+        use.kwh, use.examples                      # kWh per transformer, the rows and files skipped
+    """
+    usable, skips = check_readings(files, fmt)
+    if not usable:
+        raise ElectricityError(f"[electricity] readings of {day}: no usable file ({'; '.join(str(s) for s in skips)})", skips)
     try:
-        return day_use(read_readings(files, fmt), ids, day, fmt, limits=limits, previous_register=state.register_before(day))
+        use = day_use(read_readings(usable, fmt), ids, day, fmt, limits=limits, previous_register=previous_register)
     except (OSError, ValueError) as exc:
-        raise ElectricityError(f"[electricity] readings of {day}: {exc}") from None
+        raise ElectricityError(f"[electricity] readings of {day}: {exc}", skips) from None
+    use.counts["files_unusable"] = len(skips)
+    use.examples = skips + use.examples
+    return use
 
 
 def _state_before(folder: Path, day: dt.date, ids: pd.Index, cfg: ElectricityConfig, fmt: ReadingFormat, limits: MeterLimits,
@@ -232,8 +265,12 @@ def _state_before(folder: Path, day: dt.date, ids: pd.Index, cfg: ElectricityCon
     d = state.end + dt.timedelta(days=1)
     while d < day:
         files = reading_files(cfg, base, d)
-        if files:
-            use = _day(files, ids, d, fmt, limits, state)
+        try:
+            use = read_day(files, ids, d, fmt, limits, state.register_before(d)) if files else None
+        except ElectricityError as exc:  # reported by that day's own run; here the day is unknown
+            log.warning("electricity history: %s", exc)
+            use = None
+        if use is not None:
             state = state.advance(use)
         else:
             missing += 1

@@ -21,9 +21,11 @@ import pandas as pd
 
 from .readers.power import (
     BAD_ID,
+    BAD_ROW,
     BAD_TIME,
     BAD_VALUE,
     OUTSIDE_DAY,
+    REPEATED_HEADER,
     ROW_PROBLEMS,
     UNMAPPED,
     ReadingFormat,
@@ -79,6 +81,8 @@ class _Part:
     value: np.ndarray  # float64
     n: np.ndarray  # int32, rows seen for that slot
     conflict: np.ndarray  # bool, rows disagreed
+    rows: np.ndarray  # int64, the line (record) of the value kept for each slot, for reports
+    file: str
     counts: Counter
     examples: list[Skip]
     unmapped: Counter
@@ -106,9 +110,17 @@ def day_use(readings: dd.DataFrame, fleet: pd.Index, day: dt.date, fmt: ReadingF
     values, n, conflict, counts, examples, unmapped = _assemble(placed, len(fleet), fmt)
     prev = np.full(len(fleet), np.nan) if previous_register is None else previous_register
     if fmt.values == "register":
-        energy, covered, resets, implausible, last = _register_energy(values, conflict, prev, fmt, limits)
-        counts["meter_resets"] += resets
-        counts["implausible"] += implausible
+        energy, covered, resets, implausible, lone, last = _register_energy(values, conflict, prev, fmt, limits)
+        counts["meter_resets"] += int(resets.sum())
+        counts["implausible"] += int(implausible.sum() + lone.sum())
+        cap = f"max_kw = {limits.max_kw:g} kW"
+        for mask, reason in (
+            (resets, "register lower than the reading before (meter reset or replaced?); this interval is left unknown"),
+            (implausible, f"register rose by more than {cap} allows; this interval is left unknown, the transformer's others are kept"),
+            (lone, f"register out of line with the readings before and after it (a misread beyond {cap}); "
+                   "this reading is not used, the next interval spans its gap"),
+        ):
+            examples += [Skip(file, reason, row=row, field=fmt.value_column) for file, row in _locate(placed, mask)]
     else:
         energy = np.where(conflict, np.nan, values)
         covered = np.isfinite(energy).sum(axis=1)
@@ -134,6 +146,8 @@ def _place(frame: pd.DataFrame, fleet: pd.Index, day_start_ns: int, fmt: Reading
     bad = frame["bad"].to_numpy().copy()
     bad[(bad == 0) & (t < 0)] = UNMAPPED
     unmapped = Counter(frame["transformer"].to_numpy()[bad == UNMAPPED].astype(str)) if (bad == UNMAPPED).any() else Counter()
+    file = str(frame["file"].iat[0]) if len(frame) else ""
+    column = {"transformer": fmt.transformer_column, "time": fmt.time_column, "value": fmt.value_column}
 
     slots = fmt.slots
     step = fmt.interval_minutes * NS_PER_MIN
@@ -154,19 +168,24 @@ def _place(frame: pd.DataFrame, fleet: pd.Index, day_start_ns: int, fmt: Reading
         implausible = good & (value > limits.max_kw * fmt.interval_minutes / 60)
         counts["negative"] += int(negative.sum())
         counts["implausible"] += int(implausible.sum())
-        _examples(examples, frame, negative, "value", "negative kWh in an interval; the interval is left unknown")
-        _examples(examples, frame, implausible, "value", f"more than max_kw = {limits.max_kw:g} kW on average; the interval is left unknown")
+        _examples(examples, frame, negative, column["value"], "negative kWh in an interval; the interval is left unknown")
+        _examples(examples, frame, implausible, column["value"],
+                  f"more than max_kw = {limits.max_kw:g} kW on average; this interval is left unknown, the transformer's others are kept")
         good &= ~(negative | implausible)
     else:
         negative = good & (value < 0)
         counts["negative"] += int(negative.sum())
-        _examples(examples, frame, negative, "value", "negative register reading; the interval is left unknown")
+        _examples(examples, frame, negative, column["value"], "negative register reading; the interval is left unknown")
         good &= ~negative
-    for code, (column, reason) in ROW_PROBLEMS.items():
+    for code, (role, reason) in ROW_PROBLEMS.items():
         mask = bad == code
         counts[_COUNT_NAMES[code]] += int(mask.sum())
-        if code != UNMAPPED:
-            _examples(examples, frame, mask, column, reason)
+        if code == UNMAPPED:
+            for r in np.flatnonzero(mask)[:EXAMPLES]:
+                examples.append(Skip(file, f"transformer id {str(frame['transformer'].iat[r])[:80]!r} not in the transformer table; "
+                                     "the row is not used", row=int(frame["row"].iat[r]), field=column[role]))
+        else:
+            _examples(examples, frame, mask, column[role], reason)
     counts["outside_day"] += int((bad == OUTSIDE_DAY).sum())
 
     flat = t[good].astype("int64") * slots + slot[good]
@@ -183,16 +202,17 @@ def _place(frame: pd.DataFrame, fleet: pd.Index, day_start_ns: int, fmt: Reading
         conflict = np.zeros(len(first), bool)
     counts["duplicates"] += int((n[~conflict] - 1).sum())
     counts["conflicting"] += int(n[conflict].sum())
+    rows = frame["row"].to_numpy()[good][order]
     if conflict.any():
-        rows = frame["row"].to_numpy()[good][order]
         bad_rows = rows[first[conflict]][:EXAMPLES]
-        examples += [Skip(str(frame["file"].iat[0]), "the same transformer and interval twice with different values; the interval is left unknown",
-                          row=int(r), field="time") for r in bad_rows]
+        examples += [Skip(file, "the same transformer and interval twice with different values; the interval is left unknown",
+                          row=int(r), field=column["time"]) for r in bad_rows]
     counts["used"] += int((~conflict).sum())
-    return _Part(flat[first], value[first], n, conflict, counts, examples, unmapped)
+    return _Part(flat[first], value[first], n, conflict, rows[first], file, counts, examples, unmapped)
 
 
-_COUNT_NAMES = {BAD_ID: "bad_id", BAD_TIME: "bad_time", BAD_VALUE: "bad_value", UNMAPPED: "unmapped_rows"}
+_COUNT_NAMES = {BAD_ID: "bad_id", BAD_TIME: "bad_time", BAD_VALUE: "bad_value", UNMAPPED: "unmapped_rows", REPEATED_HEADER: "repeated_header",
+                **{code: "malformed_rows" for codes in BAD_ROW.values() for code in codes}}
 
 
 def _examples(out: list[Skip], frame: pd.DataFrame, mask: np.ndarray, column: str, reason: str) -> None:
@@ -235,29 +255,67 @@ def _assemble(parts: tuple[_Part, ...], n_transformers: int, fmt: ReadingFormat)
 
 
 def _register_energy(registers: np.ndarray, conflict: np.ndarray, previous: np.ndarray, fmt: ReadingFormat,
-                     limits: MeterLimits) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
+                     limits: MeterLimits) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """kWh per interval from cumulative registers, with resets and implausible jumps left unknown.
 
     A difference across missing readings is put on the interval where
-    reading resumes and covers the whole gap. Returns (energy, intervals
-    covered per transformer, resets, implausible jumps, last register of the day).
+    reading resumes and covers the whole gap. A lone wrong reading (a spike
+    up or down between two readings that agree with each other) would break
+    two differences: that reading alone is dropped instead, and the next
+    difference spans its gap. Returns (energy, intervals covered per
+    transformer, and (transformers x slots) masks of resets, implausible
+    jumps and dropped lone readings, then the last register of the day).
     """
+    cap = limits.max_kw * fmt.interval_minutes / 60  # kWh per interval
     full = np.concatenate([previous[:, None].astype("float64"), np.where(conflict, np.nan, registers)], axis=1)
+    diff, span, before = _differences(full)
+    bad = np.isfinite(diff) & ((diff < 0) | (diff > cap * span))
+    columns = np.arange(full.shape[1])
+    rows = np.arange(full.shape[0])[:, None]
+    # The next known reading after each column, and whether going straight to it from the one before is plausible.
+    after = np.minimum.accumulate(np.where(np.isfinite(full), columns, full.shape[1])[:, ::-1], axis=1)[:, ::-1]
+    nxt = np.concatenate([after[:, 1:], np.full((full.shape[0], 1), full.shape[1])], axis=1)
+    has_next = nxt < full.shape[1]
+    nxt_c = np.minimum(nxt, full.shape[1] - 1)
+    bridged = full[rows, nxt_c] - np.where(before >= 0, full[rows, np.maximum(before, 0)], np.nan)
+    lone = bad & has_next & bad[rows, nxt_c] & (bridged >= 0) & (bridged <= cap * (nxt_c - before))
+    lone[:, 0] = False
+    if lone.any():
+        full = np.where(lone, np.nan, full)
+        diff, span, before = _differences(full)
+    valid = np.isfinite(diff)
+    reset = valid & (diff < 0)
+    implausible = valid & ~reset & (diff > cap * span)
+    energy = np.where(reset | implausible, np.nan, diff)[:, 1:]
+    covered = np.where(np.isfinite(energy), span[:, 1:], 0).sum(axis=1)
+    have = np.isfinite(full)
+    last_seen = np.maximum.accumulate(np.where(have, columns, -1), axis=1)[:, -1]
+    last = np.where(last_seen >= 0, full[rows[:, 0], np.maximum(last_seen, 0)], np.nan)
+    return energy, covered, reset[:, 1:], implausible[:, 1:], lone[:, 1:], last
+
+
+def _differences(full: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(difference to the previous known register, columns it spans, column of that register or -1), per column of ``full``."""
     have = np.isfinite(full)
     columns = np.arange(full.shape[1])
     rows = np.arange(full.shape[0])[:, None]
     last_seen = np.maximum.accumulate(np.where(have, columns, -1), axis=1)
     before = np.concatenate([np.full((full.shape[0], 1), -1), last_seen[:, :-1]], axis=1)
     earlier = np.where(before >= 0, full[rows, np.maximum(before, 0)], np.nan)
-    diff = np.where(have & (before >= 0), full - earlier, np.nan)[:, 1:]
-    span = (columns - before)[:, 1:]
-    valid = np.isfinite(diff)
-    reset = valid & (diff < 0)
-    implausible = valid & ~reset & (diff > limits.max_kw * fmt.interval_minutes / 60 * span)
-    energy = np.where(reset | implausible, np.nan, diff)
-    covered = np.where(np.isfinite(energy), span, 0).sum(axis=1)
-    last = np.where(last_seen[:, -1] >= 0, full[rows[:, 0], np.maximum(last_seen[:, -1], 0)], np.nan)
-    return energy, covered, int(reset.sum()), int(implausible.sum()), last
+    diff = np.where(have & (before >= 0), full - earlier, np.nan)
+    return diff, columns - before, before
+
+
+def _locate(parts: tuple[_Part, ...], mask: np.ndarray) -> list[tuple[str, int]]:
+    """(file, row) of the readings kept for the first ``EXAMPLES`` slots set in ``mask`` (transformers x slots)."""
+    found = []
+    for flat in np.flatnonzero(mask.ravel())[:EXAMPLES]:
+        for part in parts:  # the first partition holding a slot gave its value (see _assemble)
+            i = np.searchsorted(part.flat, flat)
+            if i < len(part.flat) and part.flat[i] == flat:
+                found.append((part.file, int(part.rows[i])))
+                break
+    return found
 
 
 def _day_totals(energy: np.ndarray, covered: np.ndarray, fmt: ReadingFormat, limits: MeterLimits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

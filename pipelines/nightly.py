@@ -541,7 +541,7 @@ def _electricity(run: _Run, index: PointIndex) -> SitesResult:
         return nightly_sites(run.config, run.day, run.grid, run.out_root, index)
     except ElectricityError as exc:
         log.error("electricity sites not checked: %s", exc)
-        return SitesResult(empty_sites(), skips=[Skip("[electricity]", str(exc))])
+        return SitesResult(empty_sites(), skips=exc.skips or [Skip("[electricity]", str(exc))])
 
 
 def tomorrows_plan(config: Config, sources: Sources, grid: gpd.GeoDataFrame, day: dt.date, cropland: pd.Series,

@@ -418,7 +418,8 @@ def unregistered_load(state: PowerState, fleet: Fleet, calendar: WorkCalendar, r
     """Unregistered transformers with a factory's rhythm, in cells where no registered enterprise is."""
     t = fleet.transformers
     covered = set(t.loc[t["registered"], "cell_id"].dropna())
-    rows = np.flatnonzero((~t["registered"] & t["cell_id"].notna() & ~t["cell_id"].isin(covered)).to_numpy())
+    # Only transformers registered to no enterprise (""): one whose enterprise id the registry lacks is unknown.
+    rows = np.flatnonzero((~t["registered"] & (t["enterprise_id"] == "") & t["cell_id"].notna() & ~t["cell_id"].isin(covered)).to_numpy())
     if not len(rows):
         return _empty_flags()
     window = slice(state.days - rule.days, state.days)

@@ -193,7 +193,7 @@ def test_malformed_readings_are_counted_never_dropped_silently(tmp_path: Path, r
     assert kwh["T2"] == pytest.approx(real_day["T2"], rel=1e-5)
     assert 0.8 * real_day["T1"] < kwh["T1"] < 1.2 * real_day["T1"]
     rows_named = {(s.row, s.field) for s in use.examples}
-    assert (rows[10] + 2, "value") in rows_named and (rows[11] + 2, "time") in rows_named
+    assert (rows[10] + 2, "kwh") in rows_named and (rows[11] + 2, "time") in rows_named
 
 
 def test_register_readings_survive_gaps_and_meter_resets(tmp_path: Path, real_day: pd.Series) -> None:
@@ -323,7 +323,7 @@ def test_malformed_readings_make_a_partial_run(tmp_path: Path) -> None:
     assert (counts["negative"], counts["unmapped_rows"], counts["duplicates"], counts["bad_time"]) == (1, 1, 1, 1)
     assert counts["unmapped_transformer_ids"] == {"YZ9999": 1}
     skipped = {(s["file"], s["row"], s["field"]) for s in manifest["skipped"]}
-    assert (f"{DAY}.csv", len(lines) - 3, "value") in skipped and (f"{DAY}.csv", len(lines), "time") in skipped
+    assert (f"{DAY}.csv", len(lines) - 3, "kwh") in skipped and (f"{DAY}.csv", len(lines), "time") in skipped
     assert (tmp_path / "out" / DAY / "sites.parquet").exists()
 
 
@@ -335,5 +335,6 @@ def test_unusable_registry_keeps_the_fires(tmp_path: Path) -> None:
     assert main(["nightly", "--date", DAY, "--config", str(config), "--quiet"]) == EXIT_PARTIAL
     folder = tmp_path / "out" / DAY
     manifest = json.loads((folder / "run.json").read_text())
-    assert any("registry.csv" in s["reason"] and "missing column" in s["reason"] for s in manifest["skipped"])
+    assert any((s["file"], s["row"], s["field"]) == ("registry.csv", 1, "enterprise_id") and "missing column" in s["reason"]
+               for s in manifest["skipped"])
     assert gpd.read_parquet(folder / "sites.parquet").empty and len(gpd.read_parquet(folder / "fires.parquet")) == 568

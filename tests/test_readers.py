@@ -173,3 +173,51 @@ def test_date_pattern_in_glob(tmp_path: Path) -> None:
     (tmp_path / "fires_20220604.csv").write_text("x")
     found = expand_patterns(["fires_{date:%Y%m%d}.csv"], tmp_path, dt.date(2022, 6, 3))
     assert [p.name for p in found] == ["fires_20220603.csv"]
+
+
+# ----------------------------------------------------------------------- damaged rows of a real FIRMS file
+
+
+def _damaged(tmp_path: Path, index: int, change) -> tuple[Path, int]:  # noqa: ANN001
+    """The real MODIS sample with data line ``index`` changed; returns the file and that line's number."""
+    return _copy_with(tmp_path, "damaged.csv", lambda lines: lines[:index] + [change(lines[index])] + lines[index + 1:]), index + 1
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda line: line.replace(",", ",\x00", 1), "longitude"),                      # a stray NUL byte
+    (lambda line: "\x00" * 700 + line, "latitude"),                                  # a run of them, all in the first 4 KiB
+    (lambda line: line.replace(",", ',"' + "x," * 100_000 + '",', 1), "longitude"),   # a quoted field of 200 KiB: over the csv limit
+    (lambda line: line.replace(",", "," + "9" * 200 * 1024, 1), "longitude"),        # an unquoted 200 KiB field
+    (lambda line: line.replace(",", ',"', 1), "longitude"),                          # a stray quote
+], ids=["nul", "nul_run", "huge_quoted_field", "huge_field", "stray_quote"])
+def test_one_damaged_row_loses_only_that_row(tmp_path: Path, change, field: str) -> None:  # noqa: ANN001
+    clean, _ = read_points(FIRES / "MODIS_C6_1_Global_7d_2022-05-28_2022-06-04_sample.csv")
+    path, line = _damaged(tmp_path, 3, change)
+    frame, skips = read_points(path)
+    assert [(s.file, s.row, s.field) for s in skips] == [("damaged.csv", line, field)]
+    assert len(frame) == len(clean) - 1
+    expected = clean.drop(index=clean.index[2]).reset_index(drop=True).drop(columns="source_file")
+    pd.testing.assert_frame_equal(frame.reset_index(drop=True).drop(columns="source_file"), expected)
+
+
+def test_binary_files_are_still_rejected_whole(tmp_path: Path) -> None:
+    source = FIRES / "MODIS_C6_1_Global_7d_2022-05-28_2022-06-04_sample.csv"
+    archive = tmp_path / "archive.csv"
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(source, source.name)
+    frame, skips = read_points(archive)
+    assert frame.empty and [(s.row, s.field) for s in skips] == [(None, None)] and "zip" in skips[0].reason
+    noise = tmp_path / "noise.csv"
+    noise.write_bytes(bytes(range(32)) * 200)
+    frame, skips = read_points(noise)
+    assert frame.empty and "binary" in skips[0].reason
+
+
+def test_utf16_with_bom_is_read(tmp_path: Path) -> None:
+    source = FIRES / "MODIS_C6_1_Global_7d_2022-05-28_2022-06-04_sample.csv"
+    path = tmp_path / "utf16.csv"
+    path.write_bytes(source.read_text().encode("utf-16"))
+    frame, skips = read_points(path)
+    assert skips == [] and len(frame) == len(read_points(source)[0])

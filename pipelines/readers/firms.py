@@ -17,14 +17,13 @@ All coordinates are WGS84 degrees; ``scan``/``track`` are pixel sizes in km.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..skips import Skip
-from .csvtext import CsvTable, UnreadableFile, bad_float, first_line, read_table, to_float
+from .csvtext import CsvTable, UnreadableFile, bad_float, first_line, header_fields, read_table, to_float
 from .points import LEVEL_SCORE, assemble, bad_frp, bad_size, level_from_score, row_skips
 
 REQUIRED = ("latitude", "longitude", "acq_date", "acq_time")
@@ -71,7 +70,7 @@ def read(path: Path, text: str) -> tuple[pd.DataFrame, list[Skip]]:
     Raises ``UnreadableFile`` when the file as a whole cannot be used (missing
     columns, not text); bad rows are left out and returned as skips.
     """
-    header = [h.strip().lower() for h in next(csv.reader([first_line(text)]), [])]
+    header = [h.strip().lower() for h in header_fields(first_line(text))]
     header = [ALIASES.get(h, h) for h in header]
     missing = [c for c in REQUIRED if c not in header]
     if missing:

@@ -16,8 +16,6 @@ Rows whose coordinates cannot be read are skipped, each with its line number.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import pandas as pd
 
 from ..schema import WGS84
 from ..skips import Skip
-from .csvtext import UnreadableFile, read_table, read_text, to_float
+from .csvtext import UnreadableFile, first_line, header_fields, read_table, read_text, to_float
 
 FORMATS = ("gem_steel", "wri_power", "points")
 PLANT_COLUMNS = ["plant_id", "name", "kind", "buffer_km", "lon", "lat", "source_file", "source_row", "geometry"]
@@ -67,7 +65,7 @@ def read_plants(plants: PlantList) -> tuple[gpd.GeoDataFrame, list[Skip]]:
 
 def _csv(path: Path, required: list[str]) -> tuple[pd.DataFrame, np.ndarray, list[Skip]]:
     text = read_text(path).lstrip("\ufeff")
-    names = next(csv.reader(io.StringIO(text)), None)
+    names = header_fields(first_line(text)) if text.strip() else None
     if not names:
         raise UnreadableFile("empty file")
     table = read_table(path, text, 1, names)

@@ -9,7 +9,6 @@ become a dask dataframe with one partition per file (CSV) or row group
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,19 @@ import pyarrow.parquet as pq
 from ..chinacrs import to_wgs84
 from ..schema import BEIJING_TZ, WGS84
 from ..skips import Skip
-from .csvtext import CsvTable, UnreadableFile, read_table, read_text, to_float
+from .csvtext import (
+    BadRecord,
+    CsvTable,
+    UnreadableFile,
+    binary_kind,
+    decode,
+    first_line,
+    header_fields,
+    iter_records,
+    read_table,
+    read_text,
+    to_float,
+)
 
 # Enterprise status, as written in English or in the registry's Chinese.
 STATUSES = {
@@ -37,13 +48,21 @@ GRADES = {"a": "A", "b": "B", "c": "C", "d": "D", "leading": "leading", "引领�
 LEVELS = {"yellow": "yellow", "黄色": "yellow", "orange": "orange", "橙色": "orange", "red": "red", "红色": "red"}
 LEVEL_RANK = {"yellow": 1, "orange": 2, "red": 3}
 
+# Degrees (WGS84, GCJ-02 or BD-09 alike) of a box around China: transformers outside it are typos.
+CHINA_LON = (73.0, 136.0)
+CHINA_LAT = (3.0, 54.0)
+
 REGISTRY_COLUMNS = ["enterprise_id", "name", "address", "industry", "status", "status_date", "deadline", "grade"]
 TRANSFORMER_COLUMNS = ["transformer_id", "enterprise_id", "lon", "lat"]
 WARNING_COLUMNS = ["warning_id", "level", "start", "end", "region"]
 
 
 class PowerInputError(ValueError):
-    """A registry, transformer or warning file cannot be used at all; the message names it."""
+    """A registry, transformer or warning file cannot be used at all; the message names it, ``skip`` says where."""
+
+    def __init__(self, message: str, skip: Skip | None = None) -> None:
+        super().__init__(message)
+        self.skip = skip
 
 
 @dataclass(frozen=True)
@@ -85,12 +104,22 @@ class ReadingFormat:
 
 
 # Codes of the per-row quality column of tidy readings.
-OK, BAD_ID, BAD_TIME, BAD_VALUE, OUTSIDE_DAY, UNMAPPED = 0, 1, 2, 3, 4, 5
+OK, BAD_ID, BAD_TIME, BAD_VALUE, OUTSIDE_DAY, UNMAPPED, REPEATED_HEADER = 0, 1, 2, 3, 4, 5, 6
+# Rows that do not split into the header's fields: (kind -> code for the transformer, time, value column).
+BAD_ROW = {"few": (7, 8, 9), "many": (10, 11, 12), "unparsable": (13, 14, 15)}
+_SHAPE_REASONS = {
+    "few": "fewer fields than the header (a line cut short?); the row is not used",
+    "many": "more fields than the header (an unquoted comma in a value, e.g. 1,234?); the row is not used",
+    "unparsable": "not CSV (a field over the csv module's 128 KiB limit, or a stray quote); the row is not used",
+}
+# code -> (which configured column: "transformer", "time" or "value"; reason)
 ROW_PROBLEMS = {
     BAD_ID: ("transformer", "no transformer id"),
     BAD_TIME: ("time", "not a time (expected e.g. 2016-09-01 00:15)"),
-    BAD_VALUE: ("kwh", "not a number (expected kWh)"),
+    BAD_VALUE: ("value", "not a finite number (expected kWh)"),
     UNMAPPED: ("transformer", "transformer id not in the transformer table"),
+    REPEATED_HEADER: ("transformer", "the header line again (files joined together?); the row is not used"),
+    **{code: (role, _SHAPE_REASONS[kind]) for kind, codes in BAD_ROW.items() for role, code in zip(("transformer", "time", "value"), codes)},
 }
 
 
@@ -148,8 +177,11 @@ def read_transformers(path: Path, crs: str = "") -> tuple[gpd.GeoDataFrame, list
     lon, lat = to_float(frame["lon"]), to_float(frame["lat"])
     checks = [
         (frame["transformer_id"] == "", "transformer_id", lambda i: "empty transformer id"),
-        (~lon.between(-180, 180), "lon", lambda i: f"{frame['lon'].iat[i]!r}: expected a longitude in degrees"),
-        (~lat.between(-90, 90), "lat", lambda i: f"{frame['lat'].iat[i]!r}: expected a latitude in degrees"),
+        (~np.isfinite(lon), "lon", lambda i: f"{frame['lon'].iat[i]!r}: expected a longitude in degrees"),
+        (~np.isfinite(lat), "lat", lambda i: f"{frame['lat'].iat[i]!r}: expected a latitude in degrees"),
+        # A typo or swapped columns would put the transformer abroad; its enterprise would then never be judged.
+        (~lon.between(*CHINA_LON), "lon", lambda i: f"{frame['lon'].iat[i]!r}: outside China (expected {CHINA_LON[0]:g}-{CHINA_LON[1]:g} °E)"),
+        (~lat.between(*CHINA_LAT), "lat", lambda i: f"{frame['lat'].iat[i]!r}: outside China (expected {CHINA_LAT[0]:g}-{CHINA_LAT[1]:g} °N)"),
     ]
     keep = _check_rows(path, table.lines, checks, skips)
     out = gpd.GeoDataFrame(
@@ -177,7 +209,7 @@ def read_warnings(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
     administrative code prefixes separated by ``;`` ("13" = Hebei, "1301" =
     Shijiazhuang, "130102" = one county) or ``*`` for everywhere.
     """
-    table = _csv(path, WARNING_COLUMNS)
+    table = _csv(path, WARNING_COLUMNS, allow_empty=True)
     frame, skips = table.frame, list(table.skips)
     level = frame["level"].str.lower().map(LEVELS)
     start, end = _instants(frame["start"]), _instants(frame["end"])
@@ -210,16 +242,31 @@ def _check_rows(path: Path, lines: np.ndarray, checks: list[tuple[pd.Series, str
     return keep
 
 
-def _csv(path: Path, required: list[str], optional: Sequence[str] = ()) -> CsvTable:
+def _csv(path: Path, required: list[str], optional: Sequence[str] = (), *, allow_empty: bool = False) -> CsvTable:
+    """The file's cells; raises ``PowerInputError`` (with a skip) when it is unreadable, empty or lacks a column.
+
+    ``allow_empty``: a header without rows is fine (no warnings); for the
+    registry and transformer table it would make every transformer look
+    unregistered, so it is an error.
+    """
+    expected = ", ".join([*required, *optional])
     try:
-        text = read_text(path)
+        text = read_text(path).lstrip("\ufeff")
+        header = header_fields(first_line(text)) if text.strip() else []
     except UnreadableFile as exc:
-        raise PowerInputError(f"{path}: {exc}") from None
-    header = next(csv.reader([text.lstrip("\ufeff").split("\n", 1)[0]]), [])
-    table = read_table(path, text.lstrip("\ufeff"), 1, header)
+        raise PowerInputError(f"{path}: {exc}", Skip(path.name, f"{exc}; the file is not used")) from None
+    if not header:
+        raise PowerInputError(f"{path}: empty file; expected a header {expected}",
+                              Skip(path.name, f"empty file: expected a header {expected}; the file is not used", row=1))
+    table = read_table(path, text, 1, header)
     missing = [c for c in required if c not in table.frame.columns]
     if missing:
-        raise PowerInputError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join([*required, *optional])}")
+        raise PowerInputError(f"{path}: missing column(s) {', '.join(missing)}; expected {expected}",
+                              Skip(path.name, f"missing column(s) {', '.join(missing)}: expected {expected}; the file is not used",
+                                   row=1, field=missing[0]))
+    if not allow_empty and not len(table.frame) and not table.skips:
+        raise PowerInputError(f"{path}: no rows, only a header",
+                              Skip(path.name, "no rows, only a header: nothing can be judged against it; the file is not used", row=1))
     for column in optional:
         if column not in table.frame.columns:
             table.frame[column] = ""
@@ -240,7 +287,7 @@ def _instants(values: pd.Series) -> pd.Series:
     for i, value in text.items():
         try:
             ts = pd.Timestamp(value)
-        except ValueError:
+        except (ValueError, OverflowError, TypeError):
             continue
         if pd.isna(ts):
             continue
@@ -293,21 +340,84 @@ def read_readings(paths: Sequence[Path], fmt: ReadingFormat) -> dd.DataFrame:
     return dd.from_map(_read_part, reading_parts(paths), fmt=fmt, meta=RAW_META, enforce_metadata=False)
 
 
+def check_readings(paths: Sequence[Path], fmt: ReadingFormat) -> tuple[list[Path], list[Skip]]:
+    """The readings files that can be read at all, and one skip for each that cannot.
+
+    Looks only at each file's start (a CSV header, a Parquet schema), so it is
+    cheap: a binary file (a PNG or zip named .csv), an empty file, a header
+    without data rows, or a header missing one of the configured columns
+    loses that file; everything inside a usable file is judged row by row
+    when it is read.
+
+    Example::
+
+        usable, skips = check_readings(reading_files(cfg, base, day), fmt)
+    """
+    columns = [fmt.transformer_column, fmt.time_column, fmt.value_column]
+    usable: list[Path] = []
+    skips: list[Skip] = []
+    for path in paths:
+        problem = _parquet_problem(path, columns) if path.suffix.lower() == ".parquet" else _csv_problem(path, columns)
+        if problem is None:
+            usable.append(path)
+        else:
+            skips.append(problem)
+    return usable, skips
+
+
+def _csv_problem(path: Path, columns: list[str]) -> Skip | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as exc:
+        return Skip(path.name, f"cannot read readings: {exc.strerror or exc}")
+    kind = binary_kind(head)
+    if kind is not None:
+        return Skip(path.name, f"binary content ({kind}), expected CSV readings; the file is not used")
+    if not head.strip():
+        return Skip(path.name, f"empty file: expected a header {','.join(columns)} and readings; the file is not used", row=1)
+    line = head.split(b"\n", 1)[0]
+    try:
+        names = [n.strip() for n in header_fields(decode(line).rstrip("\r"))]
+    except UnreadableFile as exc:
+        return Skip(path.name, f"{exc}; the file is not used", row=1)
+    missing = [c for c in columns if c not in names]
+    if missing:
+        return Skip(path.name, f"missing column(s) {', '.join(missing)}: header is {','.join(names)}, expected {', '.join(columns)} "
+                    "(see [electricity] *_column); the file is not used", row=1, field=missing[0])
+    if not head[len(line):].strip():
+        return Skip(path.name, "no readings: the file has only its header line; the file is not used", row=1)
+    return None
+
+
+def _parquet_problem(path: Path, columns: list[str]) -> Skip | None:
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds for a damaged file
+        return Skip(path.name, f"cannot read as Parquet readings: {exc}; the file is not used")
+    missing = [c for c in columns if c not in pf.schema_arrow.names]
+    if missing:
+        return Skip(path.name, f"missing column(s) {', '.join(missing)}: expected {', '.join(columns)} (see [electricity] *_column); "
+                    "the file is not used", field=missing[0])
+    if pf.metadata.num_rows == 0:
+        return Skip(path.name, "no readings: the file has no rows; the file is not used")
+    return None
+
+
 def _read_part(part: tuple[Path, int | None], fmt: ReadingFormat) -> pd.DataFrame:
     path, group = part
     columns = [fmt.transformer_column, fmt.time_column, fmt.value_column]
+    shape = np.zeros(0, "int8")
     try:
         if group is None:
-            raw = pd.read_csv(path, usecols=lambda c: c.strip() in columns, dtype={c: "string" for c in columns},
-                              keep_default_na=False, encoding="utf-8-sig")
-            raw.columns = [c.strip() for c in raw.columns]
-            first_row = 2
+            raw, rows, shape = _read_csv(path, columns)
         else:
             pf = pq.ParquetFile(path, read_dictionary=[fmt.transformer_column])
             raw = pf.read_row_group(group, columns=columns).to_pandas()
             first_row = 1 + sum(pf.metadata.row_group(g).num_rows for g in range(group))
-    except (OSError, ValueError, KeyError) as exc:
-        raise type(exc)(f"{path}: cannot read readings: {exc}") from None
+            rows = np.arange(first_row, first_row + len(raw), dtype="int64")
+    except (OSError, ValueError, KeyError, UnreadableFile) as exc:
+        raise ValueError(f"{path}: cannot read readings: {exc}") from None
     missing = [c for c in columns if c not in raw.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(columns)} (see [electricity] *_column)")
@@ -319,19 +429,107 @@ def _read_part(part: tuple[Path, int | None], fmt: ReadingFormat) -> pd.DataFram
     values = raw[fmt.value_column]
     value = pd.to_numeric(values, errors="coerce").astype("float64") if values.dtype.kind not in "fiu" else values.astype("float64")
     bad = np.zeros(len(raw), "int8")
-    bad[value.isna().to_numpy()] = BAD_VALUE
+    bad[~np.isfinite(value.to_numpy())] = BAD_VALUE  # NaN, inf, 1e400: never a reading
     bad[time.isna().to_numpy()] = BAD_TIME
     codes = ids.cat.codes.to_numpy()
     empty = np.flatnonzero(ids.cat.categories.astype(str) == "")
     bad[(codes < 0) | np.isin(codes, empty)] = BAD_ID
+    named = np.flatnonzero(ids.cat.categories.astype(str) == fmt.transformer_column)
+    if len(named):
+        # The header line again in the middle (files joined): one row, named as such.
+        at = np.flatnonzero(np.isin(codes, named))
+        header = raw[fmt.time_column].iloc[at].astype("string").str.strip().to_numpy() == fmt.time_column
+        bad[at[header]] = REPEATED_HEADER
+    if len(shape):
+        bad[shape > 0] = shape[shape > 0]
     return pd.DataFrame({
         "transformer": ids.reset_index(drop=True),
         "time": time.reset_index(drop=True),
         "value": value.reset_index(drop=True),
-        "row": np.arange(first_row, first_row + len(raw), dtype="int64"),
+        "row": rows,
         "file": pd.Categorical.from_codes(np.zeros(len(raw), "int8"), [path.name]),
         "bad": bad,
     })
+
+
+def _read_csv(path: Path, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The ``columns`` of a readings CSV as text, the line of each row, and a ``BAD_ROW_*`` code per row (0 = fine).
+
+    Files in which every line has the header's number of fields, no quoted
+    comma or line break and no blank line are read by pandas' fast parser
+    (the usual case: row i is line i + 2). Any other file is read record by
+    record with the ``csv`` module (:func:`csvtext.iter_records`): slower,
+    but a row with an unquoted ``1,234``, a cut line, a field over 128 KiB
+    or a stray quote loses only that row, and line numbers stay true.
+    """
+    if _plain(path):
+        try:
+            raw = pd.read_csv(path, usecols=lambda c: c.strip() in columns, dtype=str, keep_default_na=False, na_filter=False,
+                              encoding="utf-8-sig", index_col=False)
+            raw.columns = [c.strip() for c in raw.columns]
+            return raw, np.arange(2, 2 + len(raw), dtype="int64"), np.zeros(0, "int8")
+        except (UnicodeDecodeError, pd.errors.ParserError):
+            pass  # GB18030 text, or a line the byte scan could not judge: the careful path below
+    data = path.read_bytes()
+    try:
+        text = decode(data)
+    except UnreadableFile:
+        text = data.decode("utf-8-sig", errors="replace")  # the header was readable: let each row fail on its own
+    header = text.split("\n", 1)[0].rstrip("\r")
+    names = [n.strip() for n in header_fields(header)]
+    where = [names.index(c) for c in columns]
+    cells: list[list[str]] = [[] for _ in columns]
+    lines: list[int] = []
+    shapes: list[int] = []
+    for item in iter_records(text, 1, names, comments=False):
+        if isinstance(item, BadRecord):
+            role = columns.index(item.field) if item.field in columns else 2
+            code = REPEATED_HEADER if item.kind == "header" else BAD_ROW[item.kind if item.kind in BAD_ROW else "unparsable"][role]
+            lines.append(item.line)
+            shapes.append(code)
+            for c in cells:
+                c.append("")
+            continue
+        line, row = item
+        lines.append(line)
+        shapes.append(0)
+        for c, i in zip(cells, where):
+            c.append(row[i])
+    raw = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(columns, cells)})
+    return raw, np.asarray(lines, "int64"), np.asarray(shapes, "int8")
+
+
+def _plain(path: Path, block: int = 1 << 24) -> bool:
+    """Whether every line of ``path`` has as many commas as its header, and each an even number of quotes.
+
+    Then no row has a field too many or too few, no quoted comma or line
+    break, and no blank line: pandas' fast parser reads it row for line.
+    Scans the bytes in blocks, so memory stays small for large files.
+    """
+    commas = None
+    tail = b""
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(block)
+            data = tail + chunk
+            if not chunk:
+                body, tail = (data + b"\n" if data else b""), b""
+            else:
+                cut = data.rfind(b"\n") + 1
+                body, tail = data[:cut], data[cut:]
+            if body:
+                buf = np.frombuffer(body, np.uint8)
+                ends = np.flatnonzero(buf == 10)
+                per_line = np.diff(np.r_[0, np.searchsorted(np.flatnonzero(buf == 44), ends)])
+                if commas is None:
+                    commas = int(per_line[0])
+                if (per_line != commas).any():
+                    return False
+                quotes = np.flatnonzero(buf == 34)
+                if len(quotes) and (np.diff(np.r_[0, np.searchsorted(quotes, ends)]) % 2).any():
+                    return False
+            if not chunk:
+                return commas is not None and commas > 0
 
 
 def _reading_times(values: pd.Series, tz: str) -> pd.Series:
@@ -344,14 +542,42 @@ def _reading_times(values: pd.Series, tz: str) -> pd.Series:
     midnight = text.str.endswith("24:00").fillna(False)
     if midnight.any():
         text = text.where(~midnight, text.str[:-5] + "00:00")
-    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=False) if _iso(text) else pd.to_datetime(text, errors="coerce", format="mixed")
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_convert("UTC")
-    else:
-        parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    try:
+        parsed = _utc(pd.to_datetime(text, errors="coerce", format="ISO8601" if _iso(text) else "mixed"), tz)
+    except (ValueError, OverflowError, TypeError):
+        # pandas refuses a column that mixes times with an offset ("...+08:00", "...Z") and without:
+        # parse the two apart, so that one such value does not lose the file.
+        aware = text.str.contains(r"(?:[zZ]|[+-]\d{2}:?\d{2})$", regex=True).fillna(False).to_numpy(bool)
+        parsed = pd.Series(pd.NaT, index=text.index, dtype=pd.DatetimeTZDtype("ns", "UTC"))
+        parsed = parsed.mask(~aware, _utc(_parse_times(text[~aware], utc=False), tz))
+        parsed = parsed.mask(aware, _parse_times(text[aware], utc=True))
     if midnight.any():
         parsed = parsed + pd.to_timedelta(midnight.astype("int64"), unit="D")
     return parsed
+
+
+def _utc(parsed: pd.Series, tz: str) -> pd.Series:
+    """Parsed times in UTC; naive ones are in ``tz``."""
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return parsed.dt.tz_convert("UTC")
+    return parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+
+
+def _parse_times(text: pd.Series, *, utc: bool) -> pd.Series:
+    """``pd.to_datetime`` of a column, unparsable values NaT; value by value if pandas refuses the column."""
+    fmt = "ISO8601" if _iso(text) else "mixed"
+    try:
+        return pd.to_datetime(text, errors="coerce", format=fmt, utc=utc)
+    except (ValueError, OverflowError, TypeError):
+        def one(value: object) -> pd.Timestamp:
+            try:
+                ts = pd.Timestamp(value)
+            except (ValueError, OverflowError, TypeError):
+                return pd.NaT
+            if pd.isna(ts):
+                return pd.NaT
+            return ts.tz_convert("UTC") if ts.tzinfo is not None else (ts.tz_localize("UTC") if utc else ts)
+        return pd.to_datetime(text.map(one), errors="coerce", utc=utc)
 
 
 def _iso(text: pd.Series) -> bool:
