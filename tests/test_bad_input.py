@@ -30,6 +30,7 @@ FIRMS = ROOT / "geodata/fires/MODIS_C6_1_Global_24h_2022-06-03_ncp-subset.csv"
 HIMAWARI = ROOT / "geodata/fires/H09_20251209_1900_L2WLF010_FLDK.06001_06001.csv"
 FIRMS_DAY, HIMAWARI_DAY = "2022-06-03", "2025-12-10"
 ROWS = 12  # real data rows per case file
+ANY = object()  # a skip whose field the reader may name as it can (a row with too many fields)
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Case:
     name: str
     lines: Callable[[list[str]], list[str] | bytes]  # header + ROWS data lines -> the broken file
     row: int | None  # line of the skip (header = 1); None: the whole file
-    field: str | None
+    field: str | None | object  # ANY: whichever field the reader blames
     kept: int  # good rows that must reach the run
     skipped: bool = True  # False: a harmless variant that must lose nothing
 
@@ -86,15 +87,15 @@ FIRMS_CASES = [
     _bad("track", "0"), _bad("track", "-2.5"), _bad("track", "50"), _bad("track", "?"),
     _bad("confidence", "150"), _bad("confidence", "-1"), _bad("confidence", "maybe"), _bad("confidence", "1e400"),
     _bad("daynight", "X"), _bad("daynight", "day"),
-    Case("extra-field", _line(5, lambda s: s + ",surplus"), 7, None, ROWS - 1),
-    Case("missing-field", _line(5, lambda s: s.rsplit(",", 1)[0]), 7, None, ROWS - 1),
-    Case("unquoted-thousands", _set("frp", "1,234"), 7, None, ROWS - 1),
-    Case("decimal-comma", _set("latitude", "34,49"), 7, None, ROWS - 1),
+    Case("extra-field", _line(5, lambda s: s + ",surplus"), 7, ANY, ROWS - 1),
+    Case("missing-field", _line(5, lambda s: s.rsplit(",", 1)[0]), 7, ANY, ROWS - 1),
+    Case("unquoted-thousands", _set("frp", "1,234"), 7, ANY, ROWS - 1),
+    Case("decimal-comma", _set("latitude", "34,49"), 7, ANY, ROWS - 1),
     Case("header-repeated", lambda lines: [*lines[:6], lines[0], *lines[6:]], 7, "latitude", ROWS),
     Case("empty-cells-row", lambda lines: [*lines[:6], ",,,,,,,,,,,,", *lines[6:]], 7, "latitude", ROWS),
-    Case("truncated-last-line", lambda lines: [*lines[:-1], lines[-1][:20]], ROWS + 1, None, ROWS - 1),
-    Case("nul-byte-in-a-row", _line(5, lambda s: s[:10] + "\x00" + s[10:]), 7, None, ROWS - 1),
-    Case("huge-field", _set("version", "x" * 200_000), 7, None, ROWS - 1),
+    Case("truncated-last-line", lambda lines: [*lines[:-1], lines[-1][:20]], ROWS + 1, ANY, ROWS - 1),
+    Case("nul-byte-in-a-row", _line(5, lambda s: s[:10] + "\x00" + s[10:]), 7, "longitude", ROWS - 1),
+    Case("huge-field", _set("version", "x" * 200_000), 7, "version", ROWS - 1),
     Case("stray-quote", _set("version", '6.1"NRT'), None, None, ROWS, skipped=False),
     # Harmless variants: nothing may be lost.
     Case("blank-lines", lambda lines: [*lines[:4], "", "  ", *lines[4:]], None, None, ROWS, skipped=False),
@@ -113,7 +114,8 @@ FIRMS_CASES = [
     Case("zip-archive", lambda lines: b"PK\x03\x04" + b"\x00" * 300, None, None, 0),
     Case("not-firms-header", lambda lines: ["lat_deg,lon_deg,when", "34.4,113.7,2022-06-03"], None, None, 0),
     Case("no-acq-time-column", lambda lines: [",".join(c.split(",")[i] for i in range(13) if i != 6) for c in lines], None, None, 0),
-    Case("invalid-bytes-line", lambda lines: ("\n".join(lines) + "\n").encode() + b"\xff\xfe\xfa,\n", ROWS + 2, None, ROWS),
+    Case("invalid-bytes-in-a-row", lambda lines: ("\n".join(_set("version", "6.1@NRT")(lines)) + "\n").encode().replace(b"@", b"\xff\xfe"),
+         7, None, ROWS - 1),
 ]
 
 HIMAWARI_CASES = [
@@ -122,7 +124,7 @@ HIMAWARI_CASES = [
     _wlf("Lat", "91"), _wlf("Lat", "north"), _wlf("Lon", "-200"), _wlf("Lon", ""),
     _wlf("Area(km^2)", "0"), _wlf("Area(km^2)", "-3.7"), _wlf("Area(km^2)", "inf"), _wlf("Area(km^2)", "1e6"),
     _wlf("Reliability", "7"), _wlf("FRP(Wm^-2)", "-3.75"), _wlf("FRP(Wm^-2)", "1e400"), _wlf("FRP(Wm^-2)", "hot"),
-    Case("extra-field", _line(5, lambda s: s + ",9"), 8, None, ROWS - 1),
+    Case("extra-field", _line(5, lambda s: s + ",9"), 8, ANY, ROWS - 1),
 ]
 
 
@@ -200,7 +202,7 @@ def _check(run: tuple[int, dict], file: str, case: Case) -> None:
     elif case.row is None:
         assert len(mine) >= 1 and all(s["row"] is None for s in mine[:1]), mine
     else:
-        assert [(s["row"], s["field"]) for s in mine] == [(case.row, case.field)], mine
+        assert [(s["row"], ANY if case.field is ANY else s["field"]) for s in mine] == [(case.row, case.field)], mine
         assert mine[0]["reason"]
     counts = next((f for f in manifest["inputs"]["fires"] if Path(f["path"]).name == file), None)
     assert counts is not None

@@ -58,6 +58,9 @@ def binary_kind(head: bytes) -> str | None:
     return next((kind for magic, kind in MAGIC if head.startswith(magic)), None)
 
 
+REPLACEMENT = "\ufffd"  # what undecodable bytes become
+
+
 def decode(raw: bytes) -> str:
     """Text of a CSV file's bytes: UTF-8 (BOM dropped), UTF-16 with a BOM, or GB18030; raises ``UnreadableFile``.
 
@@ -76,7 +79,11 @@ def decode(raw: bytes) -> str:
         except UnicodeDecodeError:
             continue
     else:
-        raise UnreadableFile("not UTF-8 or GB18030 text (binary content?), expected CSV text")
+        # A few invalid bytes (a line corrupted in transfer) lose their own rows, which read_table skips by
+        # the replacement character; a file that is mostly undecodable is not text at all.
+        text = raw.decode("utf-8", errors="replace")
+        if text.count(REPLACEMENT) > MAX_CONTROL_SHARE * len(text):
+            raise UnreadableFile("not UTF-8 or GB18030 text (binary content?), expected CSV text")
     sample = text[:65536]
     if sample and len(_CONTROL.findall(sample)) > MAX_CONTROL_SHARE * len(sample):
         raise UnreadableFile("binary content (mostly control characters), expected CSV text")
@@ -252,6 +259,8 @@ def read_table(path: Path, text: str, header_line: int, header: list[str]) -> Cs
     for item in iter_records(text, header_line, names):
         if isinstance(item, BadRecord):
             skips.append(item.skip(path.name))
+        elif any(REPLACEMENT in cell for cell in item[1]):
+            skips.append(Skip(path.name, "bytes that are neither UTF-8 nor GB18030 in this row; the row is not used", row=item[0]))
         else:
             lines.append(item[0])
             rows.append(item[1])
