@@ -34,7 +34,7 @@ from .electricity import (
     store_state,
 )
 from .events import FusionTolerance, assign_events, events_table
-from .fires import dedupe, expand_patterns, read_fires
+from .fires import dedupe, expand_patterns, expand_tables, read_fires, read_table_fires
 from .grid import load_counties, load_grid, read_layer
 from .indexpage import write_index
 from .landcover import LandCover, LandCoverError, cropland_hectares
@@ -45,6 +45,7 @@ from .persistent import FireHistory, PersistenceRule, PersistentError
 from .plan import cell_probes, patrol_plan, recent_event_counts
 from .rasters import read_raster_fires
 from .readers.plants import read_plant_lists
+from .readers.tables import TableFormat
 from .report import report_table, write_report
 from .schema import CATEGORIES, WGS84, WINDOW_COLUMNS
 from .sites import empty_sites
@@ -140,10 +141,15 @@ def run_nightly(
     with _captured_log() as records:
         with _timed(timings, "load_grid"):
             grid = load_supervision_grid(config)
-        files = _Inputs(expand_patterns(config.fires.points, base, day), expand_patterns(config.fires.rasters, base, day))
-        if not (files.points or files.rasters):
+        tables = expand_tables(config.fires.tables, base, day)
+        # A file claimed by a [[fires.tables]] entry is read as that table only, not as a point product.
+        claimed = {p for p, _ in tables}
+        points = [p for p in expand_patterns(config.fires.points, base, day) if p not in claimed]
+        files = _Inputs(points, expand_patterns(config.fires.rasters, base, day), tables)
+        if not (files.points or files.rasters or files.tables):
             raise RunError(
-                f"no fire files match [fires] points = {list(config.fires.points)} or rasters = {list(config.fires.rasters)} (relative to {base})"
+                f"no fire files match [fires] points = {list(config.fires.points)}, rasters = {list(config.fires.rasters)}"
+                f" or [[fires.tables]] path = {[list(t.path) for t in config.fires.tables]} (relative to {base})"
             )
         with _timed(timings, "load_sources"):
             sources = load_sources(config)
@@ -157,6 +163,7 @@ def run_nightly(
 class _Inputs:
     points: list[Path]  # fire-point files
     rasters: list[Path]  # fire-mask rasters
+    tables: list[tuple[Path, TableFormat]] = field(default_factory=list)  # agency tables, with their [[fires.tables]] entry
 
 
 @dataclass(frozen=True)
@@ -311,11 +318,12 @@ class _Run:
 
 def _run(run: _Run, staging: Path) -> RunResult:
     config, day, grid, files, timings = run.config, run.day, run.grid, run.files, run.timings
-    log.info("gridwatch %s nightly run for %s: %d fire-point file(s), %d raster(s), %d grid cells",
-             __version__, day, len(files.points), len(files.rasters), len(grid))
+    log.info("gridwatch %s nightly run for %s: %d fire-point file(s), %d raster(s), %d agency table(s), %d grid cells",
+             __version__, day, len(files.points), len(files.rasters), len(files.tables), len(grid))
     filters = {"bbox": config.region.bbox, "day": day, "min_confidence": config.fires.min_confidence}
     with _timed(timings, "read_fires"):
-        lazy = read_fires(files.points, **filters) + read_raster_fires(files.rasters, cloud_window=config.fires.cloud_window, **filters)
+        lazy = (read_fires(files.points, **filters) + read_raster_fires(files.rasters, cloud_window=config.fires.cloud_window, **filters)
+                + read_table_fires(files.tables, **filters))
         points, skips, per_file = lazy.compute()
     skips = run.sources.plant_skips + skips
     for skip in skips:
@@ -407,6 +415,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
             "grid": {**file_record(config.grid.path), "cells": len(grid)},
             "fires": [{**file_record(p), **per_file.get(p.name, {})} for p in files.points],
             "rasters": [{**file_record(p), **per_file.get(p.name, {})} for p in files.rasters],
+            "tables": [{**file_record(p), "entry": _entry_number(config, fmt), **per_file.get(p.name, {})} for p, fmt in files.tables],
             "plants": [{**file_record(pl.path), **c} for pl, c in zip(config.classify.industrial if config.classify else (), run.sources.plant_counts) if pl.path.exists()],
             "landcover": file_record(config.classify.landcover) if config.classify else None,
             "fire_history": {**(run.sources.history_record or {"path": str(config.persistent.path), "cells": 0}),
@@ -425,6 +434,11 @@ def _run(run: _Run, staging: Path) -> RunResult:
     (staging / "run.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     (staging / "run.log").write_text("".join(r["line"] for r in run.records), encoding="utf-8")
     return RunResult(day, run.out_root / day.isoformat(), manifest, skips)
+
+
+def _entry_number(config: Config, fmt: TableFormat) -> int:
+    """1-based position of a table's [[fires.tables]] entry, as config messages count them."""
+    return next(i for i, t in enumerate(config.fires.tables, start=1) if t is fmt)
 
 
 def _electricity(run: _Run, index: PointIndex) -> SitesResult:
@@ -530,6 +544,7 @@ def _counts(fires: pd.DataFrame, events: pd.DataFrame, per_file: list[dict], dup
         "outside_region": total("outside_region"),
         "other_dates": total("other_dates"),
         "below_confidence": total("below_confidence"),
+        "times_from_overpass": total("time_from_overpass"),
         "duplicates": duplicates,
         "fires": len(fires),
         "attributed": int(fires["cell_id"].notna().sum()),
