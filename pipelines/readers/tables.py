@@ -247,12 +247,14 @@ def parse_stamp(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     parts = parts.fillna(compact)
     has_clock = parts["H"].notna()
     numbers = parts.apply(pd.to_numeric, errors="coerce")
+    hour, minute, second = numbers["H"].fillna(0), numbers["M"].fillna(0), numbers["S"].fillna(0)
     stamp = pd.to_datetime(
-        pd.DataFrame({"year": numbers["y"], "month": numbers["m"], "day": numbers["d"],
-                      "hour": numbers["H"].fillna(0), "minute": numbers["M"].fillna(0), "second": numbers["S"].fillna(0)}),
+        pd.DataFrame({"year": numbers["y"], "month": numbers["m"], "day": numbers["d"], "hour": hour, "minute": minute, "second": second}),
         errors="coerce",
     )
-    return stamp, has_clock
+    # pandas carries 25:61 over into the next day; a clock out of range is no time.
+    valid = hour.between(0, 23) & minute.between(0, 59) & second.between(0, 59)
+    return stamp.where(valid), has_clock
 
 
 def parse_clock(text: pd.Series) -> pd.Series:
@@ -488,11 +490,13 @@ def _parse(file: str, header: list[str], cells: pd.DataFrame, lines: np.ndarray,
         (label("frp"), (frp_text != "") & frp.isna(), "FRP '" + frp_text + "' is not a number (MW)"),
     ]
     good = np.ones(len(index), dtype=bool)
+    bad_rows: list[Skip] = []
     for field_name, bad, reason in checks:
         new = np.asarray(bad, dtype=bool) & good
         for i in np.flatnonzero(new):
-            skips.append(Skip(file, str(reason.iloc[i]), row=int(lines[i]), field=field_name))
+            bad_rows.append(Skip(file, str(reason.iloc[i]), row=int(lines[i]), field=field_name))
         good &= ~new
+    skips = skips + sorted(bad_rows, key=lambda skip: skip.row)
 
     product = satellite.fillna("") + " " + sensor.fillna("") + " 火点表 fire-point table"
     product = product.where(notes == "", product + "; " + notes)
