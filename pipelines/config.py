@@ -316,7 +316,7 @@ def _value(hint: object, value: object, path: Path, base: Path, key: str) -> obj
             raise ConfigError(wrong + "a number")
         return float(value)
     if origin is dict:
-        key_type, value_type = typing.get_args(hint)
+        _, value_type = typing.get_args(hint)
         if not isinstance(value, dict):
             raise ConfigError(wrong + "a table (name = value, ...)")
         return {str(k): _value(value_type, v, path, base, f"{key}.{k}") for k, v in value.items()}
