@@ -21,6 +21,7 @@ from . import refdata
 from .cropcal import DEFAULT_REGIONS, RegionDefault
 from .readers.plants import FORMATS, PlantList
 from .readers.power import GRADES, LEVELS, ReadingFormat
+from .readers.tables import TableFormat
 from .sites import (
     ComplianceRule,
     ReductionTable,
@@ -88,6 +89,7 @@ class FiresConfig:
     rasters: tuple[str, ...] = ()  # glob patterns of fire-mask rasters (GeoTIFF, swath or geostationary NetCDF)
     min_confidence: float = 0.0  # percent, 0-100: fires below are dropped
     cloud_window: int = 5  # pixels, odd: side of the square whose cloud share is a raster fire's cloud_fraction
+    tables: tuple[TableFormat, ...] = ()  # [[fires.tables]] agency fire-point tables (NSMC, provincial bulletins)
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,11 @@ def _value(hint: object, value: object, path: Path, base: Path, key: str, missin
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(wrong + "a number")
         return float(value)
+    if origin is dict:
+        _, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(wrong + "a table (name = value, ...)")
+        return {str(k): _value(value_type, v, path, base, f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, list):
@@ -398,8 +405,14 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: [fires] min_confidence = {config.fires.min_confidence}: expected a percentage 0-100")
     if config.make_grid is not None and config.make_grid.cell_km <= 0:
         raise ConfigError(f"{path}: [make_grid] cell_km = {config.make_grid.cell_km}: expected a positive number of km")
-    if not (config.fires.points or config.fires.rasters or config.electricity):
-        raise ConfigError(f"{path}: [fires] points and rasters are both empty and there is no [electricity]: expected at least one fire file pattern")
+    if not (config.fires.points or config.fires.rasters or config.fires.tables or config.electricity):
+        raise ConfigError(f"{path}: [fires] points, rasters and [[fires.tables]] are all empty and there is no [electricity]: "
+                          "expected at least one fire file pattern")
+    for i, table in enumerate(config.fires.tables):
+        try:
+            table.check()
+        except ValueError as exc:
+            raise ConfigError(f"{path}: [[fires.tables]] #{i + 1} {exc}") from None
     if config.fires.cloud_window < 1 or config.fires.cloud_window % 2 == 0:
         raise ConfigError(f"{path}: [fires] cloud_window = {config.fires.cloud_window}: expected an odd number of pixels (1, 3, 5, ...)")
     if config.classify is not None:

@@ -20,6 +20,7 @@ import pandas as pd
 from dask.delayed import Delayed
 
 from .readers import read_points
+from .readers.tables import OVERPASS_NOTE, TableFormat, read_table_file
 from .schema import empty_fires
 from .skips import Skip
 from .windows import daynight
@@ -117,6 +118,53 @@ def read_fires(
         for i, p in enumerate(paths)
     ]
     return LazyFires(parts)
+
+
+def expand_tables(tables: tuple[TableFormat, ...] | list[TableFormat], base: Path, day: dt.date | None = None) -> list[tuple[Path, TableFormat]]:
+    """Files of each ``[[fires.tables]]`` entry (``path`` patterns as in ``expand_patterns``), sorted.
+
+    A file matched by several entries is read with the first. Files matched by
+    no entry are not tables (and are not read as such).
+    """
+    claimed: dict[Path, TableFormat] = {}
+    for fmt in tables:
+        for found in expand_patterns(fmt.path, base, day):
+            claimed.setdefault(found, fmt)
+    return sorted(claimed.items(), key=lambda item: item[0])
+
+
+def read_table_fires(
+    files: list[tuple[Path, TableFormat]],
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    day: dt.date | None = None,
+    min_confidence: float = 0.0,
+) -> LazyFires:
+    """Lazily read agency fire-point tables (CSV, .xlsx; ``readers.tables``), one partition per file.
+
+    ``files`` pairs each file with its ``[[fires.tables]]`` entry (``expand_tables``);
+    filters as in ``read_fires``, applied inside the partition. Add to
+    ``read_fires(...)`` with ``+`` to read everything in one pass.
+
+    Example::
+
+        files = expand_tables(config.fires.tables, config.base_dir, dt.date(2025, 11, 19))
+        points, skips, per_file = read_table_fires(files, day=dt.date(2025, 11, 19)).compute()
+    """
+    parts = [
+        dask.delayed(_read_table_one)(str(p), fmt, bbox, day, min_confidence, dask_key_name=f"read-table-{i}-{Path(p).name}")
+        for i, (p, fmt) in enumerate(files)
+    ]
+    return LazyFires(parts)
+
+
+def _read_table_one(
+    path: str, fmt: TableFormat, bbox: tuple[float, float, float, float] | None, day: dt.date | None, min_confidence: float
+) -> tuple[pd.DataFrame, list[Skip], list[dict]]:
+    frame, skips = read_table_file(path, fmt)
+    from_overpass = int(frame["product"].str.contains(OVERPASS_NOTE, regex=False).sum())
+    frame, counts = filter_fires(frame, bbox, day, min_confidence)
+    return frame, skips, [{"file": Path(path).name, **counts, "time_from_overpass": from_overpass}]
 
 
 def _read_one(

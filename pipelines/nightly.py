@@ -34,7 +34,7 @@ from .electricity import (
     store_state,
 )
 from .events import FusionTolerance, assign_events, events_table
-from .fires import NO_ROWS, dedupe, expand_patterns, read_fires
+from .fires import NO_ROWS, dedupe, expand_patterns, expand_tables, read_fires, read_table_fires
 from .grid import GridError, codes_as_text, load_counties, load_grid, read_layer
 from .indexpage import write_index
 from .landcover import LandCover, LandCoverError, land_hectares
@@ -45,6 +45,7 @@ from .persistent import FireHistory, PersistenceRule, PersistentError
 from .plan import cell_probes, patrol_plan, recent_event_counts
 from .rasters import read_raster_fires
 from .readers.plants import read_plant_lists
+from .readers.tables import TableFormat
 from .report import report_table, write_report
 from .schema import CATEGORIES, WGS84, WINDOW_COLUMNS
 from .sites import empty_sites
@@ -142,8 +143,11 @@ def run_nightly(
             log.warning("%s", note)
         with _timed(timings, "load_grid"):
             grid = load_supervision_grid(config)
-        files = _Inputs(expand_patterns(config.fires.points, base, day), expand_patterns(config.fires.rasters, base, day),
-                        missing_fire_data(config, day))
+        tables = expand_tables(config.fires.tables, base, day)
+        # A file claimed by a [[fires.tables]] entry is read as that table only, not as a point product.
+        claimed = {p for p, _ in tables}
+        points = [p for p in expand_patterns(config.fires.points, base, day) if p not in claimed]
+        files = _Inputs(points, expand_patterns(config.fires.rasters, base, day), tables, missing_fire_data(config, day))
         with _timed(timings, "load_sources"):
             sources = load_sources(config)
         run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root)
@@ -156,6 +160,7 @@ def run_nightly(
 class _Inputs:
     points: list[Path]  # fire-point files
     rasters: list[Path]  # fire-mask rasters
+    tables: list[tuple[Path, TableFormat]] = field(default_factory=list)  # agency tables, with their [[fires.tables]] entry
     missing: list[Skip] = field(default_factory=list)  # configured patterns that matched no file
 
 
@@ -166,10 +171,12 @@ def missing_fire_data(config: Config, day: dt.date) -> list[Skip]:
     goes on (electricity, pages) but ends partial, so that cron sees it.
     """
     skips = []
-    for key, patterns in (("points", config.fires.points), ("rasters", config.fires.rasters)):
+    entries = [("[fires] points", "points", config.fires.points), ("[fires] rasters", "rasters", config.fires.rasters)]
+    entries += [(f"[[fires.tables]] #{i + 1}", "path", t.path) for i, t in enumerate(config.fires.tables)]
+    for where, key, patterns in entries:
         for pattern in patterns:
             if not expand_patterns([pattern], config.base_dir, day):
-                skips.append(Skip(f"[fires] {key}", f"no file matches {pattern.format(date=day)!r} (relative to {config.base_dir}): "
+                skips.append(Skip(where, f"no file matches {pattern.format(date=day)!r} (relative to {config.base_dir}): "
                                   "no fire data for this day, which is not the same as no fires", field=key))
     return skips
 
@@ -376,11 +383,12 @@ class _Run:
 
 def _run(run: _Run, staging: Path) -> RunResult:
     config, day, grid, files, timings = run.config, run.day, run.grid, run.files, run.timings
-    log.info("gridwatch %s nightly run for %s: %d fire-point file(s), %d raster(s), %d grid cells",
-             __version__, day, len(files.points), len(files.rasters), len(grid))
+    log.info("gridwatch %s nightly run for %s: %d fire-point file(s), %d raster(s), %d agency table(s), %d grid cells",
+             __version__, day, len(files.points), len(files.rasters), len(files.tables), len(grid))
     filters = {"bbox": config.region.bbox, "day": day, "min_confidence": config.fires.min_confidence}
     with _timed(timings, "read_fires"):
-        lazy = read_fires(files.points, **filters) + read_raster_fires(files.rasters, cloud_window=config.fires.cloud_window, **filters)
+        lazy = (read_fires(files.points, **filters) + read_raster_fires(files.rasters, cloud_window=config.fires.cloud_window, **filters)
+                + read_table_fires(files.tables, **filters))
         points, skips, per_file = lazy.compute()
     skips = grid.attrs.get("skipped", []) + run.sources.plant_skips + files.missing + skips + _no_scans_of_the_day(files, per_file, day)
     for skip in skips:
@@ -450,7 +458,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
             m = cell_map(cell, fires, grid, title=title, events=events, sites=sites, **map_options(config.maps))
             save_map(m, staging / links[cell])
         write_index(staging / "index.html", summary, day=day, title=title, fires=fires, events=events,
-                    notices=run_notices(fires, [*files.points, *files.rasters], per_file, skips))
+                    notices=run_notices(fires, [*files.points, *files.rasters, *(p for p, _ in files.tables)], per_file, skips))
 
     updated = None
     if config.persistent is not None and config.persistent.update:
@@ -482,6 +490,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
             "grid": {**file_record(config.grid.path), "cells": len(grid)},
             "fires": [{**file_record(p), **per_file.get(p.name, {})} for p in files.points],
             "rasters": [{**file_record(p), **per_file.get(p.name, {})} for p in files.rasters],
+            "tables": [{**file_record(p), "entry": _entry_number(config, fmt), **per_file.get(p.name, {})} for p, fmt in files.tables],
             "plants": [{**file_record(pl.path), **c} for pl, c in zip(config.classify.industrial if config.classify else (), run.sources.plant_counts) if pl.path.exists()],
             "landcover": file_record(config.classify.landcover) if config.classify else None,
             "fire_history": {**(run.sources.history_record or {"path": str(config.persistent.path), "cells": 0}),
@@ -506,7 +515,7 @@ def run_notices(fires: pd.DataFrame, read: list[Path], per_file: dict[str, dict]
     """What the start page must say before any count: missing fire data, a night without fires
     (and which files were read), fires of unknown land cover, skipped input. ``(level, text)``."""
     notices: list[tuple[str, str]] = []
-    missing = [s for s in skips if s.file.startswith("[fires]") or s.reason == NO_ROWS]
+    missing = [s for s in skips if s.file.startswith(("[fires]", "[[fires.tables]]")) or s.reason == NO_ROWS]
     for skip in missing:
         notices.append(("warn", f"火点数据缺失 fire data missing: {skip}"))
     if fires.empty:
@@ -533,6 +542,11 @@ def _no_scans_of_the_day(files: _Inputs, per_file: dict[str, dict], day: dt.date
         return []
     return [Skip("[fires] rasters", f"none of the {len(files.rasters)} raster file(s) holds a scan of {day.isoformat()} (Beijing date): "
                  "no fire-mask data for this day", field="rasters")]
+
+
+def _entry_number(config: Config, fmt: TableFormat) -> int:
+    """1-based position of a table's [[fires.tables]] entry, as config messages count them."""
+    return next(i for i, t in enumerate(config.fires.tables, start=1) if t is fmt)
 
 
 def _electricity(run: _Run, index: PointIndex) -> SitesResult:
@@ -670,6 +684,7 @@ def _counts(fires: pd.DataFrame, events: pd.DataFrame, per_file: list[dict], dup
         "outside_region": total("outside_region"),
         "other_dates": total("other_dates"),
         "below_confidence": total("below_confidence"),
+        "times_from_overpass": total("time_from_overpass"),
         "duplicates": duplicates,
         "fires": len(fires),
         "attributed": int(fires["cell_id"].notna().sum()),

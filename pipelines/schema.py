@@ -20,8 +20,8 @@ FIRE_DTYPES: dict[str, object] = {
     "time_bjt": pd.DatetimeTZDtype("ns", BEIJING_TZ),
     "lon": np.dtype("float64"),  # pixel centre, degrees east, WGS84
     "lat": np.dtype("float64"),  # pixel centre, degrees north, WGS84
-    "sensor": pd.StringDtype(),  # MODIS, VIIRS, AHI
-    "satellite": pd.StringDtype(),  # Terra, Aqua, Suomi NPP, NOAA-20, NOAA-21, Himawari-9
+    "sensor": pd.StringDtype(),  # MODIS, VIIRS, AHI; MERSI, AGRI, ... from agency tables
+    "satellite": pd.StringDtype(),  # Terra, Aqua, Suomi NPP, NOAA-20, NOAA-21, Himawari-9; FY-3D, FY-4B, ...
     "product": pd.StringDtype(),  # e.g. MCD14DL C6.1 NRT, VNP14IMGTDL 2.0NRT, L2WLF 010
     "confidence": np.dtype("float64"),  # 0-100, normalized across products
     "confidence_level": pd.StringDtype(),  # low, nominal, high
@@ -34,7 +34,14 @@ FIRE_DTYPES: dict[str, object] = {
     "source_file": pd.StringDtype(),  # file name the row was read from
     "source_row": np.dtype("int64"),  # 1-based line number in that file (header is line 1), or pixel row of a raster
     "source_col": pd.Int64Dtype(),  # 1-based pixel column of a raster; <NA> for point files
+    # The places an agency's own table names (NSMC, provincial bulletins), kept beside
+    # gridwatch's attribution so disagreements show; <NA> for every other source.
+    "agency_province": pd.StringDtype(),
+    "agency_city": pd.StringDtype(),
+    "agency_county": pd.StringDtype(),
+    "agency_township": pd.StringDtype(),
 }
+AGENCY_COLUMNS = ["agency_province", "agency_city", "agency_county", "agency_township"]
 FIRE_COLUMNS = list(FIRE_DTYPES)
 
 # Columns attribution adds (grid cell of the pixel centre; cells its footprint touches).

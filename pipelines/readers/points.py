@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from ..schema import BEIJING_TZ, FIRE_DTYPES
+from ..schema import AGENCY_COLUMNS, BEIJING_TZ, FIRE_DTYPES
 from ..skips import Skip
 
 # Normalized 0-100 confidence for products that give classes: the midpoints of
@@ -69,6 +69,10 @@ def assemble(columns: dict[str, object], index: pd.Index, good: np.ndarray | pd.
         frame["cloud_fraction"] = np.nan
     if "source_col" not in frame:
         frame["source_col"] = pd.NA
+    # Only agency tables name the place; every other source leaves it unknown.
+    for column in AGENCY_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.NA
     frame["time_bjt"] = frame["time_utc"].dt.tz_convert(BEIJING_TZ)
     frame["fire_id"] = fire_ids(frame["sensor"], frame["satellite"], frame["time_utc"], frame["lon"].to_numpy(), frame["lat"].to_numpy())
     frame = frame[list(FIRE_DTYPES)].astype(FIRE_DTYPES)
