@@ -383,7 +383,7 @@ def _value(hint: object, value: object, path: Path, base: Path, key: str, missin
         _, value_type = typing.get_args(hint)
         if not isinstance(value, dict):
             raise ConfigError(wrong + "a table (name = value, ...)")
-        return {str(k): _value(value_type, v, path, base, f"{key}.{k}") for k, v in value.items()}
+        return {str(k): _value(value_type, v, path, base, f"{key}.{k}", missing) for k, v in value.items()}
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, list):
