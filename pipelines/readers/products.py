@@ -196,8 +196,6 @@ PRODUCTS: tuple[PointProduct | RasterProduct | GeolocationProduct, ...] = (
     PointProduct(name="NOAA CSPP VIIRS active fires (AFIMG text)", pattern=FilePattern(cspp.FILENAME), sensor="VIIRS",
                  platforms=cspp.PLATFORMS, sniff=cspp.sniff, read=cspp.read,
                  description="CSPP's text export of the I-band Active Fires EDR"),
-    PointProduct(name="NASA FIRMS", pattern=FilePattern("*"), sniff=firms.sniff, read=firms.read,
-                 description="MODIS/VIIRS active-fire CSV (any file name; recognised by its header)"),
     # ---------------------------------------------------------------- rasters, agencies' layouts
     RasterProduct(name="MODIS MOD14/MYD14", pattern=FilePattern(_NASA_NAME % ("14", "hdf")), **_MODIS, **_FP,
                   file_format="hdf4", geolocation="MODIS MOD03/MYD03", orbit_km=705.0, nadir_km=1.0, samples=1354,
@@ -238,6 +236,9 @@ PRODUCTS: tuple[PointProduct | RasterProduct | GeolocationProduct, ...] = (
                   **_MODIS, **_TEST_TIFF, description="band 1 the fire mask, band 2 FRP (MW)"),
     RasterProduct(name=f"VIIRS fire-mask GeoTIFF ({TEST_FORMAT})", pattern=FilePattern(_TEST_NAME % ("14IMG", "tif")),
                   **_VIIRS, **_TEST_TIFF, description="band 1 the fire mask, band 2 FRP (MW)"),
+    # ---------------------------------------------------------------- last: claims any name
+    PointProduct(name="NASA FIRMS", pattern=FilePattern("*"), sniff=firms.sniff, read=firms.read,
+                 description="MODIS/VIIRS active-fire CSV (any file name; recognised by its header)"),
 )
 
 POINT_PRODUCTS = tuple(p for p in PRODUCTS if isinstance(p, PointProduct))

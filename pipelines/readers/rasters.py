@@ -201,7 +201,7 @@ def _fixed_axes(nc: netCDF4.Dataset, path: Path, product: RasterProduct) -> tupl
     if lon0 is None:
         raise RasterError(f"{path.name}: no sub-satellite longitude (file name or nominal_satellite_subpoint_lon)")
     try:
-        y, x = fy4_angles(str(fields.get("resolution")), np.asarray(y_var[:], dtype="float64"), np.asarray(x_var[:], dtype="float64"))
+        x, y = fy4_angles(str(fields.get("resolution")), np.asarray(y_var[:], dtype="float64"), np.asarray(x_var[:], dtype="float64"))
     except ValueError as exc:
         raise RasterError(f"{path.name}: {exc}") from None
     return y, x, fy4_grid(lon0)
