@@ -1,27 +1,33 @@
-"""Fire-mask rasters, declared by product and opened lazily as xarray Datasets.
+"""Fire-mask rasters of the products declared in ``products.PRODUCTS``, opened lazily as xarray Datasets.
 
-A ``RasterProduct`` says which files it claims, where the fire mask, the FRP
-and the geolocation live, and how the scan time and satellite are found, so a
-new product is one more declaration. Three layouts share one reader:
+A ``RasterProduct`` says which files it claims (a file-name pattern whose
+``platform`` and ``start_time`` fields give the satellite and scan time), where
+the fire mask, the FRP and the geolocation live, and what the mask's classes
+mean. Four layouts are read here (``fire_list`` granules are ``readers.firelist``):
 
-- ``affine``: a GeoTIFF on an affine grid in any CRS (band ``mask`` the fire
-  mask, band ``frp`` the FRP in MW), one file per overpass;
-- ``swath``: a level-2 NetCDF with 2-D latitude/longitude arrays beside the
-  mask (the VIIRS VNP14IMG / MODIS MOD14 layout), FRP given as the product's
-  list of fire pixels (line, sample, power);
-- ``geostationary``: one NetCDF per 10-minute scan on a fixed latitude/longitude
-  grid; a day of scans opens as one Dataset along ``time``.
+- ``fixed_grid``: a geostationary fixed grid (GOES ABI L2 FDC, FY-4 AGRI FHS):
+  ``y``/``x`` are scan angles in radians (GOES: CF-packed in the file; FY-4:
+  from NSMC's line/column indices), placed by ``readers.geostationary``;
+- ``geostationary``: gridwatch's AHI test scans on a fixed latitude/longitude grid;
+- ``affine``: gridwatch's test GeoTIFFs on an affine grid in any CRS (band
+  ``mask`` the fire mask, band ``frp`` the FRP in MW);
+- ``swath``: gridwatch's test NetCDF with 2-D latitude/longitude beside the
+  mask (not NASA's layout), FRP as a list of fire pixels (line, sample, power).
 
+Scans of a fixed or geostationary grid stack into one Dataset along ``time``.
 Every layout opens as a Dataset with dims ``(time, y, x)`` whose variables are
 dask arrays in blocks of one scan by ``rows`` rows: nothing is read until it is
-computed, and a day is never in memory at once. ``fire_mask`` carries CF flag
+computed, and a day is never in memory at once. ``fire_mask`` is uint8 (fill
+values and values outside 0-254 read as 0, not looked at) with CF flag
 attributes naming its classes. A block that cannot be read holds
 ``UNREADABLE`` (and NaN in ``frp``), so one bad file never stops a day; the
 extraction reports it (see ``pipelines.rasters``).
 
 Geolocation: grids in EPSG:4326 carry 1-D ``lat(y)``/``lon(x)`` pixel-centre
 coordinates; other CRSs carry ``y``/``x`` in CRS units and the CRS as WKT in
-``attrs["crs_wkt"]``; swaths carry 2-D ``lat``/``lon`` data variables.
+``attrs["crs_wkt"]``; fixed grids carry ``y``/``x`` scan angles and the
+satellite's position in ``attrs["geos_*"]`` (and ``attrs["crs_proj4"]``, in
+metres = angle × height); swaths carry 2-D ``lat``/``lon`` data variables.
 Times are UTC (``time`` is naive datetime64, UTC by convention).
 """
 
