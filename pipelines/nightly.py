@@ -525,7 +525,8 @@ def run_notices(fires: pd.DataFrame, read: list[Path], per_file: dict[str, dict]
         files = f"已读取 files read: {listed}{more}" if read else "未读取任何火点文件 no fire file was read"
         seen = f" {coverage_line(coverage)}." if coverage is not None else ""
         # Cells under cloud or not seen are not clean: a cloudy night must not read as a quiet one.
-        cloudy = coverage is not None and bool((coverage["observed"] != "clear").any())
+        # (Point files alone leave coverage unknown, and the text says so.)
+        cloudy = coverage is not None and bool(coverage["observed"].isin(["cloud", "not_observed"]).any())
         notices.append(("warn" if missing or not read or cloudy else "info", f"今日未观测到火点 no fires observed.{seen} {files}"))
     unknown = int((fires["category"] == "unknown").sum()) if "category" in fires else 0
     if unknown:
