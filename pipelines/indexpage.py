@@ -276,6 +276,7 @@ def index_page(
         *((w, _t(*WINDOW_NAMES[f"win_{w}"], language), "n") for w in WINDOW_COUNT_COLUMNS),
         ("touching", _t("邻格触及", "touching", language), "n"),
         ("sites", _t("用电异常", "electricity sites", language), "n"),
+        ("observed", _t("卫星观测", "observed", language), "s"),
         ("map", _t("地图", "map", language), ""),
     ]
     head = "".join(
@@ -302,6 +303,7 @@ def index_page(
             *(_count_cell(rec.get(w), language) for w in WINDOW_COUNT_COLUMNS),
             _count_cell(rec.get("fires_touching"), language),
             _count_cell(rec.get("sites"), language),
+            f"<td>{_esc(_observed(rec, language))}</td>",
             f'<td class="map"><a href="{_esc(links[cell_id])}">{_esc(open_label)}</a></td>',
         ]
         hot = ' class="hot"' if straw else ""
@@ -340,6 +342,22 @@ def index_page(
     )
     check_self_contained(page, "index page")
     return page
+
+
+# grid_summary's ``observed`` as a supervisor reads it: "no fire seen" only where the ground was seen.
+OBSERVED_TEXT = {
+    "clear": ("晴空观测", "seen clear"),
+    "cloud": ("云遮未观测", "not observed (cloud)"),
+    "not_observed": ("未观测", "not observed"),
+    "unknown": ("观测情况不明", "coverage unknown"),
+}
+
+
+def _observed(rec: Mapping[str, Any], language: Language) -> str:
+    state = _text(rec.get("observed"), "unknown")
+    zh, en = OBSERVED_TEXT.get(state, OBSERVED_TEXT["unknown"])
+    looks = "" if _int(rec.get("clear_looks")) is None else f" ({_int(rec.get('clear_looks'))}/{_int(rec.get('cloud_looks'))})"
+    return _t(zh, en, language) + looks
 
 
 def _notice_list(notices: list[tuple[str, str]]) -> str:

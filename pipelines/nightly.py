@@ -43,6 +43,7 @@ from .maps import cell_map, cell_map_filename, map_options, overview_map, plan_m
 from .outputs import staged_folder
 from .persistent import FireHistory, PersistenceRule, PersistentError
 from .plan import cell_probes, patrol_plan, recent_event_counts
+from .coverage import OBSERVED_LABELS, coverage_line, grid_coverage
 from .rasters import read_raster_fires
 from .readers.plants import read_plant_lists
 from .readers.tables import TableFormat
@@ -400,6 +401,11 @@ def _run(run: _Run, staging: Path) -> RunResult:
     with _timed(timings, "attribute"):
         index = PointIndex.build(grid.geometry)
         fires = attribute(points, grid, index)
+    with _timed(timings, "coverage"):
+        coverage, coverage_skips, coverage_files = grid_coverage(files.rasters, grid, index, day)
+    skips += coverage_skips
+    for name, looks in coverage_files.items():
+        per_file.setdefault(name, {}).update(looks)
     fires = flag_clock_windows(fires, run.windows)
     with _timed(timings, "windows"):
         for flags in (run.sources.before_rain(fires), run.sources.before_sowing(fires)):
@@ -434,7 +440,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
         sites.to_parquet(staging / "sites.parquet", index=False, compression="zstd", write_covering_bbox=False)
         cells = sorted(set(_cells_to_map(fires)) | set(sites["cell_id"].dropna()))
         links = {c: f"maps/{cell_map_filename(c)}" for c in cells}
-        summary = grid_summary(fires, grid, links, sites)
+        summary = grid_summary(fires, grid, links, sites, coverage)
         summary.to_csv(staging / "grid_summary.csv", index=False, encoding="utf-8")
     with _timed(timings, "report"):
         land = run.sources.land(grid, index)
@@ -448,17 +454,19 @@ def _run(run: _Run, staging: Path) -> RunResult:
         plan = tomorrows_plan(config, run.sources, grid, day, cropland, run.out_root, today)
         write_plan(plan, grid, staging, day=day + dt.timedelta(days=1), map_kwargs=map_options(config.maps))
     with _timed(timings, "write_maps"):
-        title = f"gridwatch {day.isoformat()}" + ("" if len(fires) else " · 未观测到火点 no fires observed")
+        title = f"gridwatch {day.isoformat()}" + ("" if len(fires) else f" · 未观测到火点 no fires observed ({coverage_line(coverage)})")
+        seen = dict(zip(coverage["cell_id"], coverage["observed"]))
         overview = overview_map(fires, grid, title=title, cell_links=links, context=province_outlines(grid), events=events, sites=sites,
                                 **map_options(config.maps))
         save_map(overview, staging / "map.html")
         (staging / "maps").mkdir()
         log.info("writing the overview map and %d cell maps", len(cells))
         for cell in cells:
-            m = cell_map(cell, fires, grid, title=title, events=events, sites=sites, **map_options(config.maps))
+            m = cell_map(cell, fires, grid, title=f"{title} · {OBSERVED_LABELS.get(seen.get(cell), '')}".rstrip(" ·"),
+                         events=events, sites=sites, **map_options(config.maps))
             save_map(m, staging / links[cell])
         write_index(staging / "index.html", summary, day=day, title=title, fires=fires, events=events,
-                    notices=run_notices(fires, [*files.points, *files.rasters, *(p for p, _ in files.tables)], per_file, skips))
+                    notices=run_notices(fires, [*files.points, *files.rasters, *(p for p, _ in files.tables)], per_file, skips, coverage))
 
     updated = None
     if config.persistent is not None and config.persistent.update:
@@ -511,9 +519,11 @@ def _run(run: _Run, staging: Path) -> RunResult:
     return RunResult(day, run.out_root / day.isoformat(), manifest, skips)
 
 
-def run_notices(fires: pd.DataFrame, read: list[Path], per_file: dict[str, dict], skips: list[Skip]) -> list[tuple[str, str]]:
+def run_notices(fires: pd.DataFrame, read: list[Path], per_file: dict[str, dict], skips: list[Skip],
+                coverage: pd.DataFrame | None = None) -> list[tuple[str, str]]:
     """What the start page must say before any count: missing fire data, a night without fires
-    (and which files were read), fires of unknown land cover, skipped input. ``(level, text)``."""
+    (and which files were read, and which cells the fire masks saw clear or under cloud),
+    fires of unknown land cover, skipped input. ``(level, text)``."""
     notices: list[tuple[str, str]] = []
     missing = [s for s in skips if s.file.startswith(("[fires]", "[[fires.tables]]")) or s.reason == NO_ROWS]
     for skip in missing:
@@ -522,7 +532,11 @@ def run_notices(fires: pd.DataFrame, read: list[Path], per_file: dict[str, dict]
         listed = ", ".join(f"{p.name} ({per_file.get(p.name, {}).get('rows_read', 0)} 行 rows)" for p in read[:10])
         more = f" … +{len(read) - 10}" if len(read) > 10 else ""
         files = f"已读取 files read: {listed}{more}" if read else "未读取任何火点文件 no fire file was read"
-        notices.append(("warn" if missing or not read else "info", f"今日未观测到火点 no fires observed. {files}"))
+        seen = f" {coverage_line(coverage)}." if coverage is not None else ""
+        # Cells under cloud or not seen are not clean: a cloudy night must not read as a quiet one.
+        # (Point files alone leave coverage unknown, and the text says so.)
+        cloudy = coverage is not None and bool(coverage["observed"].isin(["cloud", "not_observed"]).any())
+        notices.append(("warn" if missing or not read or cloudy else "info", f"今日未观测到火点 no fires observed.{seen} {files}"))
     unknown = int((fires["category"] == "unknown").sum()) if "category" in fires else 0
     if unknown:
         notices.append(("warn", f"{unknown} 个火点地类不明，未计入疑似秸秆焚烧 {unknown} fires of unknown land cover, "

@@ -28,6 +28,9 @@ from pyproj import CRS, Transformer
 from .attribution import KM_PER_DEG_LAT, KM_PER_DEG_LON_AT_EQUATOR
 from .fires import LazyFires, filter_fires
 from .readers.points import LEVEL_SCORE, assemble, bad_frp
+from .readers import firelist
+from .readers.geostationary import FixedGrid, to_lonlat
+from .readers.products import GEOLOCATION_PRODUCTS
 from .readers.rasters import RasterError, detect_raster, open_scans, open_scene, satellite_of
 from .schema import empty_fires
 from .skips import Skip
@@ -164,10 +167,15 @@ def extract_fires(
     return LazyFires(parts)
 
 
-def _geolocator(ds: xr.Dataset) -> tuple[str, np.ndarray, np.ndarray, str | None]:
-    """How pixel (row, col) maps to a place, for grids: ('latlon', lat, lon, None) or ('crs', y, x, wkt)."""
+def _geolocator(ds: xr.Dataset) -> tuple[str, np.ndarray, np.ndarray, object]:
+    """How pixel (row, col) maps to a place, for grids: ('latlon', lat, lon, None), ('crs', y, x, wkt)
+    or ('fixed', y, x, FixedGrid) for scan angles of a geostationary fixed grid."""
     if "lat" in ds.coords and ds["lat"].ndim == 1:
         return ("latlon", ds["lat"].values, ds["lon"].values, None)
+    if "geos_lon0" in ds.attrs:
+        a = ds.attrs
+        fixed = FixedGrid(float(a["geos_lon0"]), float(a["geos_height"]), float(a["geos_r_eq"]), float(a["geos_r_pol"]), str(a["geos_sweep"]))
+        return ("fixed", ds["y"].values, ds["x"].values, fixed)
     if "crs_wkt" in ds.attrs:
         return ("crs", ds["y"].values, ds["x"].values, str(ds.attrs["crs_wkt"]))
     raise RasterError(f"{ds['source_file'].values[0]}: has neither a CRS nor latitude/longitude; cannot place its pixels")
@@ -274,6 +282,18 @@ def _place(geo: tuple, block: _Block, rows: np.ndarray, cols: np.ndarray) -> tup
         dlat = abs(lat_axis[1] - lat_axis[0]) if lat_axis.size > 1 else np.nan
         dlon = abs(lon_axis[1] - lon_axis[0]) if lon_axis.size > 1 else np.nan
         return lon, lat, dlon * KM_PER_DEG_LON_AT_EQUATOR * np.cos(np.radians(lat)), np.full(len(rows), dlat * KM_PER_DEG_LAT)
+    if geo[0] == "fixed":
+        _, y_axis, x_axis, fixed = geo
+        y, x = y_axis[rows + block.first_row], x_axis[cols]
+        lon, lat = to_lonlat(fixed, x, y)
+        # Pixel sizes on the ground: the distance between the pixel's opposite edges.
+        dx = abs(x_axis[1] - x_axis[0]) if x_axis.size > 1 else np.nan
+        dy = abs(y_axis[1] - y_axis[0]) if y_axis.size > 1 else np.nan
+        across = _ground_km(*to_lonlat(fixed, x - dx / 2, y), *to_lonlat(fixed, x + dx / 2, y))
+        along = _ground_km(*to_lonlat(fixed, x, y - dy / 2), *to_lonlat(fixed, x, y + dy / 2))
+        unseen = ~(np.isfinite(lon) & np.isfinite(lat))
+        lon, lat = np.where(unseen, np.nan, lon), np.where(unseen, np.nan, lat)
+        return lon, lat, across, along
     if geo[0] == "crs":
         _, y_axis, x_axis, wkt = geo
         crs = CRS.from_wkt(wkt)
@@ -286,6 +306,13 @@ def _place(geo: tuple, block: _Block, rows: np.ndarray, cols: np.ndarray) -> tup
     r = rows + block.halo_top
     lat, lon = lat2[r, cols], lon2[r, cols]
     return lon, lat, _spacing(lat2, lon2, r, cols, axis=1), _spacing(lat2, lon2, r, cols, axis=0)
+
+
+def _ground_km(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """Distance between nearby points (km), locally flat."""
+    mid = np.radians((lat1 + lat2) / 2)
+    dlon = (np.asarray(lon2) - lon1 + 180.0) % 360.0 - 180.0
+    return np.hypot(dlon * KM_PER_DEG_LON_AT_EQUATOR * np.cos(mid), (lat2 - lat1) * KM_PER_DEG_LAT)
 
 
 def _spacing(lat: np.ndarray, lon: np.ndarray, r: np.ndarray, c: np.ndarray, axis: int) -> np.ndarray:
@@ -328,11 +355,17 @@ def read_raster_fires(
     scans: dict[tuple[str, str], list[Path]] = defaultdict(list)
     datasets: list[xr.Dataset] = []
     products = {}
+    lists: list[Path] = []
     for path in paths:
         product = detect_raster(path)
         if product is None:
-            skips.append(Skip(path.name, "not a known fire-mask raster (expected a MOD14/MYD14 or VNP14IMG NetCDF or GeoTIFF, or an AHI fire-mask scan)"))
-        elif product.layout == "geostationary":
+            if any(g.pattern.matches(path.name) for g in GEOLOCATION_PRODUCTS):
+                continue  # geolocation (MOD03, VNP03IMG): read for the coverage of its fire granule
+            skips.append(Skip(path.name, "not a known fire-mask raster (expected MOD14/MYD14 HDF4, VNP14IMG/VJ114IMG NetCDF, "
+                                         "GOES ABI L2 FDC, FY-4 AGRI FHS, or one of gridwatch's test formats)"))
+        elif product.layout == "fire_list":
+            lists.append(path)
+        elif product.layout in ("geostationary", "fixed_grid"):
             # One stack per product and satellite: each satellite scans its own fixed grid.
             try:
                 key = (product.name, satellite_of(path, product))
@@ -351,7 +384,7 @@ def read_raster_fires(
         skips.extend(stack_skips)
         if stack is not None:
             datasets.append(stack)
-    lazy = LazyFires([], skips=skips)
+    lazy = LazyFires([firelist.delayed_fires(p, bbox=bbox, day=day, min_confidence=min_confidence) for p in lists], skips=skips)
     for ds in datasets:
         lazy = lazy + extract_fires(ds, cloud_window=cloud_window, bbox=bbox, day=day, min_confidence=min_confidence)
     return lazy

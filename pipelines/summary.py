@@ -16,12 +16,15 @@ SUMMARY_COLUMNS = [
     "first_fire_bjt",
     "last_fire_bjt",
     "sites",
+    "observed",
+    "clear_looks",
+    "cloud_looks",
     "map",
 ]
 
 
 def grid_summary(fires: pd.DataFrame, grid: gpd.GeoDataFrame, maps: dict[str, str] | None = None,
-                 sites: pd.DataFrame | None = None) -> pd.DataFrame:
+                 sites: pd.DataFrame | None = None, coverage: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per grid cell, in grid order.
 
     ``fires``: fires whose pixel centre is in the cell; ``fires_touching``:
@@ -31,6 +34,9 @@ def grid_summary(fires: pd.DataFrame, grid: gpd.GeoDataFrame, maps: dict[str, st
     every such flag is unknown. Times are Beijing time, ``YYYY-MM-DD HH:MM``.
     ``sites``: electricity sites (``sites.find_sites``), counted per cell.
     ``maps`` gives each cell's map path relative to the run folder.
+    ``coverage`` (``coverage.grid_coverage``): ``observed`` (clear / cloud /
+    not_observed / unknown) and the counts of clear and cloudy looks from the
+    fire masks; without it every cell is ``unknown``.
     """
     table = pd.DataFrame(grid[GRID_COLUMNS[:-1]]).set_index("cell_id", drop=False)
     inside = fires[fires["cell_id"].notna()]
@@ -54,6 +60,10 @@ def grid_summary(fires: pd.DataFrame, grid: gpd.GeoDataFrame, maps: dict[str, st
     table["last_fire_bjt"] = _bjt(times.max().reindex(table.index))
     site_counts = sites["cell_id"].value_counts() if sites is not None and len(sites) else pd.Series(dtype="int64")
     table["sites"] = site_counts.reindex(table.index, fill_value=0).astype("int64")
+    looks = coverage.set_index("cell_id") if coverage is not None else pd.DataFrame(index=pd.Index([], name="cell_id"))
+    table["observed"] = looks["observed"].reindex(table.index).fillna("unknown").astype("string") if "observed" in looks else "unknown"
+    for column in ("clear_looks", "cloud_looks"):
+        table[column] = looks[column].reindex(table.index).astype("Int64") if column in looks else pd.array([pd.NA] * len(table), dtype="Int64")
     table["map"] = table.index.map(maps or {}).astype("string")
     return table[SUMMARY_COLUMNS].reset_index(drop=True)
 

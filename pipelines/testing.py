@@ -319,3 +319,146 @@ OFFLINE_CHROMIUM_FLAGS = (
     "--no-first-run",
     "--host-resolver-rules=MAP * ~NOTFOUND",
 )
+
+
+# ---------------------------------------------------------------- agencies' layouts, for readers without a real file
+#
+# No real VNP14IMG, VNP03IMG, MOD03 or FY-4 FHS file could be had (see
+# ../shared/data/fires/real_products/README.md). These writers build files to
+# the published layouts (variable names, types, dimensions, attributes, class
+# values), with fire pixels at real detections; the README says which readers
+# were only tested on such files.
+
+
+def write_vnp14img(path: Path, fires: pd.DataFrame, lat: np.ndarray, lon: np.ndarray, cloud_rows: slice = slice(0, 0)) -> pd.DataFrame:
+    """A VNP14IMG/VJ114IMG granule (NetCDF4, VIIRS active fire user guide layout) holding ``fires`` (real detections).
+
+    ``lat``/``lon`` (2-D, degrees) are the granule's geolocation (what its
+    VNP03IMG holds): each fire goes to the nearest pixel; the mask is non-fire
+    land (5), cloud (4) on ``cloud_rows``, and 7/8/9 at the fires. Returns the
+    fires with the ``line``/``sample`` they were written to.
+    """
+    rows, cols = lat.shape
+    flat = np.array([np.argmin((lat - y) ** 2 + (lon - x) ** 2) for x, y in zip(fires["lon"], fires["lat"])], dtype=np.int64)
+    line, sample = np.divmod(flat, cols)
+    mask = np.full((rows, cols), LAND, dtype=np.uint8)
+    mask[cloud_rows] = CLOUD
+    conf = fires["confidence_level"].map(FIRE_CLASS).fillna(FIRE_CLASS["nominal"]).astype(np.uint8).to_numpy()
+    mask[line, sample] = conf
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        nc.createDimension("phony_dim_0", rows)
+        nc.createDimension("phony_dim_1", cols)
+        nc.createDimension("phony_dim_2", len(fires))
+        m = nc.createVariable("fire mask", "u1", ("phony_dim_0", "phony_dim_1"), zlib=True)
+        m.legend = ("Classes:\n0 not-processed (non-zero QF)\n1 bowtie\n2 glint\n3 water\n4 clouds\n5 clear land\n"
+                    "6 unclassified fire pixel\n7 low confidence fire pixel\n8 nominal confidence fire pixel\n9 high confidence fire pixel")
+        m[:] = mask
+        qa = nc.createVariable("algorithm QA", "u4", ("phony_dim_0", "phony_dim_1"), zlib=True)
+        qa[:] = 0
+        for name, kind, values, units in (
+            ("FP_latitude", "f4", fires["lat"].to_numpy(), "degrees"),
+            ("FP_longitude", "f4", fires["lon"].to_numpy(), "degrees"),
+            ("FP_line", "i2", line, ""),
+            ("FP_sample", "i2", sample, ""),
+            ("FP_power", "f4", fires["frp_mw"].fillna(0).to_numpy(), "MW"),
+            ("FP_confidence", "u1", conf, ""),
+            ("FP_T4", "f4", np.full(len(fires), 340.0), "kelvins"),
+            ("FP_day", "u1", (fires["daynight"] == "D").astype(np.uint8).to_numpy(), ""),
+        ):
+            var = nc.createVariable(name, kind, ("phony_dim_2",))
+            var[:] = values
+            if units:
+                var.units = units
+        nc.FirePix = np.int32(len(fires))
+        nc.CloudPix = np.int32((mask == CLOUD).sum())
+        nc.LandPix = np.int32(mask.size)
+        nc.PlatformShortName = "SUOMI-NPP"
+    return fires.assign(line=line, sample=sample)
+
+
+def write_vnp03img(path: Path, lat: np.ndarray, lon: np.ndarray) -> None:
+    """A VNP03IMG geolocation granule (NetCDF4): ``geolocation_data/latitude`` and ``longitude`` (degrees, float32)."""
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        nc.createDimension("number_of_lines", lat.shape[0])
+        nc.createDimension("number_of_pixels", lat.shape[1])
+        group = nc.createGroup("geolocation_data")
+        for name, values, bound in (("latitude", lat, 90.0), ("longitude", lon, 180.0)):
+            var = group.createVariable(name, "f4", ("number_of_lines", "number_of_pixels"), zlib=True, fill_value=-999.9)
+            var.units = "degrees_north" if name == "latitude" else "degrees_east"
+            var.valid_min, var.valid_max = np.float32(-bound), np.float32(bound)
+            var[:] = values
+
+
+def write_mod03(path: Path, lat: np.ndarray, lon: np.ndarray) -> None:
+    """A MOD03/MYD03 geolocation granule (HDF4 SDS ``Latitude``/``Longitude``, float32 degrees, fill -999)."""
+    from pyhdf.SD import SD, SDC  # noqa: PLC0415
+
+    sd = SD(str(path), SDC.WRITE | SDC.CREATE | SDC.TRUNC)
+    try:
+        for name, values, units in (("Latitude", lat, "degrees"), ("Longitude", lon, "degrees")):
+            sds = sd.create(name, SDC.FLOAT32, lat.shape)
+            sds.dim(0).setname("nscans*10")
+            sds.dim(1).setname("mframes")
+            sds.units = units
+            sds._FillValue = np.float32(-999.0)
+            sds[:] = values.astype(np.float32)
+            sds.endaccess()
+    finally:
+        sd.end()
+
+
+def write_fy4_fhs(path: Path, fires: pd.DataFrame, lon0: float = 104.7, resolution: str = "4000M",
+                  cloud: np.ndarray | None = None) -> pd.DataFrame:
+    """An FY-4A/B AGRI L2 FHS full disc (NetCDF, NSMC's layout) with ``fires`` (real detections) as class 10.
+
+    ``FHS`` is NC_SHORT on the nominal disc (fill 0, valid 0-250, space 65535
+    stored as -1), ``x``/``y`` the column/line indices, ``DQF`` a byte, and
+    the nominal sub-satellite point as variables. Land (100) where the disc
+    sees the Earth, cloud (200) where ``cloud`` (a function of lon, lat) says.
+    Returns the fires with the line/column they were written to.
+    """
+    from .readers.geostationary import FY4_NOMINAL, fy4_angles, fy4_grid, to_angles, to_lonlat  # noqa: PLC0415
+
+    offset, factor = FY4_NOMINAL[resolution]
+    n = int(2 * offset + 1)
+    grid = fy4_grid(lon0)
+    lines, cols = np.arange(n), np.arange(n)
+    x, y = fy4_angles(resolution, lines, cols)
+    lon, lat = to_lonlat(grid, x[None, :], y[:, None])
+    fhs = np.where(np.isfinite(lon), 100, -1).astype(np.int16)  # -1 = 65535 as NC_SHORT: space
+    if cloud is not None:
+        fhs[np.isfinite(lon) & cloud(np.nan_to_num(lon), np.nan_to_num(lat))] = 200
+    ax, ay = to_angles(grid, fires["lon"].to_numpy(), fires["lat"].to_numpy())
+    step = np.radians(2.0**16 / factor)
+    col = np.rint(ax / step + offset).astype(int)
+    line = np.rint(offset - ay / step).astype(int)
+    fhs[line, col] = 10
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        nc.createDimension("y", n)
+        nc.createDimension("x", n)
+        for name, values, long_name in (("y", lines, "FY4A fixed grid projection Y-coordinate"), ("x", cols, "FY4A fixed grid projection X-coordinate")):
+            var = nc.createVariable(name, "f4", (name,))
+            var.long_name = long_name
+            var[:] = values
+        var = nc.createVariable("FHS", "i2", ("y", "x"), zlib=True, fill_value=np.int16(0))
+        var.long_name = "FY4A PGS L2 Fire/Hot Spot Characterization"
+        var.valid_range = np.array([0, 250], dtype=np.int16)
+        var.scale_factor, var.add_offset = np.float32(1.0), np.float32(0.0)
+        var.units = "none"
+        var.resolution = resolution
+        var.coordinates = "x y"
+        var.ancillary_variables = "DQF"
+        var.description = ("150:desert,153:water,200:cloud01,205:cloud02,210:cloud03,215:cloud04,220:cloud05,65535:space,40:fillvalue,"
+                           "100:land,10:fire point,50:satallite zenithangle>80,60:flare angle<30,126:BT3.9um<200K,127:BT10.8um<200K")
+        nc.set_auto_maskandscale(False)
+        var[:] = fhs
+        dqf = nc.createVariable("DQF", "i1", ("y", "x"), zlib=True, fill_value=np.int8(127))
+        dqf[:] = 0
+        for name, value, units in (("nominal_satellite_subpoint_lat", 0.0, "degrees_north"),
+                                   ("nominal_satellite_subpoint_lon", lon0, "degrees_east"),
+                                   ("nominal_satellite_height", 35786.0, "km")):
+            v = nc.createVariable(name, "f4")
+            v.units = units
+            v[...] = value
+        nc.dataset_name, nc.title, nc.platform_ID = "FHS", "FY4A AGRI L2 FHS", path.name[:4]
+    return fires.assign(line=line, column=col)

@@ -67,11 +67,17 @@ def assert_schema(frame: pd.DataFrame) -> None:
 @pytest.mark.parametrize(
     ("name", "product"),
     [
-        ("MOD14.A2022154.0315.061.nc", "MODIS MOD14/MYD14 swath"),
-        ("VJ114IMG.A2024001.0600.002.nc", "VIIRS VNP14IMG swath"),
-        ("MYD14.A2022154.0455.061.tif", "MODIS fire-mask GeoTIFF"),
-        ("VNP14IMG.A2019097.0600.002.tif", "VIIRS fire-mask GeoTIFF"),
-        ("H09_20251209_1900_FIRE_MASK_R02.nc", "AHI fire mask, 0.02° grid"),
+        # gridwatch's own test formats, labelled as such
+        ("MOD14.A2022154.0315.061.nc", "MODIS swath with latitude/longitude (gridwatch test format)"),
+        ("VJ114IMG.A2024001.0600.002.nc", "VIIRS swath with latitude/longitude (gridwatch test format)"),
+        ("MYD14.A2022154.0455.061.tif", "MODIS fire-mask GeoTIFF (gridwatch test format)"),
+        ("VNP14IMG.A2019097.0600.002.tif", "VIIRS fire-mask GeoTIFF (gridwatch test format)"),
+        ("H09_20251209_1900_FIRE_MASK_R02.nc", "AHI fire mask, 0.02° grid (gridwatch test format)"),
+        # the agencies' layouts (tests/test_products.py reads them)
+        ("MOD14.A2017001.1655.006.2017004111822.hdf", "MODIS MOD14/MYD14"),
+        ("VJ114IMG.A2024001.0600.002.2024001123456.nc", "VIIRS VNP14IMG/VJ114IMG"),
+        ("OR_ABI-L2-FDCC-M6_G17_s20193002001196_e20193002003569_c20193002004132.nc", "GOES ABI L2 FDC"),
+        ("FY4A-_AGRI--_N_DISK_1047E_L2-_FHS-_MULT_NOM_20220603050000_20220603051459_2000M_V0001.NC", "FY-4 AGRI FHS"),
     ],
 )
 def test_products_are_claimed_by_file_name(name: str, product: str) -> None:
@@ -338,6 +344,9 @@ def test_extraction_stays_lazy_until_computed() -> None:
 
 def test_every_product_declares_what_it_needs() -> None:
     for product in RASTER_PRODUCTS:
-        assert product.time and product.satellites and product.mask
-        if product.layout != "affine":
+        assert product.platforms and product.mask
+        assert "platform" in product.pattern.kinds and ("start_time" in product.pattern.kinds or product.time_attr)
+        if product.layout in ("swath", "geostationary", "fire_list"):
             assert product.latitude and product.longitude
+        if product.layout == "fixed_grid":
+            assert product.x and product.y

@@ -19,7 +19,7 @@ from ..skips import Skip
 from .csvtext import UnreadableFile, bad_float, read_table, to_float
 from .points import LEVEL_SCORE, assemble, bad_frp, row_skips
 
-FILENAME = "H0?_*_L2WLF*.csv"
+FILENAME = "{platform:3s}_{start_time:%Y%m%d_%H%M}_L2WLF{version:s}_{sector:s}.csv"
 GRID_DEG = 0.02
 KM_PER_DEG_LON = 111.320  # at the equator
 RELIABILITY = {"1": "low", "3": "nominal", "5": "high"}

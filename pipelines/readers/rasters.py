@@ -1,34 +1,39 @@
-"""Fire-mask rasters, declared by product and opened lazily as xarray Datasets.
+"""Fire-mask rasters of the products declared in ``products.PRODUCTS``, opened lazily as xarray Datasets.
 
-A ``RasterProduct`` says which files it claims, where the fire mask, the FRP
-and the geolocation live, and how the scan time and satellite are found, so a
-new product is one more declaration. Three layouts share one reader:
+A ``RasterProduct`` says which files it claims (a file-name pattern whose
+``platform`` and ``start_time`` fields give the satellite and scan time), where
+the fire mask, the FRP and the geolocation live, and what the mask's classes
+mean. Four layouts are read here (``fire_list`` granules are ``readers.firelist``):
 
-- ``affine``: a GeoTIFF on an affine grid in any CRS (band ``mask`` the fire
-  mask, band ``frp`` the FRP in MW), one file per overpass;
-- ``swath``: a level-2 NetCDF with 2-D latitude/longitude arrays beside the
-  mask (the VIIRS VNP14IMG / MODIS MOD14 layout), FRP given as the product's
-  list of fire pixels (line, sample, power);
-- ``geostationary``: one NetCDF per 10-minute scan on a fixed latitude/longitude
-  grid; a day of scans opens as one Dataset along ``time``.
+- ``fixed_grid``: a geostationary fixed grid (GOES ABI L2 FDC, FY-4 AGRI FHS):
+  ``y``/``x`` are scan angles in radians (GOES: CF-packed in the file; FY-4:
+  from NSMC's line/column indices), placed by ``readers.geostationary``;
+- ``geostationary``: gridwatch's AHI test scans on a fixed latitude/longitude grid;
+- ``affine``: gridwatch's test GeoTIFFs on an affine grid in any CRS (band
+  ``mask`` the fire mask, band ``frp`` the FRP in MW);
+- ``swath``: gridwatch's test NetCDF with 2-D latitude/longitude beside the
+  mask (not NASA's layout), FRP as a list of fire pixels (line, sample, power).
 
+Scans of a fixed or geostationary grid stack into one Dataset along ``time``.
 Every layout opens as a Dataset with dims ``(time, y, x)`` whose variables are
 dask arrays in blocks of one scan by ``rows`` rows: nothing is read until it is
-computed, and a day is never in memory at once. ``fire_mask`` carries CF flag
+computed, and a day is never in memory at once. ``fire_mask`` is uint8 (fill
+values and values outside 0-254 read as 0, not looked at) with CF flag
 attributes naming its classes. A block that cannot be read holds
 ``UNREADABLE`` (and NaN in ``frp``), so one bad file never stops a day; the
 extraction reports it (see ``pipelines.rasters``).
 
 Geolocation: grids in EPSG:4326 carry 1-D ``lat(y)``/``lon(x)`` pixel-centre
 coordinates; other CRSs carry ``y``/``x`` in CRS units and the CRS as WKT in
-``attrs["crs_wkt"]``; swaths carry 2-D ``lat``/``lon`` data variables.
+``attrs["crs_wkt"]``; fixed grids carry ``y``/``x`` scan angles and the
+satellite's position in ``attrs["geos_*"]`` (and ``attrs["crs_proj4"]``, in
+metres = angle × height); swaths carry 2-D ``lat``/``lon`` data variables.
 Times are UTC (``time`` is naive datetime64, UTC by convention).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import re
 import warnings
 from collections.abc import Callable, Sequence
@@ -48,114 +53,28 @@ from rasterio.windows import Window
 from xarray.backends.locks import HDF5_LOCK
 
 from ..skips import Skip
+from .geostationary import FixedGrid, fy4_angles, fy4_grid
+from .products import MODIS_CLASSES, RASTER_PRODUCTS, MaskClasses, RasterProduct
 
 UNREADABLE = 255  # fire_mask value of pixels whose block could not be read
 ROWS = 2048  # rows per dask block
+LAYOUTS = ("affine", "swath", "geostationary", "fixed_grid")  # read here; "fire_list" is readers.firelist
 
 
 class RasterError(ValueError):
     """A raster cannot be used; the message names the file and says why."""
 
 
-@dataclass(frozen=True)
-class MaskClasses:
-    """What the values of a fire mask mean. Values not listed are not usable (not processed, unknown)."""
-
-    fire: tuple[tuple[int, str], ...]  # (value, confidence level: low / nominal / high)
-    cloud: tuple[int, ...] = ()
-    water: tuple[int, ...] = ()
-    land: tuple[int, ...] = ()
-
-    def is_fire(self, mask: np.ndarray) -> np.ndarray:
-        """Boolean array: which pixels of ``mask`` are fire (of any confidence)."""
-        values = sorted(v for v, _ in self.fire)
-        if values == list(range(values[0], values[-1] + 1)):
-            return (mask >= values[0]) & (mask <= values[-1])  # a few times faster than isin
-        return np.isin(mask, values)
-
-    def flags(self) -> dict[str, object]:
-        """CF ``flag_values`` / ``flag_meanings`` attributes."""
-        pairs = [(v, f"fire_{level}") for v, level in self.fire]
-        pairs += [(v, "cloud") for v in self.cloud] + [(v, "water") for v in self.water] + [(v, "land") for v in self.land]
-        pairs.append((UNREADABLE, "unreadable"))
-        return {"flag_values": np.array([v for v, _ in pairs], dtype=np.uint8), "flag_meanings": " ".join(m for _, m in pairs)}
-
-
-# MODIS MOD14/MYD14 and VIIRS VNP14IMG fire mask: 0-2 not processed, 3 water,
-# 4 cloud, 5 land, 6 unknown, 7/8/9 fire of low/nominal/high confidence.
-MODIS_CLASSES = MaskClasses(fire=((7, "low"), (8, "nominal"), (9, "high")), cloud=(4,), water=(3,), land=(5,))
-
-
-@dataclass(frozen=True)
-class TimeSource:
-    """Where a file's scan start time (UTC) is written.
-
-    ``kind="name"``: ``key`` is a regular expression whose first group, parsed
-    with ``format``, is the time; ``kind="attr"``: ``key`` is a NetCDF global
-    attribute or GeoTIFF tag parsed with ``format``.
-    """
-
-    kind: Literal["name", "attr"]
-    key: str
-    format: str
-
-
-@dataclass(frozen=True)
-class RasterProduct:
-    name: str
-    filename: str  # fnmatch pattern of the file names this product claims
-    layout: Literal["affine", "swath", "geostationary"]
-    sensor: str
-    satellites: tuple[tuple[str, str], ...]  # (file-name prefix, satellite)
-    time: tuple[TimeSource, ...]  # tried in order
-    mask: str  # NetCDF variable, or GeoTIFF band number as text
-    frp: str | None = None  # NetCDF variable or GeoTIFF band on the mask's grid, MW
-    frp_list: tuple[str, str, str] | None = None  # variables (line, sample, power MW) listing the fire pixels
-    latitude: str | None = None  # NetCDF variable: 1-D (geostationary) or 2-D (swath)
-    longitude: str | None = None
-    classes: MaskClasses = MODIS_CLASSES
-
-
-_A_DOY = TimeSource("name", r"\.A(\d{7}\.\d{4})\.", "%Y%j.%H%M")  # NASA's .AYYYYDDD.HHMM.
-_TIFF_TIME = TimeSource("attr", "TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S")
-_MODIS = {"sensor": "MODIS", "satellites": (("MOD", "Terra"), ("MYD", "Aqua"))}
-_VIIRS = {"sensor": "VIIRS", "satellites": (("VNP", "Suomi NPP"), ("VJ1", "NOAA-20"), ("VJ2", "NOAA-21"))}
-# Level-2 swath files (MOD14, VNP14IMG): 2-D geolocation, FRP as the list of fire pixels.
-_SWATH = {"layout": "swath", "time": (_A_DOY,), "mask": "fire mask", "frp_list": ("FP_line", "FP_sample", "FP_power"),
-          "latitude": "latitude", "longitude": "longitude"}
-# Gridded fire masks as GeoTIFF: band 1 the classes, band 2 the FRP.
-_GEOTIFF = {"layout": "affine", "time": (_A_DOY, _TIFF_TIME), "mask": "1", "frp": "2"}
-
-RASTER_PRODUCTS: tuple[RasterProduct, ...] = (
-    RasterProduct("MODIS MOD14/MYD14 swath", "M[OY]D14.A*.nc", **_MODIS, **_SWATH),
-    RasterProduct("VIIRS VNP14IMG swath", "V[NJ]*14IMG.A*.nc", **_VIIRS, **_SWATH),
-    RasterProduct("MODIS fire-mask GeoTIFF", "M[OY]D14.A*.tif", **_MODIS, **_GEOTIFF),
-    RasterProduct("VIIRS fire-mask GeoTIFF", "V[NJ]*14IMG.A*.tif", **_VIIRS, **_GEOTIFF),
-    RasterProduct(
-        "AHI fire mask, 0.02° grid",
-        "H0[89]_????????_????_FIRE_MASK*.nc",
-        layout="geostationary",
-        sensor="AHI",
-        satellites=(("H08", "Himawari-8"), ("H09", "Himawari-9")),
-        time=(TimeSource("name", r"^H0\d_(\d{8}_\d{4})_", "%Y%m%d_%H%M"), TimeSource("attr", "time_coverage_start", "%Y-%m-%dT%H:%M:%SZ")),
-        mask="fire_mask",
-        frp="frp",
-        latitude="latitude",
-        longitude="longitude",
-    ),
-)
-
-
 def detect_raster(path: str | Path) -> RasterProduct | None:
-    """The raster product that claims a file by its name, or None.
+    """The raster product (``products.PRODUCTS``) that claims a file by its name, or None.
 
     Example::
 
-        product = detect_raster("geodata/fires/ahi/H08_20220602_1600_FIRE_MASK_R02.nc")
-        product.name, product.layout        # the AHI fire mask, "geostationary"
+        product = detect_raster("OR_ABI-L2-FDCC-M6_G17_s20193002001196_e20193002003569_c20193002004132.nc")
+        product.name, product.layout        # "GOES ABI L2 FDC", "fixed_grid"
     """
     name = Path(path).name
-    return next((p for p in RASTER_PRODUCTS if fnmatch.fnmatch(name, p.filename)), None)
+    return next((p for p in RASTER_PRODUCTS if p.pattern.matches(name)), None)
 
 
 # ---------------------------------------------------------------- metadata
@@ -168,33 +87,34 @@ class _Grid:
     shape: tuple[int, int]  # rows, columns
     coords: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
     crs_wkt: str | None = None  # None: EPSG:4326 (lat/lon coords) or swath (lat/lon arrays)
+    fixed: FixedGrid | None = None  # fixed_grid layout: y/x coords are scan angles (radians) of this grid
 
 
 def satellite_of(path: Path, product: RasterProduct) -> str:
-    """The satellite of a file, from its name; raises ``RasterError``."""
-    for prefix, satellite in product.satellites:
-        if path.name.startswith(prefix):
-            return satellite
-    prefixes = ", ".join(p for p, _ in product.satellites)
-    raise RasterError(f"{path.name}: cannot tell the satellite from the file name; expected it to start with {prefixes}")
+    """The satellite of a file, from the ``platform`` field of its name; raises ``RasterError``."""
+    fields = product.fields(path) or {}
+    satellite = product.satellite(fields)
+    if satellite is None:
+        known = ", ".join(p for p, _ in product.platforms)
+        raise RasterError(f"{path.name}: cannot tell the satellite from the file name; expected its platform to be one of {known}")
+    return satellite
 
 
 def _scan_time(path: Path, product: RasterProduct, attrs: Callable[[], dict[str, object]]) -> np.datetime64:
-    """The scan start (UTC) from the name or the file's attributes (``attrs()`` reads them when needed)."""
-    for source in product.time:
-        if source.kind == "name":
-            match = re.search(source.key, path.name)
-            raw = match.group(1) if match else None
-        else:
-            raw = attrs().get(source.key)
-        if raw is None:
-            continue
-        try:
-            return np.datetime64(dt.datetime.strptime(str(raw).strip(), source.format), "ns")
-        except ValueError:
-            raise RasterError(f"{path.name}: scan time {raw!r} does not match the format {source.format!r}") from None
-    where = " or ".join(f"file name /{s.key}/" if s.kind == "name" else f"attribute {s.key}" for s in product.time)
-    raise RasterError(f"{path.name}: no scan time found; expected it in the {where}")
+    """The scan start (UTC) from the name's ``start_time`` or the attribute ``product.time_attr`` (read when needed)."""
+    when = (product.fields(path) or {}).get("start_time")
+    if isinstance(when, dt.datetime):
+        return np.datetime64(when, "ns")
+    if product.time_attr is not None:
+        key, fmt = product.time_attr
+        raw = attrs().get(key)
+        if raw is not None:
+            try:
+                return np.datetime64(dt.datetime.strptime(str(raw).strip(), fmt), "ns")
+            except ValueError:
+                raise RasterError(f"{path.name}: scan time {raw!r} does not match the format {fmt!r}") from None
+    where = f"the file name ({product.pattern.text})" + (f" or attribute {product.time_attr[0]}" if product.time_attr else "")
+    raise RasterError(f"{path.name}: no scan time found; expected it in {where}")
 
 
 def _netcdf_attrs(path: Path) -> dict[str, object]:
@@ -222,6 +142,75 @@ def _variable(nc: netCDF4.Dataset, name: str, path: Path, ndim: int) -> netCDF4.
     if var.ndim != ndim:
         raise RasterError(f"{path.name}: variable {name!r} has {var.ndim} dimension(s), expected {ndim}")
     return var
+
+
+def decoded(var: netCDF4.Variable, values: np.ndarray) -> np.ndarray:
+    """CF decoding of raw values (auto mask-and-scale is off): ``_Unsigned``, ``_FillValue`` → NaN, scale and offset; float64."""
+    raw = np.asarray(values)
+    attrs = {k: var.getncattr(k) for k in var.ncattrs()}
+    if str(attrs.get("_Unsigned", "")).lower() == "true" and raw.dtype.kind == "i":
+        raw = raw.view(raw.dtype.str.replace("i", "u"))
+    out = raw.astype("float64")
+    if "_FillValue" in attrs:
+        fill = np.asarray(attrs["_FillValue"])
+        if fill.dtype.kind == "i" and raw.dtype.kind == "u":
+            fill = fill.astype(raw.dtype.str.replace("u", "i")).view(raw.dtype)
+        out[raw == fill] = np.nan
+    return out * float(attrs.get("scale_factor", 1.0)) + float(attrs.get("add_offset", 0.0))
+
+
+def mask_classes(var: netCDF4.Variable, values: np.ndarray) -> np.ndarray:
+    """A mask read raw as ``uint8`` classes: the fill value and values outside 0-254 become 0 (not looked at)."""
+    raw = np.asarray(values)
+    if raw.dtype == np.uint8:
+        return raw
+    valid = (raw >= 0) & (raw < UNREADABLE)
+    if "_FillValue" in var.ncattrs():
+        valid &= raw != np.asarray(var.getncattr("_FillValue")).astype(raw.dtype)
+    return np.where(valid, raw, 0).astype(np.uint8)
+
+
+# What a CF geostationary grid mapping must say, and the FixedGrid field each fills.
+_GRID_MAPPING = {"longitude_of_projection_origin": "lon0", "perspective_point_height": "height",
+                 "semi_major_axis": "r_eq", "semi_minor_axis": "r_pol"}
+
+
+def _fixed_axes(nc: netCDF4.Dataset, path: Path, product: RasterProduct) -> tuple[np.ndarray, np.ndarray, FixedGrid]:
+    """Scan angles (radians, y north, x east) of a fixed grid's rows and columns, and the grid.
+
+    With ``product.projection`` the axes are CF projection coordinates in
+    radians (GOES ABI) and the grid mapping says where the satellite is;
+    without, they are NSMC's line/column indices of the FY-4 nominal disc, at
+    the resolution and sub-satellite longitude the file name gives (or the
+    file's ``nominal_satellite_subpoint_lon``).
+    """
+    y_var, x_var = _variable(nc, product.y, path, 1), _variable(nc, product.x, path, 1)
+    if product.projection is not None:
+        if product.projection not in nc.variables:
+            raise RasterError(f"{path.name}: no grid mapping {product.projection!r}; cannot place its pixels")
+        mapping = nc.variables[product.projection]
+        missing = [k for k in (*_GRID_MAPPING, "sweep_angle_axis") if k not in mapping.ncattrs()]
+        if missing:
+            raise RasterError(f"{path.name}: {product.projection!r} lacks {', '.join(missing)}; expected a CF geostationary grid mapping")
+        fixed = FixedGrid(**{f: float(mapping.getncattr(k)) for k, f in _GRID_MAPPING.items()}, sweep=str(mapping.getncattr("sweep_angle_axis")))
+        y, x = decoded(y_var, y_var[:]), decoded(x_var, x_var[:])
+        if np.isnan(y).any() or np.isnan(x).any():
+            raise RasterError(f"{path.name}: {product.y!r}/{product.x!r} hold fill values; expected scan angles for every row and column")
+        return y, x, fixed
+    fields = product.fields(path) or {}
+    lon0 = None
+    if "nominal_satellite_subpoint_lon" in nc.variables:
+        value = float(decoded(nc.variables["nominal_satellite_subpoint_lon"], nc.variables["nominal_satellite_subpoint_lon"][...]))
+        lon0 = value if -180 <= value <= 180 else None
+    if lon0 is None and "subpoint" in fields:
+        lon0 = int(fields["subpoint"]) / 10 * (-1 if fields.get("hemisphere") == "W" else 1)
+    if lon0 is None:
+        raise RasterError(f"{path.name}: no sub-satellite longitude (file name or nominal_satellite_subpoint_lon)")
+    try:
+        x, y = fy4_angles(str(fields.get("resolution")), np.asarray(y_var[:], dtype="float64"), np.asarray(x_var[:], dtype="float64"))
+    except ValueError as exc:
+        raise RasterError(f"{path.name}: {exc}") from None
+    return y, x, fy4_grid(lon0)
 
 
 def _no_geolocation(path: Path, product: RasterProduct) -> RasterError:
@@ -258,6 +247,12 @@ def _grid_of(path: Path, product: RasterProduct) -> tuple[_Grid, dict[str, objec
         nc = _open_netcdf(path)
         try:
             attrs = {k: nc.getncattr(k) for k in nc.ncattrs()}
+            if product.layout == "fixed_grid":
+                shape = _variable(nc, product.mask, path, 2).shape
+                y, x, fixed = _fixed_axes(nc, path, product)
+                if shape != (y.size, x.size):
+                    raise RasterError(f"{path.name}: fire mask is {shape}, {product.y}×{product.x} {y.size}×{x.size}")
+                return _Grid(shape, {"y": (("y",), y), "x": (("x",), x)}, fixed=fixed), attrs
             if product.layout == "swath":
                 mask = _variable(nc, product.mask, path, 2)
                 if not (product.latitude in nc.variables and product.longitude in nc.variables):
@@ -334,12 +329,17 @@ def _read_netcdf(file: Path, product: RasterProduct, grid: _Grid, r0: int, r1: i
             mask = _variable(nc, product.mask, file, 2)
             if mask.shape != grid.shape:
                 raise RasterError(f"{file.name}: fire mask is {mask.shape}, expected {grid.shape} like the other scans")
+            if product.layout == "fixed_grid":
+                y, x, fixed = _fixed_axes(nc, file, product)
+                same = np.allclose(y[[0, -1]], grid.coords["y"][1][[0, -1]], atol=1e-7) and np.allclose(x[[0, -1]], grid.coords["x"][1][[0, -1]], atol=1e-7)
+                if not same or fixed != grid.fixed:
+                    raise RasterError(f"{file.name}: fixed grid differs from the first scan's")
             if product.layout == "geostationary":
                 expected = (grid.coords["lat"][1][[0, -1]], grid.coords["lon"][1][[0, -1]])
                 found = (nc.variables[product.latitude][:][[0, -1]], nc.variables[product.longitude][:][[0, -1]])
                 if not all(np.allclose(e, f, atol=1e-4) for e, f in zip(expected, found)):
                     raise RasterError(f"{file.name}: latitude/longitude differ from the first scan's grid")
-            out = {"fire_mask": np.asarray(mask[r0:r1, :])}
+            out = {"fire_mask": mask_classes(mask, mask[r0:r1, :])}
             if product.frp is not None:
                 out["frp"] = _read_at_fires(_variable(nc, product.frp, file, 2), product.classes.is_fire(out["fire_mask"]), r0)
             elif product.frp_list is not None:
@@ -377,7 +377,7 @@ def _read_at_fires(var: netCDF4.Variable, fire: np.ndarray, r0: int) -> np.ndarr
         cy, cx = divmod(int(cell), 1 << 32)
         y0, y1 = max(cy * chunk_rows - r0, 0), min((cy + 1) * chunk_rows - r0, fire.shape[0])
         x0, x1 = cx * chunk_cols, min((cx + 1) * chunk_cols, fire.shape[1])
-        piece = np.asarray(var[r0 + y0 : r0 + y1, x0:x1], dtype=np.float32)
+        piece = decoded(var, var[r0 + y0 : r0 + y1, x0:x1]).astype(np.float32)
         inside = fire[y0:y1, x0:x1]
         out[y0:y1, x0:x1][inside] = piece[inside]
     return out
@@ -471,6 +471,10 @@ def _dataset(files: Sequence[tuple[Path, np.datetime64, str]], product: RasterPr
     ds.attrs.update(product=product.name, sensor=product.sensor, layout=product.layout)
     if grid.crs_wkt:
         ds.attrs["crs_wkt"] = grid.crs_wkt
+    if grid.fixed:
+        # y/x are scan angles (radians); this is where they are seen from (readers.geostationary).
+        ds.attrs.update(geos_lon0=grid.fixed.lon0, geos_height=grid.fixed.height, geos_r_eq=grid.fixed.r_eq,
+                        geos_r_pol=grid.fixed.r_pol, geos_sweep=grid.fixed.sweep, crs_proj4=grid.fixed.proj4())
     return ds
 
 
