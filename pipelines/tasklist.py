@@ -34,7 +34,7 @@ import pandas as pd
 from branca.element import MacroElement
 
 from pipelines.chinacrs import wgs84_to_gcj02
-from pipelines.pages import RawHtml
+from pipelines.pages import RawHtml, require_assets, static_text
 from pipelines.schema import BEIJING_TZ, CATEGORIES, WINDOW_COLUMNS
 from pipelines.sites import RULE_LABELS
 
@@ -542,59 +542,8 @@ def task_list_html(
     )
 
 
-TASK_CSS = """
-.gw-tasks { flex: 0 0 auto; max-height: 40vh; overflow: auto; background: #fff; padding: 6px 10px;
-  border-top: 2px solid #263238; font-size: 13px; line-height: 1.4; }
-.gw-tasks h2 { font-size: 1rem; margin: 2px 0; }
-.gw-tasks .gw-note { margin: 0 0 4px; color: #555; font-size: 12px; }
-.gw-tasks .gw-scroll { overflow-x: auto; }
-.gw-tasks table { border-collapse: collapse; width: 100%; }
-.gw-tasks th, .gw-tasks td { border: 1px solid #cfd8dc; padding: 3px 5px; text-align: left; vertical-align: top; }
-.gw-tasks th { background: #eceff1; }
-.gw-tasks td.gw-no { text-align: right; font-weight: 600; }
-.gw-tasks td.gw-xy { white-space: nowrap; font-variant-numeric: tabular-nums; }
-.gw-tasks td.gw-time { white-space: nowrap; }
-.gw-tasks td.gw-detail { overflow-wrap: anywhere; min-width: 12em; }
-.gw-tasks .gw-crs { display: inline-block; min-width: 4.2em; color: #546e7a; }
-.gw-tasks .gw-touching { color: #8d6e63; font-size: 12px; }
-.gw-tasks a { display: inline-block; padding: 4px 0; }  /* a finger-sized target */
-.gw-tasks tr.gw-p1 td.gw-no { background: #ffcdd2; }
-.gw-tasks tr.gw-p2 td.gw-no { background: #ffe0b2; }
-.gw-tasks tr.gw-p3 td.gw-no, .gw-tasks tr.gw-p4 td.gw-no,
-.gw-tasks tr.gw-p5 td.gw-no, .gw-tasks tr.gw-p6 td.gw-no { background: #e1bee7; }
-.gw-tasks tr.gw-touching td { color: #444; }
-/* A phone held upright: each row becomes a card, each cell a labelled line. */
-@media screen and (max-width: 640px) {
-  .gw-tasks thead { display: none; }
-  .gw-tasks table, .gw-tasks tbody, .gw-tasks tr, .gw-tasks td { display: block; width: auto; }
-  .gw-tasks tr { border: 1px solid #90a4ae; border-radius: 4px; margin: 0 0 8px; }
-  .gw-tasks td { border: none; border-bottom: 1px solid #eceff1; white-space: normal !important; }
-  .gw-tasks td::before { content: attr(data-label); display: block; font-size: 11px; color: #607d8b; }
-  .gw-tasks td.gw-no { text-align: left; }
-  .gw-tasks td.gw-no::before { display: inline; margin-right: 6px; }
-  .gw-tasks a { padding: 6px 12px 6px 0; margin-right: 8px; }
-  .gw-tasks td.gw-nav br { display: none; }
-}
-@media print {
-  @page { size: A4 portrait; margin: 12mm 10mm; }
-  html, body { height: auto !important; display: block !important; background: #fff; }
-  /* Controls, legends, the fire panel and the navigation links are useless on paper. */
-  .leaflet-control-container, .leaflet-control, .gw-box, .gw-panel, .gw-tasks .gw-nav { display: none !important; }
-  /* The map, if any, keeps a reduced height above the list. */
-  .folium-map { flex: none !important; height: 95mm !important; width: 100% !important;
-    page-break-inside: avoid; break-inside: avoid; }
-  .gw-title { background: #fff !important; color: #000 !important; border-bottom: 1px solid #000; }
-  .gw-title p { color: #000 !important; }
-  .gw-tasks { max-height: none !important; overflow: visible !important; border-top: 1px solid #000;
-    font-size: 9pt; padding: 0; page-break-before: auto; }
-  .gw-tasks .gw-scroll { overflow: visible !important; }
-  .gw-tasks th, .gw-tasks td { border-color: #000; padding: 2px 3px; }
-  .gw-tasks thead { display: table-header-group; }  /* repeat the header on each page */
-  .gw-tasks tr { page-break-inside: avoid; break-inside: avoid; }
-  .gw-tasks td.gw-detail { font-size: 8pt; }
-  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-}
-"""
+# The list's styles (screen, phone, print): pipelines/static/gridwatch-tasks.css, shared or inlined as the map is.
+TASK_CSS = static_text("gridwatch-tasks.css")
 
 
 class _AfterMap(MacroElement):
@@ -611,9 +560,8 @@ class _AfterMap(MacroElement):
         self._markup = markup
 
     def render(self, **kwargs: Any) -> None:
-        figure = self.get_root()
-        figure.header.add_child(RawHtml(f"<style>{TASK_CSS}</style>"), name="gridwatch_task_css")
-        figure.html.add_child(RawHtml(self._markup), name="gridwatch_tasks")
+        require_assets(self, "tasks")
+        self.get_root().html.add_child(RawHtml(self._markup), name="gridwatch_tasks")
 
 
 def add_task_list(
