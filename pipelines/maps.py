@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
+from folium.elements import ElementAddToElement
 from folium.map import Layer
 
 from pipelines.chinacrs import wgs84_to_gcj02
@@ -55,7 +56,7 @@ from pipelines.schema import (
     WINDOW_LABELS,
 )
 from pipelines.sites import RULE_LABELS, RULES
-from pipelines.tasklist import add_task_list, touched_cells
+from pipelines.tasklist import RECORD_COLUMN, add_task_list, frame_records, touched_cells
 
 __all__ = ["MapDay", "cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
 
@@ -241,7 +242,42 @@ def _text(value: object, missing: str = "—") -> str:
     return str(value)
 
 
-class _HtmlControl(MacroElement):
+class _Rendered(MacroElement):
+    """A folium element whose rendered JavaScript goes into the page as text.
+
+    ``MacroElement.render`` wraps what its template renders in a new branca
+    ``Element``, which compiles it as a Jinja template again: a few ms per
+    element, most of a small map's time when a night writes thousands of them.
+    Layer elements (``_FeatureLayer``, ``_HeatLayer``) get the same from
+    :class:`_RenderedLayer`.
+    """
+
+    def render(self, **kwargs: Any) -> None:
+        _render_macros(self, kwargs)
+
+
+def _render_macros(element: MacroElement, kwargs: dict[str, Any]) -> None:
+    figure = element.get_root()
+    module = element._template.module
+    for part, target in (("header", figure.header), ("html", figure.html), ("script", figure.script)):
+        macro = getattr(module, part, None)
+        if macro is not None:
+            target.add_child(RawHtml(str(macro(element, kwargs))), name=element.get_name())
+    for child in element._children.values():
+        child.render(**kwargs)
+
+
+class _RenderedLayer(Layer):
+    """A folium ``Layer`` rendered as :class:`_Rendered` (plus folium's "add to map when shown")."""
+
+    def render(self, **kwargs: Any) -> None:
+        if self.show:
+            self.add_child(ElementAddToElement(element_name=self.get_name(), element_parent_name=self._parent.get_name()),
+                           name=self.get_name() + "_add")
+        _render_macros(self, kwargs)
+
+
+class _HtmlControl(_Rendered):
     """A Leaflet control holding fixed HTML (legend, fire list).
 
     A control rather than a fixed-position div so Leaflet stacks it with the zoom
@@ -530,7 +566,7 @@ def _layer_data(features: Sequence[dict[str, Any]], *, derive_position: bool = T
     return data
 
 
-class _FeatureLayer(Layer):
+class _FeatureLayer(_RenderedLayer):
     """A toggleable GeoJSON layer of :func:`_feature` features; points become
     circle markers.
 
@@ -593,7 +629,7 @@ class _FeatureLayer(Layer):
         super().render(**kwargs)
 
 
-class _HeatLayer(Layer):
+class _HeatLayer(_RenderedLayer):
     """A Leaflet.heat layer of points ``(lat, lon)`` in WGS84, each of weight 1
     (shifted to GCJ-02 on an Amap basemap when rendered)."""
 
@@ -619,7 +655,7 @@ class _HeatLayer(Layer):
         super().render(**kwargs)
 
 
-class _MapTools(MacroElement):
+class _MapTools(_Rendered):
     """The full-screen button and the measure tool (top left, under the zoom buttons)."""
 
     _template = js_template("maps/map_tools.js.j2")
@@ -755,8 +791,8 @@ def _site_cell_names(grid: pd.DataFrame, sites: pd.DataFrame) -> dict[str, str]:
     return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return frame.to_dict("records")
+_RECORD = RECORD_COLUMN  # column of MapDay's fires: each row's record, made once for the night
+_records = frame_records
 
 
 # ------------------------------------------------------------------ fires
@@ -822,6 +858,14 @@ def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list
         *_category_values(rec),
         *_window_evidence(rec),
     ]
+
+
+def _popup_of(rec: dict[str, Any], names: Mapping[str, str]) -> list[PopupValue]:
+    """:func:`_fire_popup_values`, kept in the record: a fire on several maps of one night (its own cell's,
+    its neighbours', the overview) is described once. ``names`` must be the same for every map of the record."""
+    if "_popup" not in rec:
+        rec["_popup"] = _fire_popup_values(rec, names)
+    return rec["_popup"]
 
 
 def _window_evidence(rec: Mapping[str, Any]) -> list[PopupValue]:
@@ -1049,7 +1093,7 @@ def _fire_layers(
             fade = _age_fade(rec["time_utc"], newest)
             style = {"color": "#212121", "weight": 1, "fillColor": HEAT_SOURCE_COLOURS[category], "fillOpacity": round(0.8 * fade, 3)}
             tooltip = f"{_bjt(rec['time_utc'], '%H:%M')} · {CATEGORY_LABELS[category]}"
-            features.append(_feature(_geometry_json(rec["geometry"], 0), styles.index(style), tooltip, _fire_popup_values(rec, names)))
+            features.append(_feature(_geometry_json(rec["geometry"], 0), styles.index(style), tooltip, _popup_of(rec, names)))
         if features:
             _FeatureLayer(features, f"{label}: {lang.label(CATEGORY_LABELS[category])} ({len(features)})", styles=styles.table,
                           labels=FIRE_POPUP_LABELS, radius=5, show=False,
@@ -1061,7 +1105,7 @@ def _fire_layers(
         number = f"#{numbers[rec['fire_id']]} · " if numbers else ""
         where = OUTSIDE_GRID if pd.isna(rec.get("cell_id")) else _text(rec.get("cell_name"))
         tooltip = f"{number}{_bjt(rec['time_utc'], '%H:%M')} · {cls.label} · {where}"
-        values = _fire_popup_values(rec, names)
+        values = _popup_of(rec, names)
         styles, features = by_class[cls.key]
         style = _fire_point_style(cls, touching=touching, fade=_age_fade(rec["time_utc"], newest),
                                   unknown_land=str(rec.get("category")) == "unknown")
@@ -1604,8 +1648,17 @@ class MapDay:
         events: gpd.GeoDataFrame | None = None,
         sites: gpd.GeoDataFrame | None = None,
     ) -> None:
-        self.fires = _prepare_fires(fires)
+        fires = _prepare_fires(fires)
+        # Each fire's record (popups, lists and task rows read it; popup values are cached in it on first
+        # use), made once for every map the fire is on; the frame keeps only what is selected and counted
+        # on: each selection of a cell's fires then copies a dozen columns, not fifty.
+        slim = [c for c in (*_FIRE_REQUIRED, "category", "event_id", "lon", "lat", "footprint", fires.geometry.name) if c in fires.columns]
+        self.fires = gpd.GeoDataFrame(fires[slim].assign(**{_RECORD: fires.to_dict("records")}), geometry=fires.geometry.name)
         self.grid = _prepare_grid(grid)
+        if events is not None and len(events):
+            events = events.assign(**{_RECORD: events.to_dict("records")})
+        if sites is not None and len(sites):
+            sites = sites.assign(**{_RECORD: sites.to_dict("records")})
         self.events = events
         self.sites = sites if sites is not None and len(sites) else None
         self._grid_ids = pd.Index(self.grid["cell_id"].astype(str))
