@@ -126,6 +126,69 @@ def resample(real: gpd.GeoDataFrame, grid: gpd.GeoDataFrame, n: int) -> gpd.GeoD
     return fires
 
 
+# ------------------------------------------------------------------ whole nights
+
+
+def night_points(real: gpd.GeoDataFrame, factor: int, path: Path) -> int:
+    """A FIRMS MODIS CSV of ``factor`` x the sample day's fires, resampled from the real ones with 5 km of jitter (seeded).
+
+    Each row keeps its real fire's UTC time, pixel size (scan, track), FRP,
+    confidence and day/night; ``satellite`` is the real one's for MODIS fires
+    and Terra for the rest (Himawari pixels written as MODIS rows, so one
+    point file carries the whole day). ``brightness`` and ``bright_t31`` are
+    not kept in fires.parquet and are written as 330 K and 300 K (gridwatch
+    does not use them). Returns the number of rows.
+    """
+    rng = np.random.default_rng(SEED + factor)
+    n = len(real) * factor
+    fires = real.iloc[rng.integers(0, len(real), n)].reset_index(drop=True)
+    lon = fires["lon"].to_numpy() + rng.normal(0, JITTER_DEG, n)
+    lat = fires["lat"].to_numpy() + rng.normal(0, JITTER_DEG, n)
+    when = pd.to_datetime(fires["time_utc"], utc=True)
+    satellite = np.where(fires["satellite"].astype(str) == "Aqua", "A", "T")
+    table = pd.DataFrame({
+        "latitude": lat.round(5), "longitude": lon.round(5), "brightness": 330.0,
+        "scan": fires["scan_km"].clip(1.0, 4.8).round(2), "track": fires["track_km"].clip(1.0, 2.0).round(2),
+        "acq_date": [f"{t.month}/{t.day}/{t.year}" for t in when], "acq_time": [t.hour * 100 + t.minute for t in when],
+        "satellite": satellite, "confidence": fires["confidence"].fillna(50).round().astype(int), "version": "6.1NRT",
+        "bright_t31": 300.0, "frp": fires["frp_mw"].fillna(10.0).round(2), "daynight": fires["daynight"].fillna("N"),
+    })
+    table.to_csv(path, index=False)
+    return n
+
+
+def _folder_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def run_nights(factors: list[int], scratch: Path) -> int:
+    """The sample day and each ``factor`` x day end to end through the CLI (``gridwatch nightly``), in this run."""
+    real = gpd.read_parquet(sample_fires())
+    text = (ROOT / "config.toml").read_text(encoding="utf-8").replace('"geodata/', f'"{ROOT}/geodata/')
+    rows = []
+    for factor in [1, *factors]:
+        site = scratch / f"x{factor}"
+        site.mkdir(parents=True, exist_ok=True)
+        config = text
+        if factor > 1:  # the sample day itself (real files, rasters included) is the baseline
+            n = night_points(real, factor, site / "fires.csv")
+            config = config.replace('points = ["' + f"{ROOT}/geodata/fires/*.csv" + '"]', f'points = ["{site}/fires.csv"]')
+            config = config.replace('rasters = ["' + f"{ROOT}/geodata/fires/ahi/*.nc" + '"]', "rasters = []")
+        (site / "config.toml").write_text(config, encoding="utf-8")
+        start = time.perf_counter()
+        code = cli_main(["nightly", "--date", DAY, "--config", str(site / "config.toml"), "--out", str(site / "out"), "--quiet"])
+        wall = time.perf_counter() - start
+        folder = site / "out" / DAY
+        manifest = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        rows.append((factor, manifest["counts"]["fires"], manifest["counts"]["cell_maps"], wall, manifest["timings_s"].get("write_maps", 0.0),
+                     _folder_mb(folder), (folder / "map.html").stat().st_size / 1e6, code))
+    base = rows[0][3]
+    print(f"{'day':>6} {'fires':>7} {'cell maps':>9} {'wall s':>7} {'x day':>6} {'maps s':>7} {'folder MB':>9} {'map.html MB':>11} exit")
+    for factor, fires, cells, wall, maps_s, mb, overview_mb, code in rows:
+        print(f"{factor:>5}x {fires:>7,} {cells:>9,} {wall:>7.1f} {wall / base:>6.2f} {maps_s:>7.1f} {mb:>9.1f} {overview_mb:>11.2f} {code}")
+    return 0 if all(r[-1] in (0, 3) for r in rows) else 1
+
+
 # ------------------------------------------------------------------ pages
 
 
@@ -466,7 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="Chromium loads per page (default 5, 2 with --quick)")
     parser.add_argument("--fires", type=Path, default=None, help="an attributed fires.parquet to resample")
     parser.add_argument("--keep", type=Path, default=None, help="keep the pages in this folder")
+    parser.add_argument("--nights", type=int, nargs="*", default=None, metavar="K",
+                        help="instead: run the sample day and K x its fires end to end through the CLI (e.g. --nights 10)")
     args = parser.parse_args(argv)
+    if args.nights is not None:
+        with tempfile.TemporaryDirectory(prefix="gridwatch-nights-") as scratch:
+            return run_nights(args.nights or [10], args.keep or Path(scratch))
     n = args.points or (2_000 if args.quick else 20_000)
     runs = args.runs or (2 if args.quick else 5)
     if not CHROMIUM.exists():

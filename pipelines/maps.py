@@ -42,6 +42,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 import shapely
+import xyzservices
 from branca.element import Element, MacroElement
 from folium.elements import ElementAddToElement
 from folium.map import Layer
@@ -355,7 +356,9 @@ def _add_basemap(m: folium.Map, basemap: Basemap, tianditu_key: str, lang: _Lang
         urls = [url.replace("{key}", tianditu_key) for url in urls]
     for i, url in enumerate(urls):
         folium.TileLayer(
-            url,
+            # As a provider, not a URL string: folium would first look the string up among the
+            # 200+ providers of xyzservices, most of the cost of a small cell map.
+            xyzservices.TileProvider(name=basemap.key, url=url, attribution=basemap.attribution),
             attr=basemap.attribution,  # the same text twice is shown once
             name=lang.t(*basemap.name) if i == 0 else f"{basemap.key}-labels",
             overlay=i > 0,
@@ -563,7 +566,55 @@ def _layer_data(features: Sequence[dict[str, Any]], *, derive_position: bool = T
                     continue
             columns.append(_column(values))
         data["v"] = columns
+    _combine(data)
     return data
+
+
+COMBINE_MIN_FEATURES = 64  # below this a layer's columns are written as they are
+COMBINE_MAX_TABLE = 255  # columns with more distinct values than this stay on their own
+
+
+def _combine(data: dict[str, Any]) -> None:
+    """Write the low-cardinality columns of a big layer as one row index per feature.
+
+    A fire's style, window flags, sensor, day/night, category, reason... each
+    take a few distinct values, and each costs an index per feature (2-4 bytes
+    with its comma, 20 columns: most of a fire's bytes). Their combination
+    takes far fewer distinct values than there are fires, so the distinct
+    rows of indices are written once (``data["c"] = [rows, row of each
+    feature]``) and each combined column becomes ``[table, slot]``. Columns
+    join, fewest distinct values first, while the distinct rows stay under a
+    quarter of the features. ``gridwatchValue`` reads it back; the values are
+    the same as before.
+    """
+    n = data["n"]
+    if n < COMBINE_MIN_FEATURES:
+        return
+    slots: list[tuple[str, int | None]] = [("k", None), ("t", None)] + [("v", i) for i in range(len(data.get("v", [])))]
+
+    def column(slot: tuple[str, int | None]) -> Any:
+        return data[slot[0]] if slot[1] is None else data["v"][slot[1]]
+
+    candidates = [s for s in slots if isinstance(column(s), list) and len(column(s)) == 2 and len(column(s)[0]) <= COMBINE_MAX_TABLE]
+    candidates.sort(key=lambda s: len(column(s)[0]))
+    chosen: list[tuple[str, int | None]] = []
+    rows: list[tuple[int, ...]] = [()] * n
+    for slot in candidates:
+        trial = [row + (index,) for row, index in zip(rows, column(slot)[1], strict=True)]
+        if len(set(trial)) <= n // 4:
+            chosen.append(slot)
+            rows = trial
+    if len(chosen) < 2:
+        return
+    distinct: dict[tuple[int, ...], int] = {}
+    at = [distinct.setdefault(row, len(distinct)) for row in rows]
+    for position, slot in enumerate(chosen):
+        combined = [column(slot)[0], position]
+        if slot[1] is None:
+            data[slot[0]] = combined
+        else:
+            data["v"][slot[1]] = combined
+    data["c"] = [[list(row) for row in distinct], at]
 
 
 class _FeatureLayer(_RenderedLayer):
@@ -1682,6 +1733,8 @@ class MapDay:
         cells = self.grid.iloc[found[found >= 0]]
         self.names = dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
         self._outlines: dict[int, dict[str, Any]] = {}
+        self._grid_columns = {c: self.grid[c].to_numpy() for c in ("cell_id", "cell_name", "county_name", "supervisor")}
+        self._grid_columns["geometry"] = self.grid.geometry.to_numpy()
 
     def cell_ids(self) -> list[str]:
         """The cells that get a map: a fire centred in or touching them, or an electricity site; sorted."""
@@ -1690,15 +1743,19 @@ class MapDay:
     def _outline(self, position: int) -> dict[str, Any]:
         """The simplified GeoJSON outline of the grid's cell at ``position``, computed once."""
         if position not in self._outlines:
-            self._outlines[position] = _geometry_json(self.grid.geometry.iloc[position], CELL_TOLERANCE_DEG)
+            self._outlines[position] = _geometry_json(self._grid_columns["geometry"][position], CELL_TOLERANCE_DEG)
         return self._outlines[position]
 
+    def _cell(self, position: int) -> dict[str, Any]:
+        """The grid's cell at ``position`` as a record (no DataFrame row lookups: the grid has 10^4-10^5 rows)."""
+        return {column: values[position] for column, values in self._grid_columns.items()}
+
     def _outline_layer(self, positions: Sequence[int], name: str, style: dict[str, Any]) -> _FeatureLayer | None:
-        cells = self.grid.iloc[list(positions)]
-        features = [
-            _feature(self._outline(position), 0, f"{_text(name_)} ({cell_id}) · 网格员 {_text(supervisor)}")
-            for position, cell_id, name_, supervisor in zip(positions, cells["cell_id"], cells["cell_name"], cells["supervisor"], strict=True)
-        ]
+        features = []
+        for position in positions:
+            cell = self._cell(position)
+            features.append(_feature(self._outline(position), 0,
+                                     f"{_text(cell['cell_name'])} ({cell['cell_id']}) · 网格员 {_text(cell['supervisor'])}"))
         return _FeatureLayer(features, name, styles=[style]) if features else None
 
     def cell_map(
@@ -1718,8 +1775,7 @@ class MapDay:
         position = self._grid_ids.get_indexer([cell_id])[0]
         if position < 0:
             raise KeyError(f"grid has no cell {cell_id!r}")
-        matches = self.grid.iloc[[position]]
-        cell = _records(matches)[0]
+        cell = self._cell(position)
 
         rows = self._fire_rows.get(cell_id, np.empty(0, dtype=np.int64))
         shown = self.fires.iloc[rows].reset_index(drop=True)

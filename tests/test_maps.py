@@ -244,10 +244,14 @@ def fit_bounds(page: str) -> list:
     return json.loads(re.search(r"\.fitBounds\(\s*(\[\[[^\n]*\]\]),", map_script(page)).group(1))
 
 
-def column_value(column: list, j: int):
+def column_value(column: list, j: int, data: dict | None = None):
     """Entry ``j`` of a layer data column, as ``gridwatchValue`` in the page reads it."""
     table = column[0]
-    return table[column[1][j]] if len(column) > 1 else table[0 if len(table) == 1 else j]
+    if len(column) == 1:
+        return table[0 if len(table) == 1 else j]
+    if isinstance(column[1], int):  # a slot of the layer's combined rows (maps._combine)
+        return table[data["c"][0][data["c"][1][j]][column[1]]]
+    return table[column[1][j]]
 
 
 def decode_layer(data: dict, styles: list, labels: list) -> list[dict]:
@@ -260,13 +264,13 @@ def decode_layer(data: dict, styles: list, labels: list) -> list[dict]:
             geometry = data["g"][j]
         else:
             geometry = {"type": "Point", "coordinates": [data["lon"][j], data["lat"][j]]}
-        feature = {"type": "Feature", "geometry": geometry, "properties": {"k": column_value(data["k"], j), "j": j}}
+        feature = {"type": "Feature", "geometry": geometry, "properties": {"k": column_value(data["k"], j, data), "j": j}}
         feature["style"] = styles[feature["properties"]["k"]]
-        feature["tooltip"] = column_value(data["t"], j)
+        feature["tooltip"] = column_value(data["t"], j, data)
         feature["popup"] = {}
         if "v" in data:
             values = [
-                f"{data['lat'][j]:.5f}°N {data['lon'][j]:.5f}°E" if column == 0 else column_value(column, j)
+                f"{data['lat'][j]:.5f}°N {data['lon'][j]:.5f}°E" if column == 0 else column_value(column, j, data)
                 for column in data["v"]
             ]
             feature["popup"] = dict(zip(labels, values, strict=True))

@@ -59,10 +59,14 @@ function gridwatchChart(spec) {
 }
 
 // Entry j of a column written by _column() in pipelines/maps.py: [table, indices]
-// (interned), or [table] alone: one value for every feature, or one per feature.
-function gridwatchValue(column, j) {
+// (interned), or [table] alone: one value for every feature, or one per feature;
+// or [table, p]: the column is slot p of the layer's combined rows (data.c, see
+// _combine): data.c[0] holds the distinct rows of indices, data.c[1] feature j's row.
+function gridwatchValue(column, j, data) {
     var table = column[0];
-    return column.length > 1 ? table[column[1][j]] : table[table.length === 1 ? 0 : j];
+    if (column.length === 1) { return table[table.length === 1 ? 0 : j]; }
+    var at = column[1];
+    return typeof at === "number" ? table[data.c[0][data.c[1][j]][at]] : table[at[j]];
 }
 
 // The features of a layer written by _layer_data(): GeoJSON for L.geoJson, each
@@ -73,7 +77,7 @@ function gridwatchFeatures(data) {
     for (var j = 0; j < data.n; j++) {
         features[j] = {
             type: "Feature",
-            properties: {k: gridwatchValue(data.k, j), j: j},
+            properties: {k: gridwatchValue(data.k, j, data), j: j},
             geometry: data.g ? data.g[j] : {type: "Point", coordinates: [data.lon[j], data.lat[j]]}
         };
     }
@@ -85,7 +89,7 @@ function gridwatchFeatures(data) {
 function gridwatchRow(data, j) {
     return data.v.map(function (column) {
         return column === 0 ? data.lat[j].toFixed(5) + "°N " + data.lon[j].toFixed(5) + "°E"
-                            : gridwatchValue(column, j);
+                            : gridwatchValue(column, j, data);
     });
 }
 
