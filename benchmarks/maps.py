@@ -31,19 +31,28 @@ Measured for each page:
   start) into the DOM, read back over the DevTools protocol (see ``Chromium``;
   no virtual time, so the page runs in real time). Mean (and min) of R runs.
 
-Baselines, built in the same run from the same fires and made offline the same
-way (``save_map`` inlines Leaflet and refuses CDN links):
+Baselines, built in the same run from the same fires, clustered as gridwatch
+clusters (radius 40 px, every fire on its own from zoom 13, chunked loading),
+with the same circle markers, colours and tooltips, and made offline the same
+way (every page is written with ``save_map(..., inline=True)``: one file each,
+Leaflet and Leaflet.markercluster 1.5.3 inside it, so sizes compare):
 
-* ``folium CircleMarker``: one ``folium.CircleMarker`` per fire in a
-  ``folium.FeatureGroup``, coloured by time window, with the same tooltip
-  text; no popup, because ``folium.Popup`` needs jQuery, which is not
-  available offline;
-* ``folium GeoJson``: one ``folium.GeoJson`` of all fires with a
-  ``CircleMarker`` marker, ``GeoJsonTooltip`` and a ``GeoJsonPopup`` of 12
-  of the 21 rows of the gridwatch fire popup (time, sensor, confidence, FRP,
-  day/night, cell, county, supervisor, position, id, category, reason).
+* ``folium MarkerCluster``: ``folium.plugins.MarkerCluster`` holding one
+  ``folium.CircleMarker`` per fire with its tooltip;
+* ``folium FastMarkerCluster``: ``folium.plugins.FastMarkerCluster``, the
+  markers made in the page from an array of ``[lat, lon, colour, tooltip]``
+  (folium's fast path for many points). Neither has popups (``folium.Popup``
+  needs jQuery, not available offline); gridwatch's markers have them.
 
-Aims (for the gridwatch page): first render under 2 s and a file under 5 MB.
+From ``LIGHT_OVERVIEW_FIRES`` (20,000) fires on, the overview is light (canvas
+markers, short popups, no event outlines): 20,000 fires is that page.
+
+``--nights 10`` instead runs the sample day and 10x its fires (the real fires
+resampled with 5 km of jitter, seeded, as one FIRMS MODIS file) end to end
+through ``gridwatch nightly`` in one run, and prints wall time, map-writing
+time, cell maps and the output folder's size.
+
+Aims (for the gridwatch page): first render under 2 s and a file under 5 MB (at 20,000 fires).
 Exits with status 1 if a page does not render or logs a JavaScript error.
 """
 
@@ -66,11 +75,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import folium
+from folium.plugins import FastMarkerCluster, MarkerCluster
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from pipelines import maps
+from pipelines.pages import require_assets
 from pipelines.cli import main as cli_main
 from pipelines.nightly import EXIT_OK, province_outlines
 from pipelines.schema import BEIJING_TZ
@@ -196,7 +207,7 @@ def gridwatch_page(fires: gpd.GeoDataFrame, grid: gpd.GeoDataFrame, context: gpd
     """The overview as the nightly job draws it (minus events and sites)."""
     links = {c: f"maps/{maps.cell_map_filename(c)}" for c in sorted(set(fires["cell_id"].dropna()))}
     m = maps.overview_map(fires, grid, title=f"benchmark {len(fires):,} fires", tiles=None, cell_links=links, context=context)
-    maps.save_map(m, path)
+    maps.save_map(m, path, inline=True)  # one file, as the baselines: sizes compare
 
 
 def _tooltips_and_colours(fires: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -217,50 +228,48 @@ def _offline_map(fires: gpd.GeoDataFrame) -> folium.Map:
     return m
 
 
-def circle_marker_page(fires: gpd.GeoDataFrame, path: Path) -> None:
-    """Baseline: one folium.CircleMarker per fire in a FeatureGroup, with a tooltip."""
+def _cluster_options() -> dict:
+    """The clustering gridwatch uses, for the baselines: same radius, same zoom where clusters stop."""
+    return {"disableClusteringAtZoom": maps.CLUSTER_OFF_ZOOM, "maxClusterRadius": maps.CLUSTER_RADIUS_PX,
+            "showCoverageOnHover": False, "chunkedLoading": True}
+
+
+def _vendored_cluster(plugin: folium.MacroElement) -> None:
+    """Load the plugin from our vendored Leaflet.markercluster 1.5.3 instead of folium's CDN links (offline)."""
+    plugin.default_js, plugin.default_css = [], []
+    require_assets(plugin, "markercluster")
+
+
+def marker_cluster_page(fires: gpd.GeoDataFrame, path: Path) -> None:
+    """Baseline: folium.plugins.MarkerCluster of one folium.CircleMarker per fire, coloured by window, with its tooltip."""
     m = _offline_map(fires)
-    group = folium.FeatureGroup(name="fires")
+    cluster = MarkerCluster(name="fires", options=_cluster_options()).add_to(m)
     tips, colours = _tooltips_and_colours(fires)
     for point, tip, colour in zip(fires.geometry, tips, colours, strict=True):
         folium.CircleMarker([point.y, point.x], radius=7, color="#212121", weight=1.2, fill=True,
-                            fill_color=colour, fill_opacity=0.9, tooltip=tip).add_to(group)
-    group.add_to(m)
+                            fill_color=colour, fill_opacity=0.9, tooltip=tip).add_to(cluster)
+    _vendored_cluster(cluster)
     folium.LayerControl().add_to(m)
-    maps.save_map(m, path)
+    maps.save_map(m, path, inline=True)
 
 
-POPUP_FIELDS = {  # label -> column, about what the gridwatch fire popup shows
-    "时间 time": "time", "卫星 sensor": "sensor", "置信度 confidence": "confidence", "辐射功率 FRP": "frp_mw",
-    "昼夜 day/night": "daynight", "网格 cell": "cell_name", "区县 county": "county_name", "网格员 supervisor": "supervisor",
-    "位置 position": "position", "编号 fire id": "fire_id", "类别 category": "category", "依据 why": "reason",
-}
+# Each row [lat, lon, colour, tooltip] becomes a circle marker with its tooltip, as gridwatch draws it.
+_FAST_CALLBACK = """function (row) {
+    var marker = L.circleMarker(new L.LatLng(row[0], row[1]), {radius: 7, color: "#212121", weight: 1.2, fillColor: row[2], fillOpacity: 0.9});
+    marker.bindTooltip(row[3]);
+    return marker;
+}"""
 
 
-def geojson_page(fires: gpd.GeoDataFrame, path: Path) -> None:
-    """Baseline: one folium.GeoJson of all fires, CircleMarker markers, GeoJsonTooltip and GeoJsonPopup."""
+def fast_marker_cluster_page(fires: gpd.GeoDataFrame, path: Path) -> None:
+    """Baseline: folium.plugins.FastMarkerCluster (markers made in the page from an array), same markers and tooltips."""
     m = _offline_map(fires)
     tips, colours = _tooltips_and_colours(fires)
-    table = pd.DataFrame({
-        "time": fires["time_utc"].dt.tz_convert(BEIJING_TZ).dt.strftime(maps.TIME_FORMAT),
-        "sensor": fires["sensor"].astype(str), "confidence": fires["confidence"].round(0).astype(str),
-        "frp_mw": fires["frp_mw"].round(1).astype(str), "daynight": fires["daynight"].astype(str),
-        "cell_name": fires["cell_name"].fillna(maps.OUTSIDE_GRID), "county_name": fires["county_name"].fillna("—"),
-        "supervisor": fires["supervisor"].fillna("—"),
-        "position": [f"{p.y:.5f}°N {p.x:.5f}°E" for p in fires.geometry], "fire_id": fires["fire_id"],
-        "category": fires["category"].astype(str), "reason": fires["reason"].astype(str),
-        "tip": tips, "colour": colours,
-    })
-    data = gpd.GeoDataFrame(table, geometry=fires.geometry.values, crs=fires.crs)
-    folium.GeoJson(
-        data.__geo_interface__, name="fires",
-        marker=folium.CircleMarker(radius=7, weight=1.2, fill=True, fill_opacity=0.9),
-        style_function=lambda f: {"color": "#212121", "fillColor": f["properties"]["colour"]},
-        tooltip=folium.GeoJsonTooltip(["tip"], labels=False),
-        popup=folium.GeoJsonPopup(list(POPUP_FIELDS.values()), aliases=list(POPUP_FIELDS)),
-    ).add_to(m)
+    data = [[round(p.y, 5), round(p.x, 5), c, t] for p, c, t in zip(fires.geometry, colours, tips, strict=True)]
+    cluster = FastMarkerCluster(data, callback=_FAST_CALLBACK, name="fires", options=_cluster_options()).add_to(m)
+    _vendored_cluster(cluster)
     folium.LayerControl().add_to(m)
-    maps.save_map(m, path)
+    maps.save_map(m, path, inline=True)
 
 
 # ------------------------------------------------------------------ Chromium
@@ -551,8 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         ours = folder / "gridwatch.html"
         results = [
             measure("gridwatch overview", lambda p: gridwatch_page(fires, grid, context, p), ours, runs),
-            measure("folium CircleMarker", lambda p: circle_marker_page(fires, p), folder / "circlemarker.html", runs),
-            measure("folium GeoJson", lambda p: geojson_page(fires, p), folder / "geojson.html", runs),
+            measure("folium MarkerCluster", lambda p: marker_cluster_page(fires, p), folder / "markercluster.html", runs),
+            measure("folium FastMarkerCluster", lambda p: fast_marker_cluster_page(fires, p), folder / "fastmarkercluster.html", runs),
         ]
         report(results, n, runs, ours)
     if args.keep:

@@ -919,6 +919,26 @@ def _popup_of(rec: dict[str, Any], names: Mapping[str, str]) -> list[PopupValue]
     return rec["_popup"]
 
 
+# A heavy night's overview (LIGHT_OVERVIEW_FIRES fires or more): what tells a fire apart at a glance.
+FIRE_LIGHT_LABELS = (
+    "时间 time", *(WINDOW_LABELS[c] for c in WINDOW_COLUMNS), "卫星 sensor", "辐射功率 FRP", "网格 cell", "类别 category", "位置 position",
+)
+
+
+def _light_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list[PopupValue]:
+    """:data:`FIRE_LIGHT_LABELS` values of one fire (the cell's map shows all of :data:`FIRE_POPUP_LABELS`)."""
+    point = rec["geometry"]
+    return [
+        _bjt(rec["time_utc"]),
+        *(_flag_text(rec.get(c)) for c in WINDOW_COLUMNS),
+        _text(rec.get("sensor"), "未知 unknown"),
+        _number(rec.get("frp_mw"), ".0f", " MW"),
+        _cell_label(rec.get("cell_id"), names),
+        _category_values(rec)[0],
+        f"{point.y:.5f}°N {point.x:.5f}°E",
+    ]
+
+
 def _window_evidence(rec: Mapping[str, Any]) -> list[PopupValue]:
     """What the before-rain and before-sowing flags rest on (None where those inputs are not configured)."""
     rain = None
@@ -1128,14 +1148,18 @@ def _fire_layers(
     lang: _Lang = _BOTH,
     newest: pd.Timestamp | None = None,
     cluster: bool = False,
+    light: bool = False,
 ) -> None:
     """Add one circle-marker layer per window class (so each can be switched off).
 
     Fires classified as industrial or persistent heat sources go to their own
     layers, off by default: a supervisor sees first what must be checked.
     Markers fade with age relative to ``newest`` (:func:`_age_fade`). With
-    ``cluster`` every layer is clustered in its own colour.
+    ``cluster`` every layer is clustered in its own colour. ``light`` (a
+    heavy night's overview): popups hold :data:`FIRE_LIGHT_LABELS` only and
+    tooltips the time and class; the cell's map has the rest.
     """
+    labels, popup = (FIRE_LIGHT_LABELS, _light_popup_values) if light else (FIRE_POPUP_LABELS, _popup_of)
     sources = _heat_sources(fires)
     for category in HEAT_SOURCES:
         chosen = fires[sources & (fires["category"] == category).fillna(False).to_numpy(bool)] if sources.any() else fires.iloc[:0]
@@ -1144,10 +1168,10 @@ def _fire_layers(
             fade = _age_fade(rec["time_utc"], newest)
             style = {"color": "#212121", "weight": 1, "fillColor": HEAT_SOURCE_COLOURS[category], "fillOpacity": round(0.8 * fade, 3)}
             tooltip = f"{_bjt(rec['time_utc'], '%H:%M')} · {CATEGORY_LABELS[category]}"
-            features.append(_feature(_geometry_json(rec["geometry"], 0), styles.index(style), tooltip, _popup_of(rec, names)))
+            features.append(_feature(_geometry_json(rec["geometry"], 0), styles.index(style), tooltip, popup(rec, names)))
         if features:
             _FeatureLayer(features, f"{label}: {lang.label(CATEGORY_LABELS[category])} ({len(features)})", styles=styles.table,
-                          labels=FIRE_POPUP_LABELS, radius=5, show=False,
+                          labels=labels, radius=5, show=False,
                           cluster=HEAT_SOURCE_COLOURS[category] if cluster else None).add_to(m)
     fires = fires[~sources]
     by_class: dict[str, tuple[_Styles, list[dict]]] = {c.key: (_Styles(), []) for c in FIRE_CLASSES}
@@ -1155,8 +1179,8 @@ def _fire_layers(
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
         number = f"#{numbers[rec['fire_id']]} · " if numbers else ""
         where = OUTSIDE_GRID if pd.isna(rec.get("cell_id")) else _text(rec.get("cell_name"))
-        tooltip = f"{number}{_bjt(rec['time_utc'], '%H:%M')} · {cls.label} · {where}"
-        values = _popup_of(rec, names)
+        tooltip = f"{number}{_bjt(rec['time_utc'], '%H:%M')} · {cls.label}" + ("" if light else f" · {where}")
+        values = popup(rec, names)
         styles, features = by_class[cls.key]
         style = _fire_point_style(cls, touching=touching, fade=_age_fade(rec["time_utc"], newest),
                                   unknown_land=str(rec.get("category")) == "unknown")
@@ -1168,12 +1192,12 @@ def _fire_layers(
                 features,
                 f"{label}: {lang.label(cls.label)} ({len(features)})",
                 styles=styles.table,
-                labels=FIRE_POPUP_LABELS,
+                labels=labels,
                 cluster=cls.colour if cluster else None,
             ).add_to(m)
 
 
-def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang) -> None:
+def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang, decimals: int = COORD_DECIMALS) -> None:
     """A heat map of the fires to check (heat sources left out), off by default.
 
     Each fire counts 1, not its FRP: FRP is missing for some products and not
@@ -1184,7 +1208,7 @@ def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang) -> None:
     chosen = fires[~_heat_sources(fires)]
     if chosen.empty:
         return
-    latlons = [(round(float(g.y), COORD_DECIMALS), round(float(g.x), COORD_DECIMALS)) for g in chosen.geometry]
+    latlons = [(round(float(g.y), decimals), round(float(g.x), decimals)) for g in chosen.geometry]
     _HeatLayer(latlons, f"{lang.t('火点热力图', 'fire heat map')} ({len(latlons)})").add_to(m)
 
 
@@ -1476,6 +1500,12 @@ _MAP_KEYWORDS_DOC = """
 """
 
 
+# From this many fires on, the overview is light: canvas markers, short popups and tooltips, the
+# heat map at ~100 m, and no event outlines (each cell's map has them); at 100x the sample day's
+# fires the page stays under 10 MB (see benchmarks/maps.py).
+LIGHT_OVERVIEW_FIRES = 20_000
+
+
 def _cluster(n_markers: int, cluster_min_fires: int) -> bool:
     """Whether a page with ``n_markers`` fire markers clusters them."""
     return n_markers > 0 and n_markers >= cluster_min_fires
@@ -1533,6 +1563,10 @@ def overview_map(
     straw = "straw" in counts.columns
 
     m = _new_map(title, tiles, tianditu_key=tianditu_key, lang=lang)
+    light = len(fires) >= LIGHT_OVERVIEW_FIRES
+    if light:
+        # Tens of thousands of markers: drawn on one canvas, not as as many SVG elements.
+        m.options["preferCanvas"] = True
     if context is not None and not context.empty:
         _context_layer(context.to_crs(WGS84), lang).add_to(m)
     ids = grid["cell_id"].astype(str)
@@ -1547,20 +1581,25 @@ def overview_map(
         layer = _cell_layer(cells, counts, touching, links, name=name, shaded=shaded)
         if layer is not None:
             layer.add_to(m)
-    if events is not None:
+    if events is not None and not light:
         _event_layers(m, events, names, lang)
     clustered = _cluster(len(fires), cluster_min_fires)
-    _heat_layer(m, fires, lang)
-    _fire_layers(m, fires, names, label=lang.t("火点", "fires"), lang=lang, newest=_newest(fires), cluster=clustered)
+    # The heat map blurs over ~20 px: 0.001 degree (~100 m) is plenty.
+    _heat_layer(m, fires, lang, decimals=3 if light else COORD_DECIMALS)
+    _fire_layers(m, fires, names, label=lang.t("火点", "fires"), lang=lang, newest=_newest(fires), cluster=clustered, light=light)
     if sites is not None and not sites.empty:
         _site_layers(m, sites, names | _site_cell_names(grid, sites), lang)
     folium.LayerControl(collapsed=True).add_to(m)
 
     class_counts = _class_counts(fires)
-    has_events = events is not None and not events.empty
+    has_events = events is not None and not events.empty and not light
     legend = _overview_legend(class_counts, not touched_only.empty, has_events, lang=lang, straw=straw, clustered=clustered)
     _add_legend(m, _Html(legend + _site_legend(sites, lang)), lang)
-    _add_title_bar(m, title, _overview_lines(fires, events, sites, len(with_fires), class_counts, lang))
+    lines = _overview_lines(fires, events, sites, len(with_fires), class_counts, lang)
+    if light:
+        lines.append(lang.t(f"火点多于{LIGHT_OVERVIEW_FIRES:,}：总览只显示要点，事件与详情见各网格地图",
+                            f"over {LIGHT_OVERVIEW_FIRES:,} fires: the overview shows the essentials; events and details are on the cell maps"))
+    _add_title_bar(m, title, lines)
     site_points = list(sites.geometry) if sites is not None else []
     _fit(m, _bounds([*fires.geometry, *site_points]) or _bounds(list(grid.geometry)))
     return m

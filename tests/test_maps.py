@@ -1055,3 +1055,56 @@ def test_clustered_markers_open_tooltip_and_popup_from_the_group(fires, grid, tm
     assert res["popup"] == f"<table><tbody>{expected}</tbody></table>"
     assert "<th>位置 position</th><td>" + fire["popup"]["位置 position"] + "</td>" in res["popup"]
     assert res["after"] == [False, False, False]  # marker clustered away: its popup and tooltip closed
+
+
+# ------------------------------------------------------------ heavy nights
+
+
+def test_combined_columns_read_back_the_same_values() -> None:
+    # 200 features whose style, flags and sensor repeat: combined into one row index, values unchanged.
+    rng = np.random.default_rng(3)
+    features = [
+        maps._feature({"type": "Point", "coordinates": [114.0 + j / 1000, 34.0]}, int(rng.integers(0, 3)), f"tip {j % 7}",
+                      [["是 yes", "否 no"][int(rng.integers(0, 2))], ["MODIS", "VIIRS", "AHI"][int(rng.integers(0, 3))], f"id-{j}"])
+        for j in range(200)
+    ]
+    plain = maps._layer_data(features[:50])  # below COMBINE_MIN_FEATURES: as before
+    assert "c" not in plain
+    data = maps._layer_data(features)
+    assert "c" in data and len(data["c"][0]) <= 50
+    for j, feature in enumerate(features):
+        assert column_value(data["k"], j, data) == feature["properties"]["k"]
+        assert column_value(data["t"], j, data) == feature["properties"]["t"]
+        assert [column_value(c, j, data) for c in data["v"]] == feature["properties"]["v"]
+
+
+def test_map_day_selects_each_cells_fires_like_a_scan_of_all(fires, grid) -> None:
+    day = maps.MapDay(fires, grid)
+    for cell in day.cell_ids():
+        expected = {f for f, own, touched in zip(fires["fire_id"], fires["cell_id"], fires["cells_touched"], strict=True)
+                    if (isinstance(own, str) and own == cell) or cell in list(touched)}
+        assert {p["popup"]["编号 fire id"] for p in point_features(render_page(day.cell_map(cell, title="t")))} == expected
+
+
+def render_page(m) -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.html"
+        maps.save_map(m, path, inline=True)
+        return path.read_text(encoding="utf-8")
+
+
+def test_light_overview_on_a_heavy_night(fires, grid, tmp_path, monkeypatch) -> None:
+    from pipelines.events import events_table
+
+    events = events_table(fires.assign(event_id=["E" + f for f in fires["fire_id"]]))
+    monkeypatch.setattr(maps, "LIGHT_OVERVIEW_FIRES", len(fires))
+    page = render(maps.overview_map(fires, grid, title="t", events=events), tmp_path)
+    assert '"preferCanvas": true' in page
+    points = point_features(page)
+    assert sorted(len(p["popup"]) for p in points) == [len(maps.FIRE_LIGHT_LABELS)] * len(fires)
+    assert "fire events" not in page and "events and details are on the cell maps" in page
+    monkeypatch.setattr(maps, "LIGHT_OVERVIEW_FIRES", len(fires) + 1)
+    full = render(maps.overview_map(fires, grid, title="t"), tmp_path, "full.html")
+    assert '"preferCanvas": false' in full and all(len(p["popup"]) > len(maps.FIRE_LIGHT_LABELS) for p in point_features(full))
