@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import maps
-from pipelines.pages import require_assets
+from pipelines.pages import RawHtml, require_assets
 from pipelines.cli import main as cli_main
 from pipelines.nightly import EXIT_OK, province_outlines
 from pipelines.schema import BEIJING_TZ
@@ -223,6 +223,8 @@ def _tooltips_and_colours(fires: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 def _offline_map(fires: gpd.GeoDataFrame) -> folium.Map:
     m = folium.Map(location=None, tiles=None, control_scale=True)
+    maps._make_offline(m)  # our Leaflet first in <head>, before the plugin that needs it
+    m.options["maxZoom"] = 19  # marker clustering needs the map's own maxZoom (there is no tile layer)
     b = fires.total_bounds
     m.fit_bounds([[b[1], b[0]], [b[3], b[2]]])
     return m
@@ -234,10 +236,14 @@ def _cluster_options() -> dict:
             "showCoverageOnHover": False, "chunkedLoading": True}
 
 
-def _vendored_cluster(plugin: folium.MacroElement) -> None:
-    """Load the plugin from our vendored Leaflet.markercluster 1.5.3 instead of folium's CDN links (offline)."""
+def _vendored_cluster(plugin: folium.MacroElement, n: int) -> None:
+    """Load the plugin from our vendored Leaflet.markercluster 1.5.3 instead of folium's CDN links (offline),
+    and register its group as gridwatch registers its layers, so the render is timed when all ``n`` markers
+    are in it (chunked loading adds them over several frames), exactly as for the gridwatch page."""
     plugin.default_js, plugin.default_css = [], []
     require_assets(plugin, "markercluster")
+    register = f"window.gridwatchLayers = [{{name: 'fires', features: {n}, layer: {plugin.get_name()}, kind: 'cluster'}}];"
+    plugin.get_root().script.add_child(RawHtml(register), name="baseline_registry")
 
 
 def marker_cluster_page(fires: gpd.GeoDataFrame, path: Path) -> None:
@@ -248,7 +254,7 @@ def marker_cluster_page(fires: gpd.GeoDataFrame, path: Path) -> None:
     for point, tip, colour in zip(fires.geometry, tips, colours, strict=True):
         folium.CircleMarker([point.y, point.x], radius=7, color="#212121", weight=1.2, fill=True,
                             fill_color=colour, fill_opacity=0.9, tooltip=tip).add_to(cluster)
-    _vendored_cluster(cluster)
+    _vendored_cluster(cluster, len(fires))
     folium.LayerControl().add_to(m)
     maps.save_map(m, path, inline=True)
 
@@ -267,7 +273,7 @@ def fast_marker_cluster_page(fires: gpd.GeoDataFrame, path: Path) -> None:
     tips, colours = _tooltips_and_colours(fires)
     data = [[round(p.y, 5), round(p.x, 5), c, t] for p, c, t in zip(fires.geometry, colours, tips, strict=True)]
     cluster = FastMarkerCluster(data, callback=_FAST_CALLBACK, name="fires", options=_cluster_options()).add_to(m)
-    _vendored_cluster(cluster)
+    _vendored_cluster(cluster, len(fires))
     folium.LayerControl().add_to(m)
     maps.save_map(m, path, inline=True)
 
