@@ -31,19 +31,28 @@ Measured for each page:
   start) into the DOM, read back over the DevTools protocol (see ``Chromium``;
   no virtual time, so the page runs in real time). Mean (and min) of R runs.
 
-Baselines, built in the same run from the same fires and made offline the same
-way (``save_map`` inlines Leaflet and refuses CDN links):
+Baselines, built in the same run from the same fires, clustered as gridwatch
+clusters (radius 40 px, every fire on its own from zoom 13, chunked loading),
+with the same circle markers, colours and tooltips, and made offline the same
+way (every page is written with ``save_map(..., inline=True)``: one file each,
+Leaflet and Leaflet.markercluster 1.5.3 inside it, so sizes compare):
 
-* ``folium CircleMarker``: one ``folium.CircleMarker`` per fire in a
-  ``folium.FeatureGroup``, coloured by time window, with the same tooltip
-  text; no popup, because ``folium.Popup`` needs jQuery, which is not
-  available offline;
-* ``folium GeoJson``: one ``folium.GeoJson`` of all fires with a
-  ``CircleMarker`` marker, ``GeoJsonTooltip`` and a ``GeoJsonPopup`` of 12
-  of the 21 rows of the gridwatch fire popup (time, sensor, confidence, FRP,
-  day/night, cell, county, supervisor, position, id, category, reason).
+* ``folium MarkerCluster``: ``folium.plugins.MarkerCluster`` holding one
+  ``folium.CircleMarker`` per fire with its tooltip;
+* ``folium FastMarkerCluster``: ``folium.plugins.FastMarkerCluster``, the
+  markers made in the page from an array of ``[lat, lon, colour, tooltip]``
+  (folium's fast path for many points). Neither has popups (``folium.Popup``
+  needs jQuery, not available offline); gridwatch's markers have them.
 
-Aims (for the gridwatch page): first render under 2 s and a file under 5 MB.
+From ``LIGHT_OVERVIEW_FIRES`` (20,000) fires on, the overview is light (canvas
+markers, short popups, no event outlines): 20,000 fires is that page.
+
+``--nights 10`` instead runs the sample day and 10x its fires (the real fires
+resampled with 5 km of jitter, seeded, as one FIRMS MODIS file) end to end
+through ``gridwatch nightly`` in one run, and prints wall time, map-writing
+time, cell maps and the output folder's size.
+
+Aims (for the gridwatch page): first render under 2 s and a file under 5 MB (at 20,000 fires).
 Exits with status 1 if a page does not render or logs a JavaScript error.
 """
 
@@ -66,11 +75,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import folium
+from folium.plugins import FastMarkerCluster, MarkerCluster
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from pipelines import maps
+from pipelines.pages import RawHtml, require_assets
 from pipelines.cli import main as cli_main
 from pipelines.nightly import EXIT_OK, province_outlines
 from pipelines.schema import BEIJING_TZ
@@ -126,6 +137,69 @@ def resample(real: gpd.GeoDataFrame, grid: gpd.GeoDataFrame, n: int) -> gpd.GeoD
     return fires
 
 
+# ------------------------------------------------------------------ whole nights
+
+
+def night_points(real: gpd.GeoDataFrame, factor: int, path: Path) -> int:
+    """A FIRMS MODIS CSV of ``factor`` x the sample day's fires, resampled from the real ones with 5 km of jitter (seeded).
+
+    Each row keeps its real fire's UTC time, pixel size (scan, track), FRP,
+    confidence and day/night; ``satellite`` is the real one's for MODIS fires
+    and Terra for the rest (Himawari pixels written as MODIS rows, so one
+    point file carries the whole day). ``brightness`` and ``bright_t31`` are
+    not kept in fires.parquet and are written as 330 K and 300 K (gridwatch
+    does not use them). Returns the number of rows.
+    """
+    rng = np.random.default_rng(SEED + factor)
+    n = len(real) * factor
+    fires = real.iloc[rng.integers(0, len(real), n)].reset_index(drop=True)
+    lon = fires["lon"].to_numpy() + rng.normal(0, JITTER_DEG, n)
+    lat = fires["lat"].to_numpy() + rng.normal(0, JITTER_DEG, n)
+    when = pd.to_datetime(fires["time_utc"], utc=True)
+    satellite = np.where(fires["satellite"].astype(str) == "Aqua", "A", "T")
+    table = pd.DataFrame({
+        "latitude": lat.round(5), "longitude": lon.round(5), "brightness": 330.0,
+        "scan": fires["scan_km"].clip(1.0, 4.8).round(2), "track": fires["track_km"].clip(1.0, 2.0).round(2),
+        "acq_date": [f"{t.month}/{t.day}/{t.year}" for t in when], "acq_time": [t.hour * 100 + t.minute for t in when],
+        "satellite": satellite, "confidence": fires["confidence"].fillna(50).round().astype(int), "version": "6.1NRT",
+        "bright_t31": 300.0, "frp": fires["frp_mw"].fillna(10.0).round(2), "daynight": fires["daynight"].fillna("N"),
+    })
+    table.to_csv(path, index=False)
+    return n
+
+
+def _folder_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def run_nights(factors: list[int], scratch: Path) -> int:
+    """The sample day and each ``factor`` x day end to end through the CLI (``gridwatch nightly``), in this run."""
+    real = gpd.read_parquet(sample_fires())
+    text = (ROOT / "config.toml").read_text(encoding="utf-8").replace('"geodata/', f'"{ROOT}/geodata/')
+    rows = []
+    for factor in [1, *factors]:
+        site = scratch / f"x{factor}"
+        site.mkdir(parents=True, exist_ok=True)
+        config = text
+        if factor > 1:  # the sample day itself (real files, rasters included) is the baseline
+            n = night_points(real, factor, site / "fires.csv")
+            config = config.replace('points = ["' + f"{ROOT}/geodata/fires/*.csv" + '"]', f'points = ["{site}/fires.csv"]')
+            config = config.replace('rasters = ["' + f"{ROOT}/geodata/fires/ahi/*.nc" + '"]', "rasters = []")
+        (site / "config.toml").write_text(config, encoding="utf-8")
+        start = time.perf_counter()
+        code = cli_main(["nightly", "--date", DAY, "--config", str(site / "config.toml"), "--out", str(site / "out"), "--quiet"])
+        wall = time.perf_counter() - start
+        folder = site / "out" / DAY
+        manifest = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        rows.append((factor, manifest["counts"]["fires"], manifest["counts"]["cell_maps"], wall, manifest["timings_s"].get("write_maps", 0.0),
+                     _folder_mb(folder), (folder / "map.html").stat().st_size / 1e6, code))
+    base = rows[0][3]
+    print(f"{'day':>6} {'fires':>7} {'cell maps':>9} {'wall s':>7} {'x day':>6} {'maps s':>7} {'folder MB':>9} {'map.html MB':>11} exit")
+    for factor, fires, cells, wall, maps_s, mb, overview_mb, code in rows:
+        print(f"{factor:>5}x {fires:>7,} {cells:>9,} {wall:>7.1f} {wall / base:>6.2f} {maps_s:>7.1f} {mb:>9.1f} {overview_mb:>11.2f} {code}")
+    return 0 if all(r[-1] in (0, 3) for r in rows) else 1
+
+
 # ------------------------------------------------------------------ pages
 
 
@@ -133,7 +207,7 @@ def gridwatch_page(fires: gpd.GeoDataFrame, grid: gpd.GeoDataFrame, context: gpd
     """The overview as the nightly job draws it (minus events and sites)."""
     links = {c: f"maps/{maps.cell_map_filename(c)}" for c in sorted(set(fires["cell_id"].dropna()))}
     m = maps.overview_map(fires, grid, title=f"benchmark {len(fires):,} fires", tiles=None, cell_links=links, context=context)
-    maps.save_map(m, path)
+    maps.save_map(m, path, inline=True)  # one file, as the baselines: sizes compare
 
 
 def _tooltips_and_colours(fires: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -149,55 +223,59 @@ def _tooltips_and_colours(fires: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 def _offline_map(fires: gpd.GeoDataFrame) -> folium.Map:
     m = folium.Map(location=None, tiles=None, control_scale=True)
+    maps._make_offline(m)  # our Leaflet first in <head>, before the plugin that needs it
+    m.options["maxZoom"] = 19  # marker clustering needs the map's own maxZoom (there is no tile layer)
     b = fires.total_bounds
     m.fit_bounds([[b[1], b[0]], [b[3], b[2]]])
     return m
 
 
-def circle_marker_page(fires: gpd.GeoDataFrame, path: Path) -> None:
-    """Baseline: one folium.CircleMarker per fire in a FeatureGroup, with a tooltip."""
+def _cluster_options() -> dict:
+    """The clustering gridwatch uses, for the baselines: same radius, same zoom where clusters stop."""
+    return {"disableClusteringAtZoom": maps.CLUSTER_OFF_ZOOM, "maxClusterRadius": maps.CLUSTER_RADIUS_PX,
+            "showCoverageOnHover": False, "chunkedLoading": True}
+
+
+def _vendored_cluster(plugin: folium.MacroElement, n: int) -> None:
+    """Load the plugin from our vendored Leaflet.markercluster 1.5.3 instead of folium's CDN links (offline),
+    and register its group as gridwatch registers its layers, so the render is timed when all ``n`` markers
+    are in it (chunked loading adds them over several frames), exactly as for the gridwatch page."""
+    plugin.default_js, plugin.default_css = [], []
+    require_assets(plugin, "markercluster")
+    register = f"window.gridwatchLayers = [{{name: 'fires', features: {n}, layer: {plugin.get_name()}, kind: 'cluster'}}];"
+    plugin.get_root().script.add_child(RawHtml(register), name="baseline_registry")
+
+
+def marker_cluster_page(fires: gpd.GeoDataFrame, path: Path) -> None:
+    """Baseline: folium.plugins.MarkerCluster of one folium.CircleMarker per fire, coloured by window, with its tooltip."""
     m = _offline_map(fires)
-    group = folium.FeatureGroup(name="fires")
+    cluster = MarkerCluster(name="fires", options=_cluster_options()).add_to(m)
     tips, colours = _tooltips_and_colours(fires)
     for point, tip, colour in zip(fires.geometry, tips, colours, strict=True):
         folium.CircleMarker([point.y, point.x], radius=7, color="#212121", weight=1.2, fill=True,
-                            fill_color=colour, fill_opacity=0.9, tooltip=tip).add_to(group)
-    group.add_to(m)
+                            fill_color=colour, fill_opacity=0.9, tooltip=tip).add_to(cluster)
+    _vendored_cluster(cluster, len(fires))
     folium.LayerControl().add_to(m)
-    maps.save_map(m, path)
+    maps.save_map(m, path, inline=True)
 
 
-POPUP_FIELDS = {  # label -> column, about what the gridwatch fire popup shows
-    "时间 time": "time", "卫星 sensor": "sensor", "置信度 confidence": "confidence", "辐射功率 FRP": "frp_mw",
-    "昼夜 day/night": "daynight", "网格 cell": "cell_name", "区县 county": "county_name", "网格员 supervisor": "supervisor",
-    "位置 position": "position", "编号 fire id": "fire_id", "类别 category": "category", "依据 why": "reason",
-}
+# Each row [lat, lon, colour, tooltip] becomes a circle marker with its tooltip, as gridwatch draws it.
+_FAST_CALLBACK = """function (row) {
+    var marker = L.circleMarker(new L.LatLng(row[0], row[1]), {radius: 7, color: "#212121", weight: 1.2, fillColor: row[2], fillOpacity: 0.9});
+    marker.bindTooltip(row[3]);
+    return marker;
+}"""
 
 
-def geojson_page(fires: gpd.GeoDataFrame, path: Path) -> None:
-    """Baseline: one folium.GeoJson of all fires, CircleMarker markers, GeoJsonTooltip and GeoJsonPopup."""
+def fast_marker_cluster_page(fires: gpd.GeoDataFrame, path: Path) -> None:
+    """Baseline: folium.plugins.FastMarkerCluster (markers made in the page from an array), same markers and tooltips."""
     m = _offline_map(fires)
     tips, colours = _tooltips_and_colours(fires)
-    table = pd.DataFrame({
-        "time": fires["time_utc"].dt.tz_convert(BEIJING_TZ).dt.strftime(maps.TIME_FORMAT),
-        "sensor": fires["sensor"].astype(str), "confidence": fires["confidence"].round(0).astype(str),
-        "frp_mw": fires["frp_mw"].round(1).astype(str), "daynight": fires["daynight"].astype(str),
-        "cell_name": fires["cell_name"].fillna(maps.OUTSIDE_GRID), "county_name": fires["county_name"].fillna("—"),
-        "supervisor": fires["supervisor"].fillna("—"),
-        "position": [f"{p.y:.5f}°N {p.x:.5f}°E" for p in fires.geometry], "fire_id": fires["fire_id"],
-        "category": fires["category"].astype(str), "reason": fires["reason"].astype(str),
-        "tip": tips, "colour": colours,
-    })
-    data = gpd.GeoDataFrame(table, geometry=fires.geometry.values, crs=fires.crs)
-    folium.GeoJson(
-        data.__geo_interface__, name="fires",
-        marker=folium.CircleMarker(radius=7, weight=1.2, fill=True, fill_opacity=0.9),
-        style_function=lambda f: {"color": "#212121", "fillColor": f["properties"]["colour"]},
-        tooltip=folium.GeoJsonTooltip(["tip"], labels=False),
-        popup=folium.GeoJsonPopup(list(POPUP_FIELDS.values()), aliases=list(POPUP_FIELDS)),
-    ).add_to(m)
+    data = [[round(p.y, 5), round(p.x, 5), c, t] for p, c, t in zip(fires.geometry, colours, tips, strict=True)]
+    cluster = FastMarkerCluster(data, callback=_FAST_CALLBACK, name="fires", options=_cluster_options()).add_to(m)
+    _vendored_cluster(cluster, len(fires))
     folium.LayerControl().add_to(m)
-    maps.save_map(m, path)
+    maps.save_map(m, path, inline=True)
 
 
 # ------------------------------------------------------------------ Chromium
@@ -466,7 +544,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="Chromium loads per page (default 5, 2 with --quick)")
     parser.add_argument("--fires", type=Path, default=None, help="an attributed fires.parquet to resample")
     parser.add_argument("--keep", type=Path, default=None, help="keep the pages in this folder")
+    parser.add_argument("--nights", type=int, nargs="*", default=None, metavar="K",
+                        help="instead: run the sample day and K x its fires end to end through the CLI (e.g. --nights 10)")
     args = parser.parse_args(argv)
+    if args.nights is not None:
+        with tempfile.TemporaryDirectory(prefix="gridwatch-nights-") as scratch:
+            return run_nights(args.nights or [10], args.keep or Path(scratch))
     n = args.points or (2_000 if args.quick else 20_000)
     runs = args.runs or (2 if args.quick else 5)
     if not CHROMIUM.exists():
@@ -483,8 +566,8 @@ def main(argv: list[str] | None = None) -> int:
         ours = folder / "gridwatch.html"
         results = [
             measure("gridwatch overview", lambda p: gridwatch_page(fires, grid, context, p), ours, runs),
-            measure("folium CircleMarker", lambda p: circle_marker_page(fires, p), folder / "circlemarker.html", runs),
-            measure("folium GeoJson", lambda p: geojson_page(fires, p), folder / "geojson.html", runs),
+            measure("folium MarkerCluster", lambda p: marker_cluster_page(fires, p), folder / "markercluster.html", runs),
+            measure("folium FastMarkerCluster", lambda p: fast_marker_cluster_page(fires, p), folder / "fastmarkercluster.html", runs),
         ]
         report(results, n, runs, ours)
     if args.keep:

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
-from pipelines.pages import check_self_contained
+from pipelines.pages import check_self_contained, static_text
 from pipelines.schema import WINDOW_COLUMNS
 from pipelines.tasklist import WINDOW_NAMES, Language, _check_language, _t
 
@@ -117,99 +117,12 @@ def _total(frame: pd.DataFrame, column: str) -> int | None:
     return None if values.isna().all() and len(values) else int(values.fillna(0).sum())
 
 
-INDEX_CSS = """
-* { box-sizing: border-box; }
-body { margin: 0; font-family: system-ui, -apple-system, "PingFang SC", "Noto Sans CJK SC", "Microsoft YaHei", sans-serif;
-  font-size: 14px; line-height: 1.45; color: #212121; background: #fafafa; }
-header { background: #263238; color: #fff; padding: 8px 12px; }
-header h1 { font-size: 1.15rem; margin: 0; }
-header p { margin: 2px 0 0; color: #cfd8dc; font-size: 0.9rem; }
-.notices { margin: 0; padding: 6px 12px; list-style: none; }
-.notices li { margin: 4px 0; padding: 6px 10px; border-left: 4px solid #1565c0; background: #e3f2fd; }
-.notices li.warn { border-color: #c62828; background: #ffebee; }
-nav.top { display: flex; flex-wrap: wrap; gap: 6px; padding: 8px 12px; background: #eceff1; }
-nav.top a { display: inline-block; padding: 8px 12px; background: #fff; border: 1px solid #90a4ae; border-radius: 4px;
-  text-decoration: none; color: #0d47a1; font-weight: 600; }
-.filters { display: flex; flex-wrap: wrap; gap: 8px; padding: 8px 12px; align-items: center; }
-.filters label { display: flex; flex-direction: column; font-size: 12px; color: #546e7a; }
-.filters select, .filters input { font-size: 15px; padding: 6px; min-width: 10em; }
-.filters .shown { font-size: 13px; color: #546e7a; }
-.wrap { overflow-x: auto; padding: 0 12px 16px; }
-table { border-collapse: collapse; background: #fff; min-width: 100%; }
-th, td { border: 1px solid #cfd8dc; padding: 4px 6px; text-align: left; vertical-align: top; }
-th { background: #eceff1; position: sticky; top: 0; font-size: 12px; }
-th button { all: unset; cursor: pointer; display: block; }
-th button::after { content: " ⇅"; color: #90a4ae; }
-th[aria-sort="ascending"] button::after { content: " ▲"; color: #263238; }
-th[aria-sort="descending"] button::after { content: " ▼"; color: #263238; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-td.zero { color: #b0bec5; }
-td.cell small { display: block; color: #78909c; }
-td.cell a { color: inherit; }
-td.map a { display: inline-block; padding: 6px 4px; font-weight: 600; }
-tr.hot td.straw { background: #ffcdd2; font-weight: 600; }
-tr[hidden] { display: none; }
-@media print {
-  nav.top, .filters, th button::after { display: none; }
-  header { background: #fff; color: #000; border-bottom: 1px solid #000; }
-  header p { color: #000; }
-  th { position: static; }
-  body { font-size: 9pt; }
-}
-"""
+# Styles and script of the page: pipelines/static/gridwatch-index.css and .js, inlined (index.html opens on its own).
+INDEX_CSS = static_text("gridwatch-index.css", inline=True)
 
 # Sorting and filtering. Reads values with dataset/textContent only and builds
 # options with new Option(), so no data ever reaches an HTML parser.
-INDEX_JS = """
-(function () {
-  var table = document.getElementById("cells");
-  if (!table) { return; }
-  var body = table.tBodies[0];
-  var rows = Array.prototype.slice.call(body.rows);
-  var county = document.getElementById("f-county");
-  var supervisor = document.getElementById("f-supervisor");
-  var search = document.getElementById("f-text");
-  var shown = document.getElementById("f-shown");
-  function fill(select, key) {
-    var seen = {};
-    rows.forEach(function (r) { seen[r.dataset[key]] = true; });
-    Object.keys(seen).sort().forEach(function (v) { select.add(new Option(v || "—", v)); });
-  }
-  fill(county, "county");
-  fill(supervisor, "supervisor");
-  function apply() {
-    var c = county.value, s = supervisor.value, q = search.value.trim().toLowerCase(), n = 0;
-    rows.forEach(function (r) {
-      var ok = (c === "*" || r.dataset.county === c) && (s === "*" || r.dataset.supervisor === s)
-        && (!q || r.textContent.toLowerCase().indexOf(q) >= 0);
-      r.hidden = !ok;
-      if (ok) { n += 1; }
-    });
-    shown.textContent = n + " / " + rows.length;
-  }
-  [county, supervisor].forEach(function (el) { el.addEventListener("change", apply); });
-  search.addEventListener("input", apply);
-  var heads = table.tHead.rows[0].cells;
-  Array.prototype.forEach.call(heads, function (th, i) {
-    var button = th.querySelector("button");
-    if (!button) { return; }
-    button.addEventListener("click", function () {
-      var descending = th.getAttribute("aria-sort") !== "descending";
-      var numeric = th.dataset.type === "n";
-      Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
-      th.setAttribute("aria-sort", descending ? "descending" : "ascending");
-      rows.sort(function (a, b) {
-        var x = a.cells[i], y = b.cells[i], d;
-        if (numeric) { d = (+x.dataset.v) - (+y.dataset.v); }
-        else { d = x.textContent.localeCompare(y.textContent, "zh-CN"); }
-        return descending ? -d : d;
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
-  });
-  apply();
-})();
-"""
+INDEX_JS = static_text("gridwatch-index.js", inline=True)
 
 # Tags that would fetch something. Only tags: data is escaped (no "<" of its own
 # survives), while an "@import" or "url(" in a cell name is harmless text.

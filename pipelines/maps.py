@@ -23,7 +23,6 @@ it as data that the page sets with ``textContent``, and the HTML written here
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
 import json
@@ -31,9 +30,8 @@ import math
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,11 +42,13 @@ import jinja2
 import numpy as np
 import pandas as pd
 import shapely
+import xyzservices
 from branca.element import Element, MacroElement
+from folium.elements import ElementAddToElement
 from folium.map import Layer
 
 from pipelines.chinacrs import wgs84_to_gcj02
-from pipelines.pages import RawHtml, check_self_contained
+from pipelines.pages import STATIC_DIR, RawHtml, check_self_contained, js_template, require_assets, static_text, write_static
 from pipelines.schema import (
     BEIJING_TZ,
     CATEGORY_LABELS,
@@ -57,9 +57,9 @@ from pipelines.schema import (
     WINDOW_LABELS,
 )
 from pipelines.sites import RULE_LABELS, RULES
-from pipelines.tasklist import add_task_list, touched_cells
+from pipelines.tasklist import RECORD_COLUMN, add_task_list, frame_records, touched_cells
 
-__all__ = ["cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
+__all__ = ["MapDay", "cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
 
 TIME_FORMAT = "%Y-%m-%d %H:%M 北京时间"
 OUTSIDE_GRID = "不在任何网格内 outside any grid cell"
@@ -220,56 +220,6 @@ _CLASS_BY_KEY = {c.key: c for c in FIRE_CLASSES}
 _FIRE_REQUIRED = ["fire_id", "time_utc", "cell_id", "cells_touched", *WINDOW_COLUMNS]
 _GRID_REQUIRED = ["cell_id", "cell_name", "county_name", "supervisor"]
 
-_BASE_CSS = """
-html, body { height: 100%; margin: 0; }
-body { display: flex; flex-direction: column;
-  font-family: system-ui, -apple-system, "PingFang SC", "Noto Sans CJK SC",
-    "Microsoft YaHei", sans-serif; }
-.gw-title { flex: 0 0 auto; padding: 6px 12px; background: #263238; color: #fff;
-  line-height: 1.35; }
-.gw-title h1 { font-size: 1.05rem; margin: 0; font-weight: 600; }
-.gw-title p { font-size: 0.85rem; margin: 2px 0 0; color: #cfd8dc; }
-/* folium sizes the map div to 100% by id; let it fill what the title bar leaves. */
-.folium-map { flex: 1 1 auto; height: auto !important; min-height: 0; }
-.gw-box { background: rgba(255, 255, 255, 0.94); padding: 6px 8px; border-radius: 4px;
-  box-shadow: 0 1px 4px rgba(0, 0, 0, 0.35); font-size: 12px; line-height: 1.45; }
-/* Short screens: the legend scrolls rather than cover the zoom, full-screen and measure buttons. */
-.gw-legend { max-width: 260px; max-height: 45vh; overflow-y: auto; }
-.gw-legend b { display: block; margin-top: 4px; }
-.gw-sw { display: inline-block; width: 12px; height: 12px; margin-right: 6px;
-  vertical-align: -2px; border: 1px solid #333; box-sizing: border-box; }
-.gw-dot { border-radius: 50%; }
-.gw-dashed { border: 2px dashed #333; background: transparent; }
-.gw-panel { max-height: 45vh; overflow: auto; max-width: min(420px, 75vw); }
-.gw-box summary { cursor: pointer; font-weight: 600; }
-.gw-panel table { border-collapse: collapse; margin-top: 4px; }
-.gw-panel th, .gw-panel td { padding: 2px 6px; border-bottom: 1px solid #e0e0e0;
-  text-align: left; white-space: nowrap; }
-.gw-panel td:last-child { white-space: normal; overflow-wrap: anywhere; min-width: 7em; }
-.gw-panel tr[data-lat] { cursor: pointer; }
-.gw-panel tr[data-lat]:hover { background: #fff3e0; }
-/* Sized to fit a 360 px wide phone next to the popup's own margins. */
-.gw-popup { font-size: 13px; line-height: 1.35; }
-.gw-popup table { border-collapse: collapse; }
-.gw-popup th { text-align: left; font-weight: normal; color: #555; padding: 1px 8px 1px 0;
-  vertical-align: top; max-width: 8em; }
-.gw-popup td { padding: 1px 0; min-width: 10em; vertical-align: top; }
-/* Fire clusters: the window class's colour, so a red blob reads "first half of
-   the night" at a glance; the white ring and dark text shadow keep the count
-   legible on any basemap. */
-.gw-cluster-icon { background: transparent; border: 0; }
-.gw-cluster { box-sizing: border-box; width: 100%; height: 100%; border-radius: 50%;
-  border: 3px solid rgba(255, 255, 255, 0.85); box-shadow: 0 0 0 1px rgba(0, 0, 0, 0.45);
-  color: #fff; font: 600 12px/1 system-ui, sans-serif; text-shadow: 0 0 2px #000, 0 0 2px #000;
-  display: flex; align-items: center; justify-content: center; }
-.gw-measure-button { background: #fff center / 18px 18px no-repeat
-  url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 24 24'%3E%3Cpath fill='none' stroke='%23333' stroke-width='2' d='M3 17 17 3l4 4L7 21z'/%3E%3Cpath stroke='%23333' stroke-width='1.6' d='m7 13 2 2m1-5 3 3m0-6 2 2m1-5 3 3'/%3E%3C/svg%3E"); }
-.gw-measure-button.gw-active { background-color: #bbdefb; }
-.gw-measure-panel { background: #fff; padding: 4px 6px; font-size: 12px; max-width: 220px; }
-.gw-measure-text { white-space: pre-line; margin-bottom: 3px; }
-.gw-measure-panel button { font-size: 12px; margin-right: 4px; }
-.gw-measuring, .gw-measuring .leaflet-interactive { cursor: crosshair !important; }
-"""
 
 
 # --------------------------------------------------------------------------- HTML
@@ -293,7 +243,42 @@ def _text(value: object, missing: str = "—") -> str:
     return str(value)
 
 
-class _HtmlControl(MacroElement):
+class _Rendered(MacroElement):
+    """A folium element whose rendered JavaScript goes into the page as text.
+
+    ``MacroElement.render`` wraps what its template renders in a new branca
+    ``Element``, which compiles it as a Jinja template again: a few ms per
+    element, most of a small map's time when a night writes thousands of them.
+    Layer elements (``_FeatureLayer``, ``_HeatLayer``) get the same from
+    :class:`_RenderedLayer`.
+    """
+
+    def render(self, **kwargs: Any) -> None:
+        _render_macros(self, kwargs)
+
+
+def _render_macros(element: MacroElement, kwargs: dict[str, Any]) -> None:
+    figure = element.get_root()
+    module = element._template.module
+    for part, target in (("header", figure.header), ("html", figure.html), ("script", figure.script)):
+        macro = getattr(module, part, None)
+        if macro is not None:
+            target.add_child(RawHtml(str(macro(element, kwargs))), name=element.get_name())
+    for child in element._children.values():
+        child.render(**kwargs)
+
+
+class _RenderedLayer(Layer):
+    """A folium ``Layer`` rendered as :class:`_Rendered` (plus folium's "add to map when shown")."""
+
+    def render(self, **kwargs: Any) -> None:
+        if self.show:
+            self.add_child(ElementAddToElement(element_name=self.get_name(), element_parent_name=self._parent.get_name()),
+                           name=self.get_name() + "_add")
+        _render_macros(self, kwargs)
+
+
+class _HtmlControl(_Rendered):
     """A Leaflet control holding fixed HTML (legend, fire list).
 
     A control rather than a fixed-position div so Leaflet stacks it with the zoom
@@ -301,36 +286,7 @@ class _HtmlControl(MacroElement):
     ``data-lat``/``data-lon`` zoom the map to that point when clicked.
     """
 
-    _template = jinja2.Template(
-        """
-        {% macro script(this, kwargs) %}
-        (function () {
-            var map = {{ this._parent.get_name() }};
-            var control = L.control({position: {{ this.position|tojson }}});
-            control.onAdd = function () {
-                var div = L.DomUtil.create("div", {{ this.css_class|tojson }});
-                div.innerHTML = {{ this.markup_json }};
-                L.DomEvent.disableClickPropagation(div);
-                L.DomEvent.disableScrollPropagation(div);
-                // On a phone, start folded so the map is visible; a tap opens it.
-                if (window.innerWidth < 700) {
-                    div.querySelectorAll("details").forEach(function (d) { d.open = false; });
-                }
-                div.addEventListener("click", function (e) {
-                    var row = e.target.closest("[data-lat]");
-                    if (row) {
-                        // A plain jump: cheap on old phones, and deterministic.
-                        map.setView([+row.dataset.lat, +row.dataset.lon], Math.max(map.getZoom(), 14),
-                                    {animate: false});
-                    }
-                });
-                return div;
-            };
-            control.addTo(map);
-        })();
-        {% endmacro %}
-        """
-    )
+    _template = js_template("maps/html_control.js.j2")
 
     def __init__(self, markup: _Html, *, position: str, css_class: str) -> None:
         super().__init__()
@@ -343,86 +299,18 @@ class _HtmlControl(MacroElement):
 # --------------------------------------------------------------- offline assets
 
 
-def _static_bytes(name: str) -> bytes:
-    """One vendored file from ``pipelines/static`` (see its README for provenance)."""
-    return (resources.files("pipelines") / "static" / name).read_bytes()
-
-
 def _static_js(name: str) -> str:
-    """A vendored script, ready to sit inside ``<script>``."""
-    js = _static_bytes(name).decode("utf-8")
-    # The map file is not shipped; a dangling source-map URL would only make
-    # developer tools try to fetch it.
-    js = re.sub(r"^//# sourceMappingURL=.*$", "", js, flags=re.MULTILINE)
-    if "</script" in js.lower():
-        raise ValueError(f"{name} contains '</script' and cannot be inlined")
-    return js
-
-
-def _leaflet_js() -> str:
-    return _static_js("leaflet.js")
-
-
-_MIME = {".png": "image/png", ".svg": "image/svg+xml"}
-
-
-def _data_uri(name: str) -> str:
-    data = base64.b64encode(_static_bytes(name)).decode("ascii")
-    return f"data:{_MIME[Path(name).suffix]};base64,{data}"
-
-
-def _plugin_css(name: str) -> str:
-    """A vendored plugin stylesheet with its ``url(...)`` images as data URIs."""
-
-    def inline(match: re.Match[str]) -> str:
-        return f"url({_data_uri(match.group(1))})"
-
-    css = re.sub(r"""url\(['"]?([\w.-]+\.(?:png|svg))['"]?\)""", inline, _static_bytes(name).decode("utf-8"))
-    if "</style" in css.lower():
-        raise ValueError(f"{name} contains '</style' and cannot be inlined")
-    return css
-
-
-# Plugins, inlined into a page's <head> once, by the first element that needs
-# them (after Leaflet, which _make_offline puts there first).
-_PLUGINS = {
-    "markercluster": (("leaflet.markercluster.js",), ("MarkerCluster.css", "MarkerCluster.Default.css")),
-    "heat": (("leaflet-heat.js",), ()),
-    "fullscreen": (("Control.FullScreen.js",), ("Control.FullScreen.css",)),
-    "measure": (("gridwatch-measure.js",), ()),
-}
+    """A vendored or own script of ``pipelines/static`` as a page inlines it."""
+    return static_text(name, inline=True)
 
 
 def _require_plugin(element: Element, plugin: str) -> None:
-    """Inline ``plugin``'s scripts and styles into the page of ``element`` (once per page)."""
-    header = element.get_root().header
-    name = f"gridwatch_plugin_{plugin}"
-    if name in header._children:
-        return
-    scripts, styles = _PLUGINS[plugin]
-    markup = "".join(f"<style>{_plugin_css(css)}</style>\n" for css in styles)
-    markup += "".join(f"<script>{_static_js(js)}</script>\n" for js in scripts)
-    header.add_child(RawHtml(markup), name=name)
-
-
-def _leaflet_css() -> str:
-    """Leaflet's CSS with its icon images as data URIs, so nothing is fetched."""
-
-    def inline(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in ("layers.png", "layers-2x.png"):
-            return "none"  # marker icons: not vendored, fires are circle markers
-        data = base64.b64encode(_static_bytes(name)).decode("ascii")
-        return f"url(data:image/png;base64,{data})"
-
-    return re.sub(r"url\(images/([\w.-]+)\)", inline, _static_bytes("leaflet.css").decode("utf-8"))
-
-
-_OFFLINE_HEADER = "gridwatch_leaflet"
+    """Load ``plugin``'s scripts and styles (a :data:`pages.ASSET_BUNDLES` key) in the page of ``element``, once."""
+    require_assets(element, plugin)
 
 
 def _make_offline(m: folium.Map) -> None:
-    """Replace folium's CDN links with inlined Leaflet; idempotent.
+    """Replace folium's CDN links with our Leaflet (shared or inlined, see :func:`save_map`); idempotent.
 
     Setting the lists on the instance shadows ``folium.Map.default_js``/``css``;
     mutating those (e.g. with ``add_js_link``) would change every map in the
@@ -431,11 +319,7 @@ def _make_offline(m: folium.Map) -> None:
     """
     m.default_js = []
     m.default_css = []
-    header = m.get_root().header
-    if _OFFLINE_HEADER in header._children:
-        return
-    markup = f"<style>{_leaflet_css()}</style>\n<script>{_leaflet_js()}</script>\n<style>{_BASE_CSS}</style>"
-    header.add_child(RawHtml(markup), name=_OFFLINE_HEADER)
+    require_assets(m, "leaflet")
 
 
 def _new_map(page_title: str, tiles: str | None, *, tianditu_key: str = "", lang: _Lang = _BOTH) -> folium.Map:
@@ -472,7 +356,9 @@ def _add_basemap(m: folium.Map, basemap: Basemap, tianditu_key: str, lang: _Lang
         urls = [url.replace("{key}", tianditu_key) for url in urls]
     for i, url in enumerate(urls):
         folium.TileLayer(
-            url,
+            # As a provider, not a URL string: folium would first look the string up among the
+            # 200+ providers of xyzservices, most of the cost of a small cell map.
+            xyzservices.TileProvider(name=basemap.key, url=url, attribution=basemap.attribution),
             attr=basemap.attribution,  # the same text twice is shown once
             name=lang.t(*basemap.name) if i == 0 else f"{basemap.key}-labels",
             overlay=i > 0,
@@ -595,101 +481,6 @@ def _feature(
     return {"type": "Feature", "geometry": geom_json, "properties": props}
 
 
-# Builds a popup from labels and values on first open; values are user data
-# (cell and supervisor names), so they are only ever set as text.
-_POPUP_JS = """
-function gridwatchPopup(labels, values) {
-    var box = document.createElement("div");
-    box.className = "gw-popup";
-    var table = box.appendChild(document.createElement("table"));
-    labels.forEach(function (label, i) {
-        var value = values[i];
-        if (value === null || value === undefined) { return; }
-        var row = table.insertRow();
-        row.appendChild(document.createElement("th")).textContent = label;
-        var cell = row.insertCell();
-        if (typeof value === "object" && value.kwh) {
-            cell.appendChild(gridwatchChart(value));
-        } else if (typeof value === "object") {
-            var link = cell.appendChild(document.createElement("a"));
-            link.href = value.href;
-            link.textContent = value.text;
-        } else {
-            cell.textContent = value;
-        }
-    });
-    return box;
-}
-
-// A daily-use chart built as SVG nodes from numbers (never parsed from markup):
-// kwh (null = unknown), the reference line (floor or baseline) and the flagged run.
-function gridwatchChart(spec) {
-    var ns = "http://www.w3.org/2000/svg", w = 260, h = 90, top = 12, bottom = 16;
-    var svg = document.createElementNS(ns, "svg");
-    svg.setAttribute("width", w); svg.setAttribute("height", h);
-    svg.setAttribute("viewBox", "0 0 " + w + " " + h);
-    var known = spec.kwh.filter(function (v) { return v !== null; });
-    var max = Math.max.apply(null, known.concat([spec.ref || 0, 1]));
-    var n = spec.kwh.length, step = w / Math.max(n, 1);
-    function y(v) { return top + (h - top - bottom) * (1 - v / max); }
-    function add(tag, attrs, text) {
-        var el = svg.appendChild(document.createElementNS(ns, tag));
-        Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
-        if (text !== undefined) { el.textContent = text; }
-        return el;
-    }
-    add("rect", {x: 0, y: 0, width: w, height: h, fill: "#fafafa"});
-    if (spec.since !== null && spec.since < n) {
-        add("rect", {x: spec.since * step, y: top, width: (n - spec.since) * step, height: h - top - bottom, fill: "#ffcdd2"});
-    }
-    spec.kwh.forEach(function (v, i) {
-        if (v === null) { return; }
-        add("rect", {x: i * step + 0.5, y: y(v), width: Math.max(step - 1, 1), height: Math.max(h - bottom - y(v), 0.5),
-                     fill: spec.rest && spec.rest[i] ? "#90a4ae" : "#37474f"});
-    });
-    if (spec.ref !== null) {
-        add("line", {x1: 0, x2: w, y1: y(spec.ref), y2: y(spec.ref), stroke: "#d50000", "stroke-dasharray": "4 3"});
-        add("text", {x: 2, y: y(spec.ref) - 2, "font-size": 9, fill: "#d50000"}, spec.ref_label);
-    }
-    add("text", {x: w - 2, y: 9, "font-size": 9, "text-anchor": "end", fill: "#555"}, "max " + Math.round(max) + " kWh/d");
-    add("text", {x: 0, y: h - 4, "font-size": 9, fill: "#555"}, spec.start);
-    add("text", {x: w, y: h - 4, "font-size": 9, "text-anchor": "end", fill: "#555"}, spec.end);
-    return svg;
-}
-
-// Entry j of a column written by _column() in pipelines/maps.py: [table, indices]
-// (interned), or [table] alone: one value for every feature, or one per feature.
-function gridwatchValue(column, j) {
-    var table = column[0];
-    return column.length > 1 ? table[column[1][j]] : table[table.length === 1 ? 0 : j];
-}
-
-// The features of a layer written by _layer_data(): GeoJSON for L.geoJson, each
-// with its style index (k) and its row (j) in the layer's columns. Points come
-// from the lat/lon arrays, other shapes as GeoJSON geometries (g).
-function gridwatchFeatures(data) {
-    var features = new Array(data.n);
-    for (var j = 0; j < data.n; j++) {
-        features[j] = {
-            type: "Feature",
-            properties: {k: gridwatchValue(data.k, j), j: j},
-            geometry: data.g ? data.g[j] : {type: "Point", coordinates: [data.lon[j], data.lat[j]]}
-        };
-    }
-    return features;
-}
-
-// The popup values of feature j, in label order. A column written as 0 is the
-// WGS84 position, derived from the point's coordinates (they are WGS84 then).
-function gridwatchRow(data, j) {
-    return data.v.map(function (column) {
-        return column === 0 ? data.lat[j].toFixed(5) + "\u00b0N " + data.lon[j].toFixed(5) + "\u00b0E"
-                            : gridwatchValue(column, j);
-    });
-}
-"""
-
-
 def _column(values: Sequence[Any]) -> list[Any]:
     """One column of a layer's data: ``[table, indices]``, or ``[table]`` alone.
 
@@ -775,10 +566,58 @@ def _layer_data(features: Sequence[dict[str, Any]], *, derive_position: bool = T
                     continue
             columns.append(_column(values))
         data["v"] = columns
+    _combine(data)
     return data
 
 
-class _FeatureLayer(Layer):
+COMBINE_MIN_FEATURES = 64  # below this a layer's columns are written as they are
+COMBINE_MAX_TABLE = 255  # columns with more distinct values than this stay on their own
+
+
+def _combine(data: dict[str, Any]) -> None:
+    """Write the low-cardinality columns of a big layer as one row index per feature.
+
+    A fire's style, window flags, sensor, day/night, category, reason... each
+    take a few distinct values, and each costs an index per feature (2-4 bytes
+    with its comma, 20 columns: most of a fire's bytes). Their combination
+    takes far fewer distinct values than there are fires, so the distinct
+    rows of indices are written once (``data["c"] = [rows, row of each
+    feature]``) and each combined column becomes ``[table, slot]``. Columns
+    join, fewest distinct values first, while the distinct rows stay under a
+    quarter of the features. ``gridwatchValue`` reads it back; the values are
+    the same as before.
+    """
+    n = data["n"]
+    if n < COMBINE_MIN_FEATURES:
+        return
+    slots: list[tuple[str, int | None]] = [("k", None), ("t", None)] + [("v", i) for i in range(len(data.get("v", [])))]
+
+    def column(slot: tuple[str, int | None]) -> Any:
+        return data[slot[0]] if slot[1] is None else data["v"][slot[1]]
+
+    candidates = [s for s in slots if isinstance(column(s), list) and len(column(s)) == 2 and len(column(s)[0]) <= COMBINE_MAX_TABLE]
+    candidates.sort(key=lambda s: len(column(s)[0]))
+    chosen: list[tuple[str, int | None]] = []
+    rows: list[tuple[int, ...]] = [()] * n
+    for slot in candidates:
+        trial = [row + (index,) for row, index in zip(rows, column(slot)[1], strict=True)]
+        if len(set(trial)) <= n // 4:
+            chosen.append(slot)
+            rows = trial
+    if len(chosen) < 2:
+        return
+    distinct: dict[tuple[int, ...], int] = {}
+    at = [distinct.setdefault(row, len(distinct)) for row in rows]
+    for position, slot in enumerate(chosen):
+        combined = [column(slot)[0], position]
+        if slot[1] is None:
+            data[slot[0]] = combined
+        else:
+            data["v"][slot[1]] = combined
+    data["c"] = [[list(row) for row in distinct], at]
+
+
+class _FeatureLayer(_RenderedLayer):
     """A toggleable GeoJSON layer of :func:`_feature` features; points become
     circle markers.
 
@@ -802,49 +641,7 @@ class _FeatureLayer(Layer):
     layer, kind}`` for tests and benchmarks.
     """
 
-    _template = jinja2.Template(
-        """
-        {% macro script(this, kwargs) %}
-        var {{ this.get_name() }}_styles = {{ this.styles_json }};
-        var {{ this.get_name() }}_labels = {{ this.labels_json }};
-        var {{ this.get_name() }}_data = {{ this.data_json }};
-        var {{ this.get_name() }} = (function (data, styles, labels) {
-            // One content function per layer, shared by its features: each finds
-            // its own row (j) when the tooltip or popup is opened, not before.
-            function tooltip(layer) {
-                return document.createTextNode(gridwatchValue(data.t, layer.feature.properties.j));
-            }
-            function popup(layer) {
-                return gridwatchPopup(labels, gridwatchRow(data, layer.feature.properties.j));
-            }
-            function bind(target) {
-                target.bindTooltip(tooltip, {sticky: true});
-                if (data.v) { target.bindPopup(popup, {maxWidth: 300}); }
-            }
-            var layer = L.geoJson(gridwatchFeatures(data), {
-                style: function (feature) { return styles[feature.properties.k]; },
-                pointToLayer: function (feature, latlng) {
-                    return L.circleMarker(latlng, Object.assign({radius: {{ this.radius }}}, styles[feature.properties.k]));
-                }
-                {%- if not this.cluster_json %},
-                onEachFeature: function (feature, layer) { bind(layer); }
-                {%- endif %}
-            });
-            {%- if this.cluster_json %}
-            layer = gridwatchCluster(layer, {{ this.cluster_json }});
-            // Bound once on the cluster group rather than on each of up to
-            // 20,000 markers (a third of the page's load time): Leaflet opens
-            // them for the marker under the pointer, which the content gets.
-            bind(layer);
-            gridwatchFollowMarkers(layer);
-            {%- endif %}
-            return layer;
-        })({{ this.get_name() }}_data, {{ this.get_name() }}_styles, {{ this.get_name() }}_labels);
-        window.gridwatchLayers = window.gridwatchLayers || [];
-        window.gridwatchLayers.push({name: {{ this.name_json }}, features: {{ this.count }}, layer: {{ this.get_name() }}, kind: {{ this.kind_json }}});
-        {% endmacro %}
-        """
-    )
+    _template = js_template("maps/feature_layer.js.j2")
 
     def __init__(
         self,
@@ -878,72 +675,16 @@ class _FeatureLayer(Layer):
         return _script_json(_layer_data(features, derive_position=not _gcj02(self._parent)))
 
     def render(self, **kwargs: Any) -> None:
-        # Named, so the helper is written once however many layers use it.
-        self.get_root().header.add_child(RawHtml(f"<script>{_POPUP_JS}</script>"), name="gridwatch_popup_js")
         if self.cluster_json:
             _require_plugin(self, "markercluster")
-            self.get_root().header.add_child(RawHtml(f"<script>{_CLUSTER_JS}</script>"), name="gridwatch_cluster_js")
         super().render(**kwargs)
 
 
-# Puts a layer's circle markers into a cluster group coloured like the layer.
-# The icon is built as DOM nodes with the count set as text.
-_CLUSTER_JS = """
-function gridwatchCluster(points, opts) {
-    var group = L.markerClusterGroup({
-        chunkedLoading: true,
-        disableClusteringAtZoom: opts.disableAt,
-        maxClusterRadius: opts.radius,
-        showCoverageOnHover: false,
-        spiderfyOnMaxZoom: false,
-        iconCreateFunction: function (cluster) {
-            var n = cluster.getChildCount();
-            var size = n < 10 ? 28 : n < 100 ? 34 : n < 1000 ? 40 : 46;
-            var div = document.createElement("div");
-            div.className = "gw-cluster";
-            div.style.backgroundColor = opts.colour;
-            div.textContent = n < 10000 ? String(n) : Math.round(n / 1000) + "k";
-            return L.divIcon({html: div, className: "gw-cluster-icon", iconSize: L.point(size, size)});
-        }
-    });
-    group.addLayers(points.getLayers());
-    return group;
-}
-
-// The popup and tooltip of a cluster group are bound on the group, not on each
-// marker; a marker's own would close when the marker leaves the map (zooming
-// out merges it into a cluster), and so do these.
-function gridwatchFollowMarkers(group) {
-    [["popupopen", "popupclose", "closePopup"], ["tooltipopen", "tooltipclose", "closeTooltip"]].forEach(function (kind) {
-        var shown = null;
-        function hide() { group[kind[2]](); }
-        group.on(kind[0], function (e) {
-            if (shown) { shown.off("remove", hide); }
-            shown = e.propagatedFrom || null;
-            if (shown) { shown.on("remove", hide); }
-        });
-        group.on(kind[1], function () {
-            if (shown) { shown.off("remove", hide); }
-            shown = null;
-        });
-    });
-}
-"""
-
-
-class _HeatLayer(Layer):
+class _HeatLayer(_RenderedLayer):
     """A Leaflet.heat layer of points ``(lat, lon)`` in WGS84, each of weight 1
     (shifted to GCJ-02 on an Amap basemap when rendered)."""
 
-    _template = jinja2.Template(
-        """
-        {% macro script(this, kwargs) %}
-        var {{ this.get_name() }} = L.heatLayer({{ this.points_json }}, {{ this.options_json }});
-        window.gridwatchLayers = window.gridwatchLayers || [];
-        window.gridwatchLayers.push({name: {{ this.name_json }}, features: {{ this.count }}, layer: {{ this.get_name() }}, kind: "heat"});
-        {% endmacro %}
-        """
-    )
+    _template = js_template("maps/heat_layer.js.j2")
 
     def __init__(self, latlons: list[tuple[float, float]], name: str, *, show: bool = False) -> None:
         super().__init__(name=name, overlay=True, control=True, show=show)
@@ -965,17 +706,10 @@ class _HeatLayer(Layer):
         super().render(**kwargs)
 
 
-class _MapTools(MacroElement):
+class _MapTools(_Rendered):
     """The full-screen button and the measure tool (top left, under the zoom buttons)."""
 
-    _template = jinja2.Template(
-        """
-        {% macro script(this, kwargs) %}
-        L.control.fullscreen({{ this.fullscreen_json }}).addTo({{ this._parent.get_name() }});
-        L.control.gridwatchMeasure({{ this.measure_json }}).addTo({{ this._parent.get_name() }});
-        {% endmacro %}
-        """
-    )
+    _template = js_template("maps/map_tools.js.j2")
 
     def __init__(self, lang: _Lang) -> None:
         super().__init__()
@@ -1108,8 +842,8 @@ def _site_cell_names(grid: pd.DataFrame, sites: pd.DataFrame) -> dict[str, str]:
     return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return frame.to_dict("records")
+_RECORD = RECORD_COLUMN  # column of MapDay's fires: each row's record, made once for the night
+_records = frame_records
 
 
 # ------------------------------------------------------------------ fires
@@ -1174,6 +908,34 @@ def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list
         None if pd.isna(rec.get("event_id", pd.NA)) else _text(rec.get("event_id")),
         *_category_values(rec),
         *_window_evidence(rec),
+    ]
+
+
+def _popup_of(rec: dict[str, Any], names: Mapping[str, str]) -> list[PopupValue]:
+    """:func:`_fire_popup_values`, kept in the record: a fire on several maps of one night (its own cell's,
+    its neighbours', the overview) is described once. ``names`` must be the same for every map of the record."""
+    if "_popup" not in rec:
+        rec["_popup"] = _fire_popup_values(rec, names)
+    return rec["_popup"]
+
+
+# A heavy night's overview (LIGHT_OVERVIEW_FIRES fires or more): what tells a fire apart at a glance.
+FIRE_LIGHT_LABELS = (
+    "时间 time", *(WINDOW_LABELS[c] for c in WINDOW_COLUMNS), "卫星 sensor", "辐射功率 FRP", "网格 cell", "类别 category", "位置 position",
+)
+
+
+def _light_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list[PopupValue]:
+    """:data:`FIRE_LIGHT_LABELS` values of one fire (the cell's map shows all of :data:`FIRE_POPUP_LABELS`)."""
+    point = rec["geometry"]
+    return [
+        _bjt(rec["time_utc"]),
+        *(_flag_text(rec.get(c)) for c in WINDOW_COLUMNS),
+        _text(rec.get("sensor"), "未知 unknown"),
+        _number(rec.get("frp_mw"), ".0f", " MW"),
+        _cell_label(rec.get("cell_id"), names),
+        _category_values(rec)[0],
+        f"{point.y:.5f}°N {point.x:.5f}°E",
     ]
 
 
@@ -1386,14 +1148,18 @@ def _fire_layers(
     lang: _Lang = _BOTH,
     newest: pd.Timestamp | None = None,
     cluster: bool = False,
+    light: bool = False,
 ) -> None:
     """Add one circle-marker layer per window class (so each can be switched off).
 
     Fires classified as industrial or persistent heat sources go to their own
     layers, off by default: a supervisor sees first what must be checked.
     Markers fade with age relative to ``newest`` (:func:`_age_fade`). With
-    ``cluster`` every layer is clustered in its own colour.
+    ``cluster`` every layer is clustered in its own colour. ``light`` (a
+    heavy night's overview): popups hold :data:`FIRE_LIGHT_LABELS` only and
+    tooltips the time and class; the cell's map has the rest.
     """
+    labels, popup = (FIRE_LIGHT_LABELS, _light_popup_values) if light else (FIRE_POPUP_LABELS, _popup_of)
     sources = _heat_sources(fires)
     for category in HEAT_SOURCES:
         chosen = fires[sources & (fires["category"] == category).fillna(False).to_numpy(bool)] if sources.any() else fires.iloc[:0]
@@ -1402,10 +1168,10 @@ def _fire_layers(
             fade = _age_fade(rec["time_utc"], newest)
             style = {"color": "#212121", "weight": 1, "fillColor": HEAT_SOURCE_COLOURS[category], "fillOpacity": round(0.8 * fade, 3)}
             tooltip = f"{_bjt(rec['time_utc'], '%H:%M')} · {CATEGORY_LABELS[category]}"
-            features.append(_feature(_geometry_json(rec["geometry"], 0), styles.index(style), tooltip, _fire_popup_values(rec, names)))
+            features.append(_feature(_geometry_json(rec["geometry"], 0), styles.index(style), tooltip, popup(rec, names)))
         if features:
             _FeatureLayer(features, f"{label}: {lang.label(CATEGORY_LABELS[category])} ({len(features)})", styles=styles.table,
-                          labels=FIRE_POPUP_LABELS, radius=5, show=False,
+                          labels=labels, radius=5, show=False,
                           cluster=HEAT_SOURCE_COLOURS[category] if cluster else None).add_to(m)
     fires = fires[~sources]
     by_class: dict[str, tuple[_Styles, list[dict]]] = {c.key: (_Styles(), []) for c in FIRE_CLASSES}
@@ -1413,8 +1179,8 @@ def _fire_layers(
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
         number = f"#{numbers[rec['fire_id']]} · " if numbers else ""
         where = OUTSIDE_GRID if pd.isna(rec.get("cell_id")) else _text(rec.get("cell_name"))
-        tooltip = f"{number}{_bjt(rec['time_utc'], '%H:%M')} · {cls.label} · {where}"
-        values = _fire_popup_values(rec, names)
+        tooltip = f"{number}{_bjt(rec['time_utc'], '%H:%M')} · {cls.label}" + ("" if light else f" · {where}")
+        values = popup(rec, names)
         styles, features = by_class[cls.key]
         style = _fire_point_style(cls, touching=touching, fade=_age_fade(rec["time_utc"], newest),
                                   unknown_land=str(rec.get("category")) == "unknown")
@@ -1426,12 +1192,12 @@ def _fire_layers(
                 features,
                 f"{label}: {lang.label(cls.label)} ({len(features)})",
                 styles=styles.table,
-                labels=FIRE_POPUP_LABELS,
+                labels=labels,
                 cluster=cls.colour if cluster else None,
             ).add_to(m)
 
 
-def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang) -> None:
+def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang, decimals: int = COORD_DECIMALS) -> None:
     """A heat map of the fires to check (heat sources left out), off by default.
 
     Each fire counts 1, not its FRP: FRP is missing for some products and not
@@ -1442,7 +1208,7 @@ def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang) -> None:
     chosen = fires[~_heat_sources(fires)]
     if chosen.empty:
         return
-    latlons = [(round(float(g.y), COORD_DECIMALS), round(float(g.x), COORD_DECIMALS)) for g in chosen.geometry]
+    latlons = [(round(float(g.y), decimals), round(float(g.x), decimals)) for g in chosen.geometry]
     _HeatLayer(latlons, f"{lang.t('火点热力图', 'fire heat map')} ({len(latlons)})").add_to(m)
 
 
@@ -1734,6 +1500,12 @@ _MAP_KEYWORDS_DOC = """
 """
 
 
+# From this many fires on, the overview is light: canvas markers, short popups and tooltips, the
+# heat map at ~100 m, and no event outlines (each cell's map has them); at 100x the sample day's
+# fires the page stays under 10 MB (see benchmarks/maps.py).
+LIGHT_OVERVIEW_FIRES = 20_000
+
+
 def _cluster(n_markers: int, cluster_min_fires: int) -> bool:
     """Whether a page with ``n_markers`` fire markers clusters them."""
     return n_markers > 0 and n_markers >= cluster_min_fires
@@ -1791,6 +1563,10 @@ def overview_map(
     straw = "straw" in counts.columns
 
     m = _new_map(title, tiles, tianditu_key=tianditu_key, lang=lang)
+    light = len(fires) >= LIGHT_OVERVIEW_FIRES
+    if light:
+        # Tens of thousands of markers: drawn on one canvas, not as as many SVG elements.
+        m.options["preferCanvas"] = True
     if context is not None and not context.empty:
         _context_layer(context.to_crs(WGS84), lang).add_to(m)
     ids = grid["cell_id"].astype(str)
@@ -1805,20 +1581,25 @@ def overview_map(
         layer = _cell_layer(cells, counts, touching, links, name=name, shaded=shaded)
         if layer is not None:
             layer.add_to(m)
-    if events is not None:
+    if events is not None and not light:
         _event_layers(m, events, names, lang)
     clustered = _cluster(len(fires), cluster_min_fires)
-    _heat_layer(m, fires, lang)
-    _fire_layers(m, fires, names, label=lang.t("火点", "fires"), lang=lang, newest=_newest(fires), cluster=clustered)
+    # The heat map blurs over ~20 px: 0.001 degree (~100 m) is plenty.
+    _heat_layer(m, fires, lang, decimals=3 if light else COORD_DECIMALS)
+    _fire_layers(m, fires, names, label=lang.t("火点", "fires"), lang=lang, newest=_newest(fires), cluster=clustered, light=light)
     if sites is not None and not sites.empty:
         _site_layers(m, sites, names | _site_cell_names(grid, sites), lang)
     folium.LayerControl(collapsed=True).add_to(m)
 
     class_counts = _class_counts(fires)
-    has_events = events is not None and not events.empty
+    has_events = events is not None and not events.empty and not light
     legend = _overview_legend(class_counts, not touched_only.empty, has_events, lang=lang, straw=straw, clustered=clustered)
     _add_legend(m, _Html(legend + _site_legend(sites, lang)), lang)
-    _add_title_bar(m, title, _overview_lines(fires, events, sites, len(with_fires), class_counts, lang))
+    lines = _overview_lines(fires, events, sites, len(with_fires), class_counts, lang)
+    if light:
+        lines.append(lang.t(f"火点多于{LIGHT_OVERVIEW_FIRES:,}：总览只显示要点，事件与详情见各网格地图",
+                            f"over {LIGHT_OVERVIEW_FIRES:,} fires: the overview shows the essentials; events and details are on the cell maps"))
+    _add_title_bar(m, title, lines)
     site_points = list(sites.geometry) if sites is not None else []
     _fit(m, _bounds([*fires.geometry, *site_points]) or _bounds(list(grid.geometry)))
     return m
@@ -1856,16 +1637,6 @@ def _overview_lines(
 # ------------------------------------------------------------------ per cell
 
 
-def _neighbours(
-    grid: gpd.GeoDataFrame, cell_geom: shapely.Geometry, cell_id: str, extra: Iterable[str]
-) -> gpd.GeoDataFrame:
-    """Cells sharing a boundary with the cell, plus the cells of touching fires."""
-    nearby = grid.iloc[grid.sindex.query(cell_geom, predicate="intersects")]
-    wanted = set(nearby["cell_id"].astype(str)) | set(extra)
-    wanted.discard(cell_id)
-    return grid[grid["cell_id"].astype(str).isin(wanted)]
-
-
 def _context_layer(outlines: gpd.GeoDataFrame, lang: _Lang = _BOTH) -> _FeatureLayer:
     features = [
         _feature(_geometry_json(geometry, CELL_TOLERANCE_DEG), 0, _text(name))
@@ -1873,18 +1644,6 @@ def _context_layer(outlines: gpd.GeoDataFrame, lang: _Lang = _BOTH) -> _FeatureL
     ]
     style = {"color": "#546e7a", "weight": 1.5, "fill": False, "interactive": False}
     return _FeatureLayer(features, lang.t("行政区", "boundaries"), styles=[style])
-
-
-def _outline_layer(cells: pd.DataFrame, name: str, style: dict[str, Any]) -> _FeatureLayer | None:
-    features = [
-        _feature(
-            _geometry_json(cell["geometry"], CELL_TOLERANCE_DEG),
-            0,
-            f"{_text(cell['cell_name'])} ({cell['cell_id']}) · 网格员 {_text(cell.get('supervisor'))}",
-        )
-        for cell in _records(cells)
-    ]
-    return _FeatureLayer(features, name, styles=[style]) if features else None
 
 
 def _footprint_layer(
@@ -1948,6 +1707,190 @@ def _fire_list(
     return _Html(f"<details open><summary>{_esc(summary)}</summary><table>{head}{body}</table></details>")
 
 
+class MapDay:
+    """One night's fires, events and sites grouped by grid cell once, for drawing many cell maps.
+
+    A night draws a map for every cell with a fire centred in it, touching it or
+    an electricity site: hundreds to thousands of maps. Each needs the fires of
+    one cell (centred or touching, from ``cells_touched``), their events, the
+    cell's sites, its neighbours and the outlines of all of these. Built once,
+    this costs one pass over the fires and their ``cells_touched`` lists, and
+    each cell map then costs what its own fires cost, not the day's fires or
+    the grid's 10^4-10^5 cells: rows are looked up by cell id, neighbours come
+    from the grid's spatial index (built once, kept on ``grid``), and each
+    cell's simplified outline is computed once for every map that shows it.
+
+    Inputs as for :func:`cell_map` (EPSG:4326). ``cell_ids()`` lists the cells
+    that get a map (fires centred or touching, sites), sorted.
+
+    Example::
+
+        day = MapDay(fires, grid, events=events, sites=sites)
+        for cell in day.cell_ids():
+            save_map(day.cell_map(cell, title="gridwatch 2022-06-03"), Path("maps") / cell_map_filename(cell))
+    """
+
+    def __init__(
+        self,
+        fires: gpd.GeoDataFrame,
+        grid: gpd.GeoDataFrame,
+        *,
+        events: gpd.GeoDataFrame | None = None,
+        sites: gpd.GeoDataFrame | None = None,
+    ) -> None:
+        fires = _prepare_fires(fires)
+        # Each fire's record (popups, lists and task rows read it; popup values are cached in it on first
+        # use), made once for every map the fire is on; the frame keeps only what is selected and counted
+        # on: each selection of a cell's fires then copies a dozen columns, not fifty.
+        slim = [c for c in (*_FIRE_REQUIRED, "category", "event_id", "lon", "lat", "footprint", fires.geometry.name) if c in fires.columns]
+        self.fires = gpd.GeoDataFrame(fires[slim].assign(**{_RECORD: fires.to_dict("records")}), geometry=fires.geometry.name)
+        self.grid = _prepare_grid(grid)
+        if events is not None and len(events):
+            events = events.assign(**{_RECORD: events.to_dict("records")})
+        if sites is not None and len(sites):
+            sites = sites.assign(**{_RECORD: sites.to_dict("records")})
+        self.events = events
+        self.sites = sites if sites is not None and len(sites) else None
+        self._grid_ids = pd.Index(self.grid["cell_id"].astype(str))
+        # One (cell, fire row) pair per fire centred in a cell and per cell its footprint touches.
+        own = self.fires["cell_id"].astype("string")
+        touched = [(cell, row) for row, value in enumerate(self.fires["cells_touched"]) for cell in touched_cells(value)]
+        pairs = pd.DataFrame({
+            "cell": np.concatenate([own.dropna().to_numpy(str), np.array([c for c, _ in touched], dtype=str)]),
+            "row": np.concatenate([np.flatnonzero(own.notna().to_numpy()), np.array([r for _, r in touched], dtype=np.int64)]),
+        }).drop_duplicates()
+        # Rows in fire order (time, id), the order of the map's numbering.
+        self._fire_rows = {cell: np.sort(rows) for cell, rows in pairs.groupby("cell")["row"].apply(np.asarray).items()}
+        self._own = own.fillna("").to_numpy(str)
+        self._site_rows: dict[str, np.ndarray] = {}
+        if self.sites is not None:
+            site_cells = self.sites["cell_id"].astype("string")
+            self._site_rows = {str(c): np.asarray(r) for c, r in pd.Series(np.arange(len(site_cells))).groupby(site_cells.to_numpy()).apply(np.asarray).items()}
+        self._event_index = pd.Index(events["event_id"].astype(str)) if events is not None and "event_id" in events else None
+        wanted = set(pairs["cell"]) | set(self._site_rows)
+        found = self._grid_ids.get_indexer(sorted(wanted))
+        cells = self.grid.iloc[found[found >= 0]]
+        self.names = dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
+        self._outlines: dict[int, dict[str, Any]] = {}
+        self._grid_columns = {c: self.grid[c].to_numpy() for c in ("cell_id", "cell_name", "county_name", "supervisor")}
+        self._grid_columns["geometry"] = self.grid.geometry.to_numpy()
+
+    def cell_ids(self) -> list[str]:
+        """The cells that get a map: a fire centred in or touching them, or an electricity site; sorted."""
+        return sorted(set(self._fire_rows) | set(self._site_rows))
+
+    def _outline(self, position: int) -> dict[str, Any]:
+        """The simplified GeoJSON outline of the grid's cell at ``position``, computed once."""
+        if position not in self._outlines:
+            self._outlines[position] = _geometry_json(self._grid_columns["geometry"][position], CELL_TOLERANCE_DEG)
+        return self._outlines[position]
+
+    def _cell(self, position: int) -> dict[str, Any]:
+        """The grid's cell at ``position`` as a record (no DataFrame row lookups: the grid has 10^4-10^5 rows)."""
+        return {column: values[position] for column, values in self._grid_columns.items()}
+
+    def _outline_layer(self, positions: Sequence[int], name: str, style: dict[str, Any]) -> _FeatureLayer | None:
+        features = []
+        for position in positions:
+            cell = self._cell(position)
+            features.append(_feature(self._outline(position), 0,
+                                     f"{_text(cell['cell_name'])} ({cell['cell_id']}) · 网格员 {_text(cell['supervisor'])}"))
+        return _FeatureLayer(features, name, styles=[style]) if features else None
+
+    def cell_map(
+        self,
+        cell_id: str,
+        *,
+        title: str,
+        tiles: str | None = "OpenStreetMap",
+        tianditu_key: str = "",
+        language: str = "both",
+        cluster_min_fires: int = CLUSTER_MIN_FIRES,
+    ) -> folium.Map:
+        """The map of one cell (see :func:`cell_map`); ``KeyError`` if the grid has no such cell."""
+        lang = _Lang(language)
+        t = lang.t
+        cell_id = str(cell_id)
+        position = self._grid_ids.get_indexer([cell_id])[0]
+        if position < 0:
+            raise KeyError(f"grid has no cell {cell_id!r}")
+        cell = self._cell(position)
+
+        rows = self._fire_rows.get(cell_id, np.empty(0, dtype=np.int64))
+        shown = self.fires.iloc[rows].reset_index(drop=True)
+        in_cell = pd.Series(self._own[rows] == cell_id, dtype=bool)
+        numbers = {fid: i for i, fid in enumerate(shown["fire_id"], start=1)}
+        names = self.names
+
+        supervisor = _text(cell.get("supervisor"))
+        cell_label = f"{_text(cell['cell_name'])} ({cell['cell_id']})"
+        m = _new_map(f"{title} · {cell_label} · {t('网格员', 'supervisor')} {supervisor}", tiles,
+                     tianditu_key=tianditu_key, lang=lang)
+
+        # Neighbours: cells sharing a boundary with this one, and the cells of the touching fires.
+        nearby = set(self.grid.sindex.query(cell["geometry"], predicate="intersects").tolist())
+        others = self._grid_ids.get_indexer(sorted(set(shown["cell_id"].dropna().astype(str))))
+        nearby |= set(others[others >= 0].tolist())
+        nearby.discard(position)
+        neighbours = sorted(nearby)
+        for layer in (
+            self._outline_layer(
+                neighbours,
+                f"{t('相邻网格', 'neighbouring cells')} ({len(neighbours)})",
+                {"color": "#78909c", "weight": 1, "fill": True, "fillOpacity": 0},
+            ),
+            self._outline_layer(
+                [position],
+                t("本网格", "this cell"),
+                {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06},
+            ),
+            _footprint_layer(shown, in_cell, numbers, lang),
+        ):
+            if layer is not None:
+                layer.add_to(m)
+        events = None
+        if self._event_index is not None and "event_id" in shown:
+            found = self._event_index.get_indexer(shown["event_id"].dropna().astype(str).unique())
+            events = self.events.iloc[np.sort(found[found >= 0])]
+            _event_layers(m, events, names, lang)
+        newest, clustered = _newest(shown), _cluster(len(shown), cluster_min_fires)
+        _fire_layers(m, shown[in_cell.to_numpy()], names, label=t("本网格火点", "fires here"), numbers=numbers,
+                     lang=lang, newest=newest, cluster=clustered)
+        _fire_layers(m, shown[~in_cell.to_numpy()], names, label=t("邻格火点", "touching"), touching=True,
+                     numbers=numbers, lang=lang, newest=newest, cluster=clustered)
+        here = self.sites.iloc[self._site_rows[cell_id]] if cell_id in self._site_rows else None
+        if here is not None:
+            _site_layers(m, here, names, lang)
+        folium.LayerControl(collapsed=True).add_to(m)
+
+        class_counts = _class_counts(shown)
+        has_events = self.events is not None and not self.events.empty
+        _add_legend(m, _Html(_cell_legend(class_counts, has_events, lang=lang, clustered=clustered) + _site_legend(here, lang)), lang)
+        m.add_child(
+            _HtmlControl(
+                _fire_list(shown, in_cell, numbers, names, m=m, lang=lang), position="topright", css_class="gw-box gw-panel"
+            )
+        )
+        summary = (
+            f"{int(in_cell.sum())} {t('火点在本网格', 'fires centred here')} · "
+            f"{int((~in_cell).sum())} {t('邻格像元触及', 'touching from neighbours')} · {_window_summary(class_counts, lang)}"
+            + (f" · {len(here)} {t('用电异常', 'electricity sites')}" if here is not None else "")
+        )
+        lines = [f"{t('网格', 'cell')} {cell_label} · {_text(cell.get('county_name'))}", _time_span(shown, lang), summary]
+        _add_title_bar(m, f"{title} — {t('网格员', 'supervisor')} {supervisor}", [line for line in lines if line])
+        footprints = list(shown["footprint"]) if "footprint" in shown.columns else []
+        _fit(
+            m,
+            _bounds(
+                [cell["geometry"], *shown.geometry, *[f for f in footprints if isinstance(f, shapely.Geometry)],
+                 *(here.geometry if here is not None else [])]
+            ),
+        )
+        # The printable list of what to check, under the map: fires of the cell (and touching it) and its sites.
+        add_task_list(m, shown, events, here, cell_id, language=lang.code, heading=f"{cell_label} · {t('网格员', 'supervisor')} {supervisor}")
+        return m
+
+
 def cell_map(
     cell_id: str,
     fires: gpd.GeoDataFrame,
@@ -1972,88 +1915,17 @@ def cell_map(
     column of Polygons, the ``events`` those fires belong to, and a clickable
     list of the fires. Markers fade with age relative to the newest fire shown.
     Inputs as for :func:`overview_map` (EPSG:4326). Raises ``KeyError`` if the
-    grid has no such cell.
+    grid has no such cell. For many cells of one night use :class:`MapDay`,
+    which groups the night by cell once.
 
     Example::
 
         m = cell_map("340323_E1120_N3620", fires, grid, title="gridwatch 2022-06-03", events=events, sites=sites)
         save_map(m, Path("maps") / cell_map_filename("340323_E1120_N3620"))
     """
-    lang = _Lang(language)
-    t = lang.t
-    fires = _prepare_fires(fires)
-    grid = _prepare_grid(grid)
-    matches = grid[grid["cell_id"].astype(str) == str(cell_id)]
-    if matches.empty:
-        raise KeyError(f"grid has no cell {cell_id!r}")
-    cell = _records(matches)[0]
-
-    in_cell_all = (fires["cell_id"] == str(cell_id)).fillna(False).astype(bool)
-    touches = fires["cells_touched"].map(lambda v: str(cell_id) in touched_cells(v)).astype(bool)
-    shown = fires[in_cell_all | touches].reset_index(drop=True)
-    in_cell = in_cell_all[in_cell_all | touches].reset_index(drop=True)
-    numbers = {fid: i for i, fid in enumerate(shown["fire_id"], start=1)}
-    names = _names(grid, shown, str(cell_id))
-
-    supervisor = _text(cell.get("supervisor"))
-    cell_label = f"{_text(cell['cell_name'])} ({cell['cell_id']})"
-    m = _new_map(f"{title} · {cell_label} · {t('网格员', 'supervisor')} {supervisor}", tiles,
-                 tianditu_key=tianditu_key, lang=lang)
-
-    neighbours = _neighbours(grid, cell["geometry"], str(cell_id), shown["cell_id"].dropna().astype(str))
-    for layer in (
-        _outline_layer(
-            neighbours,
-            f"{t('相邻网格', 'neighbouring cells')} ({len(neighbours)})",
-            {"color": "#78909c", "weight": 1, "fill": True, "fillOpacity": 0},
-        ),
-        _outline_layer(
-            matches,
-            t("本网格", "this cell"),
-            {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06},
-        ),
-        _footprint_layer(shown, in_cell, numbers, lang),
-    ):
-        if layer is not None:
-            layer.add_to(m)
-    if events is not None and "event_id" in shown:
-        _event_layers(m, events[events["event_id"].isin(shown["event_id"])], names, lang)
-    newest, clustered = _newest(shown), _cluster(len(shown), cluster_min_fires)
-    _fire_layers(m, shown[in_cell.to_numpy()], names, label=t("本网格火点", "fires here"), numbers=numbers,
-                 lang=lang, newest=newest, cluster=clustered)
-    _fire_layers(m, shown[~in_cell.to_numpy()], names, label=t("邻格火点", "touching"), touching=True,
-                 numbers=numbers, lang=lang, newest=newest, cluster=clustered)
-    here = sites[(sites["cell_id"] == str(cell_id)).fillna(False).to_numpy(bool)] if sites is not None and len(sites) else None
-    if here is not None and len(here):
-        _site_layers(m, here, names, lang)
-    folium.LayerControl(collapsed=True).add_to(m)
-
-    class_counts = _class_counts(shown)
-    has_events = events is not None and not events.empty
-    _add_legend(m, _Html(_cell_legend(class_counts, has_events, lang=lang, clustered=clustered) + _site_legend(here, lang)), lang)
-    m.add_child(
-        _HtmlControl(
-            _fire_list(shown, in_cell, numbers, names, m=m, lang=lang), position="topright", css_class="gw-box gw-panel"
-        )
+    return MapDay(fires, grid, events=events, sites=sites).cell_map(
+        cell_id, title=title, tiles=tiles, tianditu_key=tianditu_key, language=language, cluster_min_fires=cluster_min_fires
     )
-    summary = (
-        f"{int(in_cell.sum())} {t('火点在本网格', 'fires centred here')} · "
-        f"{int((~in_cell).sum())} {t('邻格像元触及', 'touching from neighbours')} · {_window_summary(class_counts, lang)}"
-        + (f" · {len(here)} {t('用电异常', 'electricity sites')}" if here is not None and len(here) else "")
-    )
-    lines = [f"{t('网格', 'cell')} {cell_label} · {_text(cell.get('county_name'))}", _time_span(shown, lang), summary]
-    _add_title_bar(m, f"{title} — {t('网格员', 'supervisor')} {supervisor}", [line for line in lines if line])
-    footprints = list(shown["footprint"]) if "footprint" in shown.columns else []
-    _fit(
-        m,
-        _bounds(
-            [cell["geometry"], *shown.geometry, *[f for f in footprints if isinstance(f, shapely.Geometry)],
-             *(here.geometry if here is not None else [])]
-        ),
-    )
-    # The printable list of what to check, under the map: fires of the cell (and touching it) and its sites.
-    add_task_list(m, shown, events, here, str(cell_id), language=lang.code, heading=f"{cell_label} · {t('网格员', 'supervisor')} {supervisor}")
-    return m
 
 
 cell_map.__doc__ = (cell_map.__doc__ or "") + _MAP_KEYWORDS_DOC
@@ -2116,24 +1988,41 @@ plan_map.__doc__ = (plan_map.__doc__ or "") + _MAP_KEYWORDS_DOC
 # ------------------------------------------------------------------ output
 
 
-def save_map(m: folium.Map, path: Path) -> None:
-    """Write ``m`` as one self-contained HTML file (UTF-8) at ``path``.
+def save_map(m: folium.Map, path: Path, *, inline: bool = False, static: Path | None = None) -> None:
+    """Write ``m`` as an HTML file (UTF-8) at ``path`` that opens offline.
 
-    Leaflet is inlined even for a map not built here; folium elements that need
-    other libraries (jQuery, Bootstrap, plugins) are not supported and any
-    ``<script src>``/``<link href>`` left in the page raises ``ValueError``. The
-    file is replaced atomically, so a supervisor opening it meanwhile never gets
-    half a page.
-    
+    By default Leaflet, its plugins and our scripts and styles are shared files
+    in ``static`` (default: ``static/`` beside the page; the nightly run uses
+    ``OUT/D/static`` for every page) and the page loads them by relative path,
+    so a folder of a thousand maps holds them once and still opens offline
+    wherever it is copied. ``inline=True`` writes one self-contained page
+    instead (everything inside it, images as data URIs): a page to send alone,
+    e.g. a supervisor's map in a chat.
+
+    Leaflet is loaded even for a map not built here; folium elements that need
+    other libraries (jQuery, Bootstrap, plugins) are not supported: a page that
+    would load anything else (a CDN script or stylesheet, a file outside
+    ``static``) raises ``ValueError``. The file is replaced atomically, so a
+    supervisor opening it meanwhile never gets half a page.
+
     Example::
 
         save_map(overview_map(fires, grid, title="2022-06-03"), Path("out/map.html"))
+        save_map(cell_map(cell, fires, grid, title="2022-06-03"), Path("chat/cell.html"), inline=True)
     """
     _make_offline(m)
-    page = m.get_root().render()
-    check_self_contained(page, "map HTML")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    root = m.get_root()
+    if inline:
+        root.gridwatch_static = None
+        page = root.render()
+        check_self_contained(page, "map HTML")
+    else:
+        folder = write_static(Path(static) if static is not None else path.parent / STATIC_DIR)
+        root.gridwatch_static = Path(os.path.relpath(folder, path.parent)).as_posix()
+        page = root.render()
+        check_self_contained(page, "map HTML", static=root.gridwatch_static, folder=path.parent)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(page, encoding="utf-8")
     os.replace(partial, path)

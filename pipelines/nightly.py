@@ -39,8 +39,9 @@ from .grid import GridError, codes_as_text, load_counties, load_grid, read_layer
 from .indexpage import write_index
 from .landcover import LandCover, LandCoverError, land_hectares
 from .manifest import file_record, skip_records, versions
-from .maps import cell_map, cell_map_filename, map_options, overview_map, plan_map, save_map
+from .maps import MapDay, cell_map_filename, map_options, overview_map, plan_map, save_map
 from .outputs import staged_folder
+from .pages import STATIC_DIR
 from .persistent import FireHistory, PersistenceRule, PersistentError
 from .plan import cell_probes, patrol_plan, recent_event_counts
 from .coverage import OBSERVED_LABELS, coverage_line, grid_coverage
@@ -151,7 +152,7 @@ def run_nightly(
         files = _Inputs(points, expand_patterns(config.fires.rasters, base, day), tables, missing_fire_data(config, day))
         with _timed(timings, "load_sources"):
             sources = load_sources(config)
-        run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root)
+        run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root, progress)
         # Reach the scheduler before anything is written.
         with _scheduler(scheduler, progress), staged_folder(out_root, day.isoformat()) as staging:
             return _run(run, staging)
@@ -380,6 +381,7 @@ class _Run:
     command: list[str] | None
     started: dt.datetime
     out_root: Path
+    progress: bool = False  # a terminal: show progress lines on stderr
 
 
 def _run(run: _Run, staging: Path) -> RunResult:
@@ -456,15 +458,21 @@ def _run(run: _Run, staging: Path) -> RunResult:
     with _timed(timings, "write_maps"):
         title = f"gridwatch {day.isoformat()}" + ("" if len(fires) else f" · 未观测到火点 no fires observed ({coverage_line(coverage)})")
         seen = dict(zip(coverage["cell_id"], coverage["observed"]))
+        log.info("writing the overview map and %d cell maps", len(cells))
+        shown = _MapProgress(len(cells) + 1, run.progress)
+        # Every page loads Leaflet and our scripts from one shared folder (the folder opens offline as it is).
+        static = staging / STATIC_DIR
         overview = overview_map(fires, grid, title=title, cell_links=links, context=province_outlines(grid), events=events, sites=sites,
                                 **map_options(config.maps))
-        save_map(overview, staging / "map.html")
+        save_map(overview, staging / "map.html", static=static)
+        shown.step()
         (staging / "maps").mkdir()
-        log.info("writing the overview map and %d cell maps", len(cells))
+        day_maps = MapDay(fires, grid, events=events, sites=sites)  # the night grouped by cell once
         for cell in cells:
-            m = cell_map(cell, fires, grid, title=f"{title} · {OBSERVED_LABELS.get(seen.get(cell), '')}".rstrip(" ·"),
-                         events=events, sites=sites, **map_options(config.maps))
-            save_map(m, staging / links[cell])
+            cell_title = f"{title} · {OBSERVED_LABELS.get(seen.get(cell), '')}".rstrip(" ·")
+            save_map(day_maps.cell_map(cell, title=cell_title, **map_options(config.maps)), staging / links[cell], static=static)
+            shown.step()
+        shown.close()
         write_index(staging / "index.html", summary, day=day, title=title, fires=fires, events=events,
                     notices=run_notices(fires, [*files.points, *files.rasters, *(p for p, _ in files.tables)], per_file, skips, coverage))
 
@@ -716,6 +724,26 @@ def _counts(fires: pd.DataFrame, events: pd.DataFrame, per_file: list[dict], dup
         flags = fires[column].astype("boolean")
         counts[column] = None if flags.isna().all() and len(flags) else int(flags.fillna(False).sum())
     return counts
+
+
+class _MapProgress:
+    """``writing maps 120/542`` on stderr, rewritten in place at most twice a second; silent unless ``show``."""
+
+    def __init__(self, total: int, show: bool) -> None:
+        self.total, self.show, self.done, self._shown_at = total, show, 0, 0.0
+
+    def step(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.show and (now - self._shown_at >= 0.5 or self.done == self.total):
+            self._shown_at = now
+            sys.stderr.write(f"\rwriting maps {self.done}/{self.total}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.show and self.done:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ import pandas as pd
 from branca.element import MacroElement
 
 from pipelines.chinacrs import wgs84_to_gcj02
-from pipelines.pages import RawHtml
+from pipelines.pages import RawHtml, require_assets, static_text
 from pipelines.schema import BEIJING_TZ, CATEGORIES, WINDOW_COLUMNS
 from pipelines.sites import RULE_LABELS
 
@@ -46,6 +46,7 @@ __all__ = [
     "amap_url",
     "geo_url",
     "task_list_html",
+    "task_records",
     "task_rows",
 ]
 
@@ -184,68 +185,96 @@ def _date(value: object) -> str:
     return "" if _missing(value) else pd.Timestamp(value).strftime(SITE_DATE_FORMAT)
 
 
-def _map_numbers(fires: pd.DataFrame) -> dict[str, int]:
-    """Fire numbers as ``maps.cell_map`` shows them: 1.. over the shown fires sorted by (time, id)."""
-    order = fires.sort_values(["time_utc", "fire_id"], kind="stable")["fire_id"]
-    return {str(fid): i for i, fid in enumerate(order, start=1)}
+RECORD_COLUMN = "_gridwatch_record"  # a frame's rows as dicts, made once (see maps.MapDay): to_dict costs ms per call
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts (from its :data:`RECORD_COLUMN` when it has one)."""
+    if RECORD_COLUMN in frame.columns:
+        return list(frame[RECORD_COLUMN])
+    return frame.to_dict("records")
+
+
+def _time_key(rec: Mapping[str, Any]) -> tuple[bool, int, str]:
+    """Order of fires on ``maps.cell_map``'s list: by time (unknown last), then fire id."""
+    time = rec.get("time_utc")
+    return (_missing(time), 0 if _missing(time) else pd.Timestamp(time).value, str(rec["fire_id"]))
+
+
+def _union_of(values: list[object]) -> object:
+    """Union of window flags, as events.parquet does: True if any is, unknown (<NA>) only if all are."""
+    if any(_is_true(v) for v in values):
+        return True
+    if all(_missing(v) for v in values):
+        return pd.NA
+    return False
 
 
 def _fire_rows(fires: pd.DataFrame, events: pd.DataFrame | None, cell_id: str) -> list[dict[str, Any]]:
-    """One row per fire event (or per fire without an event) centred in or touching the cell."""
+    """One row per fire event (or per fire without an event) centred in or touching the cell.
+
+    Plain Python over the fires' records: a cell has a handful of fires, and
+    per-group pandas operations would cost more than the night's maps.
+    """
     missing = [c for c in _FIRE_REQUIRED if c not in fires.columns]
     if missing:
         raise KeyError(f"fires lacks columns {missing}")
-    fires = fires[fires["lon"].notna() & fires["lat"].notna()]
-    centred = (fires["cell_id"].astype("string") == cell_id).fillna(False).to_numpy(bool)
-    touches = fires["cells_touched"].map(lambda v: cell_id in touched_cells(v)).to_numpy(bool)
-    shown = pd.DataFrame(fires[centred | touches])
-    shown["_centred"] = centred[centred | touches]
-    if shown.empty:
+    records = frame_records(fires)
+    columns = set(records[0]) if records else set()  # the record may hold more than the frame (maps.MapDay)
+    shown: list[tuple[dict[str, Any], bool]] = []
+    for rec in records:
+        if _missing(rec["lon"]) or _missing(rec["lat"]):
+            continue
+        centred = not _missing(rec["cell_id"]) and str(rec["cell_id"]) == cell_id
+        if centred or cell_id in touched_cells(rec["cells_touched"]):
+            shown.append((rec, centred))
+    if not shown:
         return []
-    numbers = _map_numbers(shown)
-    event_ids = shown["event_id"].astype("string") if "event_id" in shown else pd.Series(pd.NA, index=shown.index, dtype="string")
-    # A fire without an event is its own group (keyed by its fire id).
-    keys = event_ids.fillna("fire:" + shown["fire_id"].astype(str))
+    numbers = {str(rec["fire_id"]): i for i, rec in enumerate(sorted((r for r, _ in shown), key=_time_key), start=1)}
+    groups: dict[str, list[tuple[dict[str, Any], bool]]] = {}
+    for rec, centred in shown:
+        event = rec.get("event_id") if "event_id" in columns else None
+        # A fire without an event is its own group (keyed by its fire id).
+        groups.setdefault(f"fire:{rec['fire_id']}" if _missing(event) else str(event), []).append((rec, centred))
     event_table = {}
     if events is not None and len(events) and "event_id" in events:
-        event_table = {str(r["event_id"]): r for r in events.drop(columns="geometry", errors="ignore").to_dict("records")}
+        event_table = {str(r["event_id"]): r for r in frame_records(events)}
 
     rows = []
-    for key, group in shown.groupby(keys, sort=False):
-        inside = group[group["_centred"]]
+    for key, group in groups.items():
+        inside = [r for r, centred in group if centred]
         # The part of the fire that is this cell's business: its pixels centred here,
         # else (touching only) the pixels whose footprint reaches in.
-        used = inside if len(inside) else group
-        event = event_table.get(str(key))
+        used = inside or [r for r, _ in group]
+        event = event_table.get(key)
         category = _text(event.get("category")) if event is not None else ""
         if category not in CATEGORIES:
-            present = set(used["category"].dropna().astype(str)) if "category" in used else set()
+            present = {str(r["category"]) for r in used if not _missing(r.get("category"))} if "category" in columns else set()
             category = next((c for c in CATEGORIES if c in present), "other")
-        flags = {c: _union_flag(used[c]) for c in WINDOW_COLUMNS}
-        first = used.sort_values(["time_utc", "fire_id"], kind="stable").iloc[0]
-        centre_cell = _text(first.get("cell_id"))
-        sensors = sorted(set(used["sensor"].dropna().astype(str))) if "sensor" in used else []
-        frp = used["frp_mw"].max() if "frp_mw" in used else float("nan")
-        is_event = not str(key).startswith("fire:")
+        flags = {c: _union_of([r[c] for r in used]) for c in WINDOW_COLUMNS}
+        first = min(used, key=_time_key)
+        sensors = sorted({str(r["sensor"]) for r in used if not _missing(r.get("sensor"))}) if "sensor" in columns else []
+        frp = [float(r["frp_mw"]) for r in used if not _missing(r.get("frp_mw"))] if "frp_mw" in columns else []
+        is_event = not key.startswith("fire:")
         rows.append({
             "kind": "event" if is_event else "fire",
-            "item_id": str(key) if is_event else str(first["fire_id"]),
+            "item_id": key if is_event else str(first["fire_id"]),
             "category": category,
             "rule": "",
-            "where": "in_cell" if len(inside) else "touching",
-            "centre_cell_id": centre_cell,
-            "centre_cell_name": _text(first.get("cell_name")) if "cell_name" in used else "",
+            "where": "in_cell" if inside else "touching",
+            "centre_cell_id": _text(first.get("cell_id")),
+            "centre_cell_name": _text(first.get("cell_name")) if "cell_name" in columns else "",
             "time_bjt": _bjt(first["time_utc"]),
             **flags,
             # Mean of the pixel centres, as events.parquet's lon/lat (WGS84 degrees).
-            "lon": float(used["lon"].mean()),
-            "lat": float(used["lat"].mean()),
-            "fire_numbers": sorted(numbers[str(f)] for f in group["fire_id"]),
+            "lon": float(np.mean([float(r["lon"]) for r in used])),
+            "lat": float(np.mean([float(r["lat"]) for r in used])),
+            "fire_numbers": sorted(numbers[str(r["fire_id"])] for r, _ in group),
             "observations": len(used),
             "sensors": ", ".join(sensors),
-            "max_frp_mw": float(frp) if not _missing(frp) else float("nan"),
+            "max_frp_mw": max(frp) if frp else float("nan"),
             "reason": _text(event.get("reason")) if event is not None else _text(first.get("reason")),
-            "_sort": (0 if len(inside) else 1, -sum(_is_true(f) for f in flags.values()), pd.Timestamp(first["time_utc"]).value),
+            "_sort": (0 if inside else 1, -sum(_is_true(f) for f in flags.values()), pd.Timestamp(first["time_utc"]).value),
         })
     return rows
 
@@ -256,7 +285,7 @@ def _site_rows(sites: pd.DataFrame | None, cell_id: str) -> list[dict[str, Any]]
         return []
     here = pd.DataFrame(sites[(sites["cell_id"].astype("string") == cell_id).fillna(False).to_numpy(bool)])
     rows = []
-    for rec in here.drop(columns="geometry", errors="ignore").to_dict("records"):
+    for rec in frame_records(here):
         lon, lat = rec.get("lon"), rec.get("lat")
         rule = _text(rec.get("rule"))
         first_day, day = _date(rec.get("first_day")), _date(rec.get("day"))
@@ -343,39 +372,55 @@ def task_rows(
     ``evidence``, ``days``; and ``cell_id``. Within a priority group: centred before
     touching, more windows first, then earlier; sites with longer runs first.
     """
+    records = task_records(fires, events, sites, cell_id)
+    if not records:
+        return _empty_rows()
+    out = pd.DataFrame(records, columns=TASK_COLUMNS)
+    for column in WINDOW_COLUMNS:
+        out[column] = out[column].astype("boolean")
+    out["days"] = out["days"].astype("Int64")
+    out["observations"] = out["observations"].astype("int64")
+    return out
+
+
+_TEXT_COLUMNS = ("site_name", "address", "industry", "evidence", "reason", "sensors", "rule", "centre_cell_name")
+
+
+def task_records(
+    fires: pd.DataFrame | None,
+    events: pd.DataFrame | None,
+    sites: pd.DataFrame | None,
+    cell_id: str,
+) -> list[dict[str, Any]]:
+    """:func:`task_rows` as a list of dicts (``TASK_COLUMNS`` keys): what a cell map writes, without a DataFrame."""
     cell_id = str(cell_id)
     rows = (_fire_rows(fires, events, cell_id) if fires is not None and len(fires) else []) + _site_rows(sites, cell_id)
     for row in rows:
         row["priority"] = _priority(row)
         row["label_zh"], row["label_en"] = _labels(row)
     rows.sort(key=lambda r: (r["priority"], r.pop("_sort"), r["item_id"]))
-
-    out = pd.DataFrame(rows, columns=[*TASK_COLUMNS, "transformer_id"]).drop(columns="transformer_id") if rows else None
-    if out is None:
-        return _empty_rows()
-    out["no"] = np.arange(1, len(out) + 1)
-    lon, lat = out["lon"].to_numpy(float), out["lat"].to_numpy(float)
+    if not rows:
+        return []
+    lon = np.array([r["lon"] for r in rows], dtype=float)
+    lat = np.array([r["lat"] for r in rows], dtype=float)
     gcj_lon, gcj_lat = wgs84_to_gcj02(lon, lat)
-    out["lon"], out["lat"] = np.round(lon, COORD_DECIMALS), np.round(lat, COORD_DECIMALS)
-    out["gcj_lon"], out["gcj_lat"] = np.round(gcj_lon, COORD_DECIMALS), np.round(gcj_lat, COORD_DECIMALS)
-    names, amap, geo = [], [], []
-    for rec, site_label in zip(out.to_dict("records"), [r.get("transformer_id", "") for r in rows], strict=True):
+    lon, lat = np.round(lon, COORD_DECIMALS), np.round(lat, COORD_DECIMALS)
+    gcj_lon, gcj_lat = np.round(gcj_lon, COORD_DECIMALS), np.round(gcj_lat, COORD_DECIMALS)
+    records = []
+    for i, row in enumerate(rows):
+        rec = {column: row.get(column) for column in TASK_COLUMNS}
+        rec |= {"no": i + 1, "lon": float(lon[i]), "lat": float(lat[i]), "gcj_lon": float(gcj_lon[i]), "gcj_lat": float(gcj_lat[i]),
+                "cell_id": cell_id, "days": pd.NA if _missing(rec["days"]) else int(rec["days"])}
+        for column in _TEXT_COLUMNS:
+            rec[column] = _text(rec[column])
         # The navigation app shows this on its marker: Chinese, as the apps are.
-        thing = (rec["site_name"] or site_label) if rec["kind"] == "site" else ""
-        name = f"任务{rec['no']} {thing or rec['label_zh']}" + (f"（{RULE_LABELS[rec['rule']][0]}）" if thing and rec["rule"] in RULE_LABELS else "")
-        names.append(name)
+        thing = (rec["site_name"] or row.get("transformer_id", "")) if rec["kind"] == "site" else ""
+        rec["name"] = f"任务{rec['no']} {thing or rec['label_zh']}" + (f"（{RULE_LABELS[rec['rule']][0]}）" if thing and rec["rule"] in RULE_LABELS else "")
         located = not (math.isnan(rec["lon"]) or math.isnan(rec["lat"]))
-        amap.append(amap_url(rec["gcj_lon"], rec["gcj_lat"], name) if located else None)
-        geo.append(geo_url(rec["lon"], rec["lat"]) if located else None)
-    out["name"], out["amap_url"], out["geo_url"] = names, amap, geo
-    out["cell_id"] = cell_id
-    for column in WINDOW_COLUMNS:
-        out[column] = out[column].astype("boolean")
-    for column in ("site_name", "address", "industry", "evidence", "reason", "sensors", "rule", "centre_cell_name"):
-        out[column] = out[column].astype(object).where(out[column].notna(), "").astype(str)
-    out["days"] = out["days"].astype("Int64")
-    out["observations"] = out["observations"].astype("int64")
-    return out[TASK_COLUMNS].reset_index(drop=True)
+        rec["amap_url"] = amap_url(rec["gcj_lon"], rec["gcj_lat"], rec["name"]) if located else None
+        rec["geo_url"] = geo_url(rec["lon"], rec["lat"]) if located else None
+        records.append(rec)
+    return records
 
 
 def _empty_rows() -> pd.DataFrame:
@@ -474,7 +519,7 @@ def _nav(rec: Mapping[str, Any], language: Language) -> str:
 
 
 def task_list_html(
-    rows: pd.DataFrame,
+    rows: pd.DataFrame | list[dict[str, Any]],
     *,
     language: Language = "both",
     heading: str | None = None,
@@ -502,7 +547,7 @@ def task_list_html(
     head = "".join(f'<th class="{cls}" scope="col">{_esc(label)}</th>' for cls, label in columns)
     labels = dict(columns)
     body = []
-    for rec in rows.to_dict("records"):
+    for rec in rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows:
         what = _esc(_t(rec["label_zh"], rec["label_en"], language))
         where = _where_text(rec, language)
         if where:
@@ -542,59 +587,8 @@ def task_list_html(
     )
 
 
-TASK_CSS = """
-.gw-tasks { flex: 0 0 auto; max-height: 40vh; overflow: auto; background: #fff; padding: 6px 10px;
-  border-top: 2px solid #263238; font-size: 13px; line-height: 1.4; }
-.gw-tasks h2 { font-size: 1rem; margin: 2px 0; }
-.gw-tasks .gw-note { margin: 0 0 4px; color: #555; font-size: 12px; }
-.gw-tasks .gw-scroll { overflow-x: auto; }
-.gw-tasks table { border-collapse: collapse; width: 100%; }
-.gw-tasks th, .gw-tasks td { border: 1px solid #cfd8dc; padding: 3px 5px; text-align: left; vertical-align: top; }
-.gw-tasks th { background: #eceff1; }
-.gw-tasks td.gw-no { text-align: right; font-weight: 600; }
-.gw-tasks td.gw-xy { white-space: nowrap; font-variant-numeric: tabular-nums; }
-.gw-tasks td.gw-time { white-space: nowrap; }
-.gw-tasks td.gw-detail { overflow-wrap: anywhere; min-width: 12em; }
-.gw-tasks .gw-crs { display: inline-block; min-width: 4.2em; color: #546e7a; }
-.gw-tasks .gw-touching { color: #8d6e63; font-size: 12px; }
-.gw-tasks a { display: inline-block; padding: 4px 0; }  /* a finger-sized target */
-.gw-tasks tr.gw-p1 td.gw-no { background: #ffcdd2; }
-.gw-tasks tr.gw-p2 td.gw-no { background: #ffe0b2; }
-.gw-tasks tr.gw-p3 td.gw-no, .gw-tasks tr.gw-p4 td.gw-no,
-.gw-tasks tr.gw-p5 td.gw-no, .gw-tasks tr.gw-p6 td.gw-no { background: #e1bee7; }
-.gw-tasks tr.gw-touching td { color: #444; }
-/* A phone held upright: each row becomes a card, each cell a labelled line. */
-@media screen and (max-width: 640px) {
-  .gw-tasks thead { display: none; }
-  .gw-tasks table, .gw-tasks tbody, .gw-tasks tr, .gw-tasks td { display: block; width: auto; }
-  .gw-tasks tr { border: 1px solid #90a4ae; border-radius: 4px; margin: 0 0 8px; }
-  .gw-tasks td { border: none; border-bottom: 1px solid #eceff1; white-space: normal !important; }
-  .gw-tasks td::before { content: attr(data-label); display: block; font-size: 11px; color: #607d8b; }
-  .gw-tasks td.gw-no { text-align: left; }
-  .gw-tasks td.gw-no::before { display: inline; margin-right: 6px; }
-  .gw-tasks a { padding: 6px 12px 6px 0; margin-right: 8px; }
-  .gw-tasks td.gw-nav br { display: none; }
-}
-@media print {
-  @page { size: A4 portrait; margin: 12mm 10mm; }
-  html, body { height: auto !important; display: block !important; background: #fff; }
-  /* Controls, legends, the fire panel and the navigation links are useless on paper. */
-  .leaflet-control-container, .leaflet-control, .gw-box, .gw-panel, .gw-tasks .gw-nav { display: none !important; }
-  /* The map, if any, keeps a reduced height above the list. */
-  .folium-map { flex: none !important; height: 95mm !important; width: 100% !important;
-    page-break-inside: avoid; break-inside: avoid; }
-  .gw-title { background: #fff !important; color: #000 !important; border-bottom: 1px solid #000; }
-  .gw-title p { color: #000 !important; }
-  .gw-tasks { max-height: none !important; overflow: visible !important; border-top: 1px solid #000;
-    font-size: 9pt; padding: 0; page-break-before: auto; }
-  .gw-tasks .gw-scroll { overflow: visible !important; }
-  .gw-tasks th, .gw-tasks td { border-color: #000; padding: 2px 3px; }
-  .gw-tasks thead { display: table-header-group; }  /* repeat the header on each page */
-  .gw-tasks tr { page-break-inside: avoid; break-inside: avoid; }
-  .gw-tasks td.gw-detail { font-size: 8pt; }
-  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-}
-"""
+# The list's styles (screen, phone, print): pipelines/static/gridwatch-tasks.css, shared or inlined as the map is.
+TASK_CSS = static_text("gridwatch-tasks.css")
 
 
 class _AfterMap(MacroElement):
@@ -611,9 +605,8 @@ class _AfterMap(MacroElement):
         self._markup = markup
 
     def render(self, **kwargs: Any) -> None:
-        figure = self.get_root()
-        figure.header.add_child(RawHtml(f"<style>{TASK_CSS}</style>"), name="gridwatch_task_css")
-        figure.html.add_child(RawHtml(self._markup), name="gridwatch_tasks")
+        require_assets(self, "tasks")
+        self.get_root().html.add_child(RawHtml(self._markup), name="gridwatch_tasks")
 
 
 def add_task_list(
@@ -625,13 +618,13 @@ def add_task_list(
     *,
     language: Language = "both",
     heading: str | None = None,
-) -> pd.DataFrame:
+) -> list[dict[str, Any]]:
     """Add the cell's task list below the map of folium map ``m``, styled by ``TASK_CSS``.
 
     On screen the section sits under the map (at most 40 % of the page height,
     scrollable); printed, it follows the map (reduced to 95 mm) in full. Calling
-    it again on the same map replaces the list. Returns the rows (:func:`task_rows`).
+    it again on the same map replaces the list. Returns the rows (:func:`task_records`).
     """
-    rows = task_rows(fires, events, sites, cell_id)
+    rows = task_records(fires, events, sites, cell_id)
     m.add_child(_AfterMap(task_list_html(rows, language=language, heading=heading)), name="gridwatch_tasks")
     return rows

@@ -19,7 +19,7 @@ import pytest
 import shapely
 
 from pipelines import chinacrs, maps
-from pipelines.pages import check_self_contained
+from pipelines.pages import check_self_contained, static_text
 from pipelines.schema import (
     ATTRIBUTION_DTYPES,
     BEIJING_TZ,
@@ -226,9 +226,9 @@ def fires(grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return build_fires(grid)
 
 
-def render(m, tmp_path: Path, name: str = "map.html") -> str:
+def render(m, tmp_path: Path, name: str = "map.html", *, inline: bool = False) -> str:
     path = tmp_path / name
-    maps.save_map(m, path)
+    maps.save_map(m, path, inline=inline)
     return path.read_text(encoding="utf-8")
 
 
@@ -248,10 +248,14 @@ def fit_bounds(page: str) -> list:
     return json.loads(re.search(r"\.fitBounds\(\s*(\[\[[^\n]*\]\]),", map_script(page)).group(1))
 
 
-def column_value(column: list, j: int):
+def column_value(column: list, j: int, data: dict | None = None):
     """Entry ``j`` of a layer data column, as ``gridwatchValue`` in the page reads it."""
     table = column[0]
-    return table[column[1][j]] if len(column) > 1 else table[0 if len(table) == 1 else j]
+    if len(column) == 1:
+        return table[0 if len(table) == 1 else j]
+    if isinstance(column[1], int):  # a slot of the layer's combined rows (maps._combine)
+        return table[data["c"][0][data["c"][1][j]][column[1]]]
+    return table[column[1][j]]
 
 
 def decode_layer(data: dict, styles: list, labels: list) -> list[dict]:
@@ -264,13 +268,13 @@ def decode_layer(data: dict, styles: list, labels: list) -> list[dict]:
             geometry = data["g"][j]
         else:
             geometry = {"type": "Point", "coordinates": [data["lon"][j], data["lat"][j]]}
-        feature = {"type": "Feature", "geometry": geometry, "properties": {"k": column_value(data["k"], j), "j": j}}
+        feature = {"type": "Feature", "geometry": geometry, "properties": {"k": column_value(data["k"], j, data), "j": j}}
         feature["style"] = styles[feature["properties"]["k"]]
-        feature["tooltip"] = column_value(data["t"], j)
+        feature["tooltip"] = column_value(data["t"], j, data)
         feature["popup"] = {}
         if "v" in data:
             values = [
-                f"{data['lat'][j]:.5f}°N {data['lon'][j]:.5f}°E" if column == 0 else column_value(column, j)
+                f"{data['lat'][j]:.5f}°N {data['lon'][j]:.5f}°E" if column == 0 else column_value(column, j, data)
                 for column in data["v"]
             ]
             feature["popup"] = dict(zip(labels, values, strict=True))
@@ -316,8 +320,45 @@ def test_fixture_attribution_is_real(fires: gpd.GeoDataFrame) -> None:
 # ------------------------------------------------------------ offline, self-contained
 
 
-def test_overview_is_self_contained(fires, grid, tmp_path) -> None:
-    page = render(maps.overview_map(fires, grid, title="2022-06-03 火点"), tmp_path)
+def test_overview_loads_only_shared_files_beside_it(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="2022-06-03 火点", cluster_min_fires=0), tmp_path)
+    lowered = page.lower()
+    assert "cdn.jsdelivr" not in lowered and "cdnjs" not in lowered and "code.jquery" not in lowered
+    assert "bootstrap" not in lowered and "awesome" not in lowered
+    # Leaflet, the plugins and our scripts are files of static/, loaded by relative path, once each.
+    sources = re.findall(r'<script src="([^"]+)"></script>', page)
+    styles = re.findall(r'<link rel="stylesheet" href="([^"]+)">', page)
+    assert sources[:2] == ["static/leaflet.js", "static/gridwatch-map.js"]
+    assert {"static/leaflet.markercluster.js", "static/leaflet-heat.js", "static/Control.FullScreen.js",
+            "static/gridwatch-measure.js"} <= set(sources)
+    assert "static/leaflet.css" in styles and len(set(sources)) == len(sources) and len(set(styles)) == len(styles)
+    for ref in sources + styles:
+        assert (tmp_path / ref).is_file(), ref
+    # The shared stylesheet finds its images beside it; the page itself holds no Leaflet code.
+    css = (tmp_path / "static" / "leaflet.css").read_text(encoding="utf-8")
+    assert "url(layers.png)" in css and "url(images/" not in css and (tmp_path / "static" / "layers.png").is_file()
+    assert "Leaflet 1.9.4" not in page and "sourceMappingURL" not in (tmp_path / "static" / "leaflet.js").read_text(encoding="utf-8")
+    check_self_contained(page, static="static", folder=tmp_path)
+
+
+def test_pages_in_a_subfolder_share_one_static_folder(fires, grid, tmp_path) -> None:
+    static = tmp_path / "static"
+    maps.save_map(maps.overview_map(fires, grid, title="t"), tmp_path / "map.html", static=static)
+    maps.save_map(maps.cell_map(LANKAO, fires, grid, title="t"), tmp_path / "maps" / "c.html", static=static)
+    cell_page = (tmp_path / "maps" / "c.html").read_text(encoding="utf-8")
+    assert '<script src="../static/leaflet.js"></script>' in cell_page
+    assert '<link rel="stylesheet" href="../static/gridwatch-tasks.css">' in cell_page
+    assert not (tmp_path / "maps" / "static").exists()
+    # A reference outside the shared folder, a missing file or a scheme is refused.
+    for bad in ('<script src="../static/../x.js"></script>', '<script src="../static/nothere.js"></script>',
+                '<script src="https://cdn.example/l.js"></script>', '<link rel="stylesheet" href="//cdn.example/l.css">'):
+        with pytest.raises(ValueError, match="external resources"):
+            check_self_contained(cell_page + bad, static="../static", folder=tmp_path / "maps")
+
+
+def test_inline_overview_is_self_contained(fires, grid, tmp_path) -> None:
+    page = render(maps.overview_map(fires, grid, title="2022-06-03 火点"), tmp_path, inline=True)
+    assert not (tmp_path / "static").exists()
     lowered = page.lower()
     assert "<script src=" not in lowered and '<script src="http' not in lowered
     assert '<link href="http' not in lowered and "<link rel" not in lowered
@@ -340,8 +381,10 @@ def test_no_basemap_option(fires, grid, tmp_path) -> None:
 def test_save_map_inlines_even_a_plain_folium_map(tmp_path) -> None:
     import folium
 
-    page = render(folium.Map(location=[34.9, 114.9]), tmp_path)
+    page = render(folium.Map(location=[34.9, 114.9]), tmp_path, inline=True)
     assert "<script src=" not in page and "Leaflet 1.9.4" in page
+    shared = render(folium.Map(location=[34.9, 114.9]), tmp_path, "shared.html")
+    assert '<script src="static/leaflet.js"></script>' in shared and "jsdelivr" not in shared
     # ...without changing folium's defaults for every other map in the process.
     assert any("jsdelivr" in url for _, url in folium.Map.default_js)
 
@@ -490,7 +533,8 @@ def test_cell_names_are_escaped_everywhere(fires, grid, tmp_path) -> None:
         fengqiu = next(f for f in point_features(page) if f["popup"]["网格 cell"].startswith("<script>"))
         assert fengqiu["popup"]["网格 cell"] == f"{EVIL_NAME} ({FENGQIU})"
     # ...which the page only ever sets with textContent, never as HTML.
-    assert "textContent = value" in maps._POPUP_JS and "innerHTML" not in maps._POPUP_JS
+    script = static_text("gridwatch-map.js")
+    assert "textContent = value" in script and "innerHTML" not in script
     assert "document.createTextNode(gridwatchValue(data.t, " in overview
     # HTML written by Python is escaped: title bar, <title>, the cell's own title bar.
     assert "<h1>&lt;b&gt;t&lt;/b&gt;" in overview and "<title>&lt;b&gt;t&lt;/b&gt;</title>" in overview
@@ -672,7 +716,7 @@ def registry(page: str) -> list[dict]:
 
 
 def test_plugins_are_inlined_and_nothing_is_fetched(fires, grid, tmp_path) -> None:
-    page = render(maps.overview_map(fires, grid, title="t", cluster_min_fires=0), tmp_path)
+    page = render(maps.overview_map(fires, grid, title="t", cluster_min_fires=0), tmp_path, inline=True)
     check_self_contained(page)  # save_map ran it too; explicit for the reader
     assert "<script src" not in page.lower() and "<link" not in page.lower()
     # markercluster, heat, full screen and the measure tool are in the page itself...
@@ -730,7 +774,7 @@ def test_clusters_keep_popups_and_colours(fires, grid, tmp_path) -> None:
     options = [json.loads(o) for o in re.findall(r"= gridwatchCluster\(\w+, (\{.*?\})\);", page)]
     assert {o["colour"] for o in options} == {by_key["after_work"], by_key["first_half_night"], by_key["other"]}
     assert all(o["disableAt"] == maps.CLUSTER_OFF_ZOOM for o in options)
-    assert "chunkedLoading: true" in page
+    assert "chunkedLoading: true" in static_text("gridwatch-map.js")
     assert "图例" in page and "zoom 13+ shows each fire" in page
 
 
@@ -1015,3 +1059,56 @@ def test_clustered_markers_open_tooltip_and_popup_from_the_group(fires, grid, tm
     assert res["popup"] == f"<table><tbody>{expected}</tbody></table>"
     assert "<th>位置 position</th><td>" + fire["popup"]["位置 position"] + "</td>" in res["popup"]
     assert res["after"] == [False, False, False]  # marker clustered away: its popup and tooltip closed
+
+
+# ------------------------------------------------------------ heavy nights
+
+
+def test_combined_columns_read_back_the_same_values() -> None:
+    # 200 features whose style, flags and sensor repeat: combined into one row index, values unchanged.
+    rng = np.random.default_rng(3)
+    features = [
+        maps._feature({"type": "Point", "coordinates": [114.0 + j / 1000, 34.0]}, int(rng.integers(0, 3)), f"tip {j % 7}",
+                      [["是 yes", "否 no"][int(rng.integers(0, 2))], ["MODIS", "VIIRS", "AHI"][int(rng.integers(0, 3))], f"id-{j}"])
+        for j in range(200)
+    ]
+    plain = maps._layer_data(features[:50])  # below COMBINE_MIN_FEATURES: as before
+    assert "c" not in plain
+    data = maps._layer_data(features)
+    assert "c" in data and len(data["c"][0]) <= 50
+    for j, feature in enumerate(features):
+        assert column_value(data["k"], j, data) == feature["properties"]["k"]
+        assert column_value(data["t"], j, data) == feature["properties"]["t"]
+        assert [column_value(c, j, data) for c in data["v"]] == feature["properties"]["v"]
+
+
+def test_map_day_selects_each_cells_fires_like_a_scan_of_all(fires, grid) -> None:
+    day = maps.MapDay(fires, grid)
+    for cell in day.cell_ids():
+        expected = {f for f, own, touched in zip(fires["fire_id"], fires["cell_id"], fires["cells_touched"], strict=True)
+                    if (isinstance(own, str) and own == cell) or cell in list(touched)}
+        assert {p["popup"]["编号 fire id"] for p in point_features(render_page(day.cell_map(cell, title="t")))} == expected
+
+
+def render_page(m) -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.html"
+        maps.save_map(m, path, inline=True)
+        return path.read_text(encoding="utf-8")
+
+
+def test_light_overview_on_a_heavy_night(fires, grid, tmp_path, monkeypatch) -> None:
+    from pipelines.events import events_table
+
+    events = events_table(fires.assign(event_id=["E" + f for f in fires["fire_id"]]))
+    monkeypatch.setattr(maps, "LIGHT_OVERVIEW_FIRES", len(fires))
+    page = render(maps.overview_map(fires, grid, title="t", events=events), tmp_path)
+    assert '"preferCanvas": true' in page
+    points = point_features(page)
+    assert sorted(len(p["popup"]) for p in points) == [len(maps.FIRE_LIGHT_LABELS)] * len(fires)
+    assert "fire events" not in page and "events and details are on the cell maps" in page
+    monkeypatch.setattr(maps, "LIGHT_OVERVIEW_FIRES", len(fires) + 1)
+    full = render(maps.overview_map(fires, grid, title="t"), tmp_path, "full.html")
+    assert '"preferCanvas": false' in full and all(len(p["popup"]) > len(maps.FIRE_LIGHT_LABELS) for p in point_features(full))

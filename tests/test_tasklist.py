@@ -258,9 +258,14 @@ def test_task_list_on_the_cell_map_and_in_print(run: Path, tables: dict[str, pd.
     m = cell_map(cell, fires, grid, title="gridwatch", tiles=None, events=events, sites=sites)
     rows = add_task_list(m, fires, events, sites, cell, heading=PAYLOAD)
     add_task_list(m, fires, events, sites, cell, heading=PAYLOAD)  # again: replaces, not duplicates
-    save_map(m, tmp_path / "cell.html")  # refuses pages that fetch anything
+    save_map(m, tmp_path / "cell.html", inline=True)  # refuses pages that fetch anything
     page = (tmp_path / "cell.html").read_text(encoding="utf-8")
     assert page.count('<section class="gw-tasks"') == 1 and page.count(TASK_CSS) == 1
+    # Shared: the list's styles are one file beside the maps, loaded once.
+    save_map(m, tmp_path / "maps" / "cell.html", static=tmp_path / "static")
+    shared = (tmp_path / "maps" / "cell.html").read_text(encoding="utf-8")
+    assert shared.count('<link rel="stylesheet" href="../static/gridwatch-tasks.css">') == 1 and TASK_CSS not in shared
+    assert (tmp_path / "static" / "gridwatch-tasks.css").read_text(encoding="utf-8") == TASK_CSS
     assert page.index('class="folium-map"') < page.index('<section class="gw-tasks"')  # under the map
     assert len(rows) and f"{len(rows)} 项 item(s)" in page
     print_css = TASK_CSS[TASK_CSS.index("@media print"):]

@@ -1,0 +1,134 @@
+// gridwatch maps: popups, charts and layer data (see _layer_data in pipelines/maps.py), clusters.
+function gridwatchPopup(labels, values) {
+    var box = document.createElement("div");
+    box.className = "gw-popup";
+    var table = box.appendChild(document.createElement("table"));
+    labels.forEach(function (label, i) {
+        var value = values[i];
+        if (value === null || value === undefined) { return; }
+        var row = table.insertRow();
+        row.appendChild(document.createElement("th")).textContent = label;
+        var cell = row.insertCell();
+        if (typeof value === "object" && value.kwh) {
+            cell.appendChild(gridwatchChart(value));
+        } else if (typeof value === "object") {
+            var link = cell.appendChild(document.createElement("a"));
+            link.href = value.href;
+            link.textContent = value.text;
+        } else {
+            cell.textContent = value;
+        }
+    });
+    return box;
+}
+
+// A daily-use chart built as SVG nodes from numbers (never parsed from markup):
+// kwh (null = unknown), the reference line (floor or baseline) and the flagged run.
+function gridwatchChart(spec) {
+    var ns = "http://www.w3.org/2000/svg", w = 260, h = 90, top = 12, bottom = 16;
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("width", w); svg.setAttribute("height", h);
+    svg.setAttribute("viewBox", "0 0 " + w + " " + h);
+    var known = spec.kwh.filter(function (v) { return v !== null; });
+    var max = Math.max.apply(null, known.concat([spec.ref || 0, 1]));
+    var n = spec.kwh.length, step = w / Math.max(n, 1);
+    function y(v) { return top + (h - top - bottom) * (1 - v / max); }
+    function add(tag, attrs, text) {
+        var el = svg.appendChild(document.createElementNS(ns, tag));
+        Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+        if (text !== undefined) { el.textContent = text; }
+        return el;
+    }
+    add("rect", {x: 0, y: 0, width: w, height: h, fill: "#fafafa"});
+    if (spec.since !== null && spec.since < n) {
+        add("rect", {x: spec.since * step, y: top, width: (n - spec.since) * step, height: h - top - bottom, fill: "#ffcdd2"});
+    }
+    spec.kwh.forEach(function (v, i) {
+        if (v === null) { return; }
+        add("rect", {x: i * step + 0.5, y: y(v), width: Math.max(step - 1, 1), height: Math.max(h - bottom - y(v), 0.5),
+                     fill: spec.rest && spec.rest[i] ? "#90a4ae" : "#37474f"});
+    });
+    if (spec.ref !== null) {
+        add("line", {x1: 0, x2: w, y1: y(spec.ref), y2: y(spec.ref), stroke: "#d50000", "stroke-dasharray": "4 3"});
+        add("text", {x: 2, y: y(spec.ref) - 2, "font-size": 9, fill: "#d50000"}, spec.ref_label);
+    }
+    add("text", {x: w - 2, y: 9, "font-size": 9, "text-anchor": "end", fill: "#555"}, "max " + Math.round(max) + " kWh/d");
+    add("text", {x: 0, y: h - 4, "font-size": 9, fill: "#555"}, spec.start);
+    add("text", {x: w, y: h - 4, "font-size": 9, "text-anchor": "end", fill: "#555"}, spec.end);
+    return svg;
+}
+
+// Entry j of a column written by _column() in pipelines/maps.py: [table, indices]
+// (interned), or [table] alone: one value for every feature, or one per feature;
+// or [table, p]: the column is slot p of the layer's combined rows (data.c, see
+// _combine): data.c[0] holds the distinct rows of indices, data.c[1] feature j's row.
+function gridwatchValue(column, j, data) {
+    var table = column[0];
+    if (column.length === 1) { return table[table.length === 1 ? 0 : j]; }
+    var at = column[1];
+    return typeof at === "number" ? table[data.c[0][data.c[1][j]][at]] : table[at[j]];
+}
+
+// The features of a layer written by _layer_data(): GeoJSON for L.geoJson, each
+// with its style index (k) and its row (j) in the layer's columns. Points come
+// from the lat/lon arrays, other shapes as GeoJSON geometries (g).
+function gridwatchFeatures(data) {
+    var features = new Array(data.n);
+    for (var j = 0; j < data.n; j++) {
+        features[j] = {
+            type: "Feature",
+            properties: {k: gridwatchValue(data.k, j, data), j: j},
+            geometry: data.g ? data.g[j] : {type: "Point", coordinates: [data.lon[j], data.lat[j]]}
+        };
+    }
+    return features;
+}
+
+// The popup values of feature j, in label order. A column written as 0 is the
+// WGS84 position, derived from the point's coordinates (they are WGS84 then).
+function gridwatchRow(data, j) {
+    return data.v.map(function (column) {
+        return column === 0 ? data.lat[j].toFixed(5) + "°N " + data.lon[j].toFixed(5) + "°E"
+                            : gridwatchValue(column, j, data);
+    });
+}
+
+function gridwatchCluster(points, opts) {
+    var group = L.markerClusterGroup({
+        chunkedLoading: true,
+        disableClusteringAtZoom: opts.disableAt,
+        maxClusterRadius: opts.radius,
+        showCoverageOnHover: false,
+        spiderfyOnMaxZoom: false,
+        iconCreateFunction: function (cluster) {
+            var n = cluster.getChildCount();
+            var size = n < 10 ? 28 : n < 100 ? 34 : n < 1000 ? 40 : 46;
+            var div = document.createElement("div");
+            div.className = "gw-cluster";
+            div.style.backgroundColor = opts.colour;
+            div.textContent = n < 10000 ? String(n) : Math.round(n / 1000) + "k";
+            return L.divIcon({html: div, className: "gw-cluster-icon", iconSize: L.point(size, size)});
+        }
+    });
+    group.addLayers(points.getLayers());
+    return group;
+}
+
+// The popup and tooltip of a cluster group are bound on the group, not on each
+// marker; a marker's own would close when the marker leaves the map (zooming
+// out merges it into a cluster), and so do these.
+function gridwatchFollowMarkers(group) {
+    [["popupopen", "popupclose", "closePopup"], ["tooltipopen", "tooltipclose", "closeTooltip"]].forEach(function (kind) {
+        var shown = null;
+        function hide() { group[kind[2]](); }
+        group.on(kind[0], function (e) {
+            if (shown) { shown.off("remove", hide); }
+            shown = e.propagatedFrom || null;
+            if (shown) { shown.on("remove", hide); }
+        });
+        group.on(kind[1], function () {
+            if (shown) { shown.off("remove", hide); }
+            shown = null;
+        });
+    });
+}
