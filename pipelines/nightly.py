@@ -159,6 +159,11 @@ class _Inputs:
     missing: list[Skip] = field(default_factory=list)  # configured patterns that matched no file
 
 
+def grid_cache_folder(out_root: Path) -> Path:
+    """Where per-grid constants are kept between nights (``gridcache``): ``OUT/state/grid``."""
+    return Path(out_root) / "state" / "grid"
+
+
 def missing_fire_data(config: Config, day: dt.date) -> list[Skip]:
     """One skip per ``[fires]`` pattern that matches no file for ``day``.
 
@@ -191,16 +196,16 @@ class Sources:
         """The 播种前 flags and evidence of fires (or of would-be fires), None when not configured."""
         return None if self.sowing is None else before_sowing(fires, counties=self.counties, **self.sowing)
 
-    def cropland(self, grid: gpd.GeoDataFrame, index: PointIndex | None = None) -> pd.Series:
+    def cropland(self, grid: gpd.GeoDataFrame, index: PointIndex | None = None, cache: Path | None = None) -> pd.Series:
         """Hectares of cropland per cell (0 everywhere without a land-cover raster)."""
-        land = self.land(grid, index)
+        land = self.land(grid, index, cache)
         return land["cropland_ha"] if land is not None else pd.Series(0.0, index=grid["cell_id"].to_numpy())
 
-    def land(self, grid: gpd.GeoDataFrame, index: PointIndex | None = None) -> pd.DataFrame | None:
+    def land(self, grid: gpd.GeoDataFrame, index: PointIndex | None = None, cache: Path | None = None) -> pd.DataFrame | None:
         """Per cell: hectares of cropland, of area and of area the land cover classifies
-        (``landcover.land_hectares``); None without a land-cover raster."""
+        (``landcover.land_hectares``, kept in ``cache`` between runs); None without a land-cover raster."""
         landcover = self.classifier.landcover
-        return land_hectares(grid, landcover, index) if landcover else None
+        return land_hectares(grid, landcover, index, cache=cache) if landcover else None
 
     def before_rain(self, fires: pd.DataFrame, extra_h: float = 0.0) -> pd.DataFrame | None:
         """The 下雨前 flags and evidence: from the first source (forecasts, grids, stations) that knows.
@@ -390,7 +395,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
     points, duplicates = dedupe(points)
 
     with _timed(timings, "attribute"):
-        index = PointIndex.build(grid.geometry)
+        index = PointIndex.build(grid.geometry, cache=grid_cache_folder(run.out_root))
         fires = attribute(points, grid, index)
     fires = flag_clock_windows(fires, run.windows)
     with _timed(timings, "windows"):
@@ -429,7 +434,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
         summary = grid_summary(fires, grid, links, sites)
         summary.to_csv(staging / "grid_summary.csv", index=False, encoding="utf-8")
     with _timed(timings, "report"):
-        land = run.sources.land(grid, index)
+        land = run.sources.land(grid, index, grid_cache_folder(run.out_root))
         cropland = land["cropland_ha"] if land is not None else pd.Series(0.0, index=grid["cell_id"].to_numpy())
         history = {"previous_day": _events_of(run.out_root, day - dt.timedelta(days=1)), "last_year": _events_of(run.out_root, _year_before(day))}
         table = report_table(events, fires, grid, run.sources.counties, cropland, history, land)
