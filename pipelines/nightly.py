@@ -140,13 +140,13 @@ def run_nightly(
     with _captured_log() as records:
         for note in config.notes:  # sections left out, once each: into run.log and run.json's warnings
             log.warning("%s", note)
-        with _timed(timings, "load_grid"):
+        with _stage(timings, "load_grid", progress, f"读取网格 loading the grid {config.grid.path.name}"):
             grid = load_supervision_grid(config)
         files = _Inputs(expand_patterns(config.fires.points, base, day), expand_patterns(config.fires.rasters, base, day),
                         missing_fire_data(config, day))
-        with _timed(timings, "load_sources"):
+        with _stage(timings, "load_sources", progress, "读取参考数据 loading land cover, plant lists, fire history, calendars"):
             sources = load_sources(config)
-        run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root)
+        run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root, progress)
         # Reach the scheduler before anything is written.
         with _scheduler(scheduler, progress), staged_folder(out_root, day.isoformat()) as staging:
             return _run(run, staging)
@@ -377,6 +377,7 @@ class _Run:
     command: list[str] | None
     started: dt.datetime
     out_root: Path
+    progress: bool = False  # stage lines on stderr (a terminal, not --quiet)
 
 
 def _run(run: _Run, staging: Path) -> RunResult:
@@ -384,7 +385,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
     log.info("gridwatch %s nightly run for %s: %d fire-point file(s), %d raster(s), %d grid cells",
              __version__, day, len(files.points), len(files.rasters), len(grid))
     filters = {"bbox": config.region.bbox, "day": day, "min_confidence": config.fires.min_confidence}
-    with _timed(timings, "read_fires"):
+    with _stage(timings, "read_fires", run.progress, f"读取火点 reading {len(files.points)} point file(s) and {len(files.rasters)} raster(s)"):
         lazy = read_fires(files.points, **filters) + read_raster_fires(files.rasters, cloud_window=config.fires.cloud_window, **filters)
         points, skips, per_file = lazy.compute()
     skips = grid.attrs.get("skipped", []) + run.sources.plant_skips + files.missing + skips + _no_scans_of_the_day(files, per_file, day)
@@ -394,11 +395,11 @@ def _run(run: _Run, staging: Path) -> RunResult:
         log.warning("%d input row(s) or file(s) skipped; run.json lists them", len(skips))
     points, duplicates = dedupe(points)
 
-    with _timed(timings, "attribute"):
+    with _stage(timings, "attribute", run.progress, f"归属网格 attributing {len(points):,} fires to {len(grid):,} cells"):
         index = PointIndex.build(grid.geometry, cache=grid_cache_folder(run.out_root))
         fires = attribute(points, grid, index)
     fires = flag_clock_windows(fires, run.windows)
-    with _timed(timings, "windows"):
+    with _stage(timings, "windows", run.progress, "时段 before-rain and before-sowing windows"):
         for flags in (run.sources.before_rain(fires), run.sources.before_sowing(fires)):
             if flags is not None:
                 fires = fires.drop(columns=[c for c in flags.columns if c in fires.columns]).join(flags)
@@ -408,7 +409,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
         footprints(fires["lon"].to_numpy(), fires["lat"].to_numpy(), fires["scan_km"].to_numpy(), fires["track_km"].to_numpy()),
         index=fires.index, crs=WGS84,
     )
-    with _timed(timings, "classify"):
+    with _stage(timings, "classify", run.progress, f"分类 classifying {len(fires):,} fires"):
         try:
             fires = classify(fires, run.sources.classifier, day)
         except LandCoverError as exc:  # a block that could not be decoded: only the land cover is lost
@@ -417,15 +418,15 @@ def _run(run: _Run, staging: Path) -> RunResult:
                 run.sources, classifier=dataclasses.replace(run.sources.classifier, landcover=None)))
             fires = classify(fires, run.sources.classifier, day)
         skips += _unknown_landcover(fires)
-    with _timed(timings, "events"):
+    with _stage(timings, "events", run.progress, "火点事件 fusing observations into events"):
         fires["event_id"] = assign_events(fires, FusionTolerance(config.events.distance_km, config.events.max_gap_h))
         events = classify_events(events_table(fires), fires)
-    with _timed(timings, "electricity"):
+    with _stage(timings, "electricity", run.progress and config.electricity is not None, "用电 electricity sites"):
         power = _electricity(run, index)
     skips += power.skips
     sites = power.sites
 
-    with _timed(timings, "write_tables"):
+    with _stage(timings, "write_tables", run.progress, "写出表格 writing fires, events, sites and the grid summary"):
         fires.to_parquet(staging / "fires.parquet", index=False, compression="zstd", write_covering_bbox=False)
         events.to_parquet(staging / "events.parquet", index=False, compression="zstd", write_covering_bbox=False)
         sites.to_parquet(staging / "sites.parquet", index=False, compression="zstd", write_covering_bbox=False)
@@ -433,14 +434,14 @@ def _run(run: _Run, staging: Path) -> RunResult:
         links = {c: f"maps/{cell_map_filename(c)}" for c in cells}
         summary = grid_summary(fires, grid, links, sites)
         summary.to_csv(staging / "grid_summary.csv", index=False, encoding="utf-8")
-    with _timed(timings, "report"):
+    with _stage(timings, "report", run.progress, "统计报表 report by province, city, county and cell"):
         land = run.sources.land(grid, index, grid_cache_folder(run.out_root))
         cropland = land["cropland_ha"] if land is not None else pd.Series(0.0, index=grid["cell_id"].to_numpy())
         history = {"previous_day": _events_of(run.out_root, day - dt.timedelta(days=1)), "last_year": _events_of(run.out_root, _year_before(day))}
         table = report_table(events, fires, grid, run.sources.counties, cropland, history, land)
         _log_landcover_gaps(table)
         write_report(table, staging, day=day, title=f"gridwatch {day.isoformat()}")
-    with _timed(timings, "plan"):
+    with _stage(timings, "plan", run.progress, "巡查计划 tomorrow's patrol plan"):
         today = events.loc[events["category"] == "straw_suspect", "cell_id"].dropna().value_counts()
         plan = tomorrows_plan(config, run.sources, grid, day, cropland, run.out_root, today)
         write_plan(plan, grid, staging, day=day + dt.timedelta(days=1), map_kwargs=map_options(config.maps))
@@ -461,7 +462,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
     if config.persistent is not None and config.persistent.update:
         # Before the day's folder is in place: if this fails nothing is written. The history only
         # counts days before a run's date, so having added today's fires never changes today's result.
-        with _timed(timings, "update_history"):
+        with _stage(timings, "update_history", run.progress, "更新火点历史 updating the fire history"):
             updated = _update_history(config.persistent, run.sources.classifier.history, fires)
     if power.state is not None:
         # Like the fire history: written before the day's folder is swapped in; the run for D
@@ -692,6 +693,18 @@ def _counts(fires: pd.DataFrame, events: pd.DataFrame, per_file: list[dict], dup
         flags = fires[column].astype("boolean")
         counts[column] = None if flags.isna().all() and len(flags) else int(flags.fillna(False).sum())
     return counts
+
+
+@contextlib.contextmanager
+def _stage(timings: dict[str, float], step: str, progress: bool, what: str) -> Iterator[None]:
+    """``_timed``; with ``progress`` (a terminal, not --quiet) also a line on stderr when the stage
+    starts and, when it took a second or more, how long it took. Never into run.log."""
+    if progress:
+        print(f"gridwatch: {what} …", file=sys.stderr, flush=True)
+    with _timed(timings, step):
+        yield
+    if progress and timings[step] >= 1.0:
+        print(f"gridwatch:   {timings[step]:.1f} s", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
