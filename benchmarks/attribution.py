@@ -143,8 +143,7 @@ def night_sizes(repeat: int) -> int:
     bounds = grid.total_bounds
     cache = Path(tempfile.mkdtemp(prefix="gridwatch-pointindex-"))
     PointIndex.build(grid.geometry, cache=cache).codes  # fill the cache (not timed)
-    print(f"
-night sizes: {len(grid):,} cells of the sample grid; TABLE_FROM_POINTS = {attribution.TABLE_FROM_POINTS:,}")
+    print(f"\nnight sizes: {len(grid):,} cells of the sample grid; TABLE_FROM_POINTS = {attribution.TABLE_FROM_POINTS:,}")
     print(f"{'points':>9}{'sjoin s':>9}{'index s':>9}{'x sjoin':>8}{'table built s':>15}{'table cached s':>16}")
     different = 0
     for n in (600, 6_000, 60_000, 600_000):

@@ -52,10 +52,12 @@ MAX_CELLS = 50_000_000
 
 # From this many points at once, ``locate`` uses the lookup table (building it,
 # or reading it from the cache, if needed); fewer take the exact path. Measured
-# on the 44,279-cell 5 km grid of the sample (benchmarks/attribution.py): the
-# exact path takes ~2.5 us a point, the table ~0.15 us once built, building it
-# ~2.3 s and reading it back from the cache ~0.6 s (100 MB).
-TABLE_FROM_POINTS = 500_000
+# on the 44,279-cell 5 km grid of the sample (benchmarks/attribution.py, a
+# loaded 2-core machine): the exact path, as sjoin does it, places 6,000 points
+# in ~0.05 s and 600,000 in ~1-2.5 s; building the table takes 3-7 s and
+# reading it back from the cache (100 MB, checksummed) 1-2 s. So only the
+# millions of land-cover sub-pixels of ``landcover.land_hectares`` use it.
+TABLE_FROM_POINTS = 2_000_000
 
 # Version of the lookup-table layout, part of its cache key.
 TABLE_FORMAT = 1
@@ -96,8 +98,7 @@ class PointIndex:
 
     The table is built only when first needed (``locate`` with at least
     ``TABLE_FROM_POINTS`` points, or reading ``codes``): over a 44k-cell 5 km
-    grid it takes ~2-3 s, while the exact path places 10,000 points in
-    ~0.01 s. With ``cache`` (a folder, see ``gridcache``) a built table is
+    grid it takes 3-7 s, while the exact path places 6,000 points in ~0.05 s. With ``cache`` (a folder, see ``gridcache``) a built table is
     kept there and read back on later runs over the same polygons.
     Build with :meth:`build`.
 
@@ -112,7 +113,7 @@ class PointIndex:
     polygons: np.ndarray  # shapely (Multi)Polygons, prepared; None where missing
     tree: shapely.STRtree
     present: np.ndarray  # bool per polygon: not missing, not empty
-    table_resolution: float  # degrees
+    table_resolution: float | None  # degrees; None: the default (see build)
     cache: Path | None = None
     _built: dict = field(default_factory=dict, repr=False)  # "table": the _Table, once built or read
 
@@ -132,20 +133,19 @@ class PointIndex:
         present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
         if not present.any():
             raise ValueError("no non-empty polygons to index")
-        bounds = shapely.total_bounds(geoms[present])
-        if resolution is None:
-            resolution = _default_resolution(geoms[present], bounds)
-        if not resolution > 0:
-            raise ValueError(f"resolution must be positive, got {resolution}")
-        _, _, shape = _lookup_grid(bounds, resolution)
-        if shape[0] * shape[1] > MAX_CELLS:
-            raise ValueError(
-                f"resolution {resolution} deg needs {shape[0] * shape[1]:,} cells, "
-                f"more than MAX_CELLS={MAX_CELLS:,}"
-            )
+        if resolution is not None:  # checked now; the default one (computed when the table is built) always fits
+            if not resolution > 0:
+                raise ValueError(f"resolution must be positive, got {resolution}")
+            _, _, shape = _lookup_grid(shapely.total_bounds(geoms[present]), resolution)
+            if shape[0] * shape[1] > MAX_CELLS:
+                raise ValueError(
+                    f"resolution {resolution} deg needs {shape[0] * shape[1]:,} cells, "
+                    f"more than MAX_CELLS={MAX_CELLS:,}"
+                )
         shapely.prepare(geoms)
         geoms.flags.writeable = False
-        return cls(geoms, shapely.STRtree(geoms), present, float(resolution), Path(cache) if cache is not None else None)
+        return cls(geoms, shapely.STRtree(geoms), present, None if resolution is None else float(resolution),
+                   Path(cache) if cache is not None else None)
 
     @property
     def codes(self) -> np.ndarray:
@@ -172,7 +172,10 @@ class PointIndex:
 
     def _read_or_build_table(self) -> _Table:
         geoms, present, resolution = self.polygons, self.present, self.table_resolution
-        west, north, shape = _lookup_grid(shapely.total_bounds(geoms[present]), resolution)
+        bounds = shapely.total_bounds(geoms[present])
+        if resolution is None:
+            resolution = _default_resolution(geoms[present], bounds)
+        west, north, shape = _lookup_grid(bounds, resolution)
         dtype = np.int16 if len(geoms) <= np.iinfo(np.int16).max else np.int32
         key = None
         if self.cache is not None:
@@ -243,15 +246,16 @@ class PointIndex:
 
     def _locate_exactly(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Exact answer from geometry, for points near a boundary."""
-        # Bounding-box candidates, then point-in-polygon on the prepared
-        # polygons: same answer as the tree's "within" predicate, faster.
-        finite = np.isfinite(x) & np.isfinite(y)  # NaN is within nothing (and not a point the tree takes)
-        point, polygon = self.tree.query(shapely.points(np.where(finite, x, 0.0), np.where(finite, y, 0.0)))
-        keep = finite[point]
-        point, polygon = point[keep], polygon[keep]
-        inside = shapely.contains_xy(self.polygons[polygon], x[point], y[point])
+        # As sjoin does it: a tree on the points, asked with every polygon
+        # whether it contains them (a point on a boundary is contained by
+        # none). For up to hundreds of thousands of points this beats asking
+        # the polygon tree point by point (benchmarks/attribution.py).
+        finite = np.isfinite(x) & np.isfinite(y)  # NaN is within nothing
+        at = np.flatnonzero(finite)
         lowest = np.full(x.shape, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(lowest, point[inside], polygon[inside])
+        if len(at):
+            polygon, point = shapely.STRtree(shapely.points(x[at], y[at])).query(self.polygons, predicate="contains")
+            np.minimum.at(lowest, at[point], polygon)
         lowest[lowest == np.iinfo(np.int64).max] = NO_POLYGON
         return lowest
 
