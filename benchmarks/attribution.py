@@ -14,6 +14,14 @@ one polygon per point is not timed, both in sjoin's favour. Each repeat makes
 points and polygons afresh so that nothing cached by one run (trees, prepared
 geometries) speeds up another; the fastest of the repeats is reported.
 
+Second part, a night's sizes: the real 44,279-cell 5 km grid of the sample
+(geodata/grid_ncp_5km.parquet) and 600 to 600,000 points uniform in its
+bounds (seeded), each located by: sjoin (tree + join); PointIndex built and
+asked at that size (below ``TABLE_FROM_POINTS`` the exact path: an STRtree of
+the cells, point-in-polygon on the prepared cells; no lookup table); the
+lookup table built and used (what every night paid before the table became
+lazy); and the table read back from the per-grid cache (``gridcache``).
+
 Exits with status 1 if the results differ from sjoin's (lowest polygon index
 per point, -1 for none).
 """
@@ -32,6 +40,7 @@ import numpy as np
 from pipelines.attribution import UNCERTAIN, PointIndex
 
 COUNTIES = Path(__file__).resolve().parents[1] / "geodata" / "china_counties.parquet"
+GRID = Path(__file__).resolve().parents[1] / "geodata" / "grid_ncp_5km.parquet"
 SEED = 20241101
 
 
@@ -63,6 +72,7 @@ def run_index(x: np.ndarray, y: np.ndarray) -> tuple[float, float, PointIndex, n
     polygons = load_polygons()
     start = time.perf_counter()
     index = PointIndex.build(polygons)
+    index.codes  # the lookup table, built now (locate would build it for this many points anyway)
     built = time.perf_counter()
     found = index.locate(x, y)
     return built - start, time.perf_counter() - built, index, found
@@ -120,6 +130,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"DIFFERENT from sjoin at {mismatches:,} points")
         return 1
     print("identical to sjoin at every point")
+    return night_sizes(args.repeat)
+
+
+def night_sizes(repeat: int) -> int:
+    """PointIndex at a night's sizes on the sample's 44,279-cell grid, against sjoin (see the module docstring)."""
+    import tempfile
+
+    from pipelines import attribution
+
+    grid = gpd.read_parquet(GRID, columns=["geometry"])
+    bounds = grid.total_bounds
+    cache = Path(tempfile.mkdtemp(prefix="gridwatch-pointindex-"))
+    PointIndex.build(grid.geometry, cache=cache).codes  # fill the cache (not timed)
+    print(f"\nnight sizes: {len(grid):,} cells of the sample grid; TABLE_FROM_POINTS = {attribution.TABLE_FROM_POINTS:,}")
+    print(f"{'points':>9}{'sjoin s':>9}{'index s':>9}{'x sjoin':>8}{'table built s':>15}{'table cached s':>16}")
+    different = 0
+    for n in (600, 6_000, 60_000, 600_000):
+        rng = np.random.default_rng(SEED + n)
+        x, y = rng.uniform(bounds[0], bounds[2], n), rng.uniform(bounds[1], bounds[3], n)
+        times = {"sjoin": [], "index": [], "built": [], "cached": []}
+        for _ in range(repeat):
+            points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y), crs="EPSG:4326")
+            cells = gpd.read_parquet(GRID, columns=["geometry"])
+            start = time.perf_counter()
+            joined = gpd.sjoin(points, cells, predicate="within")
+            times["sjoin"].append(time.perf_counter() - start)
+            for label, cached in (("index", None), ("built", None), ("cached", cache)):
+                polygons = gpd.read_parquet(GRID, columns=["geometry"]).geometry
+                start = time.perf_counter()
+                index = PointIndex.build(polygons, cache=cached)
+                if label != "index":
+                    index.codes
+                found = index.locate(x, y)
+                times[label].append(time.perf_counter() - start)
+                different += int(np.count_nonzero(found != lowest_match(joined, n)))
+        best = {k: min(v) for k, v in times.items()}
+        print(f"{n:>9,}{best['sjoin']:>9.3f}{best['index']:>9.3f}{best['sjoin'] / best['index']:>7.1f}x"
+              f"{best['built']:>15.3f}{best['cached']:>16.3f}")
+    if different:
+        print(f"DIFFERENT from sjoin at {different:,} points")
+        return 1
+    print("identical to sjoin at every point and size")
     return 0
 
 

@@ -7,15 +7,17 @@ The centre of each fire pixel is assigned to the grid cell *within* which it
 lies, with exactly the semantics of
 ``geopandas.sjoin(points, cells, predicate="within")``: a point on a cell
 boundary is within no cell, and where cells overlap the one with the lowest
-positional index wins. ``PointIndex`` does this much faster than ``sjoin`` by
-answering most points from a raster lookup table and only the points near a
-boundary with exact geometry.
+positional index wins. ``PointIndex`` answers a night's fires (up to hundreds
+of thousands of points) with exact geometry on prepared polygons, and larger
+sets (the land-cover sub-pixels of ``landcover.land_hectares``) mostly from a
+raster lookup table, built once per grid and kept in a cache folder.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -24,6 +26,7 @@ import rasterio.features
 import shapely
 from affine import Affine
 
+from pipelines import gridcache
 from pipelines.schema import ATTRIBUTION_DTYPES, GRID_COLUMNS
 
 # Lookup-table codes besides polygon positions (which are >= 0).
@@ -47,6 +50,18 @@ SEGMENTS_PER_CHUNK = 65_536
 # int16 codes (fewer than 32,767 polygons), 200 MB with int32.
 MAX_CELLS = 50_000_000
 
+# From this many points at once, ``locate`` uses the lookup table (building it,
+# or reading it from the cache, if needed); fewer take the exact path. Measured
+# on the 44,279-cell 5 km grid of the sample (benchmarks/attribution.py, a
+# loaded 2-core machine): the exact path, as sjoin does it, places 6,000 points
+# in ~0.05 s and 600,000 in ~1-2.5 s; building the table takes 3-7 s and
+# reading it back from the cache (100 MB, checksummed) 1-2 s. So only the
+# millions of land-cover sub-pixels of ``landcover.land_hectares`` use it.
+TABLE_FROM_POINTS = 2_000_000
+
+# Version of the lookup-table layout, part of its cache key.
+TABLE_FORMAT = 1
+
 KM_PER_DEG_LAT = 110.574
 KM_PER_DEG_LON_AT_EQUATOR = 111.320
 
@@ -57,15 +72,34 @@ _POLYGONAL_OR_MISSING = [
 ]
 
 
+@dataclass(frozen=True)
+class _Table:
+    """The lookup table of a ``PointIndex`` (see there)."""
+
+    codes: np.ndarray  # (rows, cols), int16 or int32
+    west: float
+    north: float
+    resolution: float
+
+
 @dataclass(frozen=True, eq=False)
 class PointIndex:
     """Point-in-polygon index over a fixed set of polygons (EPSG:4326).
 
-    ``codes`` is a north-up raster of lookup cells of ``resolution`` degrees
-    whose top-left corner is ``(west, north)``. A cell holds the positional
-    index of the polygon containing it entirely (the lowest one where several
-    do), ``NO_POLYGON`` where no polygon touches it, or ``UNCERTAIN`` where a
-    polygon boundary touches it (or comes within ``EDGE_TOLERANCE`` cells).
+    Points are answered exactly from the polygons (an STRtree of their
+    bounding boxes, then point-in-polygon on the prepared polygons) or, for
+    many points at once, from a lookup table: ``codes`` is a north-up raster
+    of lookup cells of ``resolution`` degrees whose top-left corner is
+    ``(west, north)``. A cell holds the positional index of the polygon
+    containing it entirely (the lowest one where several do), ``NO_POLYGON``
+    where no polygon touches it, or ``UNCERTAIN`` where a polygon boundary
+    touches it (or comes within ``EDGE_TOLERANCE`` cells); points in
+    uncertain cells take the exact path. Both give the same answers.
+
+    The table is built only when first needed (``locate`` with at least
+    ``TABLE_FROM_POINTS`` points, or reading ``codes``): over a 44k-cell 5 km
+    grid it takes 3-7 s, while the exact path places 6,000 points in ~0.05 s. With ``cache`` (a folder, see ``gridcache``) a built table is
+    kept there and read back on later runs over the same polygons.
     Build with :meth:`build`.
 
     Example::
@@ -78,41 +112,84 @@ class PointIndex:
 
     polygons: np.ndarray  # shapely (Multi)Polygons, prepared; None where missing
     tree: shapely.STRtree
-    codes: np.ndarray  # (rows, cols), int16 or int32
-    west: float
-    north: float
-    resolution: float
+    present: np.ndarray  # bool per polygon: not missing, not empty
+    table_resolution: float | None  # degrees; None: the default (see build)
+    cache: Path | None = None
+    _built: dict = field(default_factory=dict, repr=False)  # "table": the _Table, once built or read
 
     @classmethod
-    def build(cls, polygons: gpd.GeoSeries, resolution: float | None = None) -> PointIndex:
+    def build(cls, polygons: gpd.GeoSeries, resolution: float | None = None, *, cache: Path | None = None) -> PointIndex:
         """Index ``polygons`` (EPSG:4326, valid, Polygon/MultiPolygon or missing).
 
         ``resolution`` is the lookup cell size in degrees; by default the
         typical polygon spans ``CELLS_ACROSS_TYPICAL_POLYGON`` cells, coarsened
         if needed to keep the table within ``MAX_CELLS`` cells. The table takes
         2 bytes per cell (4 with 32,767 polygons or more): 63 MiB for the
-        2,891 counties of China by default. Building peaks at about three
+        2,891 counties of China by default. Building it peaks at about three
         times that (GDAL's working copies of the table and the polygons).
+        ``cache``: a folder where the table is kept between runs (None: not kept).
         """
         geoms = _polygon_array(polygons)
         present = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
         if not present.any():
             raise ValueError("no non-empty polygons to index")
+        if resolution is not None:  # checked now; the default one (computed when the table is built) always fits
+            if not resolution > 0:
+                raise ValueError(f"resolution must be positive, got {resolution}")
+            _, _, shape = _lookup_grid(shapely.total_bounds(geoms[present]), resolution)
+            if shape[0] * shape[1] > MAX_CELLS:
+                raise ValueError(
+                    f"resolution {resolution} deg needs {shape[0] * shape[1]:,} cells, "
+                    f"more than MAX_CELLS={MAX_CELLS:,}"
+                )
+        shapely.prepare(geoms)
+        geoms.flags.writeable = False
+        return cls(geoms, shapely.STRtree(geoms), present, None if resolution is None else float(resolution),
+                   Path(cache) if cache is not None else None)
+
+    @property
+    def codes(self) -> np.ndarray:
+        """The lookup table (built, or read from the cache, on first use)."""
+        return self._table().codes
+
+    @property
+    def west(self) -> float:
+        return self._table().west
+
+    @property
+    def north(self) -> float:
+        return self._table().north
+
+    @property
+    def resolution(self) -> float:
+        return self._table().resolution
+
+    def _table(self) -> _Table:
+        table = self._built.get("table")
+        if table is None:
+            table = self._built["table"] = self._read_or_build_table()
+        return table
+
+    def _read_or_build_table(self) -> _Table:
+        geoms, present, resolution = self.polygons, self.present, self.table_resolution
         bounds = shapely.total_bounds(geoms[present])
         if resolution is None:
             resolution = _default_resolution(geoms[present], bounds)
-        if not resolution > 0:
-            raise ValueError(f"resolution must be positive, got {resolution}")
         west, north, shape = _lookup_grid(bounds, resolution)
-        if shape[0] * shape[1] > MAX_CELLS:
-            raise ValueError(
-                f"resolution {resolution} deg needs {shape[0] * shape[1]:,} cells, "
-                f"more than MAX_CELLS={MAX_CELLS:,}"
-            )
+        dtype = np.int16 if len(geoms) <= np.iinfo(np.int16).max else np.int32
+        key = None
+        if self.cache is not None:
+            key = gridcache.digest("PointIndex", TABLE_FORMAT, gridcache.geometry_digest(geoms), resolution, shape, np.dtype(dtype).str)
+            stored = gridcache.load(self.cache, "pointindex", key)
+            if stored is not None and stored["codes"].shape == shape and stored["codes"].dtype == dtype:
+                codes = stored["codes"]
+                codes.flags.writeable = False
+                return _Table(codes, west, north, resolution)
         codes = _rasterize_codes(geoms, present, west, north, resolution, shape)
-        shapely.prepare(geoms)
-        codes.flags.writeable = geoms.flags.writeable = False
-        return cls(geoms, shapely.STRtree(geoms), codes, west, north, float(resolution))
+        if key is not None:
+            gridcache.store(self.cache, "pointindex", key, {"codes": codes})
+        codes.flags.writeable = False
+        return _Table(codes, west, north, resolution)
 
     def __len__(self) -> int:
         """Number of polygons indexed (including missing ones)."""
@@ -129,6 +206,8 @@ class PointIndex:
         y = np.asarray(y, dtype=np.float64)
         if x.shape != y.shape or x.ndim != 1:
             raise ValueError("x and y must be 1-D arrays of the same length")
+        if len(x) < TABLE_FROM_POINTS and "table" not in self._built:
+            return self._locate_exactly(x, y)
         result = self._lookup(x, y)
         uncertain = np.flatnonzero(result == UNCERTAIN)
         result[uncertain] = self._locate_exactly(x[uncertain], y[uncertain])
@@ -153,25 +232,30 @@ class PointIndex:
         The table has a margin of at least one empty cell around every polygon,
         so points off the table (and NaN) are certainly within none.
         """
-        col = np.floor((x - self.west) / self.resolution)
-        row = np.floor((self.north - y) / self.resolution)
-        rows, cols = self.codes.shape
+        table = self._table()
+        col = np.floor((x - table.west) / table.resolution)
+        row = np.floor((table.north - y) / table.resolution)
+        rows, cols = table.codes.shape
         on_table = (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
         # A flat gather over every point (off-table ones read cell 0, then get
         # overwritten) is about twice as fast as gathering the masked subset.
         cell = np.where(on_table, row * cols + col, 0).astype(np.intp)
-        result = self.codes.ravel()[cell].astype(np.int64)
+        result = table.codes.ravel()[cell].astype(np.int64)
         result[~on_table] = NO_POLYGON
         return result
 
     def _locate_exactly(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Exact answer from geometry, for points near a boundary."""
-        # Bounding-box candidates, then point-in-polygon on the prepared
-        # polygons: same answer as the tree's "within" predicate, faster.
-        point, polygon = self.tree.query(shapely.points(x, y))
-        inside = shapely.contains_xy(self.polygons[polygon], x[point], y[point])
+        # As sjoin does it: a tree on the points, asked with every polygon
+        # whether it contains them (a point on a boundary is contained by
+        # none). For up to hundreds of thousands of points this beats asking
+        # the polygon tree point by point (benchmarks/attribution.py).
+        finite = np.isfinite(x) & np.isfinite(y)  # NaN is within nothing
+        at = np.flatnonzero(finite)
         lowest = np.full(x.shape, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(lowest, point[inside], polygon[inside])
+        if len(at):
+            polygon, point = shapely.STRtree(shapely.points(x[at], y[at])).query(self.polygons, predicate="contains")
+            np.minimum.at(lowest, at[point], polygon)
         lowest[lowest == np.iinfo(np.int64).max] = NO_POLYGON
         return lowest
 
@@ -342,9 +426,8 @@ def attribute(
     GeoDataFrame's geometry is not used) and, optionally, pixel sizes in
     ``scan_km``/``track_km``; ``grid`` has the ``GRID_COLUMNS`` in EPSG:4326
     with unique ``cell_id``. ``index`` is ``PointIndex.build(grid.geometry)``,
-    passed in to reuse it across calls: building it for the 2,891 counties
-    of China takes about half a second, far longer than locating a day's
-    fires.
+    passed in to reuse it across calls (building it is cheap; its lookup
+    table, built only for very many points, is not).
 
     The cell columns describe the cell the centre lies within (as
     ``PointIndex.locate``; <NA> where none). ``cells_touched`` lists the

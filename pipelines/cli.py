@@ -13,7 +13,7 @@ from .config import ConfigError, load_config
 from .fires import expand_patterns
 from .grid import GridError, load_counties, make_grid
 from .maps import map_options
-from .nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunError, load_sources, load_supervision_grid, run_nightly, tomorrows_plan, write_plan
+from .nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunError, grid_cache_folder, load_sources, load_supervision_grid, run_nightly, tomorrows_plan, write_plan
 from .outputs import OutputLocked, staged_folder
 from .persistent import PersistentError, build_history
 from .sitesetup import SetupError, init_site
@@ -229,7 +229,7 @@ def _plan(args: argparse.Namespace, interactive: bool) -> int:
     out_root = args.out or config.output.dir
     grid = load_supervision_grid(config)
     sources = load_sources(config)
-    plan = tomorrows_plan(config, sources, grid, args.date, sources.cropland(grid), out_root)
+    plan = tomorrows_plan(config, sources, grid, args.date, sources.cropland(grid, cache=grid_cache_folder(out_root)), out_root)
     tomorrow = args.date + dt.timedelta(days=1)
     with staged_folder(out_root, f"plan-{tomorrow.isoformat()}") as folder:
         write_plan(plan, grid, folder, day=tomorrow, map_kwargs=map_options(config.maps))

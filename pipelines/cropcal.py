@@ -66,7 +66,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -478,6 +478,11 @@ def county_window(
     span from the earliest start to the latest end. ``None`` when the place is
     not covered.
     """
+    return _window_of_rows(_county_rows(table, province_name, city_name), year)
+
+
+def _county_rows(table: pd.DataFrame, province_name: str, city_name: str | None) -> list[tuple[str, str, str, str]] | None:
+    """The table rows that make a county's window (``county_window``), as (start_mmdd, end_mmdd, label, crop); None if none."""
     province, city = short_province(province_name), _city_key(city_name)
     if not province or table.empty:
         return None
@@ -487,13 +492,16 @@ def county_window(
     if rows.empty:
         return None
     rows = rows[rows["level"] == rows["level"].min()]
-    spans = [
-        _window_dates(s, e, year)
-        for s, e in zip(rows["start_mmdd"], rows["end_mmdd"], strict=True)
-    ]
+    return list(zip(rows["start_mmdd"], rows["end_mmdd"], rows["label"], rows["crop"], strict=True))
+
+
+def _window_of_rows(rows: list[tuple[str, str, str, str]] | None, year: int) -> SowingWindow | None:
+    if not rows:
+        return None
+    spans = [_window_dates(s, e, year) for s, e, _, _ in rows]
     start, end = min(s for s, _ in spans), max(e for _, e in spans)
-    source = "; ".join(dict.fromkeys(rows["label"]))
-    return SowingWindow(str(rows["crop"].iloc[0]), start, end, source)
+    source = "; ".join(dict.fromkeys(label for _, _, label, _ in rows))
+    return SowingWindow(str(rows[0][3]), start, end, source)
 
 
 # --------------------------------------------------------------------------
@@ -610,17 +618,18 @@ class _Candidate:
     label: np.ndarray  # (n,) object
 
 
+def _per_value(values: Any, fn: Callable[[object], str]) -> np.ndarray:
+    """``fn`` of every value, computed once per distinct value (a plan asks for 44k cells of a few hundred counties)."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    answers = np.array([fn(v) for v in uniques] + [fn(None)], dtype=object)
+    return answers[codes]  # code -1 (missing) takes the last answer
+
+
 def _fire_cities(fires: pd.DataFrame, counties: Any) -> tuple[np.ndarray, np.ndarray]:
     """Short province and city name of each fire ("" where unknown)."""
     n = len(fires)
-    province = np.array(
-        [short_province(v) for v in fires.get("province_name", pd.Series([None] * n))],
-        dtype=object,
-    )
-    city = np.array(
-        [_city_key(v) for v in fires.get("city_name", pd.Series([None] * n))],
-        dtype=object,
-    )
+    province = _per_value(fires.get("province_name", pd.Series([None] * n)).to_numpy(dtype=object), short_province)
+    city = _per_value(fires.get("city_name", pd.Series([None] * n)).to_numpy(dtype=object), _city_key)
     if counties is None:
         return province, city
     if isinstance(counties, (str, Path)):
@@ -635,17 +644,18 @@ def _fire_cities(fires: pd.DataFrame, counties: Any) -> tuple[np.ndarray, np.nda
         },
         index=unique["district_adcode"].astype(str).to_numpy(),
     )
+    by_code = by_code[~by_code.index.duplicated()]
     need = city == ""
     if need.any() and "county_code" in fires.columns:
-        codes = (
-            fires["county_code"].astype("string").to_numpy(dtype=object, na_value=None)
+        rows = np.flatnonzero(need)
+        codes = pd.Series(fires["county_code"].astype("string").to_numpy(dtype=object, na_value=None)[rows])
+        known = codes.isin(by_code.index).to_numpy()
+        rows, codes = rows[known], codes[known]
+        city[rows] = _per_value(codes.map(by_code["city_name"]).to_numpy(dtype=object), _city_key)
+        no_province = province[rows] == ""
+        province[rows[no_province]] = _per_value(
+            codes[no_province].map(by_code["province_name"]).to_numpy(dtype=object), short_province
         )
-        for i in np.flatnonzero(need):
-            code = codes[i]
-            if code is not None and code in by_code.index:
-                city[i] = _city_key(by_code.at[code, "city_name"])
-                if not province[i]:
-                    province[i] = short_province(by_code.at[code, "province_name"])
     need = city == ""
     if need.any() and "geometry" in getattr(counties, "columns", []):
         import geopandas as gpd
@@ -684,20 +694,24 @@ def _table_candidate(
     n = len(years)
     start, end = np.full((n, 3), np.nan), np.full((n, 3), np.nan)
     crop, label = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
-    cache: dict[tuple[str, str, int], SowingWindow | None] = {}
-    for i in range(n):
-        if years[i] < 0 or not province[i]:
-            continue
+    asked = np.flatnonzero((years >= 0) & (province != ""))
+    if not len(asked):
+        return _Candidate("S1", start, end, crop, label)
+    # One lookup per distinct place and year, then spread to every fire there.
+    keys = pd.DataFrame({"province": province[asked], "city": city[asked], "year": years[asked].astype(np.int64)})
+    codes, places = pd.MultiIndex.from_frame(keys).factorize()
+    # The few columns county_window reads, as plain objects: filtering Arrow-backed strings costs ~10x more.
+    table = table[["province", "city_name", "whole_province", "level", "start_mmdd", "end_mmdd", "label", "crop"]].astype(object)
+    county_rows: dict[tuple[str, str], list | None] = {}
+    for code, (prov, cty, year) in enumerate(places):
+        rows = asked[codes == code]
+        if (prov, cty) not in county_rows:
+            county_rows[prov, cty] = _county_rows(table, prov, cty)
         for k, offset in enumerate((-1, 0, 1)):
-            key = (province[i], city[i], int(years[i]) + offset)
-            if key not in cache:
-                cache[key] = county_window(
-                    table, province_name=key[0], city_name=key[1], year=key[2]
-                )
-            window = cache[key]
+            window = _window_of_rows(county_rows[prov, cty], int(year) + offset)  # = county_window(...)
             if window is not None:
-                start[i, k], end[i, k] = _day(window.start), _day(window.end)
-                crop[i], label[i] = window.crop, window.source
+                start[rows, k], end[rows, k] = _day(window.start), _day(window.end)
+                crop[rows], label[rows] = window.crop, window.source
     return _Candidate("S1", start, end, crop, label)
 
 
@@ -745,12 +759,9 @@ def _raster_candidates(
         ):  # the first covering default of the season names the crop
             if d.season_key == season:
                 crop[_default_covers(d, lon, lat)] = d.crop
-        label = np.array(
-            [
-                None if pd.isna(v) else f"WorldCereal {season} SOS {int(v)} - {lead} d"
-                for v in doy
-            ],
-            dtype=object,
+        label = _per_value(
+            doy.to_numpy(dtype=object),
+            lambda v, season=season, lead=lead: None if v is None or pd.isna(v) else f"WorldCereal {season} SOS {int(v)} - {lead} d",
         )
         out.append(_Candidate(season, start, end, crop, label))
     return out

@@ -29,6 +29,7 @@ import shapely
 from pyproj import Transformer
 from rasterio.windows import Window, from_bounds
 
+from . import gridcache
 from .attribution import KM_PER_DEG_LAT, KM_PER_DEG_LON_AT_EQUATOR, PointIndex
 from .grid import CHINA_ALBERS
 
@@ -146,14 +147,39 @@ def cropland_hectares(grid: gpd.GeoDataFrame, landcover: LandCover, index: Point
     return land_hectares(grid, landcover, index, sub_km=sub_km)["cropland_ha"]
 
 
-def land_hectares(grid: gpd.GeoDataFrame, landcover: LandCover, index: PointIndex | None = None, *, sub_km: float = 0.5) -> pd.DataFrame:
+def land_hectares(grid: gpd.GeoDataFrame, landcover: LandCover, index: PointIndex | None = None, *, sub_km: float = 0.5,
+                  cache: Path | None = None) -> pd.DataFrame:
     """Per grid cell (index ``cell_id``): ``cropland_ha``, ``area_ha`` and ``landcover_ha``, in hectares.
 
     ``area_ha`` is the cell's area (China Albers, equal-area); ``landcover_ha``
     the part of it the raster classifies (not outside its extent, not on its
     nodata), so ``landcover_ha / area_ha`` is the share of the cell where a
     fire's land cover can be known at all. ``grid`` in EPSG:4326.
+
+    ``cache``: a folder (see ``gridcache``) where the answer is kept, keyed by
+    the cells (ids and geometry), the raster's bytes, the cropland classes and
+    ``sub_km``: computing it takes seconds over a 44k-cell grid, reading it back
+    milliseconds.
     """
+    key = None
+    if cache is not None:
+        key = gridcache.digest("land_hectares", LAND_FORMAT, gridcache.geometry_digest(grid.geometry.to_numpy()),
+                               grid["cell_id"].astype(str).tolist(), gridcache.file_digest(landcover.path),
+                               sorted(landcover.cropland), float(sub_km))
+        stored = gridcache.load(cache, "land", key)
+        if stored is not None and all(len(stored.get(c, ())) == len(grid) for c in _LAND_COLUMNS):
+            return pd.DataFrame({c: stored[c] for c in _LAND_COLUMNS}, index=grid["cell_id"].to_numpy())
+    out = _land_hectares(grid, landcover, index, sub_km)
+    if key is not None:
+        gridcache.store(cache, "land", key, {c: out[c].to_numpy(dtype=np.float64) for c in _LAND_COLUMNS})
+    return out
+
+
+_LAND_COLUMNS = ("cropland_ha", "area_ha", "landcover_ha")
+LAND_FORMAT = 1  # version of land_hectares' method, part of its cache key
+
+
+def _land_hectares(grid: gpd.GeoDataFrame, landcover: LandCover, index: PointIndex | None, sub_km: float) -> pd.DataFrame:
     index = index or PointIndex.build(grid.geometry)
     cells = grid["cell_id"].to_numpy()
     albers = grid.geometry.to_crs(CHINA_ALBERS)

@@ -143,14 +143,14 @@ def run_nightly(
     with _captured_log() as records:
         for note in config.notes:  # sections left out, once each: into run.log and run.json's warnings
             log.warning("%s", note)
-        with _timed(timings, "load_grid"):
+        with _stage(timings, "load_grid", progress, f"读取网格 loading the grid {config.grid.path.name}"):
             grid = load_supervision_grid(config)
         tables = expand_tables(config.fires.tables, base, day)
         # A file claimed by a [[fires.tables]] entry is read as that table only, not as a point product.
         claimed = {p for p, _ in tables}
         points = [p for p in expand_patterns(config.fires.points, base, day) if p not in claimed]
         files = _Inputs(points, expand_patterns(config.fires.rasters, base, day), tables, missing_fire_data(config, day))
-        with _timed(timings, "load_sources"):
+        with _stage(timings, "load_sources", progress, "读取参考数据 loading land cover, plant lists, fire history, calendars"):
             sources = load_sources(config)
         run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root, progress)
         # Reach the scheduler before anything is written.
@@ -164,6 +164,11 @@ class _Inputs:
     rasters: list[Path]  # fire-mask rasters
     tables: list[tuple[Path, TableFormat]] = field(default_factory=list)  # agency tables, with their [[fires.tables]] entry
     missing: list[Skip] = field(default_factory=list)  # configured patterns that matched no file
+
+
+def grid_cache_folder(out_root: Path) -> Path:
+    """Where per-grid constants are kept between nights (``gridcache``): ``OUT/state/grid``."""
+    return Path(out_root) / "state" / "grid"
 
 
 def missing_fire_data(config: Config, day: dt.date) -> list[Skip]:
@@ -200,16 +205,16 @@ class Sources:
         """The 播种前 flags and evidence of fires (or of would-be fires), None when not configured."""
         return None if self.sowing is None else before_sowing(fires, counties=self.counties, **self.sowing)
 
-    def cropland(self, grid: gpd.GeoDataFrame, index: PointIndex | None = None) -> pd.Series:
+    def cropland(self, grid: gpd.GeoDataFrame, index: PointIndex | None = None, cache: Path | None = None) -> pd.Series:
         """Hectares of cropland per cell (0 everywhere without a land-cover raster)."""
-        land = self.land(grid, index)
+        land = self.land(grid, index, cache)
         return land["cropland_ha"] if land is not None else pd.Series(0.0, index=grid["cell_id"].to_numpy())
 
-    def land(self, grid: gpd.GeoDataFrame, index: PointIndex | None = None) -> pd.DataFrame | None:
+    def land(self, grid: gpd.GeoDataFrame, index: PointIndex | None = None, cache: Path | None = None) -> pd.DataFrame | None:
         """Per cell: hectares of cropland, of area and of area the land cover classifies
-        (``landcover.land_hectares``); None without a land-cover raster."""
+        (``landcover.land_hectares``, kept in ``cache`` between runs); None without a land-cover raster."""
         landcover = self.classifier.landcover
-        return land_hectares(grid, landcover, index) if landcover else None
+        return land_hectares(grid, landcover, index, cache=cache) if landcover else None
 
     def before_rain(self, fires: pd.DataFrame, extra_h: float = 0.0) -> pd.DataFrame | None:
         """The 下雨前 flags and evidence: from the first source (forecasts, grids, stations) that knows.
@@ -381,7 +386,7 @@ class _Run:
     command: list[str] | None
     started: dt.datetime
     out_root: Path
-    progress: bool = False  # a terminal: show progress lines on stderr
+    progress: bool = False  # stage lines on stderr (a terminal, not --quiet)
 
 
 def _run(run: _Run, staging: Path) -> RunResult:
@@ -389,7 +394,8 @@ def _run(run: _Run, staging: Path) -> RunResult:
     log.info("gridwatch %s nightly run for %s: %d fire-point file(s), %d raster(s), %d agency table(s), %d grid cells",
              __version__, day, len(files.points), len(files.rasters), len(files.tables), len(grid))
     filters = {"bbox": config.region.bbox, "day": day, "min_confidence": config.fires.min_confidence}
-    with _timed(timings, "read_fires"):
+    tables = f" and {len(files.tables)} table(s)" if files.tables else ""
+    with _stage(timings, "read_fires", run.progress, f"读取火点 reading {len(files.points)} point file(s) and {len(files.rasters)} raster(s){tables}"):
         lazy = (read_fires(files.points, **filters) + read_raster_fires(files.rasters, cloud_window=config.fires.cloud_window, **filters)
                 + read_table_fires(files.tables, **filters))
         points, skips, per_file = lazy.compute()
@@ -400,8 +406,8 @@ def _run(run: _Run, staging: Path) -> RunResult:
         log.warning("%d input row(s) or file(s) skipped; run.json lists them", len(skips))
     points, duplicates = dedupe(points)
 
-    with _timed(timings, "attribute"):
-        index = PointIndex.build(grid.geometry)
+    with _stage(timings, "attribute", run.progress, f"归属网格 attributing {len(points):,} fires to {len(grid):,} cells"):
+        index = PointIndex.build(grid.geometry, cache=grid_cache_folder(run.out_root))
         fires = attribute(points, grid, index)
     with _timed(timings, "coverage"):
         coverage, coverage_skips, coverage_files = grid_coverage(files.rasters, grid, index, day)
@@ -409,7 +415,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
     for name, looks in coverage_files.items():
         per_file.setdefault(name, {}).update(looks)
     fires = flag_clock_windows(fires, run.windows)
-    with _timed(timings, "windows"):
+    with _stage(timings, "windows", run.progress, "时段 before-rain and before-sowing windows"):
         for flags in (run.sources.before_rain(fires), run.sources.before_sowing(fires)):
             if flags is not None:
                 fires = fires.drop(columns=[c for c in flags.columns if c in fires.columns]).join(flags)
@@ -419,7 +425,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
         footprints(fires["lon"].to_numpy(), fires["lat"].to_numpy(), fires["scan_km"].to_numpy(), fires["track_km"].to_numpy()),
         index=fires.index, crs=WGS84,
     )
-    with _timed(timings, "classify"):
+    with _stage(timings, "classify", run.progress, f"分类 classifying {len(fires):,} fires"):
         try:
             fires = classify(fires, run.sources.classifier, day)
         except LandCoverError as exc:  # a block that could not be decoded: only the land cover is lost
@@ -428,15 +434,15 @@ def _run(run: _Run, staging: Path) -> RunResult:
                 run.sources, classifier=dataclasses.replace(run.sources.classifier, landcover=None)))
             fires = classify(fires, run.sources.classifier, day)
         skips += _unknown_landcover(fires)
-    with _timed(timings, "events"):
+    with _stage(timings, "events", run.progress, "火点事件 fusing observations into events"):
         fires["event_id"] = assign_events(fires, FusionTolerance(config.events.distance_km, config.events.max_gap_h))
         events = classify_events(events_table(fires), fires)
-    with _timed(timings, "electricity"):
+    with _stage(timings, "electricity", run.progress and config.electricity is not None, "用电 electricity sites"):
         power = _electricity(run, index)
     skips += power.skips
     sites = power.sites
 
-    with _timed(timings, "write_tables"):
+    with _stage(timings, "write_tables", run.progress, "写出表格 writing fires, events, sites and the grid summary"):
         fires.to_parquet(staging / "fires.parquet", index=False, compression="zstd", write_covering_bbox=False)
         events.to_parquet(staging / "events.parquet", index=False, compression="zstd", write_covering_bbox=False)
         sites.to_parquet(staging / "sites.parquet", index=False, compression="zstd", write_covering_bbox=False)
@@ -444,14 +450,14 @@ def _run(run: _Run, staging: Path) -> RunResult:
         links = {c: f"maps/{cell_map_filename(c)}" for c in cells}
         summary = grid_summary(fires, grid, links, sites, coverage)
         summary.to_csv(staging / "grid_summary.csv", index=False, encoding="utf-8")
-    with _timed(timings, "report"):
-        land = run.sources.land(grid, index)
+    with _stage(timings, "report", run.progress, "统计报表 report by province, city, county and cell"):
+        land = run.sources.land(grid, index, grid_cache_folder(run.out_root))
         cropland = land["cropland_ha"] if land is not None else pd.Series(0.0, index=grid["cell_id"].to_numpy())
         history = {"previous_day": _events_of(run.out_root, day - dt.timedelta(days=1)), "last_year": _events_of(run.out_root, _year_before(day))}
         table = report_table(events, fires, grid, run.sources.counties, cropland, history, land)
         _log_landcover_gaps(table)
         write_report(table, staging, day=day, title=f"gridwatch {day.isoformat()}")
-    with _timed(timings, "plan"):
+    with _stage(timings, "plan", run.progress, "巡查计划 tomorrow's patrol plan"):
         today = events.loc[events["category"] == "straw_suspect", "cell_id"].dropna().value_counts()
         plan = tomorrows_plan(config, run.sources, grid, day, cropland, run.out_root, today)
         write_plan(plan, grid, staging, day=day + dt.timedelta(days=1), map_kwargs=map_options(config.maps))
@@ -480,7 +486,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
     if config.persistent is not None and config.persistent.update:
         # Before the day's folder is in place: if this fails nothing is written. The history only
         # counts days before a run's date, so having added today's fires never changes today's result.
-        with _timed(timings, "update_history"):
+        with _stage(timings, "update_history", run.progress, "更新火点历史 updating the fire history"):
             updated = _update_history(config.persistent, run.sources.classifier.history, fires)
     if power.state is not None:
         # Like the fire history: written before the day's folder is swapped in; the run for D
@@ -737,13 +743,25 @@ class _MapProgress:
         now = time.monotonic()
         if self.show and (now - self._shown_at >= 0.5 or self.done == self.total):
             self._shown_at = now
-            sys.stderr.write(f"\rwriting maps {self.done}/{self.total}")
+            sys.stderr.write(f"\rgridwatch: 写地图 writing maps {self.done}/{self.total}")
             sys.stderr.flush()
 
     def close(self) -> None:
         if self.show and self.done:
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _stage(timings: dict[str, float], step: str, progress: bool, what: str) -> Iterator[None]:
+    """``_timed``; with ``progress`` (a terminal, not --quiet) also a line on stderr when the stage
+    starts and, when it took a second or more, how long it took. Never into run.log."""
+    if progress:
+        print(f"gridwatch: {what} …", file=sys.stderr, flush=True)
+    with _timed(timings, step):
+        yield
+    if progress and timings[step] >= 1.0:
+        print(f"gridwatch:   {timings[step]:.1f} s", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from .readers.points import LEVEL_SCORE, assemble, bad_frp
 from .readers import firelist
 from .readers.geostationary import FixedGrid, to_lonlat
 from .readers.products import GEOLOCATION_PRODUCTS
-from .readers.rasters import RasterError, detect_raster, open_scans, open_scene, satellite_of
+from .readers.rasters import RasterError, RasterProduct, _Grid, detect_raster, open_scans, open_scene, satellite_of, stack_dataset, usable_scans
 from .schema import empty_fires
 from .skips import Skip
 
@@ -379,12 +379,46 @@ def read_raster_fires(
                 datasets.append(open_scene(path, product))
             except RasterError as exc:
                 skips.append(Skip(path.name, str(exc).removeprefix(f"{path.name}: ")))
-    for key, files in scans.items():
-        stack, stack_skips = open_scans(files, products[key])
-        skips.extend(stack_skips)
-        if stack is not None:
-            datasets.append(stack)
+    options = {"cloud_window": cloud_window, "bbox": bbox, "day": day, "min_confidence": min_confidence}
     lazy = LazyFires([firelist.delayed_fires(p, bbox=bbox, day=day, min_confidence=min_confidence) for p in lists], skips=skips)
+    for key, files in scans.items():
+        usable, grid, stack_skips = usable_scans(files, products[key])
+        skips.extend(stack_skips)
+        if grid is not None:
+            lazy = lazy + _scan_groups(usable, products[key], grid, options)
     for ds in datasets:
-        lazy = lazy + extract_fires(ds, cloud_window=cloud_window, bbox=bbox, day=day, min_confidence=min_confidence)
+        lazy = lazy + extract_fires(ds, **options)
     return lazy
+
+
+def _scan_groups(files: list[tuple[Path, np.datetime64, str]], product: RasterProduct, grid: _Grid, options: dict) -> LazyFires:
+    """A stack of scans as one task per group of whole scans (``PIXELS_PER_PARTITION`` pixels or more).
+
+    Each task opens its scans and extracts their fires itself (``extract_fires``
+    run on the synchronous scheduler, inside the task): a day of 144 scans is
+    a handful of tasks, not one read, three takes and an extraction per block
+    of every scan (over 1,100), and no block leaves the process that read it.
+    On a dask.distributed cluster that is what makes it pay (see README,
+    Benchmarks); on threads it costs nothing, netCDF decoding holds the GIL.
+    The answers are the same rows (``fires.dedupe`` orders them).
+    """
+    pixels = grid.shape[0] * grid.shape[1]
+    per_group = max(1, -(-PIXELS_PER_PARTITION // pixels))
+    token = dask.base.tokenize([(str(p), t, s) for p, t, s in files], product, grid.shape, options)
+    # The grid (coordinates included) goes into the graph once, not into every task.
+    shared = dask.delayed(grid, name=f"raster-grid-{token}")
+    parts = [
+        dask.delayed(_extract_scans, pure=True)(files[i : i + per_group], product, shared, options,
+                                                dask_key_name=f"raster-scans-{token}-{i // per_group}")
+        for i in range(0, len(files), per_group)
+    ]
+    return LazyFires(parts)
+
+
+def _extract_scans(files: list[tuple[Path, np.datetime64, str]], product: RasterProduct, grid: _Grid, options: dict) -> tuple[pd.DataFrame, list[Skip], list[dict]]:
+    """Fire pixels of some scans of a stack, read and extracted here, in this process (a task of ``_scan_groups``)."""
+    lazy = extract_fires(stack_dataset(files, product, grid), **options)
+    (results,) = dask.compute(lazy.parts, scheduler="sync")
+    frames = [r[0] for r in results if len(r[0])]
+    points = pd.concat(frames, ignore_index=True) if frames else empty_fires()
+    return points, lazy.skips + [s for r in results for s in r[1]], [c for r in results for c in r[2]]

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from pipelines import attribution
 from pipelines.attribution import UNCERTAIN, PointIndex, attribute, footprints
 from pipelines.schema import ATTRIBUTION_DTYPES, GRID_COLUMNS
 
@@ -156,10 +157,24 @@ def test_locate_matches_sjoin_on_random_vertex_edge_and_hole_points(
     assert (expected[20_000:] == -1).sum() > 1_000
 
 
-def test_locate_matches_sjoin_on_all_counties(counties: gpd.GeoDataFrame) -> None:
+@pytest.mark.parametrize("path", ["exact", "table"])
+def test_locate_matches_sjoin_on_all_counties(counties: gpd.GeoDataFrame, path: str) -> None:
     index = PointIndex.build(counties.geometry)
+    if path == "table":
+        index.codes  # built now: locate then answers from the table, exact only near boundaries
     x, y = uniform_points(counties.total_bounds, 50_000, seed=2)
+    assert ("table" in index._built) == (path == "table")
     np.testing.assert_array_equal(index.locate(x, y), sjoin_lowest(x, y, counties.geometry))
+
+
+def test_the_table_is_built_only_for_many_points(grid: gpd.GeoDataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = PointIndex.build(grid.geometry)
+    x, y = uniform_points(grid.total_bounds, 1_000, seed=4)
+    few = index.locate(x, y)
+    assert "table" not in index._built
+    monkeypatch.setattr(attribution, "TABLE_FROM_POINTS", 1_000)
+    np.testing.assert_array_equal(index.locate(x, y), few)
+    assert "table" in index._built
 
 
 def test_points_in_holes_are_not_in_the_holed_polygon(subset: gpd.GeoDataFrame) -> None:
@@ -180,6 +195,7 @@ def test_overlapping_polygons_lowest_index_wins(reverse: bool) -> None:
     squares = [shapely.box(0, 0, 2, 2), shapely.box(1, 1, 3, 3), shapely.box(1.5, 1.5, 2.5, 2.5)]
     polygons = gpd.GeoSeries(squares[::-1] if reverse else squares, crs="EPSG:4326")
     index = PointIndex.build(polygons)
+    index.codes  # the lookup table, whose cell edges the lattice below lies on
     # A 0.125-degree lattice puts many points exactly on edges and corners,
     # which are also lookup-cell edges at the default resolution.
     xx, yy = np.meshgrid(np.arange(-0.5, 3.5, 0.125), np.arange(-0.5, 3.5, 0.125))

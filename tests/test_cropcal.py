@@ -344,3 +344,35 @@ def test_days_before_bounds_and_inside_the_window() -> None:
     assert out["days_to_sowing"].tolist()[:3] == [16, 15, -15]
     # After the window the next one ahead is next year's.
     assert out.loc[3, "sowing_start"] == pd.Timestamp("2023-06-05")
+
+
+def test_windows_of_many_places_are_each_places_county_window(table: pd.DataFrame, counties: gpd.GeoDataFrame) -> None:
+    """Tomorrow's plan asks for every cell of the real 5 km grid at once: each distinct place and
+    year is looked up once and spread, which must give each cell exactly its own ``county_window``."""
+    from pipelines.plan import cell_probes
+
+    grid = gpd.read_parquet(ROOT / "geodata" / "grid_ncp_5km.parquet")
+    cells = grid.iloc[::20].reset_index(drop=True)  # ~2,200 cells over all seven provinces
+    probes = pd.concat([cell_probes(cells, datetime.date(2022, 10, 1)), cell_probes(cells.iloc[:300], datetime.date(2023, 1, 2))],
+                       ignore_index=True)
+    probes.loc[::7, "county_code"] = pd.NA  # some found by their county polygon instead
+    out = cropcal.before_sowing(probes, table=table, counties=counties)
+    by_code = counties.drop_duplicates("district_adcode").set_index(counties.drop_duplicates("district_adcode")["district_adcode"].astype(str))
+    checked = 0
+    for i in range(0, len(probes), 5):
+        code = probes.loc[i, "county_code"]
+        if pd.isna(code):
+            continue
+        city = by_code.loc[code, "city_name"]
+        day = probes.loc[i, "time_bjt"]
+        windows = [cropcal.county_window(table, province_name=probes.loc[i, "province_name"], city_name=city, year=day.year + k)
+                   for k in (-1, 0, 1)]
+        ahead = [w for w in windows if w is not None and (w.end - day.date()).days >= 0]
+        if not ahead:
+            continue
+        if out.loc[i, "sowing_source"] is pd.NA or not str(out.loc[i, "sowing_source"]).startswith("table"):
+            continue  # a raster window came first here
+        assert out.loc[i, "sowing_source"] == ahead[0].source
+        assert out.loc[i, "sowing_start"].date() == ahead[0].start and out.loc[i, "sowing_end"].date() == ahead[0].end
+        checked += 1
+    assert checked > 100

@@ -512,6 +512,19 @@ def open_scans(paths: Sequence[str | Path], product: RasterProduct, *, rows: int
         ds, skipped = open_scans(scans, detect_raster(scans[0]))
         (ds["fire_mask"] >= 7).sum(["y", "x"]).compute()   # fire pixels per scan
     """
+    files, grid, skips = usable_scans(paths, product)
+    if grid is None:
+        return None, skips
+    return stack_dataset(files, product, grid, rows), skips
+
+
+def usable_scans(paths: Sequence[str | Path], product: RasterProduct) -> tuple[list[tuple[Path, np.datetime64, str]], _Grid | None, list[Skip]]:
+    """What ``open_scans`` opens: the usable scans as (path, UTC time, satellite), sorted by time,
+    their common grid (None when no file is usable) and the files skipped, with why.
+
+    With ``stack_dataset`` this opens any subset of the scans without looking at the files again
+    (a dask worker can open its share of a day from these few small objects).
+    """
     skips: list[Skip] = []
     scans: dict[np.datetime64, tuple[Path, np.datetime64, str]] = {}
     for path in sorted(Path(p) for p in paths):
@@ -533,5 +546,10 @@ def open_scans(paths: Sequence[str | Path], product: RasterProduct, *, rows: int
             path = scans.pop(when)[0]
             skips.append(Skip(path.name, str(exc).removeprefix(f"{path.name}: ")))
     if grid is None:
-        return None, skips
-    return _dataset([scans[t] for t in sorted(scans)], product, grid, rows), skips
+        return [], None, skips
+    return [scans[t] for t in sorted(scans)], grid, skips
+
+
+def stack_dataset(files: Sequence[tuple[Path, np.datetime64, str]], product: RasterProduct, grid: _Grid, rows: int = ROWS) -> xr.Dataset:
+    """The lazy Dataset of scans found usable by ``usable_scans`` (any subset of them, in time order)."""
+    return _dataset(files, product, grid, rows)
