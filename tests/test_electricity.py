@@ -275,7 +275,7 @@ def test_sample_night_writes_sites(electricity_run: Path) -> None:
     summary = pd.read_csv(folder / "grid_summary.csv", dtype={"cell_id": str})
     assert summary["sites"].sum() == len(sites)
     page = (folder / "map.html").read_text(encoding="utf-8")
-    assert "gridwatchChart" in page and "死灰复燃" in page
+    assert "死灰复燃" in page and "gridwatchChart" in (folder / "static" / "gridwatch-map.js").read_text(encoding="utf-8")
     cell = sites.loc[sites["rule"] == "resurgence", "cell_id"].iloc[0]
     assert "死灰复燃" in (folder / "maps" / cell_map_filename(cell)).read_text(encoding="utf-8")
     assert (electricity_run / "out" / "state" / "electricity" / f"{DAY}.parquet").exists()
