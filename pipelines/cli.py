@@ -9,7 +9,9 @@ import sys
 import traceback
 from pathlib import Path
 
+from . import __version__
 from .config import ConfigError, load_config
+from .daycounts import DayCounts
 from .fires import expand_patterns
 from .grid import GridError, load_counties, make_grid
 from .maps import map_options
@@ -34,8 +36,10 @@ The day is a Beijing-time calendar day (00:00-24:00 UTC+8): a fire at
 
 Output, written all at once (a failed or killed run leaves the previous
 output untouched): OUT/D/fires.parquet, events.parquet, grid_summary.csv,
-report.csv, report.html, plan.csv, plan.html (tomorrow's patrol plan),
-map.html, maps/<cell>.html, run.json, run.log.
+sites.parquet, report.csv, report.html, bulletin.html (the day's 通报),
+plan.csv, plan.html (tomorrow's patrol plan), index.html (start here),
+map.html, maps/<cell file>.html, supervisors/<supervisor file>.html, static/
+(the pages' shared scripts), run.json, run.log.
 
 exit status:
   {EXIT_OK}  all inputs used
@@ -157,8 +161,9 @@ def _nightly(args: argparse.Namespace, interactive: bool) -> int:
     counts = result.manifest["counts"]
     if result.skips:
         print(f"gridwatch: partial: {len(result.skips)} input row(s)/file(s) skipped, see {result.folder / 'run.json'}", file=sys.stderr)
-    elif interactive:
-        print(f"gridwatch: {counts['fires']} fires, {counts['cells_with_fires']} cells; open {result.folder / 'map.html'}", file=sys.stderr)
+    if interactive or result.skips:
+        day = DayCounts(**counts["day"])
+        print(f"gridwatch: {day.headline(config.maps.language)}; {day.cell_maps} cell maps; open {result.folder / 'index.html'}", file=sys.stderr)
     return result.exit_code
 
 
