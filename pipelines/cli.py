@@ -49,6 +49,7 @@ exit status:
 
 example:
   gridwatch nightly --date 2022-06-03 --config config.toml --out out
+  gridwatch nightly --date yesterday --config /srv/gridwatch/config.toml   # from cron
 """
 
 
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gridwatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"gridwatch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     nightly = commands.add_parser(
@@ -85,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=NIGHTLY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    nightly.add_argument("--date", required=True, type=_date, help="the Beijing-time day to process, YYYY-MM-DD")
+    nightly.add_argument("--date", required=True, type=_date,
+                         help="the Beijing-time day to process: YYYY-MM-DD, or 'yesterday' (the Beijing day before now; for cron)")
     _common(nightly)
     nightly.add_argument("--out", type=Path, help="output root (default: [output] dir of the config)")
     nightly.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (default: local threads)")
@@ -143,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         "near (播种前), ranked by cropland and recent suspected straw burning, with a map. Writes "
         "OUT/plan-<D+1>/plan.csv and plan.html (all at once). The nightly run writes the same into OUT/D/.",
     )
-    plan.add_argument("--date", required=True, type=_date, help="today, YYYY-MM-DD (Beijing time); the plan is for the next day")
+    plan.add_argument("--date", required=True, type=_date, help="today, YYYY-MM-DD or 'today'/'yesterday' (Beijing time); the plan is for the next day")
     _common(plan)
     plan.add_argument("--out", type=Path, help="output root (default: [output] dir of the config)")
     plan.set_defaults(func=_plan)
@@ -251,11 +254,23 @@ def _codes(text: str) -> tuple[str, ...]:
     return codes
 
 
-def _date(text: str) -> dt.date:
+BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
+
+
+def beijing_today(now: dt.datetime | None = None) -> dt.date:
+    """The Beijing calendar day at ``now`` (default: the current time), whatever the machine's time zone."""
+    return (now or dt.datetime.now(dt.UTC)).astimezone(BEIJING).date()
+
+
+def _date(text: str, now: dt.datetime | None = None) -> dt.date:
+    """``YYYY-MM-DD``, or ``today``/``yesterday`` in Beijing time (a cron job at 06:00 runs ``--date yesterday``)."""
+    relative = {"today": 0, "yesterday": 1}.get(text.strip().lower())
+    if relative is not None:
+        return beijing_today(now) - dt.timedelta(days=relative)
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD, 'today' or 'yesterday'") from None
 
 
 def _setup_logging(interactive: bool) -> None:

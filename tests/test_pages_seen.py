@@ -247,3 +247,62 @@ def test_page_as_seen_on_phone_and_desktop(run: Path, browser: Browser, kind: st
         assert not hidden, f"{what}: not visible: {hidden}"
         english = english_phrases(seen["text"])
         assert not english, f"{what}: English shows in zh mode: {english[:8]}"
+
+
+# ------------------------------------------------------------------ one set of counts, links, assignments
+
+
+def test_one_set_of_counts_on_every_page(run: Path) -> None:
+    import pandas as pd
+
+    day = json.loads((run / "run.json").read_text(encoding="utf-8"))["counts"]["day"]
+    report = pd.read_csv(run / "report.csv", dtype={"code": str})
+    provinces = report[report["level"] == "province"]
+    # report.csv sums to the day's counts (events of suspected straw burning, their fire pixels).
+    assert int(provinces["straw_suspect"].sum()) == day["straw_events"] and int(provinces["straw_points"].sum()) == day["straw_fires"]
+    assert day["straw_events"] > 0 and day["straw_fires"] >= day["straw_events"]
+    sentence = f"疑似秸秆焚烧 {day['straw_events']} 起（{day['straw_fires']} 个火点），涉及 {day['cells_with_straw']} 个网格"
+    for name in ("index.html", "map.html", "report.html", "bulletin.html"):
+        assert sentence in (run / name).read_text(encoding="utf-8"), name
+    supervisor = next((run / "supervisors").glob("*.html")).read_text(encoding="utf-8")
+    assert sentence in supervisor and 'href="../index.html"' in supervisor
+
+
+def test_every_page_links_to_index(run: Path) -> None:
+    pages = [run / n for n in ("map.html", "report.html", "plan.html", "bulletin.html")]
+    pages += list((run / "maps").glob("*.html")) + list((run / "supervisors").glob("*.html"))
+    for page in pages:
+        href = "../index.html" if page.parent != run else "index.html"
+        assert f'href="{href}"' in page.read_text(encoding="utf-8"), page.relative_to(run)
+        assert (page.parent / href).resolve() == (run / "index.html").resolve()
+    index = (run / "index.html").read_text(encoding="utf-8")
+    assert 'href="bulletin.html"' in index and 'href="supervisors/' in index
+
+
+def test_sample_grid_has_supervisors_the_script_gives() -> None:
+    import geopandas as gpd
+
+    spec = importlib.util.spec_from_file_location("_assign", ROOT / "geodata" / "tools" / "assign_supervisors.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    grid = gpd.read_parquet(ROOT / "geodata" / "grid_ncp_5km.parquet")
+    assert (grid["supervisor"] != "unassigned").all()
+    assert (module.assign(grid).to_numpy() == grid["supervisor"].astype(str).to_numpy()).all()
+    per = grid["supervisor"].value_counts()
+    assert per.max() <= 9 and per.median() >= 2  # township-sized: a few 5 km cells each
+
+
+def test_cli_version_and_yesterday_in_beijing_time(capsys: pytest.CaptureFixture[str]) -> None:
+    import datetime as dt
+
+    from pipelines import __version__
+    from pipelines.cli import _date
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"gridwatch {__version__}"
+    # 16:30 UTC on June 3 is 00:30 on June 4 in Beijing: "yesterday" is June 3 there, June 2 in UTC.
+    assert _date("yesterday", dt.datetime(2022, 6, 3, 16, 30, tzinfo=dt.UTC)) == dt.date(2022, 6, 3)
+    assert _date("yesterday", dt.datetime(2022, 6, 3, 15, 30, tzinfo=dt.UTC)) == dt.date(2022, 6, 2)
+    assert _date("2022-06-03") == dt.date(2022, 6, 3)
