@@ -622,7 +622,9 @@ def write_plan(plan: pd.DataFrame, grid: gpd.GeoDataFrame, folder: Path, *, day:
     shown = plan.head(PLAN_MAP_CELLS)
     title = t(f"明日巡查计划 {day.isoformat()}", f"patrol plan {day.isoformat()}", language)
     m = plan_map(shown, grid, title=title, total=len(plan), **kwargs)
-    save_map(add_home_link(m, home, language) if home else m, folder / "plan.html")
+    # In a run's folder the page shares its static/; alone (`gridwatch plan`) it carries everything inside it.
+    save_map(add_home_link(m, home, language) if home else m, folder / "plan.html", inline=home is None,
+             static=folder / STATIC_DIR if home else None)
 
 
 def _site_ids_of(out_root: Path, day: dt.date) -> set[str] | None:
