@@ -36,9 +36,16 @@ from .landcover import LandCover, cover_fractions
 from .persistent import FireHistory, PersistenceRule
 from .schema import CATEGORIES, WGS84
 
-UNKNOWN_REASON = "地类不明：火点像元不在土地覆盖数据范围内 land cover unknown: the pixel is outside the land-cover raster (or on its nodata)"
-NO_LANDCOVER_REASON = "地类不明：没有可用的土地覆盖数据 land cover unknown: no usable land-cover raster ([classify] landcover, see run.json)"
-CLASS_COLUMNS = ["category", "reason", "cropland_fraction", "plant_id", "plant_name", "plant_km", "persistent_days"]
+UNKNOWN_REASON_ZH = "地类不明：火点不在土地覆盖数据范围内"
+UNKNOWN_REASON_EN = "land cover unknown: the pixel is outside the land-cover raster (or on its nodata)"
+NO_LANDCOVER_REASON_ZH = "地类不明：没有可用的土地覆盖数据"
+NO_LANDCOVER_REASON_EN = "land cover unknown: no usable land-cover raster ([classify] landcover, see run.json)"
+UNKNOWN_REASON = f"{UNKNOWN_REASON_ZH} {UNKNOWN_REASON_EN}"
+NO_LANDCOVER_REASON = f"{NO_LANDCOVER_REASON_ZH} {NO_LANDCOVER_REASON_EN}"
+# ``reason`` is both sentences (Chinese first) for analysts; pages pick ``reason_zh`` or ``reason_en`` by [maps] language.
+CLASS_COLUMNS = ["category", "reason", "reason_zh", "reason_en", "cropland_fraction", "plant_id", "plant_name", "plant_km", "persistent_days"]
+REASON_COLUMNS = ("reason", "reason_zh", "reason_en")
+PLANT_KINDS_ZH = {"steel plant": "钢铁厂", "power plant": "电厂", "industrial site": "工厂"}  # by the end of the plant kind
 
 
 @dataclass(frozen=True)
@@ -99,31 +106,49 @@ def classify(fires: pd.DataFrame, classifier: Classifier, day: dt.date) -> pd.Da
         ["industrial", "persistent", "straw_suspect", "other_vegetation", "unknown"],
         "other",
     )
-    reasons = []
+    reasons_zh, reasons_en = [], []
     for i in range(n):
-        c = category[i]
-        if c == "industrial":
-            reasons.append(
-                f"{near['plant_kind'].iat[i]} {near['plant_name'].iat[i]} ({near['plant_id'].iat[i]}): "
-                f"{near['plant_km'].iat[i]:.1f} km from the pixel centre; the pixel reaches its {near['buffer_km'].iat[i]:g} km buffer"
-            )
-        elif c == "persistent":
-            reasons.append(
-                f"persistent heat source: fires on {days[i]} days in the {classifier.rule.window_days} days before "
-                f"{day.isoformat()} (at least {classifier.rule.min_days} make a place persistent)"
-            )
-        elif c == "unknown":
-            reasons.append(UNKNOWN_REASON if classifier.landcover is not None else NO_LANDCOVER_REASON)
-        else:
-            reasons.append(f"{crop[i]:.0%} of the pixel is cropland, {veg[i]:.0%} natural vegetation (class {centre[i]} at its centre)")
+        zh, en = _reason(str(category[i]), i, near, days, crop, veg, centre, classifier, day)
+        reasons_zh.append(zh)
+        reasons_en.append(en)
     out["category"] = pd.array(category, dtype="string")
-    out["reason"] = pd.array(reasons, dtype="string")
+    out["reason"] = pd.array([f"{zh} {en}" for zh, en in zip(reasons_zh, reasons_en)], dtype="string")
+    out["reason_zh"] = pd.array(reasons_zh, dtype="string")
+    out["reason_en"] = pd.array(reasons_en, dtype="string")
     out["cropland_fraction"] = crop
     out["plant_id"] = near["plant_id"].to_numpy()
     out["plant_name"] = near["plant_name"].to_numpy()
     out["plant_km"] = near["plant_km"].to_numpy()
     out["persistent_days"] = np.asarray(days, dtype=np.int64)
     return out
+
+
+def _kind_zh(kind: str) -> str:
+    """A plant kind ("coal power plant", "steel plant") in Chinese words a supervisor uses."""
+    fuel = {"coal": "燃煤", "gas": "燃气", "oil": "燃油", "biomass": "生物质"}.get(kind.split(" ")[0], "")
+    base = next((zh for en, zh in PLANT_KINDS_ZH.items() if kind.endswith(en)), "工厂")
+    return fuel + base if base == "电厂" else base
+
+
+def _reason(c: str, i: int, near: pd.DataFrame, days: np.ndarray, crop: np.ndarray, veg: np.ndarray, centre: np.ndarray,
+            classifier: Classifier, day: dt.date) -> tuple[str, str]:
+    """Why fire ``i`` is of category ``c``: (plain Chinese for a supervisor, English for an analyst)."""
+    if c == "industrial":
+        kind, name, pid = near["plant_kind"].iat[i], near["plant_name"].iat[i], near["plant_id"].iat[i]
+        km, buffer = near["plant_km"].iat[i], near["buffer_km"].iat[i]
+        return (f"靠近{_kind_zh(str(kind))}“{name}”，约 {km:.1f} 公里：多为厂内热源，不是秸秆焚烧",
+                f"{kind} {name} ({pid}): {km:.1f} km from the pixel centre; the pixel reaches its {buffer:g} km buffer")
+    if c == "persistent":
+        window, least = classifier.rule.window_days, classifier.rule.min_days
+        return (f"固定热源：此处过去 {window} 天里有 {days[i]} 天出现火点（{least} 天及以上即视为固定热源）",
+                f"persistent heat source: fires on {days[i]} days in the {window} days before "
+                f"{day.isoformat()} (at least {least} make a place persistent)")
+    if c == "unknown":
+        if classifier.landcover is not None:
+            return UNKNOWN_REASON_ZH, UNKNOWN_REASON_EN
+        return NO_LANDCOVER_REASON_ZH, NO_LANDCOVER_REASON_EN
+    return (f"火点范围内耕地约占 {crop[i]:.0%}，林草等自然植被约占 {veg[i]:.0%}",
+            f"{crop[i]:.0%} of the pixel is cropland, {veg[i]:.0%} natural vegetation (class {centre[i]} at its centre)")
 
 
 def _nearest_plants(lon: np.ndarray, lat: np.ndarray, scan: np.ndarray, track: np.ndarray, plants: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -181,5 +206,7 @@ def classify_events(events: pd.DataFrame, fires: pd.DataFrame) -> pd.DataFrame:
     )
     out = events.copy()
     out["category"] = pd.array(out["event_id"].map(decisive["category"]), dtype="string")
-    out["reason"] = pd.array(out["event_id"].map(decisive["reason"]), dtype="string")
+    for column in REASON_COLUMNS:
+        if column in decisive:
+            out[column] = pd.array(out["event_id"].map(decisive[column]), dtype="string")
     return out

@@ -9,7 +9,9 @@ import sys
 import traceback
 from pathlib import Path
 
+from . import __version__
 from .config import ConfigError, load_config
+from .daycounts import DayCounts
 from .fires import expand_patterns
 from .grid import GridError, load_counties, make_grid
 from .maps import map_options
@@ -34,8 +36,10 @@ The day is a Beijing-time calendar day (00:00-24:00 UTC+8): a fire at
 
 Output, written all at once (a failed or killed run leaves the previous
 output untouched): OUT/D/fires.parquet, events.parquet, grid_summary.csv,
-report.csv, report.html, plan.csv, plan.html (tomorrow's patrol plan),
-map.html, maps/<cell>.html, run.json, run.log.
+sites.parquet, report.csv, report.html, bulletin.html (the day's 通报),
+plan.csv, plan.html (tomorrow's patrol plan), index.html (start here),
+map.html, maps/<cell file>.html, supervisors/<supervisor file>.html, static/
+(the pages' shared scripts), run.json, run.log.
 
 exit status:
   {EXIT_OK}  all inputs used
@@ -45,6 +49,7 @@ exit status:
 
 example:
   gridwatch nightly --date 2022-06-03 --config config.toml --out out
+  gridwatch nightly --date yesterday --config /srv/gridwatch/config.toml   # from cron
 """
 
 
@@ -72,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gridwatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"gridwatch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     nightly = commands.add_parser(
@@ -81,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=NIGHTLY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    nightly.add_argument("--date", required=True, type=_date, help="the Beijing-time day to process, YYYY-MM-DD")
+    nightly.add_argument("--date", required=True, type=_date,
+                         help="the Beijing-time day to process: YYYY-MM-DD, or 'yesterday' (the Beijing day before now; for cron)")
     _common(nightly)
     nightly.add_argument("--out", type=Path, help="output root (default: [output] dir of the config)")
     nightly.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (default: local threads)")
@@ -139,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         "near (播种前), ranked by cropland and recent suspected straw burning, with a map. Writes "
         "OUT/plan-<D+1>/plan.csv and plan.html (all at once). The nightly run writes the same into OUT/D/.",
     )
-    plan.add_argument("--date", required=True, type=_date, help="today, YYYY-MM-DD (Beijing time); the plan is for the next day")
+    plan.add_argument("--date", required=True, type=_date, help="today, YYYY-MM-DD or 'today'/'yesterday' (Beijing time); the plan is for the next day")
     _common(plan)
     plan.add_argument("--out", type=Path, help="output root (default: [output] dir of the config)")
     plan.set_defaults(func=_plan)
@@ -157,8 +164,9 @@ def _nightly(args: argparse.Namespace, interactive: bool) -> int:
     counts = result.manifest["counts"]
     if result.skips:
         print(f"gridwatch: partial: {len(result.skips)} input row(s)/file(s) skipped, see {result.folder / 'run.json'}", file=sys.stderr)
-    elif interactive:
-        print(f"gridwatch: {counts['fires']} fires, {counts['cells_with_fires']} cells; open {result.folder / 'map.html'}", file=sys.stderr)
+    if interactive or result.skips:
+        day = DayCounts(**counts["day"])
+        print(f"gridwatch: {day.headline(config.maps.language)}; {day.cell_maps} cell maps; open {result.folder / 'index.html'}", file=sys.stderr)
     return result.exit_code
 
 
@@ -246,11 +254,23 @@ def _codes(text: str) -> tuple[str, ...]:
     return codes
 
 
-def _date(text: str) -> dt.date:
+BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
+
+
+def beijing_today(now: dt.datetime | None = None) -> dt.date:
+    """The Beijing calendar day at ``now`` (default: the current time), whatever the machine's time zone."""
+    return (now or dt.datetime.now(dt.UTC)).astimezone(BEIJING).date()
+
+
+def _date(text: str, now: dt.datetime | None = None) -> dt.date:
+    """``YYYY-MM-DD``, or ``today``/``yesterday`` in Beijing time (a cron job at 06:00 runs ``--date yesterday``)."""
+    relative = {"today": 0, "yesterday": 1}.get(text.strip().lower())
+    if relative is not None:
+        return beijing_today(now) - dt.timedelta(days=relative)
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD, 'today' or 'yesterday'") from None
 
 
 def _setup_logging(interactive: bool) -> None:

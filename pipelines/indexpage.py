@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # Top links of a run folder: label (Chinese, English) -> relative path.
 DEFAULT_EXTRA: dict[tuple[str, str], str] = {
     ("总览地图", "overview map"): "map.html",
+    ("今日通报", "bulletin"): "bulletin.html",
     ("统计报表", "report"): "report.html",
     ("明日巡查计划", "tomorrow's patrol plan"): "plan.html",
 }
@@ -95,6 +96,9 @@ def index_counts(
     return out
 
 
+OPT_CLASS = ' class="opt"'
+
+
 def _int(value: object) -> int | None:
     text = _text(value)
     if text == "":
@@ -140,6 +144,8 @@ def index_page(
     events: pd.DataFrame | None = None,
     lines: list[str] | None = None,
     notices: list[tuple[str, str]] | None = None,
+    counts: Any = None,
+    supervisor_links: Mapping[str, str] | None = None,
 ) -> str:
     """The run's ``index.html`` as one self-contained page (UTF-8 text).
 
@@ -153,7 +159,10 @@ def index_page(
     None = overview map, report and plan (``DEFAULT_EXTRA``). ``lines``: more
     summary lines under the title (plain text). ``notices``: ``(level, text)``
     boxes under the title, ``level`` "warn" (missing data, skipped input) or
-    "info" (e.g. no fires observed). Fixed labels in Chinese, English
+    "info" (e.g. no fires observed). ``counts``: the day's ``daycounts.DayCounts``,
+    whose sentences open the page (the numbers every page of the run shows).
+    ``supervisor_links``: supervisor -> relative path of their page, linked from
+    the table and listed under the top links. Fixed labels in Chinese, English
     or both. Cells are listed most suspected straw burning first, then most fires,
     most electricity sites, then by id. Raises ``ValueError`` for a link that is
     not a relative path.
@@ -173,28 +182,34 @@ def index_page(
         raise KeyError(f"links name cells not in the summary: {missing[:5]}")
     table = index_counts(listed, fires, events)
     order = pd.DataFrame({
+        "straw_events": pd.to_numeric(table["straw_events"], errors="coerce").fillna(-1).to_numpy(),
         "straw": pd.to_numeric(table["straw_suspect"], errors="coerce").fillna(-1).to_numpy(),
         "fires": pd.to_numeric(table["fires"], errors="coerce").fillna(0).to_numpy(),
         "sites": pd.to_numeric(table.get("sites", 0), errors="coerce").fillna(0).to_numpy() if "sites" in table else 0,
         "id": table["cell_id"].astype(str).to_numpy(),
     })
-    table = table.iloc[order.sort_values(["straw", "fires", "sites", "id"], ascending=[False, False, False, True], kind="stable").index]
+    table = table.iloc[order.sort_values(["straw_events", "straw", "fires", "sites", "id"], ascending=[False, False, False, False, True],
+                                         kind="stable").index]
+    people = {str(k): _relative_link(v) for k, v in (supervisor_links or {}).items()}
 
     columns: list[tuple[str, str, str]] = [  # (key, label, type: s = text, n = number, "" = no sorting)
         ("cell", _t("网格", "cell", language), "s"),
+        ("map", _t("地图", "map", language), ""),
+        ("straw", _t("疑似秸秆焚烧 起（火点）", "suspected straw burning: events (fire pixels)", language), "n"),
         ("county", _t("区县", "county", language), "s"),
         ("supervisor", _t("网格员", "supervisor", language), "s"),
-        ("fires", _t("火点", "fires", language), "n"),
-        ("straw", _t("疑似秸秆焚烧", "suspected straw burning", language), "n"),
+        ("fires", _t("全部火点", "all fire pixels", language), "n"),
         *((w, _t(*WINDOW_NAMES[f"win_{w}"], language), "n") for w in WINDOW_COUNT_COLUMNS),
         ("touching", _t("邻格触及", "touching", language), "n"),
         ("sites", _t("用电异常", "electricity sites", language), "n"),
         ("observed", _t("卫星观测", "observed", language), "s"),
-        ("map", _t("地图", "map", language), ""),
     ]
+    # Columns a phone held upright leaves out (they stay in the overview and the cell maps).
+    optional = {"touching", "observed", *WINDOW_COUNT_COLUMNS}
     head = "".join(
-        f'<th scope="col" data-type="{kind}">' + (f"<button type=\"button\">{_esc(label)}</button>" if kind else _esc(label)) + "</th>"
-        for _, label, kind in columns
+        f'<th scope="col" data-type="{kind}"{OPT_CLASS if key in optional else ""}>'
+        + (f"<button type=\"button\">{_esc(label)}</button>" if kind else _esc(label)) + "</th>"
+        for key, label, kind in columns
     )
     open_label = _t("打开地图", "open map", language)
     body = []
@@ -202,22 +217,24 @@ def index_page(
         cell_id = str(rec["cell_id"])
         county = _text(rec.get("county_name")) or _text(rec.get("county_code"))
         supervisor = _text(rec.get("supervisor"))
-        straw = _int(rec.get("straw_suspect"))
+        straw = _int(rec.get("straw_events"))
+        pixels = _int(rec.get("straw_suspect"))
+        person = f'<a href="{_esc(people[supervisor])}">{_esc(supervisor)}</a>' if supervisor in people else _esc(supervisor)
         cells = [
-            # The name links too: on a phone the map column is a sideways scroll away.
             (
                 f'<td class="cell"><a href="{_esc(links[cell_id])}">{_esc(_text(rec.get("cell_name"), cell_id))}</a>'
                 f"<small>{_esc(cell_id)}</small></td>"
             ),
-            f"<td>{_esc(county)}</td>",
-            f"<td>{_esc(supervisor)}</td>",
-            _count_cell(rec.get("fires"), language),
-            _count_cell(rec.get("straw_suspect"), language).replace('<td class="n', '<td class="n straw', 1),
-            *(_count_cell(rec.get(w), language) for w in WINDOW_COUNT_COLUMNS),
-            _count_cell(rec.get("fires_touching"), language),
-            _count_cell(rec.get("sites"), language),
-            f"<td>{_esc(_observed(rec, language))}</td>",
             f'<td class="map"><a href="{_esc(links[cell_id])}">{_esc(open_label)}</a></td>',
+            (f'<td class="n straw" data-v="{-1 if straw is None else straw}">{_esc("—" if straw is None else straw)}'
+             f'{"" if pixels is None else f"<small>（{pixels}）</small>"}</td>'),
+            f"<td>{_esc(county)}</td>",
+            f"<td>{person}</td>",
+            _count_cell(rec.get("fires"), language),
+            *(_count_cell(rec.get(w), language).replace("<td ", '<td data-opt="1" ', 1) for w in WINDOW_COUNT_COLUMNS),
+            _count_cell(rec.get("fires_touching"), language).replace("<td ", '<td data-opt="1" ', 1),
+            _count_cell(rec.get("sites"), language),
+            f'<td data-opt="1">{_esc(_observed(rec, language))}</td>',
         ]
         hot = ' class="hot"' if straw else ""
         body.append(f'<tr{hot} data-county="{_esc(county)}" data-supervisor="{_esc(supervisor)}">{"".join(cells)}</tr>')
@@ -225,13 +242,18 @@ def index_page(
         body.append(f'<tr><td colspan="{len(columns)}">{_esc(_t("今日无网格地图", "no cell maps today", language))}</td></tr>')
 
     day_text = day.isoformat() if hasattr(day, "isoformat") else _text(day)
-    summary_line = _summary_line(table, language)
+    summary_line = _summary_line(table, language, counted=counts is not None)
     paragraphs = [
         _t("运行日期（北京时间）", "run date (Beijing)", language) + f" {day_text}",
+        *((counts.headline(language), counts.detail(language)) if counts is not None else ()),
         summary_line,
         *(lines or []),
     ]
     nav = "".join(f'<a href="{_esc(path)}">{_esc(label)}</a>' for label, path in top.items())
+    if people:
+        listed_people = "".join(f'<a href="{_esc(path)}">{_esc(name)}</a>' for name, path in sorted(people.items()))
+        nav += (f'<details class="people"><summary>{_esc(_t("网格员任务页", "supervisor pages", language))} ({len(people)})</summary>'
+                f"<div>{listed_people}</div></details>")
     every = _t("全部", "all", language)
     filters = (
         '<div class="filters">'
@@ -280,9 +302,10 @@ def _notice_list(notices: list[tuple[str, str]]) -> str:
     return f'<ul class="notices" role="status">{items}</ul>'
 
 
-def _summary_line(table: pd.DataFrame, language: Language) -> str:
+def _summary_line(table: pd.DataFrame, language: Language, counted: bool = False) -> str:
+    """Cells with a map, window counts and sites; the fire counts too unless the page opens with ``DayCounts`` (``counted``)."""
     parts = [f"{len(table)} " + _t("个网格有地图", "cells with a map", language)]
-    for column, zh, en in (("fires", "火点", "fires"), ("straw_suspect", "疑似秸秆焚烧", "suspected straw burning")):
+    for column, zh, en in () if counted else (("fires", "火点", "fires"), ("straw_suspect", "疑似秸秆焚烧火点", "suspected straw-burning fire pixels")):
         total = _total(table, column)
         if total is not None:
             parts.append(f"{total} {_t(zh, en, language)}")

@@ -48,7 +48,7 @@ from folium.elements import ElementAddToElement
 from folium.map import Layer
 
 from pipelines.chinacrs import wgs84_to_gcj02
-from pipelines.pages import STATIC_DIR, RawHtml, check_self_contained, js_template, require_assets, static_text, write_static
+from pipelines.pages import STATIC_DIR, RawHtml, check_self_contained, html_template, js_template, require_assets, static_text, write_static
 from pipelines.schema import (
     BEIJING_TZ,
     CATEGORY_LABELS,
@@ -57,9 +57,10 @@ from pipelines.schema import (
     WINDOW_LABELS,
 )
 from pipelines.sites import RULE_LABELS, RULES
-from pipelines.tasklist import RECORD_COLUMN, add_task_list, frame_records, touched_cells
+from pipelines.tasklist import RECORD_COLUMN, add_task_list, frame_records, task_records, touched_cells
+from pipelines.wording import area
 
-__all__ = ["MapDay", "cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
+__all__ = ["MapDay", "add_home_link", "cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
 
 TIME_FORMAT = "%Y-%m-%d %H:%M 北京时间"
 OUTSIDE_GRID = "不在任何网格内 outside any grid cell"
@@ -368,11 +369,27 @@ def _add_basemap(m: folium.Map, basemap: Basemap, tianditu_key: str, lang: _Lang
         ).add_to(m)
 
 
-def _add_title_bar(m: folium.Map, heading: str, lines: Sequence[str]) -> None:
-    """A bar above the map with the title and one line per summary."""
+def _add_title_bar(m: folium.Map, heading: str, lines: Sequence[str], home: tuple[str, str] | None = None) -> None:
+    """A bar above the map with the title, one line per summary and, once :func:`add_home_link` gave one, the link home."""
+    m.gridwatch_title = (heading, list(lines))
+    home = home or getattr(m, "gridwatch_home", None)
+    link = f'<a class="gw-home" href="{_esc(home[0])}">{_esc(home[1])}</a>' if home else ""
     paragraphs = "".join(f"<p>{_esc(line)}</p>" for line in lines)
-    bar = f'<header class="gw-title"><h1>{_esc(heading)}</h1>{paragraphs}</header>'
+    bar = f'<header class="gw-title">{link}<h1>{_esc(heading)}</h1>{paragraphs}</header>'
     m.get_root().html.add_child(RawHtml(bar), name="gridwatch_title")
+
+
+def add_home_link(m: folium.Map, href: str = "index.html", language: str = "both") -> folium.Map:
+    """Put a link to the run's start page (``href``, relative to where the page is saved) in the title bar of ``m``.
+
+    Every page of a run links back to ``index.html``: ``"index.html"`` from
+    ``map.html`` and ``plan.html``, ``"../index.html"`` from ``maps/<cell>.html``.
+    """
+    lang = _Lang(language)
+    m.gridwatch_home = (href, lang.t("← 首页", "← index") if lang.code != "both" else "← 首页 index")
+    heading, lines = getattr(m, "gridwatch_title", (m.get_root().title, []))
+    _add_title_bar(m, heading, lines)
+    return m
 
 
 # ------------------------------------------------------------------ formatting
@@ -1524,8 +1541,12 @@ def overview_map(
     tianditu_key: str = "",
     language: str = "both",
     cluster_min_fires: int = CLUSTER_MIN_FIRES,
+    day_counts: Any = None,
 ) -> folium.Map:
     """The morning overview: cells shaded by suspected straw burning, every fire as a marker.
+
+    ``day_counts``: the day's ``daycounts.DayCounts``; given, its sentences are the
+    title bar's count lines (the numbers every page of the run shows).
 
     ``sites``: electricity sites (``sites.find_sites``, EPSG:4326), one layer per
     rule, each popup with the last 60 days of use and the rule that fired.
@@ -1596,6 +1617,8 @@ def overview_map(
     legend = _overview_legend(class_counts, not touched_only.empty, has_events, lang=lang, straw=straw, clustered=clustered)
     _add_legend(m, _Html(legend + _site_legend(sites, lang)), lang)
     lines = _overview_lines(fires, events, sites, len(with_fires), class_counts, lang)
+    if day_counts is not None:
+        lines[1 if len(lines) > 1 else 0:2] = [day_counts.headline(lang.code), day_counts.detail(lang.code)]
     if light:
         lines.append(lang.t(f"火点多于{LIGHT_OVERVIEW_FIRES:,}：总览只显示要点，事件与详情见各网格地图",
                             f"over {LIGHT_OVERVIEW_FIRES:,} fires: the overview shows the essentials; events and details are on the cell maps"))
@@ -1797,6 +1820,18 @@ class MapDay:
                                      f"{_text(cell['cell_name'])} ({cell['cell_id']}) · 网格员 {_text(cell['supervisor'])}"))
         return _FeatureLayer(features, name, styles=[style]) if features else None
 
+    def tasks(self, cell_id: str) -> list[dict[str, Any]]:
+        """The task list of one cell (``tasklist.task_records``) from the night as grouped here: what its map lists."""
+        cell_id = str(cell_id)
+        rows = self._fire_rows.get(cell_id, np.empty(0, dtype=np.int64))
+        shown = self.fires.iloc[rows].reset_index(drop=True)
+        events = None
+        if self._event_index is not None and "event_id" in shown:
+            found = self._event_index.get_indexer(shown["event_id"].dropna().astype(str).unique())
+            events = self.events.iloc[np.sort(found[found >= 0])]
+        here = self.sites.iloc[self._site_rows[cell_id]] if cell_id in self._site_rows else None
+        return task_records(shown if len(shown) else None, events, here, cell_id)
+
     def cell_map(
         self,
         cell_id: str,
@@ -1936,9 +1971,11 @@ cell_map.__doc__ = (cell_map.__doc__ or "") + _MAP_KEYWORDS_DOC
 PLAN_POPUP_LABELS = (
     "排名 rank", "网格 cell", "区县 county", "网格员 supervisor", "时段 window",
     "预计降雨 rain expected", "降雨数据 rain data", "播种 sowing", "播种依据 sowing data",
-    "耕地 cropland", "近期火点 recent fires",
+    "耕地 cropland", "近期疑似秸秆焚烧 recent straw burning",
 )
-PLAN_COLOURS = (("#b71c1c", 10, "前10 top 10"), ("#ef6c00", 50, "11–50"), ("#fbc02d", None, "其余 the rest"))
+# Rank bands: hues that differ in lightness too (they stay apart for colour-blind readers and in grey print).
+PLAN_COLOURS = (("#b2182b", 10, "前10 top 10"), ("#2166ac", 50, "11–50"), ("#fdb863", None, "其余 the rest"))
+PLAN_TABLE_ROWS = 100  # rows of the ranked table beside the map; plan.csv has them all
 
 
 def plan_map(
@@ -1950,23 +1987,30 @@ def plan_map(
     tianditu_key: str = "",
     language: str = "both",
     cluster_min_fires: int = CLUSTER_MIN_FIRES,  # accepted so map_options() fits every map; the plan has no fires
+    total: int | None = None,
 ) -> folium.Map:
-    """Tomorrow's patrol plan (``plan.patrol_plan``): the open cells shaded by rank, with popups (EPSG:4326)."""
+    """Tomorrow's patrol plan (``plan.patrol_plan``): the open cells shaded by rank, with popups (EPSG:4326),
+    and the ranked table (first :data:`PLAN_TABLE_ROWS`) beside the map on a wide screen, under it on a phone.
+
+    ``total``: the number of open cells when ``plan`` is only the first of them (the rest are counted, not drawn).
+    """
     lang = _Lang(language)
     grid = _prepare_grid(grid)
     geometry = grid.set_index(grid["cell_id"].astype(str)).geometry
+    total = len(plan) if total is None else total
     m = _new_map(title, tiles, tianditu_key=tianditu_key, lang=lang)
     styles, features = _Styles(), []
     for rec in _records(plan):
         colour = next(c for c, upto, _ in PLAN_COLOURS if upto is None or rec["rank"] <= upto)
-        style = {"color": "#424242", "weight": 1, "fillColor": colour, "fillOpacity": 0.7}
+        # Outlined: neighbouring open cells stay apart, and the cell edge is where to patrol.
+        style = {"color": "#212121", "weight": 1.5 if rec["rank"] <= 50 else 0.8, "fillColor": colour, "fillOpacity": 0.75}
         sowing = "" if pd.isna(rec.get("sowing_start")) else f"{_text(rec.get('sowing_crop'))} {_text(rec['sowing_start'])} – {_text(rec.get('sowing_end'))}"
         values = [
             str(rec["rank"]), f"{_text(rec['cell_name'])} ({rec['cell_id']})", _text(rec.get("county_name")),
-            _text(rec.get("supervisor")), _text(rec["windows"]), _bjt(rec.get("rain_onset_bjt")), _text(rec.get("rain_source")),
-            sowing or "—", _text(rec.get("sowing_source")), _number(rec["cropland_ha"], ",.0f", " ha"), str(rec["recent_fires"]),
+            _text(rec.get("supervisor")), lang.label(_text(rec["windows"])), _bjt(rec.get("rain_onset_bjt")), _text(rec.get("rain_source")),
+            sowing or "—", _text(rec.get("sowing_source")), area(rec["cropland_ha"], lang.code), str(rec["recent_fires"]),
         ]
-        tooltip = f"#{rec['rank']} {_text(rec['cell_name'])} · {_text(rec['windows'])}"
+        tooltip = f"#{rec['rank']} {_text(rec['cell_name'])} · {lang.label(_text(rec['windows']))}"
         features.append(_feature(_geometry_json(geometry[str(rec["cell_id"])], OVERVIEW_TOLERANCE_DEG), styles.index(style), tooltip, values))
     if features:
         _FeatureLayer(features, f"{lang.t('巡查网格', 'cells to patrol')} ({len(features)})", styles=styles.table,
@@ -1976,10 +2020,34 @@ def plan_map(
         f"<div>{_swatch(c)}{_esc(lang.label(label))}</div>" for c, _, label in PLAN_COLOURS
     )
     _add_legend(m, _Html(legend), lang)
-    ranked = lang.t("按耕地与近期火点排序", "ranked by cropland and recent fires")
-    _add_title_bar(m, title, [f"{len(plan)} {lang.t('网格需巡查', 'cells to patrol')} · {ranked}"])
+    ranked = lang.t("按耕地面积与近期疑似秸秆焚烧排序", "ranked by cropland and recent suspected straw burning")
+    shown = lang.t(f"地图显示前 {len(plan)} 个，其余 {total - len(plan)} 个见 plan.csv",
+                   f"the map shows the first {len(plan)}, the other {total - len(plan)} are in plan.csv") if total > len(plan) else ""
+    _add_title_bar(m, title, [line for line in (f"{total} {lang.t('个网格明天需巡查', 'cells to patrol tomorrow')} · {ranked}", shown) if line])
+    m.add_child(_Below(html_template("pages/plan_table.html.j2").render(
+        heading=lang.t(f"巡查排名（前 {min(PLAN_TABLE_ROWS, len(plan))} 个）", f"Patrol ranking (first {min(PLAN_TABLE_ROWS, len(plan))})"),
+        head=[lang.t(*h) for h in (("排名", "rank"), ("网格", "cell"), ("区县", "county"), ("网格员", "supervisor"), ("时段", "window"),
+                                   ("耕地", "cropland"), ("近期疑似秸秆焚烧", "recent straw burning"))],
+        rows=[[str(r["rank"]), _text(r["cell_name"]), _text(r.get("county_name")), _text(r.get("supervisor")), lang.label(_text(r["windows"])),
+               area(r["cropland_ha"], lang.code), str(r["recent_fires"])] for r in plan.head(PLAN_TABLE_ROWS).to_dict("records")],
+        colours=[next(c for c, upto, _ in PLAN_COLOURS if upto is None or r <= upto) for r in plan["rank"].head(PLAN_TABLE_ROWS)],
+        more=lang.t(f"共 {total} 个网格，全部见 plan.csv", f"{total} cells in all: see plan.csv"),
+    )), name="gridwatch_plan_table")
     _fit(m, _bounds([geometry[str(c)] for c in plan["cell_id"]]) or _bounds(list(grid.geometry)))
     return m
+
+
+class _Below(MacroElement):
+    """Markup after the map's div (a child of the map, so it follows the div; see ``tasklist._AfterMap``), with the task styles."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__()
+        self._name = "GridwatchBelow"
+        self._markup = markup
+
+    def render(self, **kwargs: Any) -> None:
+        require_assets(self, "tasks")
+        self.get_root().html.add_child(RawHtml(self._markup), name="gridwatch_below")
 
 
 plan_map.__doc__ = (plan_map.__doc__ or "") + _MAP_KEYWORDS_DOC

@@ -37,9 +37,13 @@ from .events import FusionTolerance, assign_events, events_table
 from .fires import NO_ROWS, dedupe, expand_patterns, expand_tables, read_fires, read_table_fires
 from .grid import GridError, codes_as_text, load_counties, load_grid, read_layer
 from .indexpage import write_index
+from .bulletin import write_bulletin
+from .daycounts import day_counts
+from .supervisors import write_supervisor_pages
+from .wording import t
 from .landcover import LandCover, LandCoverError, land_hectares
 from .manifest import file_record, skip_records, versions
-from .maps import MapDay, cell_map_filename, map_options, overview_map, plan_map, save_map
+from .maps import MapDay, add_home_link, cell_map_filename, map_options, overview_map, plan_map, save_map
 from .outputs import staged_folder
 from .pages import STATIC_DIR
 from .persistent import FireHistory, PersistenceRule, PersistentError
@@ -456,11 +460,15 @@ def _run(run: _Run, staging: Path) -> RunResult:
         history = {"previous_day": _events_of(run.out_root, day - dt.timedelta(days=1)), "last_year": _events_of(run.out_root, _year_before(day))}
         table = report_table(events, fires, grid, run.sources.counties, cropland, history, land)
         _log_landcover_gaps(table)
-        write_report(table, staging, day=day, title=f"gridwatch {day.isoformat()}")
+        language = config.maps.language
+        day_totals = day_counts(fires, events, sites, cell_maps=len(cells))
+        write_report(table, staging, day=day, title=t(f"秸秆焚烧日报 {day.isoformat()}", f"gridwatch daily report {day.isoformat()}", language),
+                     language=language, home="index.html")
+        write_bulletin(staging, table, sites, day_totals, day=day)
     with _stage(timings, "plan", run.progress, "巡查计划 tomorrow's patrol plan"):
         today = events.loc[events["category"] == "straw_suspect", "cell_id"].dropna().value_counts()
         plan = tomorrows_plan(config, run.sources, grid, day, cropland, run.out_root, today)
-        write_plan(plan, grid, staging, day=day + dt.timedelta(days=1), map_kwargs=map_options(config.maps))
+        write_plan(plan, grid, staging, day=day + dt.timedelta(days=1), map_kwargs=map_options(config.maps), home="index.html")
     with _timed(timings, "write_maps"):
         title = f"gridwatch {day.isoformat()}" + ("" if len(fires) else f" · 未观测到火点 no fires observed ({coverage_line(coverage)})")
         seen = dict(zip(coverage["cell_id"], coverage["observed"]))
@@ -469,17 +477,22 @@ def _run(run: _Run, staging: Path) -> RunResult:
         # Every page loads Leaflet and our scripts from one shared folder (the folder opens offline as it is).
         static = staging / STATIC_DIR
         overview = overview_map(fires, grid, title=title, cell_links=links, context=province_outlines(grid), events=events, sites=sites,
-                                **map_options(config.maps))
-        save_map(overview, staging / "map.html", static=static)
+                                day_counts=day_totals, **map_options(config.maps))
+        save_map(add_home_link(overview, "index.html", language), staging / "map.html", static=static)
         shown.step()
         (staging / "maps").mkdir()
         day_maps = MapDay(fires, grid, events=events, sites=sites)  # the night grouped by cell once
         for cell in cells:
             cell_title = f"{title} · {OBSERVED_LABELS.get(seen.get(cell), '')}".rstrip(" ·")
-            save_map(day_maps.cell_map(cell, title=cell_title, **map_options(config.maps)), staging / links[cell], static=static)
+            save_map(add_home_link(day_maps.cell_map(cell, title=cell_title, **map_options(config.maps)), "../index.html", language),
+                     staging / links[cell], static=static)
             shown.step()
         shown.close()
-        write_index(staging / "index.html", summary, day=day, title=title, fires=fires, events=events,
+        people = write_supervisor_pages(staging, grid, cells, day_maps.tasks, day=day, language=language, map_links=links,
+                                        previous_sites=_site_ids_of(run.out_root, day - dt.timedelta(days=1)),
+                                        headline=day_totals.headline(language))
+        write_index(staging / "index.html", summary, day=day, title=title, fires=fires, events=events, language=language,
+                    counts=day_totals, supervisor_links=people,
                     notices=run_notices(fires, [*files.points, *files.rasters, *(p for p, _ in files.tables)], per_file, skips, coverage))
 
     updated = None
@@ -496,6 +509,8 @@ def _run(run: _Run, staging: Path) -> RunResult:
         power.inputs["state_written"] = str(stored)
     counts = _counts(fires, events, list(per_file.values()), duplicates, len(cells))
     counts["electricity"] = power.counts or None
+    counts["day"] = day_totals.as_dict()  # what every page and the command line report (daycounts)
+    counts["supervisor_pages"] = len(people)
     log.info("%d fires on %s: %d in grid cells, %d outside any cell; %d cell maps", counts["fires"], day, counts["attributed"], counts["unattributed"], len(cells))
     listed, summary_skips = skip_records(skips)
     manifest = {
@@ -601,12 +616,33 @@ def tomorrows_plan(config: Config, sources: Sources, grid: gpd.GeoDataFrame, day
                        cropland_ha=cropland, recent_fires=recent)
 
 
-def write_plan(plan: pd.DataFrame, grid: gpd.GeoDataFrame, folder: Path, *, day: dt.date, map_kwargs: dict | None = None) -> None:
-    """``plan.csv`` (every open cell, ranked; UTF-8 with BOM) and ``plan.html`` (the first ``PLAN_MAP_CELLS``)."""
-    plan.to_csv(folder / "plan.csv", index=False, encoding="utf-8-sig")
+def write_plan(plan: pd.DataFrame, grid: gpd.GeoDataFrame, folder: Path, *, day: dt.date, map_kwargs: dict | None = None,
+               home: str | None = None) -> None:
+    """``plan.csv`` (every open cell, ranked; UTF-8 with BOM; cropland to 0.1 ha, score to 0.001) and ``plan.html``
+    (the first ``PLAN_MAP_CELLS`` on the map, the rest counted; a ranked table beside it). ``home``: relative link
+    to the run's ``index.html`` (None: the page is not in a run's folder)."""
+    plan.assign(cropland_ha=plan["cropland_ha"].round(1), score=plan["score"].round(3)).to_csv(
+        folder / "plan.csv", index=False, encoding="utf-8-sig")
+    kwargs = dict(map_kwargs or {})
+    language = kwargs.get("language", "both")
     shown = plan.head(PLAN_MAP_CELLS)
-    title = f"gridwatch 巡查计划 patrol plan {day.isoformat()}" + (f" (前 top {len(shown)} / {len(plan)})" if len(plan) > len(shown) else "")
-    save_map(plan_map(shown, grid, title=title, **(map_kwargs or {})), folder / "plan.html")
+    title = t(f"明日巡查计划 {day.isoformat()}", f"patrol plan {day.isoformat()}", language)
+    m = plan_map(shown, grid, title=title, total=len(plan), **kwargs)
+    # In a run's folder the page shares its static/; alone (`gridwatch plan`) it carries everything inside it.
+    save_map(add_home_link(m, home, language) if home else m, folder / "plan.html", inline=home is None,
+             static=folder / STATIC_DIR if home else None)
+
+
+def _site_ids_of(out_root: Path, day: dt.date) -> set[str] | None:
+    """The site ids of the run of ``day`` in ``out_root``; None when that run or its sites.parquet is not there."""
+    path = Path(out_root) / day.isoformat() / "sites.parquet"
+    if not path.is_file():
+        return None
+    try:
+        return set(pd.read_parquet(path, columns=["site_id"])["site_id"].astype(str))
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("%s: not read (%s); every electricity site counts as new", path, exc)
+        return None
 
 
 def _read_events_table(path: Path) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import datetime
 import html
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .schema import CATEGORIES, CATEGORY_LABELS
+from .wording import t
 
 LEVELS = ("province", "city", "county", "cell")
 HISTORY_KEYS = ("previous_day", "last_year")
@@ -374,7 +376,8 @@ def _finish_level(part: pd.DataFrame, present: dict[str, bool]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- files
 
 
-def write_report(table: pd.DataFrame, folder: Path, *, day: datetime.date, title: str) -> list[Path]:
+def write_report(table: pd.DataFrame, folder: Path, *, day: datetime.date, title: str, language: str = "both",
+                 home: str | None = None) -> list[Path]:
     """Write report.csv (UTF-8 with BOM so Excel opens Chinese correctly, one row per unit) and report.html.
 
     Both are written to ``<name>.partial`` beside the target and then renamed
@@ -386,14 +389,29 @@ def write_report(table: pd.DataFrame, folder: Path, *, day: datetime.date, title
     csv_path = folder / "report.csv"
     html_path = folder / "report.html"
 
-    csv_table = table.copy()
+    csv_table = rounded(table)
     if "name" in csv_table.columns:
         csv_table["name"] = csv_table["name"].astype("string").map(_excel_safe, na_action="ignore")
     _write_atomic(csv_path, lambda p: csv_table.to_csv(p, index=False, encoding="utf-8-sig"))
 
-    page = report_html(table, day=day, title=title)
+    page = report_html(table, day=day, title=title, language=language, home=home)
     _write_atomic(html_path, lambda p: p.write_text(page, encoding="utf-8"))
     return [csv_path, html_path]
+
+
+def rounded(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its measurements rounded to what they can tell (report.csv): cropland to 0.1 ha,
+    densities to 3 significant digits, coverage to 0.1 %."""
+    out = table.copy()
+    if "cropland_ha" in out:
+        out["cropland_ha"] = out["cropland_ha"].astype(float).round(1)
+    if "landcover_coverage" in out:
+        out["landcover_coverage"] = out["landcover_coverage"].astype(float).round(3)
+    if "straw_per_1000ha" in out:
+        values = out["straw_per_1000ha"].astype(float)
+        digits = (2 - np.floor(np.log10(values.abs().where(values != 0)))).fillna(0).clip(lower=0).astype(int)
+        out["straw_per_1000ha"] = [round(v, d) if np.isfinite(v) else v for v, d in zip(values, digits)]
+    return out
 
 
 def _excel_safe(text: str) -> str:
@@ -423,6 +441,12 @@ ul.summary { line-height: 1.6; }
 table { border-collapse: collapse; font-size: 0.85em; margin-bottom: 1em; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; }
 td { white-space: nowrap; }
+.scroll { overflow-x: auto; max-width: 100%; }
+svg { max-width: 100%; height: auto; }
+nav.home { margin: -1.5em -1.5em 1em; background: #263238; padding: 8px 1.5em; }
+nav.home a { color: #fff; font-weight: bold; text-decoration: none; }
+@media (max-width: 600px) { body { margin: 0.8em; } nav.home { margin: -0.8em -0.8em 0.8em; } }
+@media print { nav.home { display: none; } @page { size: A4; margin: 12mm; } }
 th { background: #f3f3f3; font-weight: normal; vertical-align: bottom; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.up { color: #b00; }
@@ -434,9 +458,15 @@ li.warn { color: #b00; }
 """
 
 
-def report_html(table: pd.DataFrame, *, day: datetime.date, title: str) -> str:
-    """The report page as one self-contained HTML string (inline CSS and SVG, no scripts)."""
+def report_html(table: pd.DataFrame, *, day: datetime.date, title: str, language: str = "both", home: str | None = None) -> str:
+    """The report page as one self-contained HTML string (inline CSS and SVG, no scripts).
+
+    ``language``: "zh" (Chinese only), "en" or "both"; ``home``: relative link to the run's ``index.html``.
+    The summary's first line is the day's count as every page gives it (``daycounts``): events of
+    suspected straw burning, with their fire pixels beside them.
+    """
     e = _esc
+    L = _labeller(language)
     levels = {level: table[table["level"] == level] for level in LEVELS}
     provinces = levels["province"]
     attrs = table.attrs or {}
@@ -446,31 +476,36 @@ def report_html(table: pd.DataFrame, *, day: datetime.date, title: str) -> str:
     outside_text = "—" if outside is None else f"{int(outside):,}"
     by_cat = attrs.get("outside_grid_by_category") or {}
     if outside and by_cat.get("straw_suspect"):
-        outside_text += f"（其中疑似秸秆焚烧 of which suspected straw burning: {int(by_cat['straw_suspect']):,}）"
+        outside_text += t(f"（其中疑似秸秆焚烧 {int(by_cat['straw_suspect']):,}）",
+                          f" (of which suspected straw burning: {int(by_cat['straw_suspect']):,})", language)
+    cells_with = int((levels["cell"]["straw_suspect"] > 0).sum())
+    headline = t(f"疑似秸秆焚烧 {totals['straw_suspect']:,} 起（{totals['straw_points']:,} 个火点），涉及 {cells_with:,} 个网格",
+                 f"{totals['straw_suspect']:,} suspected straw-burning events ({totals['straw_points']:,} fire pixels) in {cells_with:,} cells",
+                 language)
 
     out: list[str] = [
         "<!DOCTYPE html>",
-        '<html lang="zh-CN">',
+        f'<html lang="{"en" if language == "en" else "zh-CN"}">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{e(title)} {e(day.isoformat())}</title>",
+        f"<title>{e(title)}</title>",
         f"<style>{_CSS}</style>",
         "</head>",
         "<body>",
+        *([f'<nav class="home"><a href="{e(home)}">{e(t("← 返回首页", "← back to index", language) if language != "both" else "← 返回首页 index")}</a></nav>']
+          if home else []),
         f"<h1>{e(title)}</h1>",
-        f'<p class="day">日期（北京时间） Day (Beijing time, UTC+8): <strong>{e(day.isoformat())}</strong></p>',
-        "<h2>概况 Summary</h2>",
+        f'<p class="day">{e(t("日期（北京时间）", "Day (Beijing time, UTC+8)", language))}: <strong>{e(day.isoformat())}</strong></p>',
+        f"<h2>{e(t('概况', 'Summary', language))}</h2>",
         '<ul class="summary">',
-        (
-            f"<li><strong>{e(CATEGORY_LABELS['straw_suspect'])}: {totals['straw_suspect']:,}</strong> "
-            f"事件 events ({totals['straw_points']:,} 火点 fire pixels)</li>"
-        ),
+        f"<li><strong>{e(headline)}</strong></li>",
         "<li>"
-        + "; ".join(f"{e(CATEGORY_LABELS[c])}: {totals[c]:,}" for c in CATEGORIES)
-        + f"; 合计 total: {totals['events']:,} 事件 events in grid cells</li>",
-        f"<li>网格外事件 events outside the grid: {e(outside_text)}</li>",
-        *_coverage_warning(levels["county"]),
+        + e("; ".join(f"{L(CATEGORY_LABELS[c])}: {totals[c]:,}" for c in CATEGORIES)
+            + t(f"；网格内火情合计 {totals['events']:,} 起", f"; total: {totals['events']:,} events in grid cells", language))
+        + "</li>",
+        f"<li>{e(t('网格外火情', 'events outside the grid', language))}: {e(outside_text)}</li>",
+        *_coverage_warning(levels["county"], language),
         "</ul>",
     ]
 
@@ -482,48 +517,60 @@ def report_html(table: pd.DataFrame, *, day: datetime.date, title: str) -> str:
     }
     top = counties[counties["straw_suspect"] > 0].sort_values(["straw_suspect", "code"], ascending=[False, True])
     top = top.head(TOP_COUNTIES)
-    out.append(f"<h2>疑似秸秆焚烧最多的县 Top {TOP_COUNTIES} counties by suspected straw burning</h2>")
-    out.append(_bar_chart([labels[c] for c in top["code"]], top["straw_suspect"].tolist(), lambda v: f"{int(v):,}"))
+    out.append(f"<h2>{e(t(f'疑似秸秆焚烧最多的县（前 {TOP_COUNTIES} 个）', f'Top {TOP_COUNTIES} counties by suspected straw burning', language))}</h2>")
+    out.append(_bar_chart([labels[c] for c in top["code"]], top["straw_suspect"].tolist(), lambda v: f"{int(v):,}", language))
     dens = counties[counties["straw_per_1000ha"].notna() & (counties["straw_per_1000ha"] > 0)]
     dens = dens.sort_values(["straw_per_1000ha", "code"], ascending=[False, True]).head(TOP_COUNTIES)
-    out.append(
-        f"<h2>每千公顷耕地疑似秸秆焚烧最多的县 Top {TOP_COUNTIES} counties by suspected straw burning per 1,000 ha cropland</h2>"
-    )
-    out.append(_bar_chart([labels[c] for c in dens["code"]], dens["straw_per_1000ha"].tolist(), lambda v: f"{v:.3g}"))
+    out.append(f"<h2>{e(t(f'每千公顷耕地疑似秸秆焚烧最多的县（前 {TOP_COUNTIES} 个）', f'Top {TOP_COUNTIES} counties by suspected straw burning per 1,000 ha cropland', language))}</h2>")
+    out.append(_bar_chart([labels[c] for c in dens["code"]], dens["straw_per_1000ha"].tolist(), lambda v: f"{v:.3g}", language))
 
     parents = {"city": _names(provinces), "county": city_names, "cell": _names(counties)}
     for level in LEVELS:
         rows = levels[level]
-        heading = LEVEL_LABELS[level]
+        heading = L(LEVEL_LABELS[level])
         if level == "cell":
             rows = rows.sort_values(["straw_suspect", "events", "code"], ascending=[False, False, True]).head(TOP_CELLS)
-            heading += f"（前{TOP_CELLS}名 top {TOP_CELLS} by suspected straw burning）"
+            heading += t(f"（前{TOP_CELLS}名）", f" (top {TOP_CELLS} by suspected straw burning)", language)
         else:
             rows = rows.sort_values(["rank_count", "parent_code", "code"], kind="stable")
         out.append(f"<h2>{e(heading)}</h2>")
         if rows.empty:
-            out.append('<p class="empty">无 none</p>')
+            out.append(f'<p class="empty">{e(t("无", "none", language))}</p>')
             continue
-        out.append(_html_table(rows, parents.get(level, {})))
+        out.append(_html_table(rows, parents.get(level, {}), L))
 
     out.append(
-        '<p class="note">事件 = 融合后的火点事件；秸秆焚烧火点 = 卫星火点像元。'
-        " Events are fused fires; fire pixels are satellite detections. "
-        "Ranks: 1 = most, ties share the lowest rank.</p>"
+        '<p class="note">'
+        + e(t("一“起”为同一处火情（多颗卫星、多次观测合并）；“火点”为卫星火点像元。排名：1 为最多，并列取同一名次。",
+              "An event is one fire, fused over sensors and looks; fire pixels are satellite detections. "
+              "Ranks: 1 = most, ties share the lowest rank.", language))
+        + "</p>"
     )
     out += ["</body>", "</html>", ""]
     return "\n".join(out)
 
 
-def _coverage_warning(counties: pd.DataFrame) -> list[str]:
+def _labeller(language: str) -> Callable[[str], str]:
+    """A function giving a ``"中文 English"`` label in ``language``."""
+    def label(bilingual: str) -> str:
+        match = re.fullmatch(r"(\S*[^\x00-\x7f]\S*) (.+)", bilingual)
+        if match is None or language == "both":
+            return bilingual
+        return match.group(1) if language == "zh" else match.group(2)
+    return label
+
+
+def _coverage_warning(counties: pd.DataFrame, language: str = "both") -> list[str]:
     """A summary line naming the counties the land-cover raster does not fully cover, if any."""
     partial = counties[counties["landcover_coverage"] < COVERAGE_WARNING].sort_values(["landcover_coverage", "code"])
     if partial.empty:
         return []
     worst = "、".join(f"{_esc(n)} {c:.0%}" for n, c in zip(partial["name"].head(5), partial["landcover_coverage"].head(5)))
-    return [f'<li class="warn"><strong>土地覆盖数据未完全覆盖 {len(partial):,} 个县</strong>（{worst}）：这些县的耕地面积和密度偏低，'
-            f"部分火点地类不明。 Land cover does not fully cover {len(partial):,} counties: their cropland and densities are "
-            "too low and some fires there are of unknown land cover.</li>"]
+    zh = (f'<strong>土地覆盖数据未完全覆盖 {len(partial):,} 个县</strong>（{worst}）：这些县的耕地面积和密度偏低，'
+          "部分火点地类不明。")
+    en = (f"Land cover does not fully cover {len(partial):,} counties: their cropland and densities are "
+          "too low and some fires there are of unknown land cover.")
+    return [f'<li class="warn">{t(zh, en, language)}</li>']
 
 
 def _esc(value: object) -> str:
@@ -534,11 +581,11 @@ def _names(rows: pd.DataFrame) -> dict[str, str]:
     return {str(c): str(n) for c, n in zip(rows["code"].fillna(""), rows["name"].fillna(""))}
 
 
-def _bar_chart(labels: list[str], values: list[float], fmt: Callable[[float], str]) -> str:
-    """A horizontal bar chart as inline SVG (no external references)."""
+def _bar_chart(labels: list[str], values: list[float], fmt: Callable[[float], str], language: str = "both") -> str:
+    """A horizontal bar chart as inline SVG (no external references); it scales down to a phone's width."""
     if not labels:
-        return '<p class="empty">无 none</p>'
-    bar, gap, label_w, bar_w, value_w = 18, 6, 260, 380, 80
+        return f'<p class="empty">{_esc(t("无", "none", language))}</p>'
+    bar, gap, label_w, bar_w, value_w = 18, 6, 200, 300, 70
     width = label_w + bar_w + value_w
     height = len(labels) * (bar + gap) + gap
     top = max(float(v) for v in values) or 1.0
@@ -562,8 +609,8 @@ def _bar_chart(labels: list[str], values: list[float], fmt: Callable[[float], st
 _SHOWN_COLUMNS = [c for c in REPORT_COLUMNS if c != "level"]
 
 
-def _html_table(rows: pd.DataFrame, parent_names: dict[str, str]) -> str:
-    head = "".join(f"<th>{_esc(COLUMN_LABELS[c])}</th>" for c in _SHOWN_COLUMNS)
+def _html_table(rows: pd.DataFrame, parent_names: dict[str, str], label: Callable[[str], str] = str) -> str:
+    head = "".join(f"<th>{_esc(label(COLUMN_LABELS[c]))}</th>" for c in _SHOWN_COLUMNS)
     body = []
     for record in rows[_SHOWN_COLUMNS].itertuples(index=False):
         cells = []
@@ -584,7 +631,7 @@ def _html_table(rows: pd.DataFrame, parent_names: dict[str, str]) -> str:
             else:
                 cells.append(f'<td class="num">{_esc(_fmt_number(column, value))}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return "<table>\n<thead><tr>" + head + "</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>"
+    return '<div class="scroll"><table>\n<thead><tr>' + head + "</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table></div>"
 
 
 def _fmt_number(column: str, value: object) -> str:

@@ -37,6 +37,7 @@ from .holidays import WorkCalendar
 from .powerstate import PowerState
 from .readers.power import LEVEL_RANK
 from .schema import BEIJING_TZ, WGS84
+from .wording import kwh_zh
 
 RULES = ("resurgence", "noncompliance", "unregistered_load", "stopped")
 RULE_LABELS = {
@@ -235,9 +236,13 @@ def resurgence(state: PowerState, closed: np.ndarray, calendar: WorkCalendar, ru
             "ratio": median / max(float(floor[j]), 1.0), "value_kwh": float(values[j, -1]),
             "recent_kwh": [round(float(v), 1) for v in run_values[-7:]],
             "work_share": float(np.nanmedian(share)) if np.isfinite(share).any() else np.nan,
-            "evidence": (f"above its post-closure floor of {floor[j]:.0f} kWh/day (threshold {threshold[j]:.0f}) on {int(count[j])} "
-                         f"day(s) since {state.dates[first[j]].date()}, median {median:.0f} kWh/day"
-                         + (f" = {median / before[j]:.0%} of its use before closure" if np.isfinite(before[j]) and before[j] > 0 else "")),
+            **_evidence(
+                f"关停后又在用电：自 {state.dates[first[j]].date():%m月%d日} 起连续 {int(count[j])} 天超过关停后的正常水平"
+                f"（约每天 {kwh_zh(floor[j])}），近期每天约 {kwh_zh(median)}"
+                + (f"，相当于关停前的 {median / before[j]:.0%}" if np.isfinite(before[j]) and before[j] > 0 else ""),
+                f"above its post-closure floor of {floor[j]:.0f} kWh/day (threshold {threshold[j]:.0f}) on {int(count[j])} "
+                f"day(s) since {state.dates[first[j]].date()}, median {median:.0f} kWh/day"
+                + (f" = {median / before[j]:.0%} of its use before closure" if np.isfinite(before[j]) and before[j] > 0 else "")),
         })
     return pd.DataFrame(out) if out else _empty_flags()
 
@@ -359,9 +364,13 @@ def noncompliance(state: PowerState, fleet: Fleet, calendar: WorkCalendar, warni
             "baseline_kwh": float(baseline), "value_kwh": float(value), "required_reduction": float(required),
             "achieved_reduction": float(achieved), "warning_level": level, "warning_id": ",".join(warning_ids),
             "recent_kwh": [round(float(v), 1) for v in daily[j, -7:]],
-            "evidence": (f"{level} warning ({hours:.0f} h of the day), grade {grade[j]}: must cut {required:.0%}, "
-                         + (f"cut {achieved:.0%}" if achieved >= 0 else f"used {-achieved:.0%} more")
-                         + f" ({value:.0f} kWh against a baseline of {baseline:.0f} kWh/day, {how} of {used} day(s))"),
+            **_evidence(
+                f"{LEVEL_ZH.get(level, level)}预警期间（当天 {hours:.0f} 小时），绩效 {grade[j]} 级企业应减少用电 {required:.0%}，"
+                + (f"实际只减少 {achieved:.0%}" if achieved >= 0 else f"反而多用 {-achieved:.0%}")
+                + f"（当天用电 {kwh_zh(value)}，平常每天约 {kwh_zh(baseline)}）",
+                f"{level} warning ({hours:.0f} h of the day), grade {grade[j]}: must cut {required:.0%}, "
+                + (f"cut {achieved:.0%}" if achieved >= 0 else f"used {-achieved:.0%} more")
+                + f" ({value:.0f} kWh against a baseline of {baseline:.0f} kWh/day, {how} of {used} day(s))"),
         })
     return pd.DataFrame(out) if out else _empty_flags()
 
@@ -444,7 +453,10 @@ def unregistered_load(state: PowerState, fleet: Fleet, calendar: WorkCalendar, r
             "days": int(known[j]), "value_kwh": float(values[j, -1]), "baseline_kwh": float(on_work[j]),
             "work_share": float(work_share[j]), "weekly_ratio": float(weekly[j]),
             "recent_kwh": [round(float(v), 1) for v in values[j, -7:]],
-            "evidence": f"no registered enterprise in this cell; median workday use {on_work[j]:.0f} kWh/day over {rule.days} days, {how}",
+            **_evidence(
+                f"本网格没有登记企业，但这台变压器像工厂一样用电：近 {rule.days} 天工作日每天约 {kwh_zh(on_work[j])}，"
+                + (f"{work_share[j]:.0%} 的用电在上班时间" if has_share[j] else f"工作日用电是休息日的 {weekly[j]:.1f} 倍"),
+                f"no registered enterprise in this cell; median workday use {on_work[j]:.0f} kWh/day over {rule.days} days, {how}"),
         })
     return pd.DataFrame(out) if out else _empty_flags()
 
@@ -470,14 +482,17 @@ def stopped(state: PowerState, fleet: Fleet, calendar: WorkCalendar, rule: Stopp
             "row": first_row[rows[j]], "rule": "stopped", "first_day": state.dates[first[j]].date(),
             "days": int(count[j]), "baseline_kwh": float(usual[j]), "value_kwh": float(values[j, -1]),
             "recent_kwh": [round(float(v), 1) for v in values[j, -7:]],
-            "evidence": (f"{int(count[j])} working days in a row at or below {rule.fraction:.0%} of its usual "
-                         f"{usual[j]:.0f} kWh/day, since {state.dates[first[j]].date()} (Spring Festival season not counted)"),
+            **_evidence(
+                f"自 {state.dates[first[j]].date():%m月%d日} 起连续 {int(count[j])} 个工作日几乎不用电"
+                f"（不到平常每天 {kwh_zh(usual[j])} 的 {rule.fraction:.0%}），可能已停产或搬走",
+                f"{int(count[j])} working days in a row at or below {rule.fraction:.0%} of its usual "
+                f"{usual[j]:.0f} kWh/day, since {state.dates[first[j]].date()} (Spring Festival season not counted)"),
         })
     return pd.DataFrame(out) if out else _empty_flags()
 
 
 SITE_COLUMNS = [
-    "site_id", "day", "rule", "rule_zh", "rule_en", "evidence", "enterprise_id", "name", "address", "industry", "status",
+    "site_id", "day", "rule", "rule_zh", "rule_en", "evidence", "evidence_zh", "evidence_en", "enterprise_id", "name", "address", "industry", "status",
     "status_date", "grade", "transformer_id", "transformers", "first_day", "days", "value_kwh", "floor_kwh", "threshold_kwh",
     "pre_closure_kwh", "baseline_kwh", "ratio", "required_reduction", "achieved_reduction", "warning_level", "warning_id",
     "work_share", "weekly_ratio", "recent_kwh", "chart_start", "chart_kwh", "cell_id", "cell_name", "county_code",
@@ -556,7 +571,7 @@ def _site_frame(flags: pd.DataFrame, state: PowerState, fleet: Fleet, use: Enter
     return _typed(frame.iloc[order].reset_index(drop=True)[SITE_COLUMNS])
 
 
-_TEXT = ("site_id", "rule", "rule_zh", "rule_en", "evidence", "enterprise_id", "name", "address", "industry", "status",
+_TEXT = ("site_id", "rule", "rule_zh", "rule_en", "evidence", "evidence_zh", "evidence_en", "enterprise_id", "name", "address", "industry", "status",
          "grade", "transformer_id", "transformers", "warning_level", "warning_id", "cell_id", "cell_name", "county_code")
 _NUMBERS = ("value_kwh", "floor_kwh", "threshold_kwh", "pre_closure_kwh", "baseline_kwh", "ratio", "required_reduction",
             "achieved_reduction", "work_share", "weekly_ratio", "lon", "lat")
@@ -569,6 +584,14 @@ def _typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     for column in ("day", "first_day", "status_date", "chart_start"):
         frame[column] = pd.to_datetime(frame[column]).dt.date
     return frame
+
+
+LEVEL_ZH = {"yellow": "黄色", "orange": "橙色", "red": "红色"}
+
+
+def _evidence(zh: str, en: str) -> dict[str, str]:
+    """A flag's evidence: plain Chinese for the supervisor, English for the analyst, and both (``evidence``)."""
+    return {"evidence": f"{zh} {en}", "evidence_zh": zh, "evidence_en": en}
 
 
 def _empty_flags() -> pd.DataFrame:

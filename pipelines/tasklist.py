@@ -37,6 +37,7 @@ from pipelines.chinacrs import wgs84_to_gcj02
 from pipelines.pages import RawHtml, require_assets, static_text
 from pipelines.schema import BEIJING_TZ, CATEGORIES, WINDOW_COLUMNS
 from pipelines.sites import RULE_LABELS
+from pipelines.wording import frp_words, pick
 
 __all__ = [
     "TASK_COLUMNS",
@@ -92,8 +93,8 @@ TASK_COLUMNS = [
     "no", "priority", "kind", "item_id", "category", "rule", "label_zh", "label_en", "where",
     "centre_cell_id", "centre_cell_name", "time_bjt", *WINDOW_COLUMNS,
     "lon", "lat", "gcj_lon", "gcj_lat", "name", "amap_url", "geo_url",
-    "fire_numbers", "observations", "sensors", "max_frp_mw", "reason",
-    "site_name", "address", "industry", "evidence", "days", "cell_id",
+    "fire_numbers", "observations", "sensors", "max_frp_mw", "reason", "reason_zh", "reason_en",
+    "site_name", "address", "industry", "evidence", "evidence_zh", "evidence_en", "days", "cell_id",
 ]
 
 _FIRE_REQUIRED = ["fire_id", "time_utc", "lon", "lat", "cell_id", "cells_touched", *WINDOW_COLUMNS]
@@ -273,7 +274,7 @@ def _fire_rows(fires: pd.DataFrame, events: pd.DataFrame | None, cell_id: str) -
             "observations": len(used),
             "sensors": ", ".join(sensors),
             "max_frp_mw": max(frp) if frp else float("nan"),
-            "reason": _text(event.get("reason")) if event is not None else _text(first.get("reason")),
+            **{c: _text(event.get(c)) if event is not None else _text(first.get(c)) for c in ("reason", "reason_zh", "reason_en")},
             "_sort": (0 if inside else 1, -sum(_is_true(f) for f in flags.values()), pd.Timestamp(first["time_utc"]).value),
         })
     return rows
@@ -306,11 +307,11 @@ def _site_rows(sites: pd.DataFrame | None, cell_id: str) -> list[dict[str, Any]]
             "observations": 0,
             "sensors": "",
             "max_frp_mw": float("nan"),
-            "reason": "",
+            "reason": "", "reason_zh": "", "reason_en": "",
             "site_name": _text(rec.get("name")),
             "address": _text(rec.get("address")),
             "industry": _text(rec.get("industry")),
-            "evidence": _text(rec.get("evidence")),
+            **{c: _text(rec.get(c)) for c in ("evidence", "evidence_zh", "evidence_en")},
             "days": None if _missing(rec.get("days")) else int(rec["days"]),
             "transformer_id": _text(rec.get("transformer_id")),
             "_sort": (0, -(int(rec["days"]) if not _missing(rec.get("days")) else 0), 0),
@@ -383,7 +384,8 @@ def task_rows(
     return out
 
 
-_TEXT_COLUMNS = ("site_name", "address", "industry", "evidence", "reason", "sensors", "rule", "centre_cell_name")
+_TEXT_COLUMNS = ("site_name", "address", "industry", "evidence", "evidence_zh", "evidence_en", "reason", "reason_zh", "reason_en",
+                 "sensors", "rule", "centre_cell_name")
 
 
 def task_records(
@@ -482,7 +484,7 @@ def _detail_parts(rec: Mapping[str, Any], language: Language) -> list[str]:
         parts = [rec["site_name"], rec["address"], rec["industry"]]
         if not _missing(rec["days"]):
             parts.append(f"{rec['days']} " + _t("天", "day(s)", language))
-        parts.append(rec["evidence"])
+        parts.append(pick(rec, "evidence", language))
         return [p for p in parts if p]
     parts = []
     if rec["fire_numbers"]:
@@ -492,9 +494,10 @@ def _detail_parts(rec: Mapping[str, Any], language: Language) -> list[str]:
         seen += f" ({rec['sensors']})"
     parts.append(seen)
     if not _missing(rec["max_frp_mw"]):
-        parts.append(f"FRP ≤ {rec['max_frp_mw']:.1f} MW")
-    if rec["reason"]:
-        parts.append(rec["reason"])
+        parts.append(frp_words(rec["max_frp_mw"], language))
+    reason = pick(rec, "reason", language)
+    if reason:
+        parts.append(reason)
     return parts
 
 

@@ -18,6 +18,7 @@ from pipelines.cli import main
 from pipelines.indexpage import index_page, write_index
 from pipelines.maps import cell_map, cell_map_filename, save_map
 from pipelines.schema import WINDOW_COLUMNS
+from pipelines.daycounts import day_counts
 from pipelines.tasklist import (
     PRIORITY,
     TASK_COLUMNS,
@@ -313,8 +314,12 @@ def test_index_lists_every_cell_map_and_its_links_exist(run: Path, tables: dict[
     # The counts shown add up to the tables'.
     listed = set(summary.loc[summary["map"].notna(), "cell_id"])
     straw = int(((fires["category"] == "straw_suspect") & fires["cell_id"].isin(listed)).sum())
-    assert f"{straw} 疑似秸秆焚烧 suspected straw burning" in page
+    assert f"{straw} 疑似秸秆焚烧火点 suspected straw-burning fire pixels" in page
     assert f"{int(summary['fires'].sum())} 火点 fires" in page
+    # With the day's counts, the page opens with them (and does not repeat its own fire totals).
+    counts = day_counts(fires, tables["events"])
+    page = index_page(summary, day=DAY, title="t", fires=fires, events=tables["events"], counts=counts)
+    assert counts.headline("both") in page and f"{int(summary['fires'].sum())} 火点 fires" not in page
     assert DAY in page
 
 
