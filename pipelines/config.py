@@ -167,6 +167,7 @@ class MapsConfig:
     tianditu_key: str = ""  # Tianditu browser key (tk), required when tiles = "tianditu"
     language: str = "both"  # fixed texts of legend, title bar and layer names: "zh", "en" or "both"
     cluster_min_fires: int = 100  # fire markers on a page from which they are clustered; 0 = always
+    offline_tiles: str = ""  # an MBTiles file (raster tiles, Web Mercator, WGS84) drawn as the base layer offline; "" = none
 
     def check(self, path: Path) -> None:
         """ConfigError naming the [maps] key that cannot be used."""

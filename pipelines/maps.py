@@ -670,6 +670,7 @@ class _FeatureLayer(_RenderedLayer):
         radius: float = 7,
         show: bool = True,
         cluster: str | None = None,
+        permanent_tooltips: bool = False,
     ) -> None:
         # Layer names must be constant text: Leaflet's layer control inserts them as HTML.
         super().__init__(name=name, overlay=True, control=True, show=show)
@@ -684,6 +685,9 @@ class _FeatureLayer(_RenderedLayer):
             {"colour": cluster, "disableAt": CLUSTER_OFF_ZOOM, "radius": CLUSTER_RADIUS_PX}
         )
         self.kind_json = _script_json("vector" if cluster is None else "cluster")
+        # Place names are read without hovering: a supervisor offline has nothing else to find the way by.
+        self.tooltip_json = _script_json({"permanent": True, "direction": "center", "opacity": 0.75} if permanent_tooltips
+                                         else {"sticky": True})
 
     @property
     def data_json(self) -> str:
@@ -1374,7 +1378,8 @@ def _overview_legend(
     )
 
 
-def _cell_legend(counts: Mapping[str, int], has_events: bool = False, *, lang: _Lang = _BOTH, clustered: bool = False) -> _Html:
+def _cell_legend(counts: Mapping[str, int], has_events: bool = False, *, lang: _Lang = _BOTH, clustered: bool = False,
+                 places: bool = False) -> _Html:
     t = lang.t
     return _Html(
         f"<b>{_esc(_fires_heading(lang))}</b>"
@@ -1384,6 +1389,8 @@ def _cell_legend(counts: Mapping[str, int], has_events: bool = False, *, lang: _
         + f"<b>{_esc(t('线与符号', 'lines and markers'))}</b>"
         + f"<div>{_swatch('#0d47a1', border='#0d47a1')}{_esc(t('本网格', 'this cell (thick outline)'))}</div>"
         + f"<div>{_swatch('transparent', border='#78909c')}{_esc(t('相邻网格', 'neighbouring cells'))}</div>"
+        + (f"<div>{_swatch('transparent', dashed=True, border='#5d4037')}{_esc(t('区县界与区县名', 'county boundaries and names'))}</div>"
+           if places else "")
         + f"<div>{_swatch('#9e9e9e', dot=True, border='#212121')}{_esc(t('火点在本网格', 'fire centred here'))}</div>"
         + f"<div>{_swatch('#9e9e9e', dot=True, dashed=True)}"
         + f"{_esc(t('邻格火点，像元触及本网格', 'neighbour' + chr(39) + 's fire whose pixel touches'))}</div>"
@@ -1730,6 +1737,42 @@ def _fire_list(
     return _Html(f"<details open><summary>{_esc(summary)}</summary><table>{head}{body}</table></details>")
 
 
+PLACE_TOLERANCE_DEG = 0.002  # ~200 m: county outlines under a cell map
+PLACE_MARGIN_DEG = 0.1  # counties this close to the cell are drawn too
+
+
+def _place_layers(places: gpd.GeoDataFrame, box: tuple[float, float, float, float], outlines: dict[int, dict[str, Any]],
+                  lang: _Lang) -> list[_FeatureLayer]:
+    """County boundaries around ``box`` (WGS84) and their names, to draw under the fires."""
+    west, south, east, north = box
+    found = sorted(places.sindex.query(shapely.box(west - PLACE_MARGIN_DEG, south - PLACE_MARGIN_DEG,
+                                                   east + PLACE_MARGIN_DEG, north + PLACE_MARGIN_DEG), predicate="intersects"))
+    if not found:
+        return []
+    lines, labels = [], []
+    for position in found:
+        if position not in outlines:
+            outlines[position] = _geometry_json(places.geometry.iloc[position].boundary, PLACE_TOLERANCE_DEG)
+        name = _text(places["name"].iloc[position])
+        lines.append(_feature(outlines[position], 0, name))
+        point = places["label_point"].iloc[position]
+        labels.append(_feature({"type": "Point", "coordinates": [round(point.x, COORD_DECIMALS), round(point.y, COORD_DECIMALS)]}, 0, name))
+    title = lang.t("区县界", "county boundaries")
+    return [
+        _FeatureLayer(lines, f"{title} ({len(lines)})", styles=[{"color": "#5d4037", "weight": 2, "dashArray": "6 4", "opacity": 0.8}]),
+        _FeatureLayer(labels, lang.t("区县名", "county names"), styles=[{"radius": 0, "opacity": 0, "fillOpacity": 0}],
+                      radius=0, permanent_tooltips=True),
+    ]
+
+
+def place_outlines(counties: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The county layer (``grid.load_counties``, EPSG:4326) as the places cell maps draw: ``name``,
+    ``geometry``, ``label_point`` (a point inside each county, where its name goes)."""
+    places = gpd.GeoDataFrame({"name": counties["county_name"].to_numpy()}, geometry=counties.geometry.to_numpy(), crs=counties.crs)
+    places["label_point"] = places.geometry.representative_point()
+    return places
+
+
 class MapDay:
     """One night's fires, events and sites grouped by grid cell once, for drawing many cell maps.
 
@@ -1760,8 +1803,11 @@ class MapDay:
         *,
         events: gpd.GeoDataFrame | None = None,
         sites: gpd.GeoDataFrame | None = None,
+        places: gpd.GeoDataFrame | None = None,
     ) -> None:
         fires = _prepare_fires(fires)
+        self.places = places  # place_outlines(counties): boundaries and names under each cell map
+        self._place_outlines: dict[int, dict[str, Any]] = {}
         # Each fire's record (popups, lists and task rows read it; popup values are cached in it on first
         # use), made once for every map the fire is on; the frame keeps only what is selected and counted
         # on: each selection of a cell's fires then copies a dozen columns, not fifty.
@@ -1868,6 +1914,9 @@ class MapDay:
         nearby |= set(others[others >= 0].tolist())
         nearby.discard(position)
         neighbours = sorted(nearby)
+        if self.places is not None:
+            for layer in _place_layers(self.places, shapely.bounds(cell["geometry"]).tolist(), self._place_outlines, lang):
+                layer.add_to(m)
         for layer in (
             self._outline_layer(
                 neighbours,
@@ -1900,7 +1949,8 @@ class MapDay:
 
         class_counts = _class_counts(shown)
         has_events = self.events is not None and not self.events.empty
-        _add_legend(m, _Html(_cell_legend(class_counts, has_events, lang=lang, clustered=clustered) + _site_legend(here, lang)), lang)
+        _add_legend(m, _Html(_cell_legend(class_counts, has_events, lang=lang, clustered=clustered, places=self.places is not None)
+                             + _site_legend(here, lang)), lang)
         m.add_child(
             _HtmlControl(
                 _fire_list(shown, in_cell, numbers, names, m=m, lang=lang), position="topright", css_class="gw-box gw-panel"

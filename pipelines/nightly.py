@@ -43,7 +43,8 @@ from .supervisors import write_supervisor_pages
 from .wording import t
 from .landcover import LandCover, LandCoverError, land_hectares
 from .manifest import file_record, skip_records, versions
-from .maps import MapDay, add_home_link, cell_map_filename, map_options, overview_map, plan_map, save_map
+from .maps import MapDay, add_home_link, cell_map_filename, map_options, overview_map, place_outlines, plan_map, save_map
+from .offlinetiles import MBTiles, OfflineTilesError, add_offline_basemap, export_tiles
 from .outputs import staged_folder
 from .pages import STATIC_DIR
 from .persistent import FireHistory, PersistenceRule, PersistentError
@@ -65,7 +66,8 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_PARTIAL = 3
-PLAN_MAP_CELLS = 500  # cells drawn on plan.html; plan.csv lists them all
+PLAN_MAP_CELLS = 500
+OVERVIEW_MAX_TILE_ZOOM = 10  # the overview's offline tiles stop here: a whole grid at street level would be millions  # cells drawn on plan.html; plan.csv lists them all
 
 
 class RunError(RuntimeError):
@@ -476,16 +478,22 @@ def _run(run: _Run, staging: Path) -> RunResult:
         shown = _MapProgress(len(cells) + 1, run.progress)
         # Every page loads Leaflet and our scripts from one shared folder (the folder opens offline as it is).
         static = staging / STATIC_DIR
+        basemap = _offline_basemap(run, grid, cells, static, skips)
         overview = overview_map(fires, grid, title=title, cell_links=links, context=province_outlines(grid), events=events, sites=sites,
                                 day_counts=day_totals, **map_options(config.maps))
+        if basemap:
+            add_offline_basemap(overview, basemap[0], STATIC_DIR, basemap[1])
         save_map(add_home_link(overview, "index.html", language), staging / "map.html", static=static)
         shown.step()
         (staging / "maps").mkdir()
-        day_maps = MapDay(fires, grid, events=events, sites=sites)  # the night grouped by cell once
+        # The night grouped by cell once; county boundaries and names under every cell map.
+        day_maps = MapDay(fires, grid, events=events, sites=sites, places=_places(config, grid))
         for cell in cells:
             cell_title = f"{title} · {OBSERVED_LABELS.get(seen.get(cell), '')}".rstrip(" ·")
-            save_map(add_home_link(day_maps.cell_map(cell, title=cell_title, **map_options(config.maps)), "../index.html", language),
-                     staging / links[cell], static=static)
+            page = day_maps.cell_map(cell, title=cell_title, **map_options(config.maps))
+            if basemap:
+                add_offline_basemap(page, basemap[0], f"../{STATIC_DIR}", basemap[1])
+            save_map(add_home_link(page, "../index.html", language), staging / links[cell], static=static)
             shown.step()
         shown.close()
         people = write_supervisor_pages(staging, grid, cells, day_maps.tasks, day=day, language=language, map_links=links,
@@ -574,6 +582,41 @@ def run_notices(fires: pd.DataFrame, read: list[Path], per_file: dict[str, dict]
     if others > 0:
         notices.append(("warn", f"{others} 条输入被跳过，详见 run.json {others} input rows, files or settings skipped: see run.json"))
     return notices
+
+
+def _places(config: Config, grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
+    """County outlines and names around the grid, to draw under the cell maps (None if the layer cannot be read)."""
+    try:
+        counties = load_counties(config.counties)
+    except GridError as exc:
+        log.warning("county boundaries not drawn on the cell maps: %s", exc)
+        return None
+    west, south, east, north = grid.total_bounds
+    return place_outlines(counties.cx[west - 0.5:east + 0.5, south - 0.5:north + 0.5])
+
+
+def _offline_basemap(run: _Run, grid: gpd.GeoDataFrame, cells: list[str], static: Path, skips: list[Skip]) -> tuple[MBTiles, int] | None:
+    """``[maps] offline_tiles`` copied around the mapped cells into ``static``: the file and the highest zoom copied.
+
+    An MBTiles file that cannot be used is a skip: the maps are drawn without it.
+    """
+    name = run.config.maps.offline_tiles
+    if not name:
+        return None
+    path = Path(name) if Path(name).is_absolute() else run.config.base_dir / name
+    try:
+        tiles = MBTiles.open(path)
+    except OfflineTilesError as exc:
+        skips.append(Skip(path.name, f"{exc}; the maps are drawn without the offline basemap", field="offline_tiles"))
+        log.error("[maps] offline_tiles: %s", exc)
+        return None
+    by_id = grid.set_index("cell_id").geometry
+    boxes = [tuple(by_id[c].bounds) for c in cells if c in by_id.index]
+    counts = export_tiles(tiles, [(w - 0.02, s - 0.02, e + 0.02, n + 0.02) for w, s, e, n in boxes], static)
+    overview = export_tiles(tiles, [tuple(grid.total_bounds)], static, max_zoom=OVERVIEW_MAX_TILE_ZOOM)
+    log.info("offline basemap %s: %d tiles copied for %d cell maps (zoom %d-%d), %d for the overview",
+             path.name, counts["tiles_written"], len(boxes), tiles.minzoom, counts["max_zoom_copied"], overview["tiles_written"])
+    return tiles, counts["max_zoom_copied"]
 
 
 def _no_scans_of_the_day(files: _Inputs, per_file: dict[str, dict], day: dt.date) -> list[Skip]:
