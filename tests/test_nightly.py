@@ -355,7 +355,7 @@ def test_plan_command_writes_tomorrows_plan_all_at_once(sample_run: Path, tmp_pa
     out = sample_run.parent  # the sample run's events count as recent fires
     assert main(["plan", "--date", DAY, "--config", str(config), "--out", str(out), "--quiet"]) == EXIT_OK
     folder = out / "plan-2022-06-04"
-    assert sorted(p.name for p in folder.iterdir()) == ["plan.csv", "plan.html", "static"]  # static: the page's Leaflet
+    assert sorted(p.name for p in folder.iterdir()) == ["plan.csv", "plan.html"]  # plan.html is self-contained
     assert (folder / "plan.csv").read_bytes() == (sample_run / "plan.csv").read_bytes()
 
 
