@@ -270,7 +270,12 @@ def test_sample_night_writes_sites(electricity_run: Path) -> None:
     assert sites["cell_id"].str.startswith("321182_").all()
     manifest = json.loads((folder / "run.json").read_text())
     counts = manifest["counts"]["electricity"]
-    assert counts["sites"] == len(sites) and counts["state_days_replayed"] == 90 and counts["transformers"] == 38
+    assert counts["sites"] == len(sites) and counts["transformers"] == 38
+    # The first run rebuilds its state from readings: history_days, or further back for the oldest closure's reference.
+    rebuilt_from = dt.date.fromisoformat(counts["state_rebuilt_from"])
+    assert counts["state_days_replayed"] == (dt.date.fromisoformat(DAY) - rebuilt_from).days > 90
+    assert "oldest closure in force" in counts["state_rebuild_reason"]
+    assert set(sites["episode"]) <= {"new", "continuing", "ended", "resumed"} and sites["episode_rank"].is_monotonic_increasing
     assert len(manifest["inputs"]["electricity"]["readings"]) == 1
     summary = pd.read_csv(folder / "grid_summary.csv", dtype={"cell_id": str})
     assert summary["sites"].sum() == len(sites)
@@ -290,7 +295,7 @@ def test_rerun_reads_the_stored_state_and_computes_the_day_once(electricity_run:
     previous = PowerState.read(state_dir / f"{DAY}.parquet")
     previous = PowerState(previous.ids, day - dt.timedelta(days=1), np.concatenate([previous.daily[:, :1] * np.nan, previous.daily[:, :-1]], axis=1),
                           np.concatenate([previous.work_share[:, :1] * np.nan, previous.work_share[:, :-1]], axis=1),
-                          previous.last_register, previous.floor_kwh, previous.floor_for)
+                          previous.last_register, previous.floor_kwh, previous.floor_for, previous.ref_kwh)
     previous.write(state_dir / f"{day - dt.timedelta(days=1)}.parquet")
     computes = []
     original = day_use

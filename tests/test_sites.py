@@ -26,6 +26,7 @@ from pipelines.sites import (
     Fleet,
     ResurgenceRule,
     SiteRules,
+    StoppedRule,
     find_sites,
     locate_fleet,
 )
@@ -136,7 +137,7 @@ def test_without_the_festival_season_the_dips_would_be_closures(daily: pd.DataFr
     """The control of the test above: the same data with no festival season flags 171's dip."""
     users = [171]
     fleet = fleet_of(users, yangzhong)
-    rules = SiteRules(festival_days=(0, 0))
+    rules = SiteRules(festival_days=(0, 0), stopped=StoppedRule(workdays=10))
     flagged = {day for day, sites in replay(daily, users, fleet, "2016-01-20", "2016-03-10", rules=rules) if (sites["rule"] == "stopped").any()}
     assert flagged
 
@@ -233,7 +234,7 @@ def test_site_rows_carry_evidence_location_and_chart(daily: pd.DataFrame, yangzh
     assert len(site["chart_kwh"]) == 60 and site["chart_start"] == dt.date(2016, 3, 27)
     assert site["chart_kwh"][-1] == daily.loc["2016-05-25", 200]
     assert site["recent_kwh"] == [float(v) for v in daily.loc["2016-05-23":"2016-05-25", 200]]
-    assert "floor of 1 kWh/day" in site["evidence"]
+    assert "floor 1 kWh/day" in site["evidence"] and site["episode"] == "continuing" and site["first_day"] == dt.date(2016, 5, 23)
 
 
 def test_compliance_rule_is_configurable(daily: pd.DataFrame, yangzhong: gpd.GeoDataFrame) -> None:
