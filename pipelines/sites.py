@@ -64,10 +64,10 @@ class ResurgenceRule:
     floor_cap: float = 0.1  # the floor is at most this share (0-1) of the reference use before closure, when known
     reference_days: int = 28  # the reference is the median working-day use of the days before the closure date
     ratio: float = 3.0  # a production day uses more than floor x ratio ...
-    min_excess_kwh: float = 10.0  # ... and more than floor + this, kWh/day
+    min_excess_kwh: float = 20.0  # ... and more than floor + this, kWh/day (lighting and guards stay under it)
     production_fraction: float = 0.2  # ... and at least this share (0-1) of the reference use before closure, when known
     min_work_share: float = 0.5  # 15-minute data: share (0-1) of the episode's use in working hours
-    end_workdays: int = 3  # an episode ends after this many working days in a row below production (hysteresis)
+    end_workdays: int = 5  # an episode ends after a working week in a row below production (hysteresis: a few days off are not a new restart)
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,14 @@ def learn_floors(state: PowerState, closed: np.ndarray, rule: ResurgenceRule, ca
         usable = (columns >= 0) & (columns <= today - 1)  # days before the ring's last day
         values = np.where(usable, state.daily[open_[:, None], np.clip(columns, 0, today)], np.nan)
         known = np.isfinite(values).sum(axis=1)
-        floors = np.where(known >= rule.min_floor_days, row_quantile(values, rule.floor_quantile), np.nan)
-        cap = rule.floor_cap * ref_kwh[open_]
+        # A standby under min_excess_kwh is never capped: for a tiny consumer it is not a sign of production.
+        cap = np.maximum(rule.floor_cap * ref_kwh[open_], rule.min_excess_kwh)
+        # Without a reference (no days before the closure: a new meter, or the start of the data) nothing bounds
+        # a low quantile from above, and standby swings would pass for production: the floor is then the
+        # median of the whole window, and the closure is judged once the window is over (unknown before).
+        complete = first[open_] + rule.floor_days - 1 <= today - 1
+        q = np.where(np.isfinite(cap), row_quantile(values, rule.floor_quantile), row_quantile(values, 0.5))
+        floors = np.where((known >= rule.min_floor_days) & (np.isfinite(cap) | complete), q, np.nan)
         floor_kwh[open_] = np.where(np.isfinite(cap) & np.isfinite(floors), np.minimum(floors, cap), floors).astype("float32")
     gone = closed == 0
     floor_kwh[gone], floor_for[gone], ref_kwh[gone] = np.nan, 0, np.nan
@@ -254,7 +260,8 @@ def production_threshold(floor: np.ndarray, ref: np.ndarray, rule: ResurgenceRul
     floor, ref = floor.astype("float64"), ref.astype("float64")
     by_floor = np.where(np.isfinite(floor), np.maximum(floor * rule.ratio, floor + rule.min_excess_kwh), rule.min_excess_kwh)
     by_ref = np.where(np.isfinite(ref), rule.production_fraction * ref, -np.inf)
-    return np.where(np.isfinite(floor) | np.isfinite(ref), np.maximum(by_floor, by_ref), np.inf)
+    # Without a reference the floor must be known (learnt from the whole window): until then, not judged.
+    return np.where(np.isfinite(ref) | np.isfinite(floor), np.maximum(by_floor, by_ref), np.inf)
 
 
 @dataclass
@@ -615,13 +622,19 @@ def silent_meters(state: PowerState, fleet: Fleet, closed: np.ndarray, rule: Sil
     """Transformers without a usable day total for ``rule.days`` days in a row up to the ring's last day (running
     episodes), or with one again tonight after such a spell (ended). At a closed enterprise a meter that stops
     reporting is itself suspicious, and the evidence says so."""
-    known = np.isfinite(state.daily)
-    w = state.days
-    # Unknown days in a row ending tonight, and ending last night.
+    # Days on which no transformer at all has a usable total (no readings file: a supply problem, not a
+    # meter's) neither count nor end a silence.
+    supplied = np.flatnonzero(np.isfinite(state.daily).any(axis=0))
+    if not len(supplied) or supplied[-1] != state.days - 1:
+        return _empty_flags()  # tonight has no readings at all: nothing to say about single meters
+    known = np.isfinite(state.daily[:, supplied])
+    w = len(supplied)
+    # Supplied days without a total in a row, ending tonight and ending on the supplied day before.
     last_known = np.where(known.any(axis=1), w - 1 - np.argmax(known[:, ::-1], axis=1), -1)
-    prev_known = np.where(known[:, :-1].any(axis=1), w - 2 - np.argmax(known[:, -2::-1], axis=1), -1)
+    prev_known = np.where(known[:, :-1].any(axis=1), w - 2 - np.argmax(known[:, -2::-1], axis=1), -1) if w > 1 else np.full(len(known), -1)
     tonight, last_night = w - 1 - last_known, w - 2 - prev_known
-    ep = Episodes(tonight >= rule.days, last_night >= rule.days, np.where(tonight >= rule.days, last_known + 1, prev_known + 1),
+    silent_first = np.where(tonight >= rule.days, last_known + 1, prev_known + 1)
+    ep = Episodes(tonight >= rule.days, last_night >= rule.days, supplied[np.clip(silent_first, 0, w - 1)],
                   np.where(tonight >= rule.days, tonight, last_night))
     state_of = ep.state
     status = fleet.status()
@@ -631,9 +644,10 @@ def silent_meters(state: PowerState, fleet: Fleet, closed: np.ndarray, rule: Sil
         at = {"closed": "a closed enterprise: check it is not running unmetered",
               "moved": "an enterprise registered as moved: check it is not running unmetered",
               "rectifying": "an enterprise under rectification: check it is not running unmetered"}.get(status[r], "")
-        since = "at least " if ep.first[r] == 0 else ""
+        since = "at least " if ep.first[r] == supplied[0] else ""
         evidence = (f"readings again tonight after {days} day(s) without, since {first_day}" if episode == "ended" else
-                    f"no usable readings for {since}{days} day(s), since {first_day}" + (f", at {at}" if at else ""))
+                    f"no usable readings on {since}{days} day(s) with readings from other transformers, since {first_day}"
+                    + (f", at {at}" if at else ""))
         out.append({"row": r, "rule": "silent_meter", "first_day": first_day, "days": days, "episode": episode,
                     "value_kwh": float(state.daily[r, -1]), "recent_kwh": [round(float(v), 1) for v in state.daily[r, -7:]],
                     "evidence": evidence})
