@@ -15,6 +15,7 @@ the floor, and the reference use before that closure (``ref_kwh``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from dataclasses import dataclass, replace
@@ -80,7 +81,7 @@ class PowerState:
     @property
     def dates(self) -> pd.DatetimeIndex:
         """The Beijing dates of the ring's columns."""
-        return pd.date_range(end=pd.Timestamp(self.end), periods=self.days, freq="D")
+        return _ring_dates(self.end, self.days)
 
     def register_before(self, day: dt.date) -> np.ndarray:
         """Registers at the end of the day before ``day``, NaN where unknown (or if that day is not ``end``)."""
@@ -172,6 +173,11 @@ class PowerState:
             table.column("floor_for").to_numpy().astype("int32"),
             table.column("ref_kwh").to_numpy().astype("float32"),
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _ring_dates(end: dt.date, days: int) -> pd.DatetimeIndex:
+    return pd.date_range(end=pd.Timestamp(end), periods=days, freq="D")
 
 
 def _shifted(a: np.ndarray, shift: int) -> np.ndarray:

@@ -101,6 +101,8 @@ def _electricity_nights(config: Config, out_root: Path, command: list[str] | Non
     index = PointIndex.build(grid.geometry)
     folder = state_folder(config, out_root)
     held: dict[str, object] = {}
+    # The same for every night of the replay: computed once.
+    same = {"config_record": file_record(config.source) if config.source else None, "config": config.to_dict(), "versions": versions()}
     try:
         held["fleet"] = FleetInputs(*load_fleet(config, grid, index))
     except ElectricityError as exc:  # every night is partial, as separate runs would be
@@ -132,8 +134,8 @@ def _electricity_nights(config: Config, out_root: Path, command: list[str] | Non
                 "gridwatch": __version__, "date": day.isoformat(), "status": "partial" if skips else "ok", "exit_code": code,
                 "command": command or [], "mode": "replay --only electricity: sites.parquet and the state only",
                 "started_utc": started.isoformat(timespec="seconds"), "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "inputs": {"config": file_record(config.source) if config.source else None, "electricity": inputs},
-                "config": config.to_dict(), "versions": versions(), "counts": {"electricity": counts},
+                "inputs": {"config": same["config_record"], "electricity": inputs},
+                "config": same["config"], "versions": same["versions"], "counts": {"electricity": counts},
                 "skipped": listed, "skipped_summary": summary, "outputs": ["sites.parquet", "run.json"],
             }
             (staging / "run.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str), encoding="utf-8")

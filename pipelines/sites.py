@@ -351,15 +351,20 @@ def resurgence(state: PowerState, closed: np.ndarray, calendar: WorkCalendar, ru
     below = known & ~hit & working
     ep = scan_episodes(hit, below, below, np.zeros_like(hit), earliest, rule.consecutive_days, rule.end_workdays)
     state_of = ep.state
+    listed = np.flatnonzero(state_of != "")
+    if not len(listed):
+        return _empty_flags()
+    # Medians of each listed episode's production days (and working-hours shares), all rows at once.
+    in_episode = (np.arange(state.days)[None, :] >= ep.first[listed, None]) & hit[listed]
+    medians = _quiet_nan(np.nanmedian, np.where(in_episode, values[listed], np.nan), axis=1)
+    shares = _quiet_nan(np.nanmedian, np.where(in_episode, state.work_share[rows[listed]], np.nan), axis=1)
+    dates = state.dates
     out = []
-    for j in np.flatnonzero(state_of != ""):
-        streak = slice(ep.first[j], state.days)
-        run_values = values[j, streak][hit[j, streak]]
-        share = state.work_share[rows[j], streak][hit[j, streak]]
-        if state_of[j] != "ended" and np.isfinite(share).any() and float(np.nanmedian(share)) < rule.min_work_share:
+    for i, j in enumerate(listed):
+        if state_of[j] != "ended" and np.isfinite(shares[i]) and shares[i] < rule.min_work_share:
             continue  # 15-minute data: round-the-clock use is no workshop at work
-        median = float(np.median(run_values)) if len(run_values) else np.nan
-        first_day = state.dates[ep.first[j]].date()
+        median = float(medians[i])
+        first_day = dates[ep.first[j]].date()
         since = "at least " if ep.first[j] == 0 and closed[rows[j]] < ring_start else ""
         how = (f"{int(ep.days[j])} production day(s) since {since}{first_day}, median {median:.0f} kWh/day"
                + (f" = {median / ref[j]:.0%} of its use before closure ({ref[j]:.0f})" if np.isfinite(ref[j]) and ref[j] > 0 else "")
@@ -370,8 +375,8 @@ def resurgence(state: PowerState, closed: np.ndarray, calendar: WorkCalendar, ru
             "row": rows[j], "rule": "resurgence", "first_day": first_day, "days": int(ep.days[j]), "episode": state_of[j],
             "floor_kwh": float(floor[j]), "threshold_kwh": float(threshold[j]), "pre_closure_kwh": float(ref[j]),
             "ratio": median / max(float(floor[j]) if np.isfinite(floor[j]) else 1.0, 1.0), "value_kwh": float(values[j, -1]),
-            "recent_kwh": [round(float(v), 1) for v in run_values[-7:]],
-            "work_share": float(np.nanmedian(share)) if np.isfinite(share).any() else np.nan,
+            "recent_kwh": [round(float(v), 1) for v in values[j][in_episode[i]][-7:]],
+            "work_share": float(shares[i]),
             "evidence": how,
         })
     return pd.DataFrame(out) if out else _empty_flags()
