@@ -343,3 +343,27 @@ def test_unusable_registry_keeps_the_fires(tmp_path: Path) -> None:
     assert any((s["file"], s["row"], s["field"]) == ("registry.csv", 1, "enterprise_id") and "missing column" in s["reason"]
                for s in manifest["skipped"])
     assert gpd.read_parquet(folder / "sites.parquet").empty and len(gpd.read_parquet(folder / "fires.parquet")) == 568
+
+
+def test_capacity_per_transformer_instead_of_one_cap(tmp_path: Path) -> None:
+    """The largest real consumer of the Yangzhong data (user 1416, up to 1,104,348 kWh/day in September 2016, ~46 MW)
+    is used with the default limits; a transformer table's kva makes a reading beyond kva x kw_per_kva implausible."""
+    month = pd.read_csv(SERIES.with_name("Tianchi_power_9.csv"))
+    biggest = month.loc[month["power_consumption"].idxmax()]
+    assert int(biggest["user_id"]) == 1416 and biggest["power_consumption"] > 1_000_000
+    totals = pd.Series([float(biggest["power_consumption"]), 5000.0], index=["T1416", "T2"])
+    frame = pd.DataFrame({"transformer_id": totals.index, "time": DAY_2016.isoformat(), "kwh": totals.to_numpy()})
+    frame.to_csv(tmp_path / "day.csv", index=False)
+    fmt = ReadingFormat(interval_minutes=1440)
+    fleet = pd.Index(totals.index)
+    use = use_of([tmp_path / "day.csv"], fleet, fmt)
+    assert use.counts["implausible"] == 0 and np.allclose(use.kwh, totals.to_numpy())
+    assert MeterLimits(max_kw=20000.0).max_kw * 24 < biggest["power_consumption"]  # the old cap rejected it
+    # T2 with a 100 kVA transformer: 5,000 kWh/day is 208 kW on average, beyond 2 x 100: that reading is rejected.
+    capped = use_of([tmp_path / "day.csv"], fleet, fmt, kva=np.array([np.nan, 100.0]))
+    assert capped.counts["implausible"] == 1 and np.isnan(capped.kwh[1]) and capped.kwh[0] == pytest.approx(totals.iloc[0])
+    table = tmp_path / "t.csv"
+    table.write_text("transformer_id,enterprise_id,lon,lat,kva\nT1,E1,119.85,32.2,630\nT2,E2,119.85,32.2,\nT3,E3,119.85,32.2,big\n", encoding="utf-8")
+    transformers, skips = read_transformers(table)
+    assert transformers["kva"].tolist()[0] == 630 and np.isnan(transformers["kva"].tolist()[1:]).all()
+    assert [(s.row, s.field) for s in skips] == [(4, "kva")] and len(transformers) == 3
