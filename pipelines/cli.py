@@ -150,6 +150,23 @@ def _parser() -> argparse.ArgumentParser:
     _common(plan)
     plan.add_argument("--out", type=Path, help="output root (default: [output] dir of the config)")
     plan.set_defaults(func=_plan)
+
+    season = commands.add_parser(
+        "replay",
+        help="run the nights of a season in order (backfill), e.g. the electricity sites of a year",
+        description="Run the nights --from .. --to in order, as separate nightly runs would, with a progress bar. "
+        "--only electricity loads the grid, index and registry once, keeps the state in memory and writes per night "
+        "OUT/D/sites.parquet, OUT/D/run.json and the state OUT/state/electricity/D.parquet (no fires, maps, report or plan; "
+        "an existing OUT/D is replaced). --only fires runs full nights without [electricity]; no --only runs full nights.",
+        epilog="example:\n  gridwatch replay --from 2015-01-01 --to 2016-09-30 --only electricity --config config.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    season.add_argument("--from", dest="first", required=True, type=_date, help="the first Beijing-time day, YYYY-MM-DD")
+    season.add_argument("--to", dest="last", required=True, type=_date, help="the last Beijing-time day, YYYY-MM-DD")
+    season.add_argument("--only", choices=("electricity", "fires"), help="run only this part of each night")
+    _common(season)
+    season.add_argument("--out", type=Path, help="output root (default: [output] dir of the config)")
+    season.set_defaults(func=_replay)
     return parser
 
 
@@ -167,6 +184,21 @@ def _nightly(args: argparse.Namespace, interactive: bool) -> int:
     if interactive or result.skips:
         day = DayCounts(**counts["day"])
         print(f"gridwatch: {day.headline(config.maps.language)}; {day.cell_maps} cell maps; open {result.folder / 'index.html'}", file=sys.stderr)
+    return result.exit_code
+
+
+def _replay(args: argparse.Namespace, interactive: bool) -> int:
+    from .replay import replay  # only this command needs it
+
+    if args.last < args.first:
+        raise RunError(f"--to {args.last} is before --from {args.first}")
+    config = _load(args.config)
+    if args.only == "electricity" and config.electricity is None:
+        raise ConfigError(f"{config.source}: --only electricity needs an [electricity] section")
+    result = replay(config, args.first, args.last, out_root=args.out, only=args.only, progress=interactive, command=sys.argv)
+    partial = sum(code == EXIT_PARTIAL for code in result.exit_codes)
+    if interactive or partial:
+        print(f"gridwatch: {len(result.nights)} nights in {result.seconds:.1f} s, {partial} partial (see OUT/D/run.json)", file=sys.stderr)
     return result.exit_code
 
 

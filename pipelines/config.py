@@ -26,6 +26,7 @@ from .sites import (
     ComplianceRule,
     ReductionTable,
     ResurgenceRule,
+    SilentRule,
     StoppedRule,
     UnregisteredRule,
 )
@@ -210,7 +211,9 @@ class ElectricityConfig:
     history_days: int = 90  # days of daily use the state keeps per transformer
     keep_states: int = 7  # state files (days) kept for reruns
     min_coverage: float = 0.9  # fraction (0-1) of a day's intervals needed for its total
-    max_kw: float = 20000.0  # kW: readings implying more average power are errors
+    max_kw: float = 200000.0  # kW: readings implying more average power are errors (transformers without a kva)
+    kw_per_kva: float = 2.0  # kW per kVA: readings of a transformer with a kva implying more average power are errors
+    rebuild_max_days: int = 730  # a state rebuilt from readings reads at most this many days back (closures older than that: unknown reference)
     work_hours: tuple[int, int] = (8, 18)  # Beijing clock hours [start, end) of a working shift
     festival_days: tuple[int, int] = (7, 15)  # Spring Festival season: days before and after the official holiday
     resurgence: ResurgenceRule = ResurgenceRule()
@@ -218,6 +221,7 @@ class ElectricityConfig:
     reduction: ReductionTable = ReductionTable()
     unregistered: UnregisteredRule = UnregisteredRule()
     stopped: StoppedRule = StoppedRule()
+    silent: SilentRule = SilentRule()
 
 
 @dataclass(frozen=True)
@@ -475,12 +479,17 @@ def _check_electricity(e: ElectricityConfig, path: Path) -> None:
     needed = max(e.noncompliance.baseline_weeks * 7 + 1, e.unregistered.days, e.resurgence.consecutive_days + 1)
     if e.history_days < needed:
         raise bad(f"history_days = {e.history_days}: the rules need at least {needed} days")
-    if e.keep_states < 1 or e.max_kw <= 0 or not 0 < e.min_coverage <= 1:
-        raise bad("keep_states (>= 1), max_kw (> 0 kW) or min_coverage (0-1] out of range")
+    if e.keep_states < 1 or e.max_kw <= 0 or e.kw_per_kva <= 0 or not 0 < e.min_coverage <= 1 or e.rebuild_max_days < e.history_days:
+        raise bad("keep_states (>= 1), max_kw (> 0 kW), kw_per_kva (> 0), min_coverage (0-1] or rebuild_max_days (>= history_days) out of range")
     r = e.resurgence
-    if r.consecutive_days < 1 or r.floor_days < 1 or not 1 <= r.min_floor_days <= r.floor_days or r.grace_days < 0:
-        raise bad("[electricity.resurgence] consecutive_days, floor_days (>= 1), min_floor_days (1..floor_days), grace_days (>= 0) out of range")
+    if (r.consecutive_days < 1 or r.floor_days < 1 or not 1 <= r.min_floor_days <= r.floor_days or r.grace_days < 0
+            or r.end_workdays < 1 or not 5 <= r.reference_days < e.history_days):
+        raise bad("[electricity.resurgence] consecutive_days, floor_days, end_workdays (>= 1), min_floor_days (1..floor_days), grace_days (>= 0) "
+                  "or reference_days (5 .. history_days - 1) out of range")
+    if e.stopped.workdays < 1 or e.stopped.resume_days < 1 or e.silent.days < 1:
+        raise bad("[electricity.stopped] workdays, resume_days or [electricity.silent] days: expected whole days >= 1")
     fractions = {"resurgence.floor_quantile": r.floor_quantile, "resurgence.production_fraction": r.production_fraction,
+                 "resurgence.floor_cap": r.floor_cap, "stopped.resume_fraction": e.stopped.resume_fraction,
                  "resurgence.min_work_share": r.min_work_share, "noncompliance.tolerance": e.noncompliance.tolerance,
                  "unregistered.min_work_share": e.unregistered.min_work_share, "stopped.fraction": e.stopped.fraction}
     for level in ("yellow", "orange", "red"):

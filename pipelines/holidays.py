@@ -9,6 +9,7 @@ which years those were, so the run can warn (upgrade ``chinesecalendar``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,6 +67,20 @@ class WorkCalendar:
         in_range = {d.year for d in dates[keep]}
         return cls(start, workday[keep], holiday[keep], makeup[keep], festival[keep], tuple(sorted(unknown & in_range)))
 
+    @classmethod
+    def cached(cls, start: dt.date, days: int, *, festival_before: int = 7, festival_after: int = 15) -> WorkCalendar:
+        """``build``, from whole years computed once per process (a replay asks for hundreds of shifted windows)."""
+        years = range(start.year, (start + dt.timedelta(days=days - 1)).year + 1)
+        parts = [_year(y, festival_before, festival_after) for y in years]
+        offset = (start - dt.date(start.year, 1, 1)).days
+        keep = slice(offset, offset + days)
+
+        def joined(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])[keep]
+
+        unknown = tuple(sorted({y for p in parts for y in p.unknown_years}))
+        return cls(start, joined("workday"), joined("holiday"), joined("makeup"), joined("festival"), unknown)
+
     @property
     def dates(self) -> pd.DatetimeIndex:
         return pd.date_range(self.start, periods=len(self.workday), freq="D")
@@ -76,6 +91,12 @@ class WorkCalendar:
             "makeup" if m else "workday" if w else "holiday" if h else "weekend"
             for w, h, m in zip(self.workday, self.holiday, self.makeup)
         ]
+
+
+@functools.lru_cache(maxsize=64)
+def _year(year: int, festival_before: int, festival_after: int) -> WorkCalendar:
+    first = dt.date(year, 1, 1)
+    return WorkCalendar.build(first, (dt.date(year + 1, 1, 1) - first).days, festival_before=festival_before, festival_after=festival_after)
 
 
 def work_calendar(dates: Sequence[dt.date] | pd.DatetimeIndex, **kwargs: int) -> WorkCalendar:

@@ -1045,8 +1045,10 @@ def _event_layer(events: pd.DataFrame, names: Mapping[str, str], name: str, *, s
 SITE_POPUP_LABELS = (
     "规则 rule", "依据 evidence", "近60天用电 last 60 days", "企业 enterprise", "地址 address", "行业 industry",
     "登记状态 registry status", "绩效等级 grade", "变压器 transformers", "自 since", "当日 day's use", "坐标 WGS84", "网格 cell",
+    "状态 episode",
 )
-SITE_COLOURS = {"resurgence": "#d50000", "noncompliance": "#6a1b9a", "unregistered_load": "#00838f", "stopped": "#757575"}
+SITE_COLOURS = {"resurgence": "#d50000", "noncompliance": "#6a1b9a", "unregistered_load": "#00838f", "stopped": "#757575",
+                "silent_meter": "#ef6c00"}
 STATUS_LABELS = {"operating": "在产 operating", "closed": "关停取缔 closed", "rectifying": "整改 rectifying", "moved": "搬迁 moved"}
 
 
@@ -1087,6 +1089,7 @@ def _site_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list
         _number(rec.get("value_kwh"), ".0f", " kWh"),
         f"{rec['lat']:.5f}, {rec['lon']:.5f}",
         _cell_label(rec.get("cell_id"), names),
+        f"{_text(rec.get('episode_zh'), '')} {_text(rec.get('episode'), '')}".strip() or None,
     ]
 
 

@@ -42,8 +42,9 @@ class MeterLimits:
     """What counts as a usable day and a plausible reading."""
 
     min_coverage: float = 0.9  # fraction of a day's intervals that must be known for its total; the rest is scaled up
-    max_kw: float = 20000.0  # kW: a reading implying more average power is a meter or collection error
+    max_kw: float = 200000.0  # kW: without a transformer's capacity, a reading implying more average power is an error
     work_hours: tuple[int, int] = (8, 18)  # Beijing clock hours [start, end) of a working day shift
+    kw_per_kva: float = 2.0  # with a transformer's capacity (kVA): at most this many kW per kVA on average (overload included)
 
 
 @dataclass
@@ -88,8 +89,18 @@ class _Part:
     unmapped: Counter
 
 
+def capacity_kw(limits: MeterLimits, kva: np.ndarray | None, n: int) -> np.ndarray:
+    """Per transformer, the largest plausible average power (kW): ``kw_per_kva`` x its kVA where the
+    transformer table gives one, else the fleet-wide ``max_kw``."""
+    if kva is None:
+        return np.full(n, limits.max_kw)
+    kva = np.asarray(kva, dtype="float64")
+    return np.where(np.isfinite(kva) & (kva > 0), kva * limits.kw_per_kva, limits.max_kw)
+
+
 def day_use(readings: dd.DataFrame, fleet: pd.Index, day: dt.date, fmt: ReadingFormat, *,
-            limits: MeterLimits = MeterLimits(), previous_register: np.ndarray | None = None) -> DayUse:
+            limits: MeterLimits = MeterLimits(), previous_register: np.ndarray | None = None,
+            kva: np.ndarray | None = None) -> DayUse:
     """The day's use per transformer of ``fleet`` from ``readings`` (``readers.power.read_readings``).
 
     ``previous_register`` (register readings only): each transformer's
@@ -105,15 +116,17 @@ def day_use(readings: dd.DataFrame, fleet: pd.Index, day: dt.date, fmt: ReadingF
         use.counts                                 # every problem counted
     """
     start, _ = day_bounds_utc(day)
-    parts = [dask.delayed(_place)(p, fleet, start.value, fmt, limits) for p in readings.to_delayed()]
-    placed = dask.compute(*parts)
+    caps = capacity_kw(limits, kva, len(fleet))
+    parts = [dask.delayed(_place)(p, fleet, start.value, fmt, limits, caps) for p in readings.to_delayed()]
+    # One partition (a small day) gains nothing from threads: computed in this thread, it skips the scheduler's overhead.
+    placed = dask.compute(*parts, scheduler="sync") if len(parts) == 1 else dask.compute(*parts)
     values, n, conflict, counts, examples, unmapped = _assemble(placed, len(fleet), fmt)
     prev = np.full(len(fleet), np.nan) if previous_register is None else previous_register
     if fmt.values == "register":
-        energy, covered, resets, implausible, lone, last = _register_energy(values, conflict, prev, fmt, limits)
+        energy, covered, resets, implausible, lone, last = _register_energy(values, conflict, prev, fmt, caps)
         counts["meter_resets"] += int(resets.sum())
         counts["implausible"] += int(implausible.sum() + lone.sum())
-        cap = f"max_kw = {limits.max_kw:g} kW"
+        cap = "its capacity" if kva is not None and np.isfinite(kva).any() else f"max_kw = {limits.max_kw:g} kW"
         for mask, reason in (
             (resets, "register lower than the reading before (meter reset or replaced?); this interval is left unknown"),
             (implausible, f"register rose by more than {cap} allows; this interval is left unknown, the transformer's others are kept"),
@@ -136,7 +149,7 @@ def day_use(readings: dd.DataFrame, fleet: pd.Index, day: dt.date, fmt: ReadingF
     return DayUse(day, kwh, share, coverage, last, dict(counts), examples, top)
 
 
-def _place(frame: pd.DataFrame, fleet: pd.Index, day_start_ns: int, fmt: ReadingFormat, limits: MeterLimits) -> _Part:
+def _place(frame: pd.DataFrame, fleet: pd.Index, day_start_ns: int, fmt: ReadingFormat, limits: MeterLimits, caps: np.ndarray) -> _Part:
     counts: Counter = Counter(rows=len(frame))
     examples: list[Skip] = []
     ids = frame["transformer"].astype("category")
@@ -165,12 +178,13 @@ def _place(frame: pd.DataFrame, fleet: pd.Index, day_start_ns: int, fmt: Reading
     good = bad == 0
     if fmt.values == "interval":
         negative = good & (value < 0)
-        implausible = good & (value > limits.max_kw * fmt.interval_minutes / 60)
+        implausible = good & (value > caps[np.maximum(t, 0)] * fmt.interval_minutes / 60)
         counts["negative"] += int(negative.sum())
         counts["implausible"] += int(implausible.sum())
         _examples(examples, frame, negative, column["value"], "negative kWh in an interval; the interval is left unknown")
         _examples(examples, frame, implausible, column["value"],
-                  f"more than max_kw = {limits.max_kw:g} kW on average; this interval is left unknown, the transformer's others are kept")
+                  f"more than the transformer's capacity (kva x kw_per_kva, else max_kw = {limits.max_kw:g} kW) on average; "
+                  "this interval is left unknown, the transformer's others are kept")
         good &= ~(negative | implausible)
     else:
         negative = good & (value < 0)
@@ -255,7 +269,7 @@ def _assemble(parts: tuple[_Part, ...], n_transformers: int, fmt: ReadingFormat)
 
 
 def _register_energy(registers: np.ndarray, conflict: np.ndarray, previous: np.ndarray, fmt: ReadingFormat,
-                     limits: MeterLimits) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                     caps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """kWh per interval from cumulative registers, with resets and implausible jumps left unknown.
 
     A difference across missing readings is put on the interval where
@@ -266,7 +280,7 @@ def _register_energy(registers: np.ndarray, conflict: np.ndarray, previous: np.n
     transformer, and (transformers x slots) masks of resets, implausible
     jumps and dropped lone readings, then the last register of the day).
     """
-    cap = limits.max_kw * fmt.interval_minutes / 60  # kWh per interval
+    cap = (caps * fmt.interval_minutes / 60)[:, None]  # kWh per interval, per transformer
     full = np.concatenate([previous[:, None].astype("float64"), np.where(conflict, np.nan, registers)], axis=1)
     diff, span, before = _differences(full)
     bad = np.isfinite(diff) & ((diff < 0) | (diff > cap * span))
@@ -278,7 +292,9 @@ def _register_energy(registers: np.ndarray, conflict: np.ndarray, previous: np.n
     has_next = nxt < full.shape[1]
     nxt_c = np.minimum(nxt, full.shape[1] - 1)
     bridged = full[rows, nxt_c] - np.where(before >= 0, full[rows, np.maximum(before, 0)], np.nan)
-    lone = bad & has_next & bad[rows, nxt_c] & (bridged >= 0) & (bridged <= cap * (nxt_c - before))
+    # Out of line, while going straight from the reading before to the one after is plausible: a misread (a spike up
+    # or down), whatever the cap (a reset stays below the reading before; a replaced meter stays far above it).
+    lone = bad & has_next & (bridged >= 0) & (bridged <= cap * (nxt_c - before))
     lone[:, 0] = False
     if lone.any():
         full = np.where(lone, np.nan, full)

@@ -6,11 +6,16 @@ end of the last day, and the floor learnt after its enterprise's closure.
 One file per day, ``<dir>/<YYYY-MM-DD>.parquet``, each the state at the end of
 that day: the run for D reads D-1 and writes D, so re-running D gives the
 same result, and a crashed run leaves D-1 untouched.
+
+What the rules need beyond the ring is kept per transformer, so that
+dropping old days never changes an answer: the closure the floor belongs to,
+the floor, and the reference use before that closure (``ref_kwh``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from dataclasses import dataclass, replace
@@ -23,7 +28,7 @@ import pyarrow.parquet as pq
 
 from .meters import DayUse
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: ref_kwh added (a version-1 file is rebuilt from readings)
 _NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.parquet$")
 
 
@@ -38,7 +43,10 @@ class PowerState:
     ``daily`` and ``work_share`` are float32 arrays (transformers x days),
     column ``days - 1`` being ``end``; NaN = unknown. ``floor_kwh`` is the
     post-closure floor (kWh/day) learnt for the closure dated
-    ``floor_for`` (days since 1970-01-01; 0 = none learnt).
+    ``floor_for`` (days since 1970-01-01; 0 = no closure in force), and
+    ``ref_kwh`` the median working-day use (kWh/day) before that closure
+    (NaN = unknown); both are kept for as long as the closure is in force,
+    whatever the ring holds.
 
     Example::
 
@@ -54,12 +62,17 @@ class PowerState:
     last_register: np.ndarray  # float64, kWh; NaN = unknown
     floor_kwh: np.ndarray  # float32
     floor_for: np.ndarray  # int32
+    ref_kwh: np.ndarray | None = None  # float32; None = all unknown
+
+    def __post_init__(self) -> None:
+        if self.ref_kwh is None:
+            object.__setattr__(self, "ref_kwh", np.full(len(self.ids), np.nan, "float32"))
 
     @classmethod
     def empty(cls, ids: pd.Index | list[str], end: dt.date, days: int) -> PowerState:
         n = len(ids)
         return cls(pd.Index(ids, dtype=object), end, np.full((n, days), np.nan, "float32"), np.full((n, days), np.nan, "float32"),
-                   np.full(n, np.nan), np.full(n, np.nan, "float32"), np.zeros(n, "int32"))
+                   np.full(n, np.nan), np.full(n, np.nan, "float32"), np.zeros(n, "int32"), np.full(n, np.nan, "float32"))
 
     @property
     def days(self) -> int:
@@ -68,7 +81,7 @@ class PowerState:
     @property
     def dates(self) -> pd.DatetimeIndex:
         """The Beijing dates of the ring's columns."""
-        return pd.date_range(end=pd.Timestamp(self.end), periods=self.days, freq="D")
+        return _ring_dates(self.end, self.days)
 
     def register_before(self, day: dt.date) -> np.ndarray:
         """Registers at the end of the day before ``day``, NaN where unknown (or if that day is not ``end``)."""
@@ -102,7 +115,14 @@ class PowerState:
             return out
 
         return PowerState(ids, self.end, take(self.daily, np.nan), take(self.work_share, np.nan), take(self.last_register, np.nan),
-                          take(self.floor_kwh, np.nan), take(self.floor_for, 0))
+                          take(self.floor_kwh, np.nan), take(self.floor_for, 0), take(self.ref_kwh, np.nan))
+
+    def equals(self, other: PowerState) -> bool:
+        """Same transformers, day, ring and kept values (NaN equal to NaN)."""
+        same = lambda a, b: a.shape == b.shape and np.array_equal(a, b, equal_nan=True)  # noqa: E731
+        return (self.end == other.end and self.ids.equals(other.ids) and same(self.daily, other.daily)
+                and same(self.work_share, other.work_share) and same(self.last_register, other.last_register)
+                and same(self.floor_kwh, other.floor_kwh) and same(self.floor_for, other.floor_for) and same(self.ref_kwh, other.ref_kwh))
 
     def resized(self, days: int) -> PowerState:
         """The same history in a ring of ``days`` (older days dropped, or unknown ones added)."""
@@ -120,6 +140,7 @@ class PowerState:
             "last_register_kwh": pa.array(self.last_register),
             "floor_kwh": pa.array(self.floor_kwh),
             "floor_for": pa.array(self.floor_for),
+            "ref_kwh": pa.array(self.ref_kwh),
         }).replace_schema_metadata({"gridwatch_power_state": FORMAT_VERSION, "end": self.end.isoformat()})
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -150,7 +171,13 @@ class PowerState:
             table.column("last_register_kwh").to_numpy(),
             table.column("floor_kwh").to_numpy().astype("float32"),
             table.column("floor_for").to_numpy().astype("int32"),
+            table.column("ref_kwh").to_numpy().astype("float32"),
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _ring_dates(end: dt.date, days: int) -> pd.DatetimeIndex:
+    return pd.date_range(end=pd.Timestamp(end), periods=days, freq="D")
 
 
 def _shifted(a: np.ndarray, shift: int) -> np.ndarray:

@@ -39,28 +39,36 @@ from .readers.power import LEVEL_RANK
 from .schema import BEIJING_TZ, WGS84
 from .wording import kwh_zh
 
-RULES = ("resurgence", "noncompliance", "unregistered_load", "stopped")
+RULES = ("resurgence", "noncompliance", "unregistered_load", "stopped", "silent_meter")
 RULE_LABELS = {
     "resurgence": ("死灰复燃", "closed site running again"),
     "noncompliance": ("应急减排未落实", "not cutting use during a warning"),
     "unregistered_load": ("疑似新增散乱污", "unregistered factory-like load"),
     "stopped": ("疑似停产或搬迁", "stopped or moved"),
+    "silent_meter": ("电表无数据", "meter without readings"),
 }
+# Episode states, in the order pages list them: what is new tonight first.
+EPISODES = ("new", "continuing", "resumed", "ended")
+EPISODE_LABELS = {"new": ("新发现", "new"), "continuing": ("持续", "continuing"), "resumed": ("已恢复生产", "resumed"),
+                  "ended": ("已结束", "ended")}
 CHART_DAYS = 60
 EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
 class ResurgenceRule:
-    consecutive_days: int = 2  # k: days above the floor (rest days at the floor do not break the run)
-    grace_days: int = 3  # days after the closure date before the floor is learnt (winding down)
-    floor_days: int = 14  # days the floor is learnt from
-    min_floor_days: int = 7  # known days needed among them
-    floor_quantile: float = 0.9  # quantile (0-1) of those days that is the floor, kWh/day
-    ratio: float = 3.0  # a day is above the floor at more than floor x ratio ...
-    min_excess_kwh: float = 10.0  # ... and more than floor + this, kWh/day
-    production_fraction: float = 0.2  # the run's median must reach this share (0-1) of the pre-closure workday median, when known
-    min_work_share: float = 0.5  # 15-minute data: share (0-1) of the run's use in working hours
+    consecutive_days: int = 2  # k: production days that start an episode (rest days at the floor do not break the run)
+    grace_days: int = 0  # days after the closure date that are not judged (winding down)
+    floor_days: int = 14  # the floor is learnt from the days of the closure date .. + floor_days - 1, then kept
+    min_floor_days: int = 1  # known days needed among them for a floor (fewer: the floor is unknown, the reference decides)
+    floor_quantile: float = 0.1  # low quantile (0-1) of those days that is the floor: production in the window cannot raise it
+    floor_cap: float = 0.1  # the floor is at most this share (0-1) of the reference use before closure, when known
+    reference_days: int = 28  # the reference is the median working-day use of the days before the closure date
+    ratio: float = 3.0  # a production day uses more than floor x ratio ...
+    min_excess_kwh: float = 20.0  # ... and more than floor + this, kWh/day (lighting and guards stay under it)
+    production_fraction: float = 0.2  # ... and at least this share (0-1) of the reference use before closure, when known
+    min_work_share: float = 0.5  # 15-minute data: share (0-1) of the episode's use in working hours
+    end_workdays: int = 5  # an episode ends after a working week in a row below production (hysteresis: a few days off are not a new restart)
 
 
 @dataclass(frozen=True)
@@ -108,9 +116,16 @@ class UnregisteredRule:
 
 @dataclass(frozen=True)
 class StoppedRule:
-    workdays: int = 10  # working days in a row at low use
+    workdays: int = 20  # working days in a row at low use (about a month: shorter stops are maintenance or holidays)
     fraction: float = 0.05  # low = at most this fraction (0-1) of the usual (90th percentile) workday use
     min_kwh: float = 20.0  # kWh/day: usual use below this is too small to judge
+    resume_fraction: float = 0.5  # use is back at this share (0-1) of the usual workday use ...
+    resume_days: int = 2  # ... on this many working days in a row: the episode ends as "resumed"
+
+
+@dataclass(frozen=True)
+class SilentRule:
+    days: int = 3  # days in a row without a usable day total: the transformer is listed as a silent meter
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,7 @@ class SiteRules:
     unregistered: UnregisteredRule = UnregisteredRule()
     stopped: StoppedRule = StoppedRule()
     festival_days: tuple[int, int] = (7, 15)  # the Spring Festival season: days before and after the official holiday
+    silent: SilentRule = SilentRule()
 
 
 @dataclass
@@ -130,6 +146,18 @@ class Fleet:
     transformers: pd.DataFrame  # transformer_id, enterprise_id, lon, lat, cell_id, county_code; registered (bool)
     registry: pd.DataFrame  # readers.power.read_registry
     counts: dict[str, int] = field(default_factory=dict)
+    _cache: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+
+    def cached(self, key: str, make: Callable[[], object]) -> object:
+        """What ``make`` derives from the (unchanging) fleet, computed once: a replay judges hundreds of nights."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def status(self) -> np.ndarray:
+        """Registry status of each transformer's enterprise ("" = none or unknown), fleet order."""
+        return self.cached("status", lambda: self.transformers["enterprise_id"].map(
+            self.registry.set_index("enterprise_id")["status"]).fillna("").to_numpy(object))
 
 
 def locate_fleet(transformers: gpd.GeoDataFrame, registry: pd.DataFrame, grid: gpd.GeoDataFrame,
@@ -146,6 +174,7 @@ def locate_fleet(transformers: gpd.GeoDataFrame, registry: pd.DataFrame, grid: g
     for column in ("cell_id", "cell_name", "county_code"):
         values = grid[column].astype("string").to_numpy()
         t[column] = pd.array(np.where(inside, values[np.maximum(where, 0)], None), dtype="string")
+    t["kva"] = transformers["kva"].to_numpy("float64") if "kva" in transformers else np.nan  # rated capacity; NaN = not given
     t["registered"] = t["enterprise_id"].isin(set(registry["enterprise_id"].astype(str)))
     counts = {"transformers": len(t), "transformers_outside_grid": int((~inside).sum()),
               "transformers_unregistered": int((~t["registered"]).sum()),
@@ -155,15 +184,17 @@ def locate_fleet(transformers: gpd.GeoDataFrame, registry: pd.DataFrame, grid: g
 
 def closure_days(fleet: Fleet, day: dt.date) -> np.ndarray:
     """Per transformer: the closure (or rectification) date in force on ``day``, days since 1970; 0 = none."""
-    reg = fleet.registry.set_index("enterprise_id")
-    status = fleet.transformers["enterprise_id"].map(reg["status"]).fillna("")
-    since = fleet.transformers["enterprise_id"].map(reg["status_date"])
-    deadline = fleet.transformers["enterprise_id"].map(reg["deadline"])
-    since_days = _epoch_days(since)
-    deadline_days = _epoch_days(deadline)
+    def dates() -> tuple[np.ndarray, np.ndarray]:
+        reg = fleet.registry.set_index("enterprise_id")
+        since = fleet.transformers["enterprise_id"].map(reg["status_date"])
+        deadline = fleet.transformers["enterprise_id"].map(reg["deadline"])
+        return _epoch_days(since), _epoch_days(deadline)
+
+    since_days, deadline_days = fleet.cached("closure_dates", dates)
+    status = fleet.status()
     today = (day - EPOCH).days
-    rectifying = (status == "rectifying").to_numpy() & ((deadline_days == _NO_DATE) | (deadline_days >= today))
-    in_force = status.isin(("closed", "moved")).to_numpy() | rectifying
+    rectifying = (status == "rectifying") & ((deadline_days == _NO_DATE) | (deadline_days >= today))
+    in_force = np.isin(status, ("closed", "moved")) | rectifying
     return np.where(in_force & (since_days != _NO_DATE) & (since_days <= today), since_days, 0).astype("int32")
 
 
@@ -176,102 +207,189 @@ def _epoch_days(dates: pd.Series) -> np.ndarray:
     return np.where(stamps.isna(), _NO_DATE, (stamps - pd.Timestamp(EPOCH)).dt.days.fillna(0).astype("int64"))
 
 
-def learn_floors(state: PowerState, closed: np.ndarray, rule: ResurgenceRule) -> PowerState:
-    """``state`` with the post-closure floor learnt wherever a closure has enough settled days.
+def learn_floors(state: PowerState, closed: np.ndarray, rule: ResurgenceRule, calendar: WorkCalendar | None = None) -> PowerState:
+    """``state`` with, per transformer of a closed enterprise, the reference use before the closure and the floor after it.
 
-    ``closed``: ``closure_days``. A floor is learnt once per closure, from
-    the first ``floor_days`` days starting ``grace_days`` after it (or the
-    oldest days of the ring for closures older than the ring), all before the
-    ring's last day, and then kept.
+    ``closed``: ``closure_days``. On the first night a closure date ``C`` is
+    in force, the reference (median working-day use of the
+    ``reference_days`` before ``C``, kWh/day) is taken from the ring and
+    kept. The floor is a low quantile (``floor_quantile``) of the known days
+    ``C + grace_days`` .. ``C + grace_days + floor_days - 1`` before the
+    ring's last day, at most ``floor_cap`` x the reference: provisional while
+    that window is open, then kept for as long as the closure is. A low
+    quantile is what production inside the window cannot raise (a restart
+    on ``C + 1`` leaves the days at the floor as the lowest), and the cap
+    keeps a floor learnt while an enterprise never stopped below production.
+    Both are kept in the state, so dropping old days never changes them.
     """
+    calendar = calendar or WorkCalendar.cached(state.dates[0].date(), state.days)
     ring_start = (state.dates[0].date() - EPOCH).days
-    todo = np.flatnonzero((closed > 0) & (state.floor_for != closed))
-    floor_kwh, floor_for = state.floor_kwh.copy(), state.floor_for.copy()
-    # A new closure (or a reopened enterprise) forgets the old floor.
-    floor_kwh[todo], floor_for[todo] = np.nan, 0
-    if len(todo):
-        first = np.maximum(closed[todo] - ring_start + rule.grace_days, 0)
-        columns = first[:, None] + np.arange(rule.floor_days)
-        complete = columns[:, -1] <= state.days - 2
-        values = state.daily[todo[:, None], np.minimum(columns, state.days - 1)]
+    today = state.days - 1
+    floor_kwh, floor_for, ref_kwh = state.floor_kwh.copy(), state.floor_for.copy(), state.ref_kwh.copy()
+    new = np.flatnonzero((closed > 0) & (floor_for != closed))
+    # A new closure (or a reopened enterprise) forgets the old floor and reference.
+    floor_kwh[new], floor_for[new], ref_kwh[new] = np.nan, closed[new], np.nan
+    if len(new):
+        ref_kwh[new] = _pre_closure_level(state.daily[new].astype("float64"), calendar, closed[new] - ring_start, rule.reference_days)
+    first = closed - ring_start + rule.grace_days  # ring column of the window's first day
+    # Learning while the window is open; a closure first seen tonight (registered late) learns from the ring at once.
+    is_new = np.zeros(len(closed), bool)
+    is_new[new] = True
+    open_ = np.flatnonzero((closed > 0) & (first <= today - 1) & ((first + rule.floor_days - 1 >= today - 1) | is_new))
+    if len(open_):
+        columns = first[open_, None] + np.arange(rule.floor_days)
+        usable = (columns >= 0) & (columns <= today - 1)  # days before the ring's last day
+        values = np.where(usable, state.daily[open_[:, None], np.clip(columns, 0, today)], np.nan)
         known = np.isfinite(values).sum(axis=1)
-        ok = complete & (known >= rule.min_floor_days)
-        if ok.any():
-            floors = row_quantile(values[ok], rule.floor_quantile)
-            floor_kwh[todo[ok]] = floors.astype("float32")
-            floor_for[todo[ok]] = closed[todo[ok]]
-    floor_kwh[closed == 0], floor_for[closed == 0] = np.nan, 0
-    return replace(state, floor_kwh=floor_kwh, floor_for=floor_for)
+        # A standby under min_excess_kwh is never capped: for a tiny consumer it is not a sign of production.
+        cap = np.maximum(rule.floor_cap * ref_kwh[open_], rule.min_excess_kwh)
+        # Without a reference (no days before the closure: a new meter, or the start of the data) nothing bounds
+        # a low quantile from above, and standby swings would pass for production: the floor is then the
+        # median of the whole window, and the closure is judged once the window is over (unknown before).
+        complete = first[open_] + rule.floor_days - 1 <= today - 1
+        q = np.where(np.isfinite(cap), row_quantile(values, rule.floor_quantile), row_quantile(values, 0.5))
+        floors = np.where((known >= rule.min_floor_days) & (np.isfinite(cap) | complete), q, np.nan)
+        floor_kwh[open_] = np.where(np.isfinite(cap) & np.isfinite(floors), np.minimum(floors, cap), floors).astype("float32")
+    gone = closed == 0
+    floor_kwh[gone], floor_for[gone], ref_kwh[gone] = np.nan, 0, np.nan
+    return replace(state, floor_kwh=floor_kwh, floor_for=floor_for, ref_kwh=ref_kwh)
+
+
+def production_threshold(floor: np.ndarray, ref: np.ndarray, rule: ResurgenceRule) -> np.ndarray:
+    """kWh/day above which a closed site's day is production: above the floor x ``ratio`` and floor +
+    ``min_excess_kwh``, and at least ``production_fraction`` of the reference; inf where neither is known."""
+    floor, ref = floor.astype("float64"), ref.astype("float64")
+    by_floor = np.where(np.isfinite(floor), np.maximum(floor * rule.ratio, floor + rule.min_excess_kwh), rule.min_excess_kwh)
+    by_ref = np.where(np.isfinite(ref), rule.production_fraction * ref, -np.inf)
+    # Without a reference the floor must be known (learnt from the whole window): until then, not judged.
+    return np.where(np.isfinite(ref) | np.isfinite(floor), np.maximum(by_floor, by_ref), np.inf)
+
+
+@dataclass
+class Episodes:
+    """Per row, the episode at the end of the ring and the one that ended on its last day (columns; -1 = none)."""
+
+    active: np.ndarray  # bool: an episode runs on the last day
+    was_active: np.ndarray  # bool: one ran on the day before
+    first: np.ndarray  # int: first column of the running (or just ended) episode
+    days: np.ndarray  # int: its days that met the rule
+
+    @property
+    def state(self) -> np.ndarray:
+        """``new``, ``continuing``, ``ended`` or "" per row."""
+        return np.select([self.active & ~self.was_active, self.active & self.was_active, ~self.active & self.was_active],
+                         ["new", "continuing", "ended"], "")
+
+
+def scan_episodes(hit: np.ndarray, start_break: np.ndarray, end_hit: np.ndarray, other: np.ndarray, earliest: np.ndarray,
+                  start_days: int, end_days: int) -> Episodes:
+    """Episodes with hysteresis, scanning each row's columns (days) in order from ``earliest``.
+
+    An episode starts on the ``start_days``-th ``hit`` with no ``start_break``
+    between them (other days neither count nor break) and its first day is
+    the first of those hits; it ends after ``end_days`` ``end_hit`` days in
+    a row (a hit or an ``other`` day resets that count; rest days do not).
+    Columns before ``earliest`` (per row) are not looked at. Everything is
+    read from the ring, so a state rebuilt from readings gives the same
+    episodes.
+    """
+    n, w = hit.shape
+    looked_at = np.arange(w)[None, :] >= earliest[:, None]
+    some = np.flatnonzero((hit & looked_at).any(axis=1))
+    if len(some) < n:  # rows without a single hit have no episode: scan only the others
+        out = Episodes(np.zeros(n, bool), np.zeros(n, bool), np.full(n, -1), np.zeros(n, int))
+        if len(some):
+            part = scan_episodes(hit[some], start_break[some], end_hit[some], other[some], earliest[some], start_days, end_days)
+            out.active[some], out.was_active[some], out.first[some], out.days[some] = part.active, part.was_active, part.first, part.days
+        return out
+    active, was = np.zeros(n, bool), np.zeros(n, bool)
+    run, ends, days = np.zeros(n, int), np.zeros(n, int), np.zeros(n, int)
+    candidate, first = np.full(n, -1), np.full(n, -1)
+    start = int(np.argmax((hit & looked_at).any(axis=0)))  # nothing happens before the first hit
+    for c in range(start, w):
+        if c == w - 1:
+            was = active.copy()
+        looked = c >= earliest
+        h, sb, eh, o = hit[:, c] & looked, start_break[:, c] & looked, end_hit[:, c] & looked, other[:, c] & looked
+        # Not (yet) in an episode.
+        idle = ~active
+        starting = idle & h
+        candidate = np.where(starting & (run == 0), c, candidate)
+        run = np.where(starting, run + 1, np.where(idle & sb, 0, run))
+        begins = idle & (run >= start_days)
+        first = np.where(begins, candidate, first)
+        days = np.where(begins, run, days)
+        active |= begins
+        ends = np.where(begins, 0, ends)
+        # In an episode (from before this day).
+        going = ~idle
+        days = np.where(going & h, days + 1, days)
+        ends = np.where(going & (h | o), 0, np.where(going & eh, ends + 1, ends))
+        stop = going & (ends >= end_days)
+        if stop.any():
+            active &= ~stop
+            run = np.where(stop, 0, run)
+            ends = np.where(stop, 0, ends)
+            if c < w - 1:  # an episode that ended before the last day is history
+                first = np.where(stop, -1, first)
+                days = np.where(stop, 0, days)
+    return Episodes(active, was, first, days)
 
 
 def resurgence(state: PowerState, closed: np.ndarray, calendar: WorkCalendar, rule: ResurgenceRule) -> pd.DataFrame:
-    """Transformers of closed enterprises running again: one row per flagged transformer (state position ``row``)."""
-    rows = np.flatnonzero((closed > 0) & (state.floor_for == closed) & np.isfinite(state.floor_kwh))
+    """Transformers of closed enterprises running again: one row per episode running or ended tonight (state row ``row``)."""
+    rows = np.flatnonzero((closed > 0) & (state.floor_for == closed))
     if not len(rows):
         return _empty_flags()
-    floor = state.floor_kwh[rows].astype("float64")
-    threshold = np.maximum(floor * rule.ratio, floor + rule.min_excess_kwh)
+    floor, ref = state.floor_kwh[rows].astype("float64"), state.ref_kwh[rows].astype("float64")
+    threshold = production_threshold(floor, ref, rule)
     ring_start = (state.dates[0].date() - EPOCH).days
-    settled = closed[rows] - ring_start + rule.grace_days + rule.floor_days  # first column after the floor was learnt
+    earliest = np.maximum(closed[rows] - ring_start + 1 + rule.grace_days, 0)  # the closure date itself is not judged
     values = state.daily[rows].astype("float64")
-    above = values > threshold[:, None]
-    count, first = _runs(above, values, calendar.workday & ~calendar.festival, np.maximum(settled, 0))
-    flagged = count >= rule.consecutive_days
-    if not flagged.any():
+    working = calendar.workday & ~calendar.festival
+    known = np.isfinite(values)
+    hit = known & (values > threshold[:, None])
+    below = known & ~hit & working
+    ep = scan_episodes(hit, below, below, np.zeros_like(hit), earliest, rule.consecutive_days, rule.end_workdays)
+    state_of = ep.state
+    listed = np.flatnonzero(state_of != "")
+    if not len(listed):
         return _empty_flags()
-    before = _pre_closure_level(values, calendar, closed[rows] - ring_start)
+    # Medians of each listed episode's production days (and working-hours shares), all rows at once.
+    in_episode = (np.arange(state.days)[None, :] >= ep.first[listed, None]) & hit[listed]
+    medians = _quiet_nan(np.nanmedian, np.where(in_episode, values[listed], np.nan), axis=1)
+    shares = _quiet_nan(np.nanmedian, np.where(in_episode, state.work_share[rows[listed]], np.nan), axis=1)
+    dates = state.dates
     out = []
-    for j in np.flatnonzero(flagged):
-        streak = slice(first[j], state.days)
-        run_values = values[j, streak][above[j, streak]]
-        share = state.work_share[rows[j], streak][above[j, streak]]
-        median = float(np.median(run_values))
-        level_ok = not np.isfinite(before[j]) or median >= rule.production_fraction * before[j]
-        share_ok = not np.isfinite(share).any() or float(np.nanmedian(share)) >= rule.min_work_share
-        if not (level_ok and share_ok):
-            continue
+    for i, j in enumerate(listed):
+        if state_of[j] != "ended" and np.isfinite(shares[i]) and shares[i] < rule.min_work_share:
+            continue  # 15-minute data: round-the-clock use is no workshop at work
+        median = float(medians[i])
+        first_day = dates[ep.first[j]].date()
+        since = "at least " if ep.first[j] == 0 and closed[rows[j]] < ring_start else ""
+        how = (f"{int(ep.days[j])} production day(s) since {since}{first_day}, median {median:.0f} kWh/day"
+               + (f" = {median / ref[j]:.0%} of its use before closure ({ref[j]:.0f})" if np.isfinite(ref[j]) and ref[j] > 0 else "")
+               + f"; post-closure floor {floor[j]:.0f} kWh/day, production above {threshold[j]:.0f}")
+        if state_of[j] == "ended":
+            how = f"back at its floor for {rule.end_workdays} working days; episode ended: " + how
         out.append({
-            "row": rows[j], "rule": "resurgence", "first_day": state.dates[first[j]].date(), "days": int(count[j]),
-            "floor_kwh": float(floor[j]), "threshold_kwh": float(threshold[j]), "pre_closure_kwh": float(before[j]),
-            "ratio": median / max(float(floor[j]), 1.0), "value_kwh": float(values[j, -1]),
-            "recent_kwh": [round(float(v), 1) for v in run_values[-7:]],
-            "work_share": float(np.nanmedian(share)) if np.isfinite(share).any() else np.nan,
+            "row": rows[j], "rule": "resurgence", "first_day": first_day, "days": int(ep.days[j]), "episode": state_of[j],
+            "floor_kwh": float(floor[j]), "threshold_kwh": float(threshold[j]), "pre_closure_kwh": float(ref[j]),
+            "ratio": median / max(float(floor[j]) if np.isfinite(floor[j]) else 1.0, 1.0), "value_kwh": float(values[j, -1]),
+            "recent_kwh": [round(float(v), 1) for v in values[j][in_episode[i]][-7:]],
+            "work_share": float(shares[i]),
             **_evidence(
-                f"关停后又在用电：自 {state.dates[first[j]].date():%m月%d日} 起连续 {int(count[j])} 天超过关停后的正常水平"
-                f"（约每天 {kwh_zh(floor[j])}），近期每天约 {kwh_zh(median)}"
-                + (f"，相当于关停前的 {median / before[j]:.0%}" if np.isfinite(before[j]) and before[j] > 0 else ""),
-                f"above its post-closure floor of {floor[j]:.0f} kWh/day (threshold {threshold[j]:.0f}) on {int(count[j])} "
-                f"day(s) since {state.dates[first[j]].date()}, median {median:.0f} kWh/day"
-                + (f" = {median / before[j]:.0%} of its use before closure" if np.isfinite(before[j]) and before[j] > 0 else "")),
+                (f"关停后又在用电（此次已结束：已回到关停后水平 {rule.end_workdays} 个工作日）：" if state_of[j] == "ended" else "关停后又在用电：")
+                + f"自 {first_day:%m月%d日} 起 {int(ep.days[j])} 个生产日超过关停后的正常水平（约每天 {kwh_zh(floor[j])}），"
+                f"期间每天约 {kwh_zh(median)}"
+                + (f"，相当于关停前的 {median / ref[j]:.0%}" if np.isfinite(ref[j]) and ref[j] > 0 else ""),
+                how),
         })
     return pd.DataFrame(out) if out else _empty_flags()
 
 
-def _runs(high: np.ndarray, values: np.ndarray, workday: np.ndarray, earliest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Length and first column of each row's latest run of ``high`` days ending at the last column.
-
-    A working day that is not high ends the run; rest days and unknown days
-    that are not high neither end nor lengthen it. Columns before
-    ``earliest`` (per row) are not looked at.
-    """
-    n, w = high.shape
-    count = np.zeros(n, int)
-    first = np.full(n, w, int)
-    open_ = np.ones(n, bool)
-    for c in range(w - 1, -1, -1):
-        active = open_ & (c >= earliest)
-        if not active.any():
-            break
-        hit = active & high[:, c]
-        count[hit] += 1
-        first[hit] = c
-        breaks = active & ~high[:, c] & workday[c] & np.isfinite(values[:, c])
-        open_ &= ~breaks & (c >= earliest)
-    return count, first
-
-
 def _pre_closure_level(values: np.ndarray, calendar: WorkCalendar, closure_column: np.ndarray, days: int = 28) -> np.ndarray:
-    """Median workday use in the ``days`` before each row's closure, where the ring holds them; else NaN."""
+    """Median workday use in the ``days`` before each row's closure, where the ring holds at least 5 of them; else NaN."""
     columns = closure_column[:, None] - days + np.arange(days)
     valid = (columns >= 0) & (columns < values.shape[1])
     clipped = np.clip(columns, 0, values.shape[1] - 1)
@@ -318,17 +436,21 @@ class EnterpriseUse:
 
 def enterprise_use(state: PowerState, fleet: Fleet) -> EnterpriseUse:
     """Sum the state's transformers per registered enterprise (sorted groups, one ``reduceat``)."""
-    t = fleet.transformers
-    codes, ids = pd.factorize(t["enterprise_id"].where(t["registered"].to_numpy()))
-    rows = np.flatnonzero(codes >= 0)
-    rows = rows[np.argsort(codes[rows], kind="stable")]
+    def groups() -> tuple[pd.Index, np.ndarray, np.ndarray]:
+        t = fleet.transformers
+        codes, ids = pd.factorize(t["enterprise_id"].where(t["registered"].to_numpy()))
+        rows = np.flatnonzero(codes >= 0)
+        rows = rows[np.argsort(codes[rows], kind="stable")]
+        starts = np.flatnonzero(np.r_[True, codes[rows][1:] != codes[rows][:-1]]) if len(rows) else np.zeros(0, int)
+        return pd.Index(ids, dtype=object), rows, starts
+
+    ids, rows, starts = fleet.cached("enterprise_groups", groups)
     if not len(rows):
         return EnterpriseUse(pd.Index([], dtype=object), np.zeros((0, state.days)), np.zeros(0, int))
-    starts = np.flatnonzero(np.r_[True, codes[rows][1:] != codes[rows][:-1]])
     values = state.daily[rows]
     total = np.add.reduceat(np.nan_to_num(values.astype("float64")), starts, axis=0)
     unknown = np.logical_or.reduceat(~np.isfinite(values), starts, axis=0)
-    return EnterpriseUse(pd.Index(ids, dtype=object), np.where(unknown, np.nan, total), rows[starts])
+    return EnterpriseUse(ids, np.where(unknown, np.nan, total), rows[starts])
 
 
 def noncompliance(state: PowerState, fleet: Fleet, calendar: WorkCalendar, warnings: pd.DataFrame,
@@ -425,10 +547,13 @@ def _baseline(series: np.ndarray, calendar: WorkCalendar, warned: Callable[[int]
 
 def unregistered_load(state: PowerState, fleet: Fleet, calendar: WorkCalendar, rule: UnregisteredRule) -> pd.DataFrame:
     """Unregistered transformers with a factory's rhythm, in cells where no registered enterprise is."""
-    t = fleet.transformers
-    covered = set(t.loc[t["registered"], "cell_id"].dropna())
-    # Only transformers registered to no enterprise (""): one whose enterprise id the registry lacks is unknown.
-    rows = np.flatnonzero((~t["registered"] & (t["enterprise_id"] == "") & t["cell_id"].notna() & ~t["cell_id"].isin(covered)).to_numpy())
+    def candidates() -> np.ndarray:
+        t = fleet.transformers
+        covered = set(t.loc[t["registered"], "cell_id"].dropna())
+        # Only transformers registered to no enterprise (""): one whose enterprise id the registry lacks is unknown.
+        return np.flatnonzero((~t["registered"] & (t["enterprise_id"] == "") & t["cell_id"].notna() & ~t["cell_id"].isin(covered)).to_numpy())
+
+    rows = fleet.cached("unregistered_candidates", candidates)
     if not len(rows):
         return _empty_flags()
     window = slice(state.days - rule.days, state.days)
@@ -462,38 +587,104 @@ def unregistered_load(state: PowerState, fleet: Fleet, calendar: WorkCalendar, r
 
 
 def stopped(state: PowerState, fleet: Fleet, calendar: WorkCalendar, rule: StoppedRule, use: EnterpriseUse | None = None) -> pd.DataFrame:
-    """Operating enterprises at a small fraction of their usual use for ``workdays`` working days."""
+    """Operating enterprises at a small fraction of their usual use for ``workdays`` working days: one row per
+    episode running tonight, or ending tonight because use came back ("resumed")."""
     use = use or enterprise_use(state, fleet)
     ids, daily, first_row = use.ids, use.daily, use.first_row
-    reg = fleet.registry.set_index("enterprise_id")
-    status = pd.Series(ids, dtype=object).map(reg["status"]).fillna("").to_numpy()
+    status = fleet.status()[first_row]
     rows = np.flatnonzero(status == "operating")
     if not len(rows):
         return _empty_flags()
     working = calendar.workday & ~calendar.festival
     values = daily[rows]
     usual = row_quantile(np.where(working, values, np.nan), 0.9)
-    low = values <= (rule.fraction * usual)[:, None]
-    count, first = _runs(low & working, values, working, np.zeros(len(rows), int))
-    flagged = (count >= rule.workdays) & (usual >= rule.min_kwh)
+    ep = _stop_episodes(values, usual, working, rule)
+    # The usual use is that of the days before the stop, so that a long stop does not lower it.
+    again = np.flatnonzero(ep.first >= 0)  # only an episode changes what "before the stop" is
+    before = np.where(working & (np.arange(state.days) < ep.first[again, None]), values[again], np.nan)
+    enough = np.isfinite(before).sum(axis=1) >= 5
+    if enough.any():
+        again = again[enough]
+        usual[again] = row_quantile(before[enough], 0.9)
+        part = _stop_episodes(values[again], usual[again], working, rule)
+        ep.active[again], ep.was_active[again], ep.first[again], ep.days[again] = part.active, part.was_active, part.first, part.days
+    state_of = ep.state
     out = []
-    for j in np.flatnonzero(flagged):
+    for j in np.flatnonzero((state_of != "") & (usual >= rule.min_kwh)):
+        first_day = state.dates[ep.first[j]].date()
+        if state_of[j] == "ended":
+            episode = "resumed"
+            evidence = (f"use back at {rule.resume_fraction:.0%} or more of its usual {usual[j]:.0f} kWh/day on {rule.resume_days} working days "
+                        f"after {int(ep.days[j])} working days at or below {rule.fraction:.0%} since {first_day}: resumed")
+        else:
+            episode = state_of[j]
+            evidence = (f"{int(ep.days[j])} working days at or below {rule.fraction:.0%} of its usual "
+                        f"{usual[j]:.0f} kWh/day, since {first_day} (Spring Festival season not counted)")
         out.append({
-            "row": first_row[rows[j]], "rule": "stopped", "first_day": state.dates[first[j]].date(),
-            "days": int(count[j]), "baseline_kwh": float(usual[j]), "value_kwh": float(values[j, -1]),
+            "row": first_row[rows[j]], "rule": "stopped", "first_day": first_day, "episode": episode,
+            "days": int(ep.days[j]), "baseline_kwh": float(usual[j]), "value_kwh": float(values[j, -1]),
             "recent_kwh": [round(float(v), 1) for v in values[j, -7:]],
             **_evidence(
-                f"自 {state.dates[first[j]].date():%m月%d日} 起连续 {int(count[j])} 个工作日几乎不用电"
-                f"（不到平常每天 {kwh_zh(usual[j])} 的 {rule.fraction:.0%}），可能已停产或搬走",
-                f"{int(count[j])} working days in a row at or below {rule.fraction:.0%} of its usual "
-                f"{usual[j]:.0f} kWh/day, since {state.dates[first[j]].date()} (Spring Festival season not counted)"),
+                (f"已恢复用电：自 {first_day:%m月%d日} 起停了 {int(ep.days[j])} 个工作日后，用电回到平常每天 {kwh_zh(usual[j])} 的一半以上"
+                 if episode == "resumed" else
+                 f"自 {first_day:%m月%d日} 起连续 {int(ep.days[j])} 个工作日几乎不用电"
+                 f"（不到平常每天 {kwh_zh(usual[j])} 的 {rule.fraction:.0%}），可能已停产或搬走"),
+                evidence),
         })
+    return pd.DataFrame(out) if out else _empty_flags()
+
+
+def _stop_episodes(values: np.ndarray, usual: np.ndarray, working: np.ndarray, rule: StoppedRule) -> Episodes:
+    known = np.isfinite(values)
+    low = known & working & (values <= (rule.fraction * usual)[:, None])
+    back = known & working & (values >= (rule.resume_fraction * usual)[:, None])
+    middle = known & working & ~low & ~back
+    return scan_episodes(low, known & working & ~low, back, middle, np.zeros(len(values), int), rule.workdays, rule.resume_days)
+
+
+def silent_meters(state: PowerState, fleet: Fleet, closed: np.ndarray, rule: SilentRule) -> pd.DataFrame:
+    """Transformers without a usable day total for ``rule.days`` days in a row up to the ring's last day (running
+    episodes), or with one again tonight after such a spell (ended). At a closed enterprise a meter that stops
+    reporting is itself suspicious, and the evidence says so."""
+    # Days on which no transformer at all has a usable total (no readings file: a supply problem, not a
+    # meter's) neither count nor end a silence.
+    supplied = np.flatnonzero(np.isfinite(state.daily).any(axis=0))
+    if not len(supplied) or supplied[-1] != state.days - 1:
+        return _empty_flags()  # tonight has no readings at all: nothing to say about single meters
+    known = np.isfinite(state.daily[:, supplied])
+    w = len(supplied)
+    # Supplied days without a total in a row, ending tonight and ending on the supplied day before.
+    last_known = np.where(known.any(axis=1), w - 1 - np.argmax(known[:, ::-1], axis=1), -1)
+    prev_known = np.where(known[:, :-1].any(axis=1), w - 2 - np.argmax(known[:, -2::-1], axis=1), -1) if w > 1 else np.full(len(known), -1)
+    tonight, last_night = w - 1 - last_known, w - 2 - prev_known
+    silent_first = np.where(tonight >= rule.days, last_known + 1, prev_known + 1)
+    ep = Episodes(tonight >= rule.days, last_night >= rule.days, supplied[np.clip(silent_first, 0, w - 1)],
+                  np.where(tonight >= rule.days, tonight, last_night))
+    state_of = ep.state
+    status = fleet.status()
+    out = []
+    for r in np.flatnonzero(state_of != ""):
+        first_day, days, episode = state.dates[ep.first[r]].date(), int(ep.days[r]), state_of[r]
+        at_zh = {"closed": "已关停企业，请核查是否在偷偷用电生产", "moved": "登记为已搬迁的企业，请核查是否在偷偷用电生产",
+                 "rectifying": "正在整改的企业，请核查是否在偷偷用电生产"}.get(status[r], "")
+        zh = (f"电表恢复上报：此前自 {first_day:%m月%d日} 起 {days} 天没有读数" if episode == "ended" else
+              f"电表自 {first_day:%m月%d日} 起 {days} 天没有可用读数（其他变压器有读数）" + (f"，{at_zh}" if at_zh else ""))
+        at = {"closed": "a closed enterprise: check it is not running unmetered",
+              "moved": "an enterprise registered as moved: check it is not running unmetered",
+              "rectifying": "an enterprise under rectification: check it is not running unmetered"}.get(status[r], "")
+        since = "at least " if ep.first[r] == supplied[0] else ""
+        evidence = (f"readings again tonight after {days} day(s) without, since {first_day}" if episode == "ended" else
+                    f"no usable readings on {since}{days} day(s) with readings from other transformers, since {first_day}"
+                    + (f", at {at}" if at else ""))
+        out.append({"row": r, "rule": "silent_meter", "first_day": first_day, "days": days, "episode": episode,
+                    "value_kwh": float(state.daily[r, -1]), "recent_kwh": [round(float(v), 1) for v in state.daily[r, -7:]],
+                    **_evidence(zh, evidence)})
     return pd.DataFrame(out) if out else _empty_flags()
 
 
 SITE_COLUMNS = [
     "site_id", "day", "rule", "rule_zh", "rule_en", "evidence", "evidence_zh", "evidence_en", "enterprise_id", "name", "address", "industry", "status",
-    "status_date", "grade", "transformer_id", "transformers", "first_day", "days", "value_kwh", "floor_kwh", "threshold_kwh",
+    "status_date", "grade", "transformer_id", "transformers", "first_day", "days", "episode", "episode_zh", "episode_rank", "value_kwh", "floor_kwh", "threshold_kwh",
     "pre_closure_kwh", "baseline_kwh", "ratio", "required_reduction", "achieved_reduction", "warning_level", "warning_id",
     "work_share", "weekly_ratio", "recent_kwh", "chart_start", "chart_kwh", "cell_id", "cell_name", "county_code",
     "lon", "lat", "geometry",
@@ -515,15 +706,24 @@ def find_sites(state: PowerState, fleet: Fleet, warnings: pd.DataFrame, rules: S
     """
     day = state.end
     before, after = rules.festival_days
-    calendar = WorkCalendar.build(state.dates[0].date(), state.days, festival_before=before, festival_after=after)
+    calendar = WorkCalendar.cached(state.dates[0].date(), state.days, festival_before=before, festival_after=after)
     closed = closure_days(fleet, day)
-    state = learn_floors(state, closed, rules.resurgence)
+    state = learn_floors(state, closed, rules.resurgence, calendar)
     use = enterprise_use(state, fleet)
+    # Rules without a scan of their own are run on the ring ending last night as well: their episode is new,
+    # continuing or ended by comparison, from the ring alone (a rebuilt state gives the same).
+    last_night = replace(state, end=day - dt.timedelta(days=1), daily=state.daily[:, :-1], work_share=state.work_share[:, :-1])
+    calendar_before = replace(calendar, workday=calendar.workday[:-1], holiday=calendar.holiday[:-1], makeup=calendar.makeup[:-1],
+                              festival=calendar.festival[:-1])
+    use_before = EnterpriseUse(use.ids, use.daily[:, :-1], use.first_row)
     found = [
         resurgence(state, closed, calendar, rules.resurgence),
-        noncompliance(state, fleet, calendar, warnings, rules.noncompliance, rules.reduction, use),
-        unregistered_load(state, fleet, calendar, rules.unregistered),
+        _compared(noncompliance(state, fleet, calendar, warnings, rules.noncompliance, rules.reduction, use),
+                  noncompliance(last_night, fleet, calendar_before, warnings, rules.noncompliance, rules.reduction, use_before)),
+        _compared(unregistered_load(state, fleet, calendar, rules.unregistered),
+                  unregistered_load(last_night, fleet, calendar_before, rules.unregistered)),
         stopped(state, fleet, calendar, rules.stopped, use),
+        silent_meters(state, fleet, closed, rules.silent),
     ]
     if not any(len(f) for f in found):
         return empty_sites(), state
@@ -531,59 +731,103 @@ def find_sites(state: PowerState, fleet: Fleet, warnings: pd.DataFrame, rules: S
     return _site_frame(flags, state, fleet, use), state
 
 
+def _compared(tonight: pd.DataFrame, last_night: pd.DataFrame) -> pd.DataFrame:
+    """Tonight's flags as new or continuing episodes, and last night's that are gone as ended ones."""
+    if not len(tonight) and not len(last_night):
+        return tonight
+    before = set(last_night["row"]) if len(last_night) else set()
+    now = tonight.assign(episode=["continuing" if r in before else "new" for r in tonight["row"]]) if len(tonight) else tonight
+    if len(now) and len(last_night):
+        earlier = last_night.set_index("row")
+        cont = now["episode"].eq("continuing").to_numpy()
+        now.loc[cont, "first_day"] = earlier.loc[now.loc[cont, "row"], "first_day"].to_numpy()
+        if "days" in now:
+            now.loc[cont, "days"] = np.maximum(now.loc[cont, "days"].to_numpy(int), earlier.loc[now.loc[cont, "row"], "days"].to_numpy(int) + 1)
+    gone = last_night[~last_night["row"].isin(set(now["row"]) if len(now) else set())] if len(last_night) else last_night
+    if len(gone):
+        gone = gone.assign(episode="ended", evidence="no longer met tonight; last night: " + gone["evidence"].astype(str))
+    parts = [p for p in (now, gone) if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else _empty_flags()
+
+
 ENTERPRISE_RULES = ("noncompliance", "stopped")  # judged on the sum of an enterprise's transformers
+ONE_PER_ENTERPRISE = ("resurgence",)  # judged per transformer, listed once per enterprise (its transformers named)
 
 
 def _site_frame(flags: pd.DataFrame, state: PowerState, fleet: Fleet, use: EnterpriseUse) -> gpd.GeoDataFrame:
     """Flags (one row each, ``row`` = the state row of the transformer that fired or the enterprise's first)
-    with the registry's facts, the location, and the 60-day chart."""
-    t = fleet.transformers
-    reg = fleet.registry.set_index("enterprise_id")
-    rows = flags["row"].to_numpy(dtype=int)
-    out = flags.drop(columns=["row", "enterprise_id"], errors="ignore").reset_index(drop=True)
-    per_enterprise = out["rule"].isin(ENTERPRISE_RULES).to_numpy(bool)
-    out["transformer_id"] = t["transformer_id"].to_numpy()[rows]
-    out["enterprise_id"] = np.where(t["registered"].to_numpy()[rows], t["enterprise_id"].to_numpy()[rows], "")
-    flagged = t["registered"] & t["enterprise_id"].isin(set(out["enterprise_id"]))
-    members = t[flagged].groupby("enterprise_id")["transformer_id"].agg(",".join)
-    out["transformers"] = np.where(per_enterprise, out["enterprise_id"].map(members), out["transformer_id"])
-    out["site_id"] = out["rule"] + ":" + np.where(per_enterprise, out["enterprise_id"], out["transformer_id"])
-    for column in ("name", "address", "industry", "status", "status_date", "grade"):
-        out[column] = out["enterprise_id"].map(reg[column])
-    out["rule_zh"] = out["rule"].map(lambda r: RULE_LABELS[r][0])
-    out["rule_en"] = out["rule"].map(lambda r: RULE_LABELS[r][1])
-    out["day"] = state.end
+    with the registry's facts, the location, and the 60-day chart; new episodes first.
 
+    Built column by column from arrays (one frame at the end): a replay
+    writes hundreds of these.
+    """
+    t = fleet.transformers
+    rows = flags["row"].to_numpy(dtype=int)
+    rule = flags["rule"].astype(str).to_numpy(object)
+    per_enterprise = np.isin(rule, ENTERPRISE_RULES)
+    tid = t["transformer_id"].to_numpy(object)[rows]
+    registered = t["registered"].to_numpy(bool)[rows]
+    eid = np.where(registered, t["enterprise_id"].to_numpy(object)[rows], "").astype(object)
+    per_site = per_enterprise | (np.isin(rule, ONE_PER_ENTERPRISE) & (eid != ""))
+    site_id = (pd.Series(rule, dtype=object) + ":" + pd.Series(np.where(per_site, eid, tid), dtype=object)).to_numpy(object)
+    episode = flags["episode"].fillna("new").astype(str).to_numpy(object) if "episode" in flags else np.full(len(rows), "new", object)
+    rank = np.array([EPISODES.index(e) for e in episode], dtype="int64")
+    first_day = pd.to_datetime(flags["first_day"]).to_numpy("datetime64[D]")
+    transformers = tid.copy()
+    if per_enterprise.any():
+        members = fleet.cached("members", lambda: t[t["registered"]].groupby("enterprise_id")["transformer_id"].agg(",".join))
+        transformers[per_enterprise] = pd.Series(eid[per_enterprise]).map(members).to_numpy(object)
+    # One site per enterprise and rule episode: of several transformers, the one whose episode is newest,
+    # then earliest, stands for the enterprise, and all of them are named.
+    keep = np.arange(len(rows))
+    if len(set(site_id)) < len(site_id):
+        order = np.lexsort((tid.astype(str), first_day, rank, site_id.astype(str)))
+        first_of = np.r_[True, site_id[order][1:] != site_id[order][:-1]]
+        named = pd.Series(tid).groupby(site_id).agg(lambda ids: ",".join(sorted(set(ids))))
+        several = per_site & ~per_enterprise
+        transformers[several] = named.reindex(site_id[several]).to_numpy(object)
+        keep = np.sort(order[first_of])
+    # Pages list new episodes first, then by rule and site.
+    keep = keep[np.lexsort((site_id[keep].astype(str), [RULES.index(r) for r in rule[keep]], rank[keep]))]
+    rows, per_enterprise = rows[keep], per_enterprise[keep]
+    out: dict[str, object] = {column: flags[column].to_numpy()[keep] for column in flags.columns if column in SITE_COLUMNS}
+    eid = eid[keep]
+    reg = fleet.cached("registry_by_id", lambda: fleet.registry.set_index("enterprise_id"))
+    where = reg.index.get_indexer(eid)
+    for column in ("name", "address", "industry", "status", "status_date", "grade"):
+        values = reg[column].to_numpy(object)
+        out[column] = np.where(where >= 0, values[np.maximum(where, 0)], None) if len(values) else np.full(len(rows), None, object)
     days = min(CHART_DAYS, state.days)
-    enterprise_rows = use.row_of(out["enterprise_id"])
-    out["chart_kwh"] = [
-        (use.daily[e] if whole else state.daily[r])[-days:].astype("float32").tolist()
-        for e, r, whole in zip(enterprise_rows, rows, per_enterprise)
-    ]
-    out["chart_start"] = state.dates[-days].date()
+    enterprise_rows = use.row_of(pd.Series(eid, dtype=object))
+    out.update({
+        "site_id": site_id[keep], "rule": rule[keep], "transformer_id": tid[keep], "enterprise_id": eid, "transformers": transformers[keep],
+        "episode": episode[keep], "episode_rank": rank[keep], "episode_zh": np.array([EPISODE_LABELS[e][0] for e in episode[keep]], object),
+        "rule_zh": np.array([RULE_LABELS[r][0] for r in rule[keep]], object), "rule_en": np.array([RULE_LABELS[r][1] for r in rule[keep]], object),
+        "day": np.full(len(rows), state.end, object), "first_day": first_day[keep],
+        "chart_kwh": [(use.daily[e] if whole else state.daily[r])[-days:].astype("float32").tolist()
+                      for e, r, whole in zip(enterprise_rows, rows, per_enterprise)],
+        "chart_start": np.full(len(rows), state.dates[-days].date(), object),
+    })
     for column in ("lon", "lat", "cell_id", "cell_name", "county_code"):
         out[column] = t[column].to_numpy()[rows]
-    for column in SITE_COLUMNS:
-        if column not in out and column != "geometry":
-            out[column] = np.nan
-    frame = gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(out["lon"], out["lat"]), crs=WGS84)
-    order = np.lexsort((frame["site_id"].to_numpy(str), frame["rule"].map(RULES.index).to_numpy()))
-    return _typed(frame.iloc[order].reset_index(drop=True)[SITE_COLUMNS])
+    columns = {}
+    for column in SITE_COLUMNS[:-1]:
+        value = out.get(column, np.full(len(rows), np.nan))
+        if column in _DTYPES:
+            value = pd.array(value, dtype=_DTYPES[column]) if _DTYPES[column] == "string" else np.asarray(value, dtype=_DTYPES[column])
+        elif column in _DATES:
+            value = pd.Series(pd.to_datetime(pd.Series(value, dtype=object), errors="coerce")).dt.date.to_numpy(object)
+        columns[column] = value
+    frame = pd.DataFrame(columns)
+    return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs=WGS84)
 
 
-_TEXT = ("site_id", "rule", "rule_zh", "rule_en", "evidence", "evidence_zh", "evidence_en", "enterprise_id", "name", "address", "industry", "status",
+_TEXT = ("site_id", "rule", "rule_zh", "episode", "episode_zh", "rule_en", "evidence", "evidence_zh", "evidence_en", "enterprise_id", "name", "address", "industry", "status",
          "grade", "transformer_id", "transformers", "warning_level", "warning_id", "cell_id", "cell_name", "county_code")
 _NUMBERS = ("value_kwh", "floor_kwh", "threshold_kwh", "pre_closure_kwh", "baseline_kwh", "ratio", "required_reduction",
             "achieved_reduction", "work_share", "weekly_ratio", "lon", "lat")
-_DTYPES = {**dict.fromkeys(_TEXT, "string"), **dict.fromkeys(_NUMBERS, "float64"), "days": "int64"}
-
-
-def _typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Fixed column types, so that every night's sites.parquet has the same schema."""
-    frame = frame.astype(_DTYPES)
-    for column in ("day", "first_day", "status_date", "chart_start"):
-        frame[column] = pd.to_datetime(frame[column]).dt.date
-    return frame
+_DTYPES = {**dict.fromkeys(_TEXT, "string"), **dict.fromkeys(_NUMBERS, "float64"), "days": "int64", "episode_rank": "int64"}
+_DATES = ("day", "first_day", "status_date", "chart_start")
 
 
 LEVEL_ZH = {"yellow": "黄色", "orange": "橙色", "red": "红色"}
@@ -595,7 +839,15 @@ def _evidence(zh: str, en: str) -> dict[str, str]:
 
 
 def _empty_flags() -> pd.DataFrame:
-    return pd.DataFrame({"row": pd.Series([], dtype="int64"), "rule": pd.Series([], dtype="string")})
+    return _no_flags().copy()
+
+
+@functools.cache
+def _no_flags() -> pd.DataFrame:
+    return pd.DataFrame({"row": pd.Series([], dtype="int64"), "rule": pd.Series([], dtype="string"),
+                         "first_day": pd.Series([], dtype=object), "days": pd.Series([], dtype="int64"),
+                         "episode": pd.Series([], dtype="string"), "evidence": pd.Series([], dtype="string"),
+                         "evidence_zh": pd.Series([], dtype="string"), "evidence_en": pd.Series([], dtype="string")})
 
 
 def empty_sites() -> gpd.GeoDataFrame:

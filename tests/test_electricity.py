@@ -270,7 +270,12 @@ def test_sample_night_writes_sites(electricity_run: Path) -> None:
     assert sites["cell_id"].str.startswith("321182_").all()
     manifest = json.loads((folder / "run.json").read_text())
     counts = manifest["counts"]["electricity"]
-    assert counts["sites"] == len(sites) and counts["state_days_replayed"] == 90 and counts["transformers"] == 38
+    assert counts["sites"] == len(sites) and counts["transformers"] == 38
+    # The first run rebuilds its state from readings: history_days, or further back for the oldest closure's reference.
+    rebuilt_from = dt.date.fromisoformat(counts["state_rebuilt_from"])
+    assert counts["state_days_replayed"] == (dt.date.fromisoformat(DAY) - rebuilt_from).days > 90
+    assert "oldest closure in force" in counts["state_rebuild_reason"]
+    assert set(sites["episode"]) <= {"new", "continuing", "ended", "resumed"} and sites["episode_rank"].is_monotonic_increasing
     assert len(manifest["inputs"]["electricity"]["readings"]) == 1
     summary = pd.read_csv(folder / "grid_summary.csv", dtype={"cell_id": str})
     assert summary["sites"].sum() == len(sites)
@@ -290,7 +295,7 @@ def test_rerun_reads_the_stored_state_and_computes_the_day_once(electricity_run:
     previous = PowerState.read(state_dir / f"{DAY}.parquet")
     previous = PowerState(previous.ids, day - dt.timedelta(days=1), np.concatenate([previous.daily[:, :1] * np.nan, previous.daily[:, :-1]], axis=1),
                           np.concatenate([previous.work_share[:, :1] * np.nan, previous.work_share[:, :-1]], axis=1),
-                          previous.last_register, previous.floor_kwh, previous.floor_for)
+                          previous.last_register, previous.floor_kwh, previous.floor_for, previous.ref_kwh)
     previous.write(state_dir / f"{day - dt.timedelta(days=1)}.parquet")
     computes = []
     original = day_use
@@ -338,3 +343,27 @@ def test_unusable_registry_keeps_the_fires(tmp_path: Path) -> None:
     assert any((s["file"], s["row"], s["field"]) == ("registry.csv", 1, "enterprise_id") and "missing column" in s["reason"]
                for s in manifest["skipped"])
     assert gpd.read_parquet(folder / "sites.parquet").empty and len(gpd.read_parquet(folder / "fires.parquet")) == 568
+
+
+def test_capacity_per_transformer_instead_of_one_cap(tmp_path: Path) -> None:
+    """The largest real consumer of the Yangzhong data (user 1416, up to 1,104,348 kWh/day in September 2016, ~46 MW)
+    is used with the default limits; a transformer table's kva makes a reading beyond kva x kw_per_kva implausible."""
+    month = pd.read_csv(SERIES.with_name("Tianchi_power_9.csv"))
+    biggest = month.loc[month["power_consumption"].idxmax()]
+    assert int(biggest["user_id"]) == 1416 and biggest["power_consumption"] > 1_000_000
+    totals = pd.Series([float(biggest["power_consumption"]), 5000.0], index=["T1416", "T2"])
+    frame = pd.DataFrame({"transformer_id": totals.index, "time": DAY_2016.isoformat(), "kwh": totals.to_numpy()})
+    frame.to_csv(tmp_path / "day.csv", index=False)
+    fmt = ReadingFormat(interval_minutes=1440)
+    fleet = pd.Index(totals.index)
+    use = use_of([tmp_path / "day.csv"], fleet, fmt)
+    assert use.counts["implausible"] == 0 and np.allclose(use.kwh, totals.to_numpy())
+    assert MeterLimits(max_kw=20000.0).max_kw * 24 < biggest["power_consumption"]  # the old cap rejected it
+    # T2 with a 100 kVA transformer: 5,000 kWh/day is 208 kW on average, beyond 2 x 100: that reading is rejected.
+    capped = use_of([tmp_path / "day.csv"], fleet, fmt, kva=np.array([np.nan, 100.0]))
+    assert capped.counts["implausible"] == 1 and np.isnan(capped.kwh[1]) and capped.kwh[0] == pytest.approx(totals.iloc[0])
+    table = tmp_path / "t.csv"
+    table.write_text("transformer_id,enterprise_id,lon,lat,kva\nT1,E1,119.85,32.2,630\nT2,E2,119.85,32.2,\nT3,E3,119.85,32.2,big\n", encoding="utf-8")
+    transformers, skips = read_transformers(table)
+    assert transformers["kva"].tolist()[0] == 630 and np.isnan(transformers["kva"].tolist()[1:]).all()
+    assert [(s.row, s.field) for s in skips] == [(4, "kva")] and len(transformers) == 3

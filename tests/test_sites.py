@@ -26,6 +26,7 @@ from pipelines.sites import (
     Fleet,
     ResurgenceRule,
     SiteRules,
+    StoppedRule,
     find_sites,
     locate_fleet,
 )
@@ -136,7 +137,7 @@ def test_without_the_festival_season_the_dips_would_be_closures(daily: pd.DataFr
     """The control of the test above: the same data with no festival season flags 171's dip."""
     users = [171]
     fleet = fleet_of(users, yangzhong)
-    rules = SiteRules(festival_days=(0, 0))
+    rules = SiteRules(festival_days=(0, 0), stopped=StoppedRule(workdays=10))
     flagged = {day for day, sites in replay(daily, users, fleet, "2016-01-20", "2016-03-10", rules=rules) if (sites["rule"] == "stopped").any()}
     assert flagged
 
@@ -233,7 +234,7 @@ def test_site_rows_carry_evidence_location_and_chart(daily: pd.DataFrame, yangzh
     assert len(site["chart_kwh"]) == 60 and site["chart_start"] == dt.date(2016, 3, 27)
     assert site["chart_kwh"][-1] == daily.loc["2016-05-25", 200]
     assert site["recent_kwh"] == [float(v) for v in daily.loc["2016-05-23":"2016-05-25", 200]]
-    assert "floor of 1 kWh/day" in site["evidence"]
+    assert "floor 1 kWh/day" in site["evidence"] and site["episode"] == "continuing" and site["first_day"] == dt.date(2016, 5, 23)
 
 
 def test_compliance_rule_is_configurable(daily: pd.DataFrame, yangzhong: gpd.GeoDataFrame) -> None:
@@ -244,3 +245,37 @@ def test_compliance_rule_is_configurable(daily: pd.DataFrame, yangzhong: gpd.Geo
     assert len(night_of(uncut, users, fleet, day, warning)) == 1
     rules = SiteRules(noncompliance=ComplianceRule(grades=("C", "D")))
     assert night_of(uncut, users, fleet, day, warning, rules).empty
+
+
+def test_a_silent_meter_is_listed_and_its_closed_enterprise_named(daily: pd.DataFrame, yangzhong: gpd.GeoDataFrame) -> None:
+    """Real use of 126 (closed since 2015-06-03) and 1, with 126's readings missing from 2015-08-03 to 2015-08-09."""
+    users = [126, 1]
+    gap = daily.copy()
+    gap.loc["2015-08-03":"2015-08-09", 126] = np.nan
+    fleet = fleet_of(users, yangzhong, closed={126: "2015-06-03"})
+    seen = {day: sites[sites["rule"] == "silent_meter"] for day, sites in replay(gap, users, fleet, "2015-08-01", "2015-08-12")}
+    assert all(seen[dt.date(2015, 8, d)].empty for d in (1, 2, 3, 4, 11, 12))
+    new = seen[dt.date(2015, 8, 5)]
+    assert list(new["transformer_id"]) == ["T126"] and list(new["episode"]) == ["new"] and new["first_day"].iloc[0] == dt.date(2015, 8, 3)
+    assert "closed enterprise" in new["evidence"].iloc[0]
+    assert list(seen[dt.date(2015, 8, 9)]["episode"]) == ["continuing"] and seen[dt.date(2015, 8, 9)]["days"].iloc[0] == 7
+    assert list(seen[dt.date(2015, 8, 10)]["episode"]) == ["ended"]
+
+
+def test_a_restart_the_day_after_the_closure_date_is_flagged_on_its_second_day(daily: pd.DataFrame, yangzhong: gpd.GeoDataFrame) -> None:
+    """200 really restarted on 2016-05-23 after five weeks at 1 kWh/day; registered closed on 2016-05-22 (1 day before),
+    2016-05-13 (10 days) or 2016-05-03 (20 days), it is flagged on the 24th, its second day of production."""
+    for closure in ("2016-05-22", "2016-05-13", "2016-05-03"):
+        fleet = fleet_of([200], yangzhong, closed={200: closure})
+        flagged = [day for day, sites in replay(daily, [200], fleet, "2016-05-15", "2016-05-26") if (sites["rule"] == "resurgence").any()]
+        assert flagged[0] == dt.date(2016, 5, 24), closure
+
+
+def test_production_inside_the_learning_window_does_not_raise_the_floor(daily: pd.DataFrame, yangzhong: gpd.GeoDataFrame) -> None:
+    """200 restarted 2015-12-12, 15 days after it stopped (2015-11-27): the old 90th-percentile floor of days closure+3 ..
+    closure+16 learnt its production as 'closed'. Now the floor stays at its real 1 kWh/day and the restart is flagged."""
+    fleet = fleet_of([200], yangzhong, closed={200: "2015-11-27"})
+    sites = [s for _, s in replay(daily, [200], fleet, "2015-12-13", "2015-12-17")]  # it stopped again on the 18th
+    assert all((s["rule"] == "resurgence").any() for s in sites)
+    last = sites[-1][sites[-1]["rule"] == "resurgence"].iloc[0]
+    assert last["floor_kwh"] <= 3 and last["pre_closure_kwh"] > 2000 and last["first_day"] == dt.date(2015, 12, 12)

@@ -166,15 +166,25 @@ def read_registry(path: Path) -> tuple[pd.DataFrame, list[Skip]]:
 
 
 def read_transformers(path: Path, crs: str = "") -> tuple[gpd.GeoDataFrame, list[Skip]]:
-    """Dedicated transformers: id, enterprise id ("" when none is registered), location.
+    """Dedicated transformers: id, enterprise id ("" when none is registered), location, capacity.
+
+    ``kva`` (optional column): the transformer's rated capacity in kVA, NaN
+    where not given; readings implying more than ``kw_per_kva`` x kVA are
+    implausible (``meters.capacity_kw``).
 
     Coordinates are longitude/latitude in ``crs`` ("" = WGS84; "GCJ-02" and
     "BD-09" are converted); the result is EPSG:4326. Raises ``PowerInputError``
     if the file is unusable.
     """
-    table = _csv(path, TRANSFORMER_COLUMNS)
+    table = _csv(path, TRANSFORMER_COLUMNS, ("kva",))
     frame, skips = table.frame, list(table.skips)
     lon, lat = to_float(frame["lon"]), to_float(frame["lat"])
+    # Capacity (kVA, optional): a bad value loses only itself; the fleet-wide max_kw applies to that transformer.
+    kva = to_float(frame["kva"])
+    bad_kva = (frame["kva"] != "") & ~(np.isfinite(kva) & (kva > 0))
+    skips += [Skip(path.name, f"{frame['kva'].iat[i]!r}: expected a capacity in kVA (> 0); the fleet-wide max_kw is used for this transformer",
+                   row=int(table.lines[i]), field="kva") for i in np.flatnonzero(bad_kva.to_numpy(bool))]
+    kva = kva.where(~bad_kva & (frame["kva"] != ""))
     checks = [
         (frame["transformer_id"] == "", "transformer_id", lambda i: "empty transformer id"),
         (~np.isfinite(lon), "lon", lambda i: f"{frame['lon'].iat[i]!r}: expected a longitude in degrees"),
@@ -186,7 +196,7 @@ def read_transformers(path: Path, crs: str = "") -> tuple[gpd.GeoDataFrame, list
     keep = _check_rows(path, table.lines, checks, skips)
     out = gpd.GeoDataFrame(
         {"transformer_id": frame["transformer_id"].astype("string"), "enterprise_id": frame["enterprise_id"].astype("string"),
-         "source_row": table.lines},
+         "kva": kva.astype("float64").to_numpy(), "source_row": table.lines},
         geometry=gpd.points_from_xy(lon, lat), crs=WGS84,
     )[keep]
     repeated = out["transformer_id"].duplicated()
