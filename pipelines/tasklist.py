@@ -37,7 +37,7 @@ from pipelines.chinacrs import wgs84_to_gcj02
 from pipelines.pages import RawHtml, require_assets, static_text
 from pipelines.schema import BEIJING_TZ, CATEGORIES, WINDOW_COLUMNS
 from pipelines.sites import RULE_LABELS
-from pipelines.wording import frp_words, pick
+from pipelines.wording import check_language, frp_words, pick, t
 
 __all__ = [
     "TASK_COLUMNS",
@@ -440,18 +440,9 @@ def _empty_rows() -> pd.DataFrame:
 # ------------------------------------------------------------------ HTML
 
 
-def _t(zh: str, en: str, language: Language) -> str:
-    """A fixed label in the page's language(s); data strings are never translated."""
-    if language == "zh":
-        return zh
-    if language == "en":
-        return en
-    return f"{zh} {en}"
-
-
-def _check_language(language: str) -> None:
-    if language not in ("both", "zh", "en"):
-        raise ValueError(f"language must be 'both', 'zh' or 'en', not {language!r}")
+# Fixed labels in the page's language(s); data strings are never translated.
+_t = t
+_check_language = check_language
 
 
 def _esc(value: object) -> str:
