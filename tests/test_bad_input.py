@@ -290,13 +290,18 @@ def test_electricity_alone_runs_without_fire_files(tmp_path: Path) -> None:
     _complete(tmp_path / "out" / FIRMS_DAY)
 
 
+def _night_with_truncated(reference: Path, tmp_path: Path, keep: float) -> tuple[Path, tuple[int, dict]]:
+    """The sample night with ``reference`` (a file the config names) cut to ``keep`` of its bytes."""
+    broken = tmp_path / reference.name
+    broken.write_bytes(reference.read_bytes()[: int(reference.stat().st_size * keep)])
+    config = _config(tmp_path, str(FIRMS))
+    config.write_text(config.read_text().replace(str(reference), str(broken)))
+    return broken, _run(config, FIRMS_DAY)
+
+
 def test_a_truncated_crop_calendar_raster_loses_only_before_sowing_from_it(tmp_path: Path) -> None:
     raster = ROOT / "geodata/crop_calendar/cropcalendars_phase2_smoothed_S2_SOS_ncp-yrd_WGS84.tif"
-    broken = tmp_path / raster.name
-    broken.write_bytes(raster.read_bytes()[: raster.stat().st_size // 2])
-    config = _config(tmp_path, str(FIRMS))
-    config.write_text(config.read_text().replace(str(raster), str(broken)))
-    code, manifest = _run(config, FIRMS_DAY)
+    broken, (code, manifest) = _night_with_truncated(raster, tmp_path, keep=1 / 2)
     assert code == EXIT_PARTIAL
     assert [(s["file"], s["field"]) for s in manifest["skipped"]] == [(broken.name, "summer_raster")]
     fires = gpd.read_parquet(tmp_path / "out" / FIRMS_DAY / "fires.parquet")
@@ -305,11 +310,7 @@ def test_a_truncated_crop_calendar_raster_loses_only_before_sowing_from_it(tmp_p
 
 def test_a_corrupt_land_cover_raster_makes_every_fire_unknown_not_other(tmp_path: Path) -> None:
     landcover = ROOT / "geodata/landcover/MCD12C1_2019_IGBP_china_0.05deg.tif"
-    broken = tmp_path / landcover.name
-    broken.write_bytes(landcover.read_bytes()[: landcover.stat().st_size // 3])
-    config = _config(tmp_path, str(FIRMS))
-    config.write_text(config.read_text().replace(str(landcover), str(broken)))
-    code, manifest = _run(config, FIRMS_DAY)
+    broken, (code, manifest) = _night_with_truncated(landcover, tmp_path, keep=1 / 3)
     assert code == EXIT_PARTIAL
     assert (broken.name, "landcover") in {(s["file"], s["field"]) for s in manifest["skipped"]}
     fires = gpd.read_parquet(tmp_path / "out" / FIRMS_DAY / "fires.parquet")
@@ -373,11 +374,7 @@ def test_grid_cells_without_a_polygon_or_an_id_lose_only_themselves(tmp_path: Pa
 
 def test_a_truncated_fire_history_loses_only_the_persistent_mask(tmp_path: Path) -> None:
     history = ROOT / "geodata/persistent_history.parquet"
-    broken = tmp_path / history.name
-    broken.write_bytes(history.read_bytes()[: history.stat().st_size // 2])
-    config = _config(tmp_path, str(FIRMS))
-    config.write_text(config.read_text().replace(str(history), str(broken)))
-    code, manifest = _run(config, FIRMS_DAY)
+    broken, (code, manifest) = _night_with_truncated(history, tmp_path, keep=1 / 2)
     assert code == EXIT_PARTIAL
     assert [(s["file"], s["field"]) for s in manifest["skipped"]] == [(broken.name, "path")]
     assert manifest["counts"]["fires"] > 0 and manifest["counts"]["fires_by_category"]["straw_suspect"] > 0
