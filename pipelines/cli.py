@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gridwatch: interrupted; nothing written", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # the environment, not gridwatch: an output folder that cannot be made, a full disk
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"gridwatch: error: {exc.strerror or exc}{where}; nothing written", file=sys.stderr)
+        return EXIT_FAILED
     except Exception as exc:  # a bug or an environment fault: keep the traceback, end on one line
         traceback.print_exc(file=sys.stderr)
         print(f"gridwatch: failed ({type(exc).__name__}: {exc}); nothing written", file=sys.stderr)

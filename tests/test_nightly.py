@@ -403,3 +403,10 @@ def test_rain_sentinels_and_gaps_are_unknown_with_a_warning(tmp_path: Path) -> N
     flags = sources.before_rain(fires)
     assert flags["win_before_rain"].isna().all()  # never a silent False
     assert "missing" in flags["rain_note"].iloc[0] and "no station within 50 km" in flags["rain_note"].iloc[1]
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path)
+    assert main(["nightly", "--date", DAY, "--config", str(config), "--out", "/proc/gridwatch-out", "--quiet"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["gridwatch: error: No such file or directory: /proc/gridwatch-out; nothing written"]
