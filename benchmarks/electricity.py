@@ -495,13 +495,7 @@ def naive_daily(long: pd.DataFrame, ids: pd.Index, limits: MeterLimits) -> tuple
     g = g.reindex(columns=pd.MultiIndex.from_product([["sum", "count"], [False, True]]), fill_value=0)
     s_off, s_work = g[("sum", False)].to_numpy(), g[("sum", True)].to_numpy()
     n_off, n_work = g[("count", False)].to_numpy(), g[("count", True)].to_numpy()
-    count = n_off + n_work
-    work = int(work_slots(limits).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        kwh = np.where(count / SLOTS >= limits.min_coverage, (s_off + s_work) * SLOTS / np.maximum(count, 1), np.nan)
-        in_work = s_work * work / np.maximum(n_work, 1)
-        off_work = s_off * (SLOTS - work) / np.maximum(n_off, 1)
-        share = np.where(np.isfinite(kwh) & (in_work + off_work > 0), in_work / (in_work + off_work), np.nan)
+    kwh, share = recompute_day(s_work, n_work, s_off, n_off, limits)
     dates = pd.date_range(end=pd.Timestamp(DAY), periods=HISTORY_DAYS, freq="D")
     frame = pd.DataFrame({"kwh": kwh, "share": share}, index=g.index)
 
@@ -511,6 +505,20 @@ def naive_daily(long: pd.DataFrame, ids: pd.Index, limits: MeterLimits) -> tuple
         return wide.reindex(index=ids, columns=dates).to_numpy("float32")
 
     return matrix("kwh"), matrix("share")
+
+
+def recompute_day(s_work: np.ndarray, n_work: np.ndarray, s_off: np.ndarray, n_off: np.ndarray,
+                  limits: MeterLimits) -> tuple[np.ndarray, np.ndarray]:
+    """A recompute's day total (kWh, scaled up to the day when ``min_coverage`` of its intervals are known,
+    else NaN) and working-hours share, from the sums and counts of readings in and out of working hours."""
+    count = n_off + n_work
+    work = int(work_slots(limits).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kwh = np.where(count / SLOTS >= limits.min_coverage, (s_off + s_work) * SLOTS / np.maximum(count, 1), np.nan)
+        in_work = s_work * work / np.maximum(n_work, 1)
+        off_work = s_off * (SLOTS - work) / np.maximum(n_off, 1)
+        share = np.where(np.isfinite(kwh) & (in_work + off_work > 0), in_work / (in_work + off_work), np.nan)
+    return kwh, share
 
 
 def run_duckdb(folder: Path) -> dict:
@@ -551,13 +559,7 @@ def run_duckdb(folder: Path) -> dict:
         keep = (d >= 0) & (d < HISTORY_DAYS)
         s_w, n_w = np.nan_to_num(np.asarray(result["s_w"], "float64")), np.nan_to_num(np.asarray(result["n_w"], "float64"))
         s_o, n_o = np.nan_to_num(np.asarray(result["s_o"], "float64")), np.nan_to_num(np.asarray(result["n_o"], "float64"))
-        count = n_w + n_o
-        work = int(work_slots(limits).sum())
-        with np.errstate(invalid="ignore", divide="ignore"):
-            kwh = np.where(count / SLOTS >= limits.min_coverage, (s_w + s_o) * SLOTS / np.maximum(count, 1), np.nan)
-            in_work = s_w * work / np.maximum(n_w, 1)
-            off_work = s_o * (SLOTS - work) / np.maximum(n_o, 1)
-            share = np.where(np.isfinite(kwh) & (in_work + off_work > 0), in_work / (in_work + off_work), np.nan)
+        kwh, share = recompute_day(s_w, n_w, s_o, n_o, limits)
         daily = np.full((len(ids), HISTORY_DAYS), np.nan, "float32")
         shares = np.full((len(ids), HISTORY_DAYS), np.nan, "float32")
         daily[row[keep], d[keep]] = kwh[keep]

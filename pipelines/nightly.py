@@ -53,7 +53,7 @@ from .coverage import OBSERVED_LABELS, coverage_line, grid_coverage
 from .rasters import read_raster_fires
 from .readers.plants import read_plant_lists
 from .readers.tables import TableFormat
-from .report import report_table, write_report
+from .report import partly_covered, report_table, write_report
 from .schema import CATEGORIES, WGS84, WINDOW_COLUMNS
 from .sites import empty_sites
 from .skips import Skip
@@ -150,7 +150,8 @@ def run_nightly(
         for note in config.notes:  # sections left out, once each: into run.log and run.json's warnings
             log.warning("%s", note)
         with _stage(timings, "load_grid", progress, f"读取网格 loading the grid {config.grid.path.name}"):
-            grid = load_supervision_grid(config)
+            counties = load_counties(config.counties)  # read once: names, the GCJ-02 check and the cell maps' outlines
+            grid = load_grid(config.grid, counties)
         tables = expand_tables(config.fires.tables, base, day)
         # A file claimed by a [[fires.tables]] entry is read as that table only, not as a point product.
         claimed = {p for p, _ in tables}
@@ -158,7 +159,8 @@ def run_nightly(
         files = _Inputs(points, expand_patterns(config.fires.rasters, base, day), tables, missing_fire_data(config, day))
         with _stage(timings, "load_sources", progress, "读取参考数据 loading land cover, plant lists, fire history, calendars"):
             sources = load_sources(config)
-        run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root, progress)
+        run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root, progress,
+                   places=_places(counties, grid))
         # Reach the scheduler before anything is written.
         with _scheduler(scheduler, progress), staged_folder(out_root, day.isoformat()) as staging:
             return _run(run, staging)
@@ -393,6 +395,7 @@ class _Run:
     started: dt.datetime
     out_root: Path
     progress: bool = False  # stage lines on stderr (a terminal, not --quiet)
+    places: gpd.GeoDataFrame | None = None  # county outlines and names under the cell maps (maps.place_outlines)
 
 
 def _run(run: _Run, staging: Path) -> RunResult:
@@ -487,7 +490,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
         shown.step()
         (staging / "maps").mkdir()
         # The night grouped by cell once; county boundaries and names under every cell map.
-        day_maps = MapDay(fires, grid, events=events, sites=sites, places=_places(config, grid))
+        day_maps = MapDay(fires, grid, events=events, sites=sites, places=run.places)
         for cell in cells:
             cell_title = f"{title} · {OBSERVED_LABELS.get(seen.get(cell), '')}".rstrip(" ·")
             page = day_maps.cell_map(cell, title=cell_title, **map_options(config.maps))
@@ -584,13 +587,8 @@ def run_notices(fires: pd.DataFrame, read: list[Path], per_file: dict[str, dict]
     return notices
 
 
-def _places(config: Config, grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
-    """County outlines and names around the grid, to draw under the cell maps (None if the layer cannot be read)."""
-    try:
-        counties = load_counties(config.counties)
-    except GridError as exc:
-        log.warning("county boundaries not drawn on the cell maps: %s", exc)
-        return None
+def _places(counties: gpd.GeoDataFrame, grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """County outlines and names around the grid, to draw under the cell maps."""
     west, south, east, north = grid.total_bounds
     return place_outlines(counties.cx[west - 0.5:east + 0.5, south - 0.5:north + 0.5])
 
@@ -728,10 +726,10 @@ def _unknown_landcover(fires: pd.DataFrame) -> list[Skip]:
 
 def _log_landcover_gaps(table: pd.DataFrame) -> None:
     """A warning in run.json naming the counties the land cover does not fully cover (their cropland is too low)."""
-    counties = table[(table["level"] == "county") & (table["landcover_coverage"] < 0.99)]
+    counties = partly_covered(table)
     if counties.empty:
         return
-    worst = counties.sort_values("landcover_coverage").head(5)
+    worst = counties.head(5)
     log.warning("the land-cover raster covers only part of %d counties (cropland and densities there are too low): %s",
                 len(counties), ", ".join(f"{n} {c:.0%}" for n, c in zip(worst["name"], worst["landcover_coverage"])))
 

@@ -560,9 +560,16 @@ def _labeller(language: str) -> Callable[[str], str]:
     return label
 
 
+def partly_covered(table: pd.DataFrame) -> pd.DataFrame:
+    """The counties of a report table (or of its county rows) that the land-cover raster covers less than
+    ``COVERAGE_WARNING`` of, least covered first: their cropland and densities are too low."""
+    counties = table[table["level"] == "county"] if "level" in table else table
+    return counties[counties["landcover_coverage"] < COVERAGE_WARNING].sort_values(["landcover_coverage", "code"])
+
+
 def _coverage_warning(counties: pd.DataFrame, language: str = "both") -> list[str]:
     """A summary line naming the counties the land-cover raster does not fully cover, if any."""
-    partial = counties[counties["landcover_coverage"] < COVERAGE_WARNING].sort_values(["landcover_coverage", "code"])
+    partial = partly_covered(counties)
     if partial.empty:
         return []
     worst = "、".join(f"{_esc(n)} {c:.0%}" for n, c in zip(partial["name"].head(5), partial["landcover_coverage"].head(5)))

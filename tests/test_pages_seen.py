@@ -25,10 +25,10 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import test_nightly as nightly
 
 from pipelines.cli import main
 from pipelines.nightly import EXIT_OK, EXIT_PARTIAL
@@ -45,15 +45,6 @@ SIZES = {"phone": (390, 844, True), "desktop": (1280, 800, False)}
 SETTLE_MS = 700  # after the load event: Leaflet has drawn, fitBounds has run
 
 
-def _load_by_path(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_gridwatch_{name}", Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-nightly = _load_by_path("test_nightly")
 
 
 # ------------------------------------------------------------------ Chromium over its DevTools pipe
