@@ -37,7 +37,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 
-from pipelines.attribution import UNCERTAIN, PointIndex
+from pipelines.grid.attribution import UNCERTAIN, PointIndex
 
 COUNTIES = Path(__file__).resolve().parents[1] / "geodata" / "china_counties.parquet"
 GRID = Path(__file__).resolve().parents[1] / "geodata" / "grid_ncp_5km.parquet"
@@ -137,7 +137,7 @@ def night_sizes(repeat: int) -> int:
     """PointIndex at a night's sizes on the sample's 44,279-cell grid, against sjoin (see the module docstring)."""
     import tempfile
 
-    from pipelines import attribution
+    from pipelines.grid import attribution
 
     grid = gpd.read_parquet(GRID, columns=["geometry"])
     bounds = grid.total_bounds

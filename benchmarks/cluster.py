@@ -51,9 +51,9 @@ RECOMMENDED_ENV = {"MALLOC_TRIM_THRESHOLD_": 134217728, "MALLOC_MMAP_THRESHOLD_"
 
 
 def day_parts(per_block: bool = False) -> list:
-    from pipelines.fires import read_fires
-    from pipelines.rasters import extract_fires, read_raster_fires
-    from pipelines.readers.rasters import detect_raster, open_scans
+    from pipelines.fires.load import read_fires
+    from pipelines.fires.rasters import extract_fires, read_raster_fires
+    from pipelines.fires.readers.rasters import detect_raster, open_scans
 
     points = sorted((ROOT / "geodata/fires").glob("*.csv"))
     scans = sorted((ROOT / "geodata/fires/ahi").glob("*.nc"))
@@ -66,7 +66,7 @@ def day_parts(per_block: bool = False) -> list:
 
 
 def nights_parts(folders: list[Path]) -> list:
-    from pipelines.rasters import read_raster_fires
+    from pipelines.fires.rasters import read_raster_fires
 
     parts = []
     for folder in folders:
@@ -95,7 +95,7 @@ def timed(make, scheduler, repeat: int) -> tuple[float, int, int]:
 def child(kind: str, workers: int, env: dict | None, folders: list[Path], repeat: int, queue: multiprocessing.Queue) -> None:
     import dask
 
-    import pipelines.rasters  # noqa: F401 - imports are not what is measured
+    import pipelines.fires.rasters  # noqa: F401 - imports are not what is measured
 
     makers = {"day": day_parts, "day per-block": lambda: day_parts(per_block=True), "nights": lambda: nights_parts(folders)}
     if workers == 0:
@@ -106,7 +106,7 @@ def child(kind: str, workers: int, env: dict | None, folders: list[Path], repeat
     config = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in (env or {}).items()}
     with dask.config.set(config), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        client.run(lambda: __import__("pipelines.rasters"))  # workers up, modules imported
+        client.run(lambda: __import__("pipelines.fires.rasters"))  # workers up, modules imported
         queue.put(timed(makers[kind], client, repeat))
 
 

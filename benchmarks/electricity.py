@@ -48,7 +48,7 @@ Timed, each in a fresh process (its peak memory, VmHWM, is its own; the grid
 and its ``PointIndex`` are loaded first and not timed, as a nightly run has
 them already for the fire attribution):
 
-- increment: what ``pipelines.electricity.nightly_sites`` does for one
+- increment: what ``pipelines.power.electricity.nightly_sites`` does for one
   day: the fleet (``read_registry``, ``read_transformers``, ``read_warnings``
   from CSV, ``locate_fleet``), ``PowerState.read``, ``read_readings`` +
   ``day_use`` (dask threaded scheduler, 2 workers), ``advance``,
@@ -100,12 +100,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.attribution import PointIndex
-from pipelines.meters import MeterLimits
-from pipelines.powerstate import PowerState, state_path
-from pipelines.readers.power import ReadingFormat
-from pipelines.schema import BEIJING_TZ, WGS84
-from pipelines.sites import Fleet, SiteRules, closure_days, learn_floors, locate_fleet
+from pipelines.grid.attribution import PointIndex
+from pipelines.power.meters import MeterLimits
+from pipelines.power.state import PowerState, state_path
+from pipelines.power.readers import ReadingFormat
+from pipelines.core.schema import BEIJING_TZ, WGS84
+from pipelines.power.sites import Fleet, SiteRules, closure_days, learn_floors, locate_fleet
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "geodata/grid_ncp_5km.parquet"
@@ -413,8 +413,8 @@ def peak_rss_mb() -> float:
 
 
 def load_fleet(folder: Path, grid: gpd.GeoDataFrame, index: PointIndex) -> tuple[Fleet, pd.DataFrame]:
-    """The fleet and warnings as ``pipelines.electricity.load_fleet`` reads them (CSV, located in the grid)."""
-    from pipelines.readers.power import read_registry, read_transformers, read_warnings
+    """The fleet and warnings as ``pipelines.power.electricity.load_fleet`` reads them (CSV, located in the grid)."""
+    from pipelines.power.readers import read_registry, read_transformers, read_warnings
 
     registry, _ = read_registry(folder / "registry.csv")
     transformers, _ = read_transformers(folder / "transformers.csv")
@@ -436,9 +436,9 @@ def run_increment(folder: Path) -> dict:
     """One nightly increment on ``folder``: step times, and the day's use and sites for the checks."""
     import dask
 
-    from pipelines.meters import day_use
-    from pipelines.readers.power import read_readings
-    from pipelines.sites import find_sites
+    from pipelines.power.meters import day_use
+    from pipelines.power.readers import read_readings
+    from pipelines.power.sites import find_sites
 
     fmt = ReadingFormat()
     steps: dict[str, float] = {}
@@ -461,7 +461,7 @@ def run_increment(folder: Path) -> dict:
 
 def run_naive(folder: Path) -> dict:
     """The naive recompute on ``folder``: 90 days of readings -> daily matrix -> the same rules."""
-    from pipelines.sites import find_sites
+    from pipelines.power.sites import find_sites
 
     limits = MeterLimits()
     steps: dict[str, float] = {}
@@ -526,7 +526,7 @@ def run_duckdb(folder: Path) -> dict:
     -> daily matrix -> the same rules. Like the pandas one it does no validation, in its favour."""
     import duckdb
 
-    from pipelines.sites import find_sites
+    from pipelines.power.sites import find_sites
 
     limits = MeterLimits()
     steps: dict[str, float] = {}
@@ -578,7 +578,8 @@ METHODS = {"increment": run_increment, "naive": run_naive, "duckdb": run_duckdb}
 def child(method: str, folder: Path, results: multiprocessing.Queue) -> None:
     import dask.dataframe  # noqa: F401 - imports are not what is measured
 
-    from pipelines import meters, sites  # noqa: F401
+    from pipelines import sites  # noqa: F401
+    from pipelines.power import meters
 
     try:
         results.put(("ok", METHODS[method](folder)))

@@ -80,11 +80,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from pipelines import maps
-from pipelines.pages import RawHtml, require_assets
-from pipelines.cli import main as cli_main
-from pipelines.nightly import EXIT_OK, province_outlines
-from pipelines.schema import BEIJING_TZ
+from pipelines.publish import maps
+from pipelines.publish.pages import RawHtml, require_assets
+from pipelines.run.cli import main as cli_main
+from pipelines.run.nightly import EXIT_OK, province_outlines
+from pipelines.core.schema import BEIJING_TZ
 from pipelines.testing import CHROMIUM
 from pipelines.testing import OFFLINE_CHROMIUM_FLAGS as OFFLINE_FLAGS
 

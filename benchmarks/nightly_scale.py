@@ -2,7 +2,7 @@
 
     /work/main/.venv/bin/python benchmarks/nightly_scale.py [--scales 1,10,100] [--timeout 1800] [--keep DIR]
 
-Every run is the real command, ``python -m pipelines.cli nightly --date
+Every run is the real command, ``python -m pipelines.run.cli nightly --date
 2022-06-03 --quiet``, in a subprocess, on the project's config.toml (absolute
 paths) and sample data, with no basemap tiles. A day at k x has the sample's
 own inputs (3 FIRMS MODIS files, 144 Himawari AHI fire-mask scans: 568 fires
@@ -95,7 +95,7 @@ def extra_fires(real: pd.DataFrame, n: int, path: Path) -> Path:
 
 def run_cli(config: Path, out: Path, timeout: float) -> dict:
     """One nightly run in a subprocess: wall seconds, exit code, peak RSS (MB) of that process."""
-    command = [sys.executable, "-m", "pipelines.cli", "nightly", "--date", DAY, "--config", str(config), "--out", str(out), "--quiet"]
+    command = [sys.executable, "-m", "pipelines.run.cli", "nightly", "--date", DAY, "--config", str(config), "--out", str(out), "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)

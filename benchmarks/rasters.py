@@ -70,8 +70,8 @@ def make_scans(folder: Path, scans: int) -> list[Path]:
     """The benchmark's scans, generated once (see the module docstring)."""
     import pandas as pd
 
-    from pipelines.fires import dedupe
-    from pipelines.readers import read_points
+    from pipelines.fires.load import dedupe
+    from pipelines.fires.readers import read_points
     from pipelines.testing import write_geostationary_scans
 
     existing = sorted(folder.glob("H08_*_FIRE_MASK_R02.nc"))
@@ -119,7 +119,7 @@ def reads_only(paths: list[Path]) -> int:
     import dask
     import dask.array as da
 
-    from pipelines.readers.rasters import detect_raster, open_scans
+    from pipelines.fires.readers.rasters import detect_raster, open_scans
 
     ds, _ = open_scans(paths, detect_raster(paths[0]))
     # Reduce each block right away: the arrays are decoded, never gathered.
@@ -172,7 +172,7 @@ def mask_first_pool(paths: list[Path]) -> int:
 
 
 def ours(paths: list[Path]) -> int:
-    from pipelines.rasters import read_raster_fires
+    from pipelines.fires.rasters import read_raster_fires
 
     fires, skips, _ = read_raster_fires(paths).compute(scheduler="threads")
     assert not skips, skips
@@ -182,7 +182,7 @@ def ours(paths: list[Path]) -> int:
 def ours_distributed(paths: list[Path], workers: int = 2) -> tuple[int, float]:
     from distributed import Client, LocalCluster
 
-    from pipelines.rasters import read_raster_fires
+    from pipelines.fires.rasters import read_raster_fires
 
     import dask
 
@@ -190,7 +190,7 @@ def ours_distributed(paths: list[Path], workers: int = 2) -> tuple[int, float]:
     env = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 134217728, "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 33554432}
     with dask.config.set(env), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        client.run(lambda: __import__("pipelines.rasters"))  # workers up, modules imported
+        client.run(lambda: __import__("pipelines.fires.rasters"))  # workers up, modules imported
         start = time.perf_counter()
         fires, skips, _ = read_raster_fires(paths).compute(scheduler=client)
         return len(fires), time.perf_counter() - start
@@ -209,7 +209,7 @@ def child(method: str, paths: list[Path], queue: multiprocessing.Queue) -> None:
     import distributed  # noqa: F401 - imports are not what is measured
     import netCDF4  # noqa: F401
 
-    import pipelines.rasters  # noqa: F401
+    import pipelines.fires.rasters  # noqa: F401
 
     start = time.perf_counter()
     result = METHODS[method](paths)

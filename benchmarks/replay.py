@@ -19,7 +19,7 @@ days or more are registered closed from its first day (the registry is one
 file: the first such shutdown). One CSV of daily totals per day, the format
 the sample run uses (``interval_minutes = 1440``).
 
-Timed: ``pipelines.replay.replay(config, first, last, only="electricity")``
+Timed: ``pipelines.run.replay.replay(config, first, last, only="electricity")``
 in this process, from an empty output folder: the grid, its index and the
 registry are loaded once; the first night rebuilds its state from the
 readings (there are none before 2015-01-01); each night writes
@@ -50,11 +50,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipelines.attribution import PointIndex  # noqa: E402
-from pipelines.config import load_config  # noqa: E402
-from pipelines.electricity import nightly_sites, state_folder, store_state  # noqa: E402
-from pipelines.nightly import load_supervision_grid  # noqa: E402
-from pipelines.replay import replay  # noqa: E402
+from pipelines.grid.attribution import PointIndex  # noqa: E402
+from pipelines.core.settings import load_config  # noqa: E402
+from pipelines.power.electricity import nightly_sites, state_folder, store_state  # noqa: E402
+from pipelines.run.nightly import load_supervision_grid  # noqa: E402
+from pipelines.run.replay import replay  # noqa: E402
 
 SERIES = ROOT / "tests/data/power/tianchi_subset_40users.csv"
 MONTH = ROOT / "tests/data/power/Tianchi_power_9.csv"

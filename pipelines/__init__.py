@@ -19,7 +19,7 @@ each column's name says (``time_utc``, ``time_bjt``); a "day" is a Beijing
 date; coordinates are WGS84 degrees (EPSG:4326) unless stated.
 
 The classification function shares its name with its module, so it is not
-exported here: ``from pipelines.classify import classify``.
+exported here: ``from pipelines.fires.classify import classify``.
 """
 
 from __future__ import annotations
@@ -79,23 +79,23 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # for type checkers and IDEs only: at run time these load lazily
-    from .attribution import PointIndex, attribute
-    from .classify import classify_events
-    from .config import load_config
-    from .electricity import load_fleet, nightly_sites, reading_files, reading_format, site_rules, store_state
-    from .events import FusionTolerance, assign_events, events_table
-    from .fires import dedupe, expand_patterns, read_fires
-    from .grid import load_counties, load_grid
-    from .holidays import WorkCalendar
-    from .maps import cell_map, overview_map, save_map
-    from .meters import day_use
-    from .nightly import load_sources, load_supervision_grid, run_nightly
-    from .powerstate import PowerState
-    from .rasters import extract_fires, read_raster_fires
-    from .readers.power import read_readings
-    from .readers.rasters import detect_raster, open_scans
-    from .report import report_table
-    from .sites import find_sites
+    from pipelines.grid.attribution import PointIndex, attribute
+    from pipelines.fires.classify import classify_events
+    from pipelines.core.settings import load_config
+    from pipelines.power.electricity import load_fleet, nightly_sites, reading_files, reading_format, site_rules, store_state
+    from pipelines.fires.events import FusionTolerance, assign_events, events_table
+    from pipelines.fires.load import dedupe, expand_patterns, read_fires
+    from pipelines.grid.cells import load_counties, load_grid
+    from pipelines.power.holidays import WorkCalendar
+    from pipelines.publish.maps import cell_map, overview_map, save_map
+    from pipelines.power.meters import day_use
+    from pipelines.run.nightly import load_sources, load_supervision_grid, run_nightly
+    from pipelines.power.state import PowerState
+    from pipelines.fires.rasters import extract_fires, read_raster_fires
+    from pipelines.power.readers import read_readings
+    from pipelines.fires.readers.rasters import detect_raster, open_scans
+    from pipelines.publish.report import report_table
+    from pipelines.power.sites import find_sites
 
 
 def _load(name: str) -> Any:

@@ -417,7 +417,7 @@ def write_fy4_fhs(path: Path, fires: pd.DataFrame, lon0: float = 104.7, resoluti
     sees the Earth, cloud (200) where ``cloud`` (a function of lon, lat) says.
     Returns the fires with the line/column they were written to.
     """
-    from .readers.geostationary import FY4_NOMINAL, fy4_angles, fy4_grid, to_angles, to_lonlat  # noqa: PLC0415
+    from pipelines.fires.readers.geostationary import FY4_NOMINAL, fy4_angles, fy4_grid, to_angles, to_lonlat  # noqa: PLC0415
 
     offset, factor = FY4_NOMINAL[resolution]
     n = int(2 * offset + 1)

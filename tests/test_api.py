@@ -63,8 +63,8 @@ for name in {sorted(first.values())!r}:
     try:
         package = importlib.import_module("pipelines")
         getattr(package, name)
-        importlib.import_module("pipelines.nightly")
-        importlib.import_module("pipelines.cli")
+        importlib.import_module("pipelines.run.nightly")
+        importlib.import_module("pipelines.run.cli")
     except Exception:
         failed.append(name + ": " + traceback.format_exc().strip().splitlines()[-1])
 print("\\n".join(failed))
@@ -79,7 +79,7 @@ def test_name_is_the_modules_own(name: str) -> None:
     module = importlib.import_module(f"pipelines.{pipelines._EXPORTS[name]}")
     assert value is getattr(module, name)
     assert callable(value)
-    nightly = importlib.import_module("pipelines.nightly")
+    nightly = importlib.import_module("pipelines.run.nightly")
     if hasattr(nightly, name):
         assert getattr(nightly, name) is value
 
@@ -92,7 +92,8 @@ def test_name_is_documented_with_an_example(name: str) -> None:
 
 
 def test_submodules_still_import_from_the_package() -> None:
-    from pipelines import maps, testing
+    from pipelines import testing
+    from pipelines.publish import maps
 
     assert isinstance(maps, types.ModuleType) and isinstance(testing, types.ModuleType)
     with pytest.raises(AttributeError):

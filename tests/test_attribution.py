@@ -1,4 +1,4 @@
-"""Tests for pipelines.attribution against geopandas.sjoin and brute-force shapely.
+"""Tests for pipelines.grid.attribution against geopandas.sjoin and brute-force shapely.
 
 The polygons are real (2,891 Chinese counties, EPSG:4326); the points are
 generated. Most tests use Beijing, Tianjin and Hebei (199 counties, with holes
@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import shapely
 
-from pipelines import attribution
-from pipelines.attribution import UNCERTAIN, PointIndex, attribute, footprints
-from pipelines.schema import ATTRIBUTION_DTYPES, GRID_COLUMNS
+from pipelines.grid import attribution
+from pipelines.grid.attribution import UNCERTAIN, PointIndex, attribute, footprints
+from pipelines.core.schema import ATTRIBUTION_DTYPES, GRID_COLUMNS
 
 COUNTIES = Path(__file__).resolve().parents[1] / "geodata" / "china_counties.parquet"
 SUBSET_PROVINCES = ["北京市", "天津市", "河北省"]

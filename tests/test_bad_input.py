@@ -22,8 +22,8 @@ import geopandas as gpd
 import pytest
 from test_nightly import write_config
 
-from pipelines.cli import main
-from pipelines.nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from pipelines.run.cli import main
+from pipelines.run.nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMS = ROOT / "geodata/fires/MODIS_C6_1_Global_24h_2022-06-03_ncp-subset.csv"

@@ -1,4 +1,4 @@
-"""Tests for pipelines.chinacrs: GCJ-02 / BD-09 conversions, checked on real county boundaries."""
+"""Tests for pipelines.grid.chinacrs: GCJ-02 / BD-09 conversions, checked on real county boundaries."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import shapely
 from pyproj import Geod
 
-from pipelines.chinacrs import (
+from pipelines.grid.chinacrs import (
     bd09_to_gcj02,
     bd09_to_wgs84,
     gcj02_to_bd09,

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.attribution import PointIndex
-from pipelines.classify import Classifier, classify, classify_events
-from pipelines.events import assign_events, events_table
-from pipelines.fires import dedupe
-from pipelines.landcover import LandCover, LandCoverError, cover_fractions, cropland_hectares
-from pipelines.readers import read_points
-from pipelines.readers.plants import PlantList, read_plant_lists, read_plants
+from pipelines.grid.attribution import PointIndex
+from pipelines.fires.classify import Classifier, classify, classify_events
+from pipelines.fires.events import assign_events, events_table
+from pipelines.fires.load import dedupe
+from pipelines.fires.landcover import LandCover, LandCoverError, cover_fractions, cropland_hectares
+from pipelines.fires.readers import read_points
+from pipelines.fires.readers.plants import PlantList, read_plant_lists, read_plants
 
 ROOT = Path(__file__).resolve().parent.parent
 GEM = ROOT / "geodata/industrial/gem_steel_plants_china.csv"

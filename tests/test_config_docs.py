@@ -7,7 +7,7 @@ import re
 import typing
 from pathlib import Path
 
-from pipelines.config import Config, load_config
+from pipelines.core.settings import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

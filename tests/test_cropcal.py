@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import cropcal
-from pipelines.readers import read_points
+from pipelines.windows import sowing as cropcal
+from pipelines.fires.readers import read_points
 
 ROOT = Path(__file__).resolve().parent.parent
 SITES_CSV = (
@@ -349,7 +349,7 @@ def test_days_before_bounds_and_inside_the_window() -> None:
 def test_windows_of_many_places_are_each_places_county_window(table: pd.DataFrame, counties: gpd.GeoDataFrame) -> None:
     """Tomorrow's plan asks for every cell of the real 5 km grid at once: each distinct place and
     year is looked up once and spread, which must give each cell exactly its own ``county_window``."""
-    from pipelines.plan import cell_probes
+    from pipelines.windows.plan import cell_probes
 
     grid = gpd.read_parquet(ROOT / "geodata" / "grid_ncp_5km.parquet")
     cells = grid.iloc[::20].reset_index(drop=True)  # ~2,200 cells over all seven provinces

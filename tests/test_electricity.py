@@ -19,13 +19,13 @@ import pandas as pd
 import pytest
 from test_nightly import DAY, ROOT, write_config
 
-from pipelines.cli import main
-from pipelines.holidays import WorkCalendar, unknown_years
-from pipelines.maps import cell_map_filename
-from pipelines.meters import DayUse, MeterLimits, day_use
-from pipelines.nightly import EXIT_OK, EXIT_PARTIAL
-from pipelines.powerstate import PowerState, latest_state, prune_states
-from pipelines.readers.power import (
+from pipelines.run.cli import main
+from pipelines.power.holidays import WorkCalendar, unknown_years
+from pipelines.publish.maps import cell_map_filename
+from pipelines.power.meters import DayUse, MeterLimits, day_use
+from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL
+from pipelines.power.state import PowerState, latest_state, prune_states
+from pipelines.power.readers import (
     ReadingFormat,
     read_readings,
     read_registry,
@@ -304,7 +304,7 @@ def test_rerun_reads_the_stored_state_and_computes_the_day_once(electricity_run:
         computes.append(args[2])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr("pipelines.electricity.day_use", counting)
+    monkeypatch.setattr("pipelines.power.electricity.day_use", counting)
     assert main(["nightly", "--date", DAY, "--config", str(electricity_run / "config.toml"), "--quiet"]) == EXIT_OK
     manifest = json.loads((folder / "run.json").read_text())
     assert manifest["counts"]["electricity"]["state_days_replayed"] == 0 and computes == [day]

@@ -1,4 +1,4 @@
-"""Tests for pipelines.events: fusing fire observations into fire events.
+"""Tests for pipelines.fires.events: fusing fire observations into fire events.
 
 The inputs are the project's real FIRMS and Himawari samples (read with
 ``read_points`` and ``dedupe``). Distances in the checks come from pyproj's
@@ -17,15 +17,15 @@ import pytest
 import shapely
 from pyproj import Geod
 
-from pipelines.events import (
+from pipelines.fires.events import (
     EVENT_COLUMNS,
     FusionTolerance,
     assign_events,
     events_table,
     pair_tolerance_km,
 )
-from pipelines.fires import dedupe
-from pipelines.readers import read_points
+from pipelines.fires.load import dedupe
+from pipelines.fires.readers import read_points
 
 ROOT = Path(__file__).resolve().parent.parent
 NCP_7D = ROOT / "geodata/fires/MODIS_C6_1_Global_7d_2022-05-28_2022-06-04_ncp-subset.csv"

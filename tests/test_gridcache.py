@@ -1,4 +1,4 @@
-"""The per-grid cache (pipelines.gridcache) on the real 5 km grid's cells and the real land cover:
+"""The per-grid cache (pipelines.grid.cache) on the real 5 km grid's cells and the real land cover:
 a hit gives the same answers as a fresh build, a changed grid or setting misses,
 and a corrupt or foreign file is ignored and rebuilt."""
 
@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import shapely
 
-from pipelines import gridcache
-from pipelines.attribution import PointIndex
-from pipelines.landcover import LandCover, land_hectares
+from pipelines.grid import cache as gridcache
+from pipelines.grid.attribution import PointIndex
+from pipelines.fires.landcover import LandCover, land_hectares
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "geodata" / "grid_ncp_5km.parquet"
@@ -90,11 +90,11 @@ def test_corrupt_table_cache_is_ignored_and_rebuilt(cells: gpd.GeoDataFrame, tmp
         other = tmp_path / "other"
         gridcache.store(other, "pointindex", "f" * 64, {"codes": np.zeros((2, 2), np.int16)})
         path.write_bytes(next(other.glob("*.npz")).read_bytes())
-    with caplog.at_level(logging.WARNING, logger="pipelines.gridcache"):
+    with caplog.at_level(logging.WARNING, logger="pipelines.grid.cache"):
         _, got = table_answers(cells, tmp_path)
     assert "ignored" in caplog.text
     np.testing.assert_array_equal(got, expected)
-    with caplog.at_level(logging.WARNING, logger="pipelines.gridcache"):
+    with caplog.at_level(logging.WARNING, logger="pipelines.grid.cache"):
         caplog.clear()
         table_answers(cells, tmp_path)  # rebuilt and stored again: a clean hit now
     assert "ignored" not in caplog.text
@@ -125,7 +125,7 @@ def test_land_hectares_cache(cells: gpd.GeoDataFrame, tmp_path: Path) -> None:
 def test_unwritable_cache_folder_only_warns(cells: gpd.GeoDataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
-    with caplog.at_level(logging.WARNING, logger="pipelines.gridcache"):
+    with caplog.at_level(logging.WARNING, logger="pipelines.grid.cache"):
         _, got = table_answers(cells, blocker / "cache")
     assert "not written" in caplog.text
     np.testing.assert_array_equal(got, PointIndex.build(cells.geometry)._locate_exactly(*points(cells)))

@@ -64,7 +64,7 @@ def test_wheel_is_small_and_holds_the_reference_data(installed: tuple[Path, dict
     bin_dir, env = installed
     (wheel,) = (bin_dir.parent.parent / "dist").glob("gridwatch-*.whl")
     assert wheel.stat().st_size < 8e6
-    where = run([bin_dir / "python", "-c", "import pipelines, pipelines.refdata as r; print(pipelines.__file__); print(r.data_dir())"],
+    where = run([bin_dir / "python", "-c", "import pipelines, pipelines.core.refdata as r; print(pipelines.__file__); print(r.data_dir())"],
                 bin_dir.parent.parent, env)
     module, data = where.stdout.split()
     venv = str(bin_dir.parent)

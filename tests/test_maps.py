@@ -1,4 +1,4 @@
-"""Tests of the supervisors' offline maps (pipelines.maps).
+"""Tests of the supervisors' offline maps (pipelines.publish.maps).
 
 The grid is four real Tianditu counties around Lankao (兰考, Henan); the fires are
 placed inside them by coordinates and attributed here with real geometry, so a
@@ -18,9 +18,10 @@ import pandas as pd
 import pytest
 import shapely
 
-from pipelines import chinacrs, maps
-from pipelines.pages import check_self_contained, static_text
-from pipelines.schema import (
+from pipelines.grid import chinacrs
+from pipelines.publish import maps
+from pipelines.publish.pages import check_self_contained, static_text
+from pipelines.core.schema import (
     ATTRIBUTION_DTYPES,
     BEIJING_TZ,
     FIRE_DTYPES,
@@ -928,7 +929,7 @@ def test_language_switch_on_cell_and_plan_maps(fires, grid, tmp_path) -> None:
 
 
 def test_map_options_from_config() -> None:
-    from pipelines.config import MapsConfig
+    from pipelines.core.settings import MapsConfig
 
     options = maps.map_options(MapsConfig(tiles="", language="zh", cluster_min_fires=0))
     assert options == {"tiles": None, "tianditu_key": "", "language": "zh", "cluster_min_fires": 0}
@@ -946,7 +947,7 @@ def test_map_options_from_config() -> None:
     ],
 )
 def test_maps_config_checks(fields, message) -> None:
-    from pipelines.config import ConfigError, MapsConfig
+    from pipelines.core.settings import ConfigError, MapsConfig
 
     with pytest.raises(ConfigError, match=message):
         MapsConfig(**fields).check(Path("config.toml"))
@@ -1100,7 +1101,7 @@ def render_page(m) -> str:
 
 
 def test_light_overview_on_a_heavy_night(fires, grid, tmp_path, monkeypatch) -> None:
-    from pipelines.events import events_table
+    from pipelines.fires.events import events_table
 
     events = events_table(fires.assign(event_id=["E" + f for f in fires["fire_id"]]))
     monkeypatch.setattr(maps, "LIGHT_OVERVIEW_FIRES", len(fires))

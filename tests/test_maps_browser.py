@@ -18,7 +18,7 @@ from types import ModuleType
 
 import pytest
 
-from pipelines import maps
+from pipelines.publish import maps
 from pipelines.testing import CHROMIUM
 from pipelines.testing import OFFLINE_CHROMIUM_FLAGS as OFFLINE_FLAGS
 
@@ -280,9 +280,9 @@ def test_site_popup_draws_the_chart_and_escapes_names(tmp_path) -> None:
     import numpy as np
     import pandas as pd
 
-    from pipelines.meters import DayUse
-    from pipelines.powerstate import PowerState
-    from pipelines.sites import find_sites, locate_fleet
+    from pipelines.power.meters import DayUse
+    from pipelines.power.state import PowerState
+    from pipelines.power.sites import find_sites, locate_fleet
 
     root = Path(__file__).resolve().parent.parent
     series = pd.read_csv(Path(__file__).with_name("data") / "power" / "tianchi_subset_40users.csv", parse_dates=["record_date"])

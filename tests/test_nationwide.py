@@ -20,8 +20,8 @@ import rasterio
 from rasterio.windows import from_bounds
 from test_nightly import write_config
 
-from pipelines.cli import main
-from pipelines.nightly import EXIT_OK, EXIT_PARTIAL
+from pipelines.run.cli import main
+from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRES = ROOT / "geodata/archive/MODIS_C6_1_Global_24h_2025-11-18_china-subset.csv"

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.cli import main
-from pipelines.nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from pipelines.run.cli import main
+from pipelines.run.nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRES = Path(__file__).resolve().parent / "data" / "fires"
@@ -202,7 +202,7 @@ def test_killed_run_leaves_previous_output_untouched(sample_run: Path, tmp_path:
     final = tmp_path / "out" / DAY
     before = digest(final)
 
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "nightly", "--date", DAY, "--config", str(config), "--quiet"], cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.run.cli", "nightly", "--date", DAY, "--config", str(config), "--quiet"], cwd=ROOT)
     deadline = time.monotonic() + 120
     # Kill it while it is writing maps into its staging folder.
     while time.monotonic() < deadline and proc.poll() is None:
@@ -221,7 +221,7 @@ def test_killed_run_leaves_previous_output_untouched(sample_run: Path, tmp_path:
 
 
 def test_help_explains_exit_codes() -> None:
-    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "nightly", "--help"], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-m", "pipelines.run.cli", "nightly", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0
     assert "partial" in out.stdout and "--scheduler" in out.stdout and "Beijing" in out.stdout
 
@@ -306,7 +306,7 @@ def test_plant_list_with_bad_coordinates_makes_a_partial_run(tmp_path: Path) -> 
 
 
 def test_persistent_command_builds_the_shipped_history(tmp_path: Path) -> None:
-    from pipelines.persistent import FireHistory
+    from pipelines.fires.persistent import FireHistory
 
     out = tmp_path / "history.parquet"
     assert main(["persistent", "--config", str(ROOT / "config.toml"), "--out", str(out), "--quiet"]) == EXIT_OK
@@ -314,7 +314,7 @@ def test_persistent_command_builds_the_shipped_history(tmp_path: Path) -> None:
 
 
 def test_nightly_updates_the_history_once_per_day(sample_run: Path, tmp_path: Path) -> None:
-    from pipelines.persistent import FireHistory
+    from pipelines.fires.persistent import FireHistory
 
     history = tmp_path / "history.parquet"
     history.write_bytes((ROOT / "geodata" / "persistent_history.parquet").read_bytes())
@@ -361,8 +361,8 @@ def test_plan_command_writes_tomorrows_plan_all_at_once(sample_run: Path, tmp_pa
 
 def test_before_rain_from_forecasts_then_stations(tmp_path: Path) -> None:
     """Real stations around Beijing, July 2016 (tests/data/weather); a real onset at Dingling."""
-    from pipelines.config import load_config
-    from pipelines.nightly import load_sources
+    from pipelines.core.settings import load_config
+    from pipelines.run.nightly import load_sources
 
     weather = ROOT / "tests" / "data" / "weather"
     config = write_config(tmp_path)
@@ -385,8 +385,8 @@ def test_before_rain_from_forecasts_then_stations(tmp_path: Path) -> None:
 
 def test_rain_sentinels_and_gaps_are_unknown_with_a_warning(tmp_path: Path) -> None:
     """The real 999990 sentinel and missing values of the UCI five-cities data (Beijing, Shenyang, Nov 2015)."""
-    from pipelines.config import load_config
-    from pipelines.nightly import load_sources
+    from pipelines.core.settings import load_config
+    from pipelines.run.nightly import load_sources
 
     weather = ROOT / "tests" / "data" / "weather"
     config = write_config(tmp_path)

@@ -8,7 +8,7 @@ checks what the browser makes of its output:
 
 * the page loads: Leaflet created the map;
 * it shows what the run's own tables say: every vector layer registers itself in
-  ``window.gridwatchLayers`` (the contract with ``pipelines.maps``) and the
+  ``window.gridwatchLayers`` (the contract with ``pipelines.publish.maps``) and the
   features per kind of layer equal the counts derived from ``fires.parquet``,
   ``events.parquet``, ``sites.parquet`` and the grid, fires once each;
 * no JavaScript error: ``window.onerror``, ``unhandledrejection`` and
@@ -40,9 +40,9 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from pipelines.cli import main
-from pipelines.maps import HEAT_SOURCES
-from pipelines.nightly import EXIT_OK
+from pipelines.run.cli import main
+from pipelines.publish.maps import HEAT_SOURCES
+from pipelines.run.nightly import EXIT_OK
 from pipelines.testing import CHROMIUM
 from pipelines.testing import OFFLINE_CHROMIUM_FLAGS as OFFLINE_FLAGS
 
@@ -276,7 +276,7 @@ def assert_loaded_without_errors(seen: Mapping[str, Any], what: str) -> None:
     assert seen["leaflet"] and seen["isMap"] and seen["container"], f"{what}: Leaflet did not create the map"
     assert seen["errors"] == [], f"{what}: JavaScript errors:\n" + json.dumps(seen["errors"], indent=1, ensure_ascii=False)
     assert seen["registered"], (
-        f"{what}: window.gridwatchLayers is missing: pipelines.maps does not yet register its layers "
+        f"{what}: window.gridwatchLayers is missing: pipelines.publish.maps does not yet register its layers "
         "(contract: window.gridwatchLayers.push({name, features, layer}) for every vector layer)"
     )
     # Drawn features are in the DOM: SVG paths of vectors or marker / cluster icons.
@@ -432,7 +432,7 @@ def test_overview_loads_offline_without_errors(overview: Mapping[str, Any]) -> N
 
 
 def test_overview_shows_every_feature_of_the_run(overview: Mapping[str, Any], tables: Mapping[str, Any]) -> None:
-    assert overview["registered"], "window.gridwatchLayers is missing: pipelines.maps does not register its layers yet"
+    assert overview["registered"], "window.gridwatchLayers is missing: pipelines.publish.maps does not register its layers yet"
     layers = overview["layers"]
     got = features_by_kind(layers, OVERVIEW_KINDS)
     assert "unknown" not in got, "layers this test cannot place (extend OVERVIEW_KINDS):\n" + _describe(

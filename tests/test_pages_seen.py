@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 import test_nightly as nightly
 
-from pipelines.cli import main
-from pipelines.nightly import EXIT_OK, EXIT_PARTIAL
+from pipelines.run.cli import main
+from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL
 from pipelines.testing import CHROMIUM
 from pipelines.testing import OFFLINE_CHROMIUM_FLAGS as OFFLINE_FLAGS
 
@@ -288,7 +288,7 @@ def test_cli_version_and_yesterday_in_beijing_time(capsys: pytest.CaptureFixture
     import datetime as dt
 
     from pipelines import __version__
-    from pipelines.cli import _date
+    from pipelines.run.cli import _date
 
     with pytest.raises(SystemExit) as stop:
         main(["--version"])

@@ -1,4 +1,4 @@
-"""Tests for pipelines.persistent: persistent heat sources learnt from fire history.
+"""Tests for pipelines.fires.persistent: persistent heat sources learnt from fire history.
 
 Inputs are the project's real archive (``geodata/archive``: China-bbox subsets
 of 10 NASA FIRMS files, 2018-2025) read with ``read_points``. Expected counts
@@ -22,17 +22,17 @@ import pytest
 import shapely
 from pyproj import Geod, Transformer
 
-from pipelines.fires import dedupe
-from pipelines.grid import CHINA_ALBERS
-from pipelines.persistent import (
+from pipelines.fires.load import dedupe
+from pipelines.grid.cells import CHINA_ALBERS
+from pipelines.fires.persistent import (
     FireHistory,
     PersistenceRule,
     PersistentError,
     build_history,
     cell_index,
 )
-from pipelines.readers import read_points
-from pipelines.skips import Skip
+from pipelines.fires.readers import read_points
+from pipelines.core.skips import Skip
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE = sorted((ROOT / "geodata/archive").glob("*"))

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import rasterio
 
-from pipelines.fires import dedupe
-from pipelines.readers import read_points
-from pipelines.readers.rasters import (
+from pipelines.fires.load import dedupe
+from pipelines.fires.readers import read_points
+from pipelines.fires.readers.rasters import (
     RASTER_PRODUCTS,
     UNREADABLE,
     RasterError,
@@ -27,8 +27,8 @@ from pipelines.readers.rasters import (
     open_scans,
     open_scene,
 )
-from pipelines.rasters import extract_fires, read_raster_fires
-from pipelines.schema import FIRE_DTYPES
+from pipelines.fires.rasters import extract_fires, read_raster_fires
+from pipelines.core.schema import FIRE_DTYPES
 from pipelines.testing import raise_if_dask_computes, write_geostationary_scans
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,11 +13,11 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from pipelines.config import load_config
-from pipelines.fires import dedupe
-from pipelines.nightly import run_nightly
-from pipelines.rasters import extract_fires, read_raster_fires
-from pipelines.readers.rasters import detect_raster, open_scans
+from pipelines.core.settings import load_config
+from pipelines.fires.load import dedupe
+from pipelines.run.nightly import run_nightly
+from pipelines.fires.rasters import extract_fires, read_raster_fires
+from pipelines.fires.readers.rasters import detect_raster, open_scans
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = dt.date(2022, 6, 3)

@@ -40,12 +40,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.config import ElectricityConfig
-from pipelines.electricity import catch_up, rebuild_start
-from pipelines.holidays import WorkCalendar
-from pipelines.meters import DayUse
-from pipelines.powerstate import PowerState
-from pipelines.sites import Fleet, SiteRules, closure_days, find_sites, learn_floors, locate_fleet
+from pipelines.core.settings import ElectricityConfig
+from pipelines.power.electricity import catch_up, rebuild_start
+from pipelines.power.holidays import WorkCalendar
+from pipelines.power.meters import DayUse
+from pipelines.power.state import PowerState
+from pipelines.power.sites import Fleet, SiteRules, closure_days, find_sites, learn_floors, locate_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
 SERIES = ROOT / "tests" / "data" / "power" / "tianchi_subset_40users.csv"

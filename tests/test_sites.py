@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.holidays import WorkCalendar
-from pipelines.meters import DayUse
-from pipelines.powerstate import PowerState
-from pipelines.sites import (
+from pipelines.power.holidays import WorkCalendar
+from pipelines.power.meters import DayUse
+from pipelines.power.state import PowerState
+from pipelines.power.sites import (
     ComplianceRule,
     Fleet,
     ResurgenceRule,

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import shapely
 
-from pipelines import refdata
-from pipelines.cli import main
-from pipelines.config import ConfigError, load_config
-from pipelines.nightly import EXIT_FAILED, EXIT_OK, RunError, load_sources
-from pipelines.sitesetup import SetupError, init_site
+from pipelines.core import refdata
+from pipelines.run.cli import main
+from pipelines.core.settings import ConfigError, load_config
+from pipelines.run.nightly import EXIT_FAILED, EXIT_OK, RunError, load_sources
+from pipelines.run.sitesetup import SetupError, init_site
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRES = Path(__file__).resolve().parent / "data" / "fires"
@@ -165,7 +165,7 @@ def test_another_county_layer_with_its_own_column_names(site: Path, tmp_path: Pa
 
 
 def test_without_city_columns_every_county_is_in_city_unknown_with_a_warning(site: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from pipelines.report import report_table
+    from pipelines.publish.report import report_table
 
     path = site_config(site, tmp_path, city_code_column="", city_name_column="")
     config = load_config(path)

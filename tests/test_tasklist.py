@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from test_nightly import DAY, ROOT, write_config
 
-from pipelines.chinacrs import gcj02_to_wgs84
-from pipelines.cli import main
-from pipelines.indexpage import index_page, write_index
-from pipelines.maps import cell_map, cell_map_filename, save_map
-from pipelines.schema import WINDOW_COLUMNS
-from pipelines.daycounts import day_counts
-from pipelines.tasklist import (
+from pipelines.grid.chinacrs import gcj02_to_wgs84
+from pipelines.run.cli import main
+from pipelines.publish.index import index_page, write_index
+from pipelines.publish.maps import cell_map, cell_map_filename, save_map
+from pipelines.core.schema import WINDOW_COLUMNS
+from pipelines.publish.daycounts import day_counts
+from pipelines.publish.tasklist import (
     PRIORITY,
     TASK_COLUMNS,
     TASK_CSS,

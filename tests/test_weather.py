@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.skips import Skip
-from pipelines.weather import (
+from pipelines.core.skips import Skip
+from pipelines.windows.rain import (
     RainRule,
     StationPrecip,
     before_rain,
@@ -167,7 +167,7 @@ def test_explicit_offsets_win_over_tz():
 
 
 def test_sentinel_and_na_are_reported_as_skips(caplog):
-    with caplog.at_level(logging.WARNING, logger="pipelines.weather"):
+    with caplog.at_level(logging.WARNING, logger="pipelines.windows.rain"):
         st, skips = read_stations(FIVE_CITIES)
     assert all(isinstance(s, Skip) and s.field == "mm" for s in skips)
     sentinel = [s for s in skips if "sentinel" in s.reason]

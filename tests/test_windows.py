@@ -1,4 +1,4 @@
-"""Tests for pipelines.windows: NOAA sunset vs astral, and the 收工时/上半夜 windows."""
+"""Tests for pipelines.windows.sun: NOAA sunset vs astral, and the 收工时/上半夜 windows."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from astral import Observer
 from astral import sun as astral_sun
 
-from pipelines.schema import BEIJING_TZ
-from pipelines.windows import (
+from pipelines.core.schema import BEIJING_TZ
+from pipelines.windows.sun import (
     ClockWindows,
     daynight,
     flag_clock_windows,

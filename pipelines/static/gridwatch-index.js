@@ -1,4 +1,4 @@
-// index.html of a run (pipelines/indexpage.py): sort and filter the table; reads data as text, never writes markup.
+// index.html of a run (pipelines/publish/index.py): sort and filter the table; reads data as text, never writes markup.
 (function () {
   var table = document.getElementById("cells");
   if (!table) { return; }

@@ -1,4 +1,4 @@
-// gridwatch maps: popups, charts and layer data (see _layer_data in pipelines/maps.py), clusters.
+// gridwatch maps: popups, charts and layer data (see _layer_data in pipelines/publish/maps.py), clusters.
 function gridwatchPopup(labels, values) {
     var box = document.createElement("div");
     box.className = "gw-popup";
@@ -58,7 +58,7 @@ function gridwatchChart(spec) {
     return svg;
 }
 
-// Entry j of a column written by _column() in pipelines/maps.py: [table, indices]
+// Entry j of a column written by _column() in pipelines/publish/maps.py: [table, indices]
 // (interned), or [table] alone: one value for every feature, or one per feature;
 // or [table, p]: the column is slot p of the layer's combined rows (data.c, see
 // _combine): data.c[0] holds the distinct rows of indices, data.c[1] feature j's row.

@@ -30,8 +30,8 @@ import datetime as dt
 from pathlib import Path
 
 from pipelines import testing
-from pipelines.fires import dedupe
-from pipelines.readers import read_points
+from pipelines.fires.load import dedupe
+from pipelines.fires.readers import read_points
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
