@@ -32,48 +32,48 @@ __version__ = "0.1.0"
 # Exported name -> submodule (relative to this package) that defines it, in the order of a nightly run.
 _EXPORTS: dict[str, str] = {
     # Configuration, grid and reference layers.
-    "load_config": "config",
-    "load_supervision_grid": "nightly",
-    "load_grid": "grid",
-    "load_counties": "grid",
-    "load_sources": "nightly",
+    "load_config": "run.config",
+    "load_supervision_grid": "grid.cells",
+    "load_grid": "grid.cells",
+    "load_counties": "grid.cells",
+    "load_sources": "fires.sources",
     # Fire points and fire-mask rasters, read lazily with dask.
-    "expand_patterns": "fires",
-    "read_fires": "fires",
-    "dedupe": "fires",
-    "detect_raster": "readers.rasters",
-    "open_scans": "readers.rasters",
-    "extract_fires": "rasters",
-    "read_raster_fires": "rasters",
+    "expand_patterns": "fires.load",
+    "read_fires": "fires.load",
+    "dedupe": "fires.load",
+    "detect_raster": "fires.readers.rasters",
+    "open_scans": "fires.readers.rasters",
+    "extract_fires": "fires.rasters",
+    "read_raster_fires": "fires.rasters",
     # Where each fire is, and when.
-    "PointIndex": "attribution",
-    "attribute": "attribution",
-    "ClockWindows": "windows",
-    "flag_clock_windows": "windows",
+    "PointIndex": "grid.attribution",
+    "attribute": "grid.attribution",
+    "ClockWindows": "windows.sun",
+    "flag_clock_windows": "windows.sun",
     # Events, classification, report.
-    "FusionTolerance": "events",
-    "assign_events": "events",
-    "events_table": "events",
-    "classify_events": "classify",
-    "report_table": "report",
+    "FusionTolerance": "fires.events",
+    "assign_events": "fires.events",
+    "events_table": "fires.events",
+    "classify_events": "fires.classify",
+    "report_table": "publish.report",
     # Maps.
-    "overview_map": "maps",
-    "cell_map": "maps",
-    "save_map": "maps",
+    "overview_map": "publish.maps",
+    "cell_map": "publish.maps",
+    "save_map": "publish.maps",
     # Electricity sites.
-    "read_readings": "readers.power",
-    "reading_format": "electricity",
-    "reading_files": "electricity",
-    "day_use": "meters",
-    "PowerState": "powerstate",
-    "WorkCalendar": "holidays",
-    "load_fleet": "electricity",
-    "site_rules": "electricity",
-    "find_sites": "sites",
-    "nightly_sites": "electricity",
-    "store_state": "electricity",
+    "read_readings": "power.readers",
+    "reading_format": "power.electricity",
+    "reading_files": "power.electricity",
+    "day_use": "power.meters",
+    "PowerState": "power.state",
+    "WorkCalendar": "power.holidays",
+    "load_fleet": "power.electricity",
+    "site_rules": "power.electricity",
+    "find_sites": "power.sites",
+    "nightly_sites": "power.electricity",
+    "store_state": "power.electricity",
     # The whole night.
-    "run_nightly": "nightly",
+    "run_nightly": "run.nightly",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -81,7 +81,7 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:  # for type checkers and IDEs only: at run time these load lazily
     from pipelines.grid.attribution import PointIndex, attribute
     from pipelines.fires.classify import classify_events
-    from pipelines.core.settings import load_config
+    from pipelines.run.config import load_config
     from pipelines.power.electricity import load_fleet, nightly_sites, reading_files, reading_format, site_rules, store_state
     from pipelines.fires.events import FusionTolerance, assign_events, events_table
     from pipelines.fires.load import dedupe, expand_patterns, read_fires
@@ -89,7 +89,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs only: at run time these load laz
     from pipelines.power.holidays import WorkCalendar
     from pipelines.publish.maps import cell_map, overview_map, save_map
     from pipelines.power.meters import day_use
-    from pipelines.run.nightly import load_sources, load_supervision_grid, run_nightly
+    from pipelines.run.nightly import run_nightly
+    from pipelines.fires.sources import load_sources
+    from pipelines.grid.cells import load_supervision_grid
     from pipelines.power.state import PowerState
     from pipelines.fires.rasters import extract_fires, read_raster_fires
     from pipelines.power.readers import read_readings

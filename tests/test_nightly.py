@@ -362,7 +362,7 @@ def test_plan_command_writes_tomorrows_plan_all_at_once(sample_run: Path, tmp_pa
 def test_before_rain_from_forecasts_then_stations(tmp_path: Path) -> None:
     """Real stations around Beijing, July 2016 (tests/data/weather); a real onset at Dingling."""
     from pipelines.core.settings import load_config
-    from pipelines.run.nightly import load_sources
+    from pipelines.fires.sources import load_sources
 
     weather = ROOT / "tests" / "data" / "weather"
     config = write_config(tmp_path)
@@ -386,7 +386,7 @@ def test_before_rain_from_forecasts_then_stations(tmp_path: Path) -> None:
 def test_rain_sentinels_and_gaps_are_unknown_with_a_warning(tmp_path: Path) -> None:
     """The real 999990 sentinel and missing values of the UCI five-cities data (Beijing, Shenyang, Nov 2015)."""
     from pipelines.core.settings import load_config
-    from pipelines.run.nightly import load_sources
+    from pipelines.fires.sources import load_sources
 
     weather = ROOT / "tests" / "data" / "weather"
     config = write_config(tmp_path)

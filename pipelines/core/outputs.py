@@ -5,6 +5,13 @@ written, swaps it into place. A run killed part-way leaves only its temporary
 folder, which the next run of that date removes; the previous complete output
 is never touched before the swap. A lock file keeps two runs of the same date
 (a cron job and a manual rerun) from interleaving.
+
+Single files are written the same way (``atomic_path``, ``write_atomic``):
+beside their final name, then renamed into place. Files shared between
+nights (the fire history, the electricity state, the verification store) are
+also read and written under a cross-process lock (``shared_lock``), so two
+nights running at once (a backfill beside cron) take turns instead of one
+losing the other's update.
 """
 
 from __future__ import annotations
@@ -16,9 +23,65 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import filelock
 
-class OutputLocked(RuntimeError):
-    """Another run of the same date holds the lock."""
+from pipelines.core.exceptions import OutputLocked
+
+# How long a night waits for another holding a shared file (s): long enough for a heavy night's update.
+SHARED_LOCK_TIMEOUT_S = 1800.0
+
+
+@contextmanager
+def atomic_path(path: Path, *, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write to; when the block ends, it becomes ``path``.
+
+    On any exception the temporary file is removed and ``path`` is untouched:
+    a reader sees the old file or the new one, never half of one. ``fsync``
+    flushes the file to disk before the rename (for state kept between nights;
+    pages inside a staged folder need not pay for it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        yield partial
+        if fsync:
+            with open(partial, "rb+") as handle:
+                os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: str | bytes, *, fsync: bool = False) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` through :func:`atomic_path`; returns ``path``."""
+    with atomic_path(path, fsync=fsync) as partial:
+        if isinstance(data, str):
+            partial.write_text(data, encoding="utf-8")
+        else:
+            partial.write_bytes(data)
+    return Path(path)
+
+
+@contextmanager
+def shared_lock(path: Path, *, timeout_s: float = SHARED_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the cross-process lock of a file shared between nights (``<path>.lock`` beside it).
+
+    Re-entrant within a process. Waits up to ``timeout_s`` for another run,
+    then raises ``OutputLocked`` naming the file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout_s)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise OutputLocked(f"{path}: another gridwatch run has held it for {timeout_s:.0f} s; try again when it has finished") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager

@@ -9,35 +9,299 @@ Relative paths are resolved against the directory of the config file.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import difflib
 import math
+import re
 import tomllib
 import types
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
+from pipelines.core.exceptions import ConfigError
 from pipelines.core import refdata
-from pipelines.windows.sowing import DEFAULT_REGIONS, RegionDefault
-from pipelines.fires.readers.plants import FORMATS, PlantList
-from pipelines.power.readers import GRADES, LEVELS, ReadingFormat
-from pipelines.fires.readers.tables import TableFormat
-from pipelines.power.sites import (
-    ComplianceRule,
-    ReductionTable,
-    ResurgenceRule,
-    SilentRule,
-    StoppedRule,
-    UnregisteredRule,
-)
+from pipelines.core.schema import BEIJING_TZ
 
 
 RAIN_UNITS = {"threshold_mm": "mm", "daily_threshold_mm": "mm", "horizon_h": "hours", "max_station_km": "km",
               "station_step_h": "hours", "sentinel_mm": "mm"}
 
 
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message names the key."""
+# The types of the sections each stage reads: plain data, so that reading the
+# settings imports no stage; each stage imports its own from here.
+
+BASEMAP_KEYS = ("openstreetmap", "tianditu", "amap")  # the basemaps publish.maps draws
+LANGUAGES = ("zh", "en", "both")
+_TIANDITU_KEY = re.compile(r"[0-9A-Za-z]{8,64}")
+
+
+def basemap_key(tiles: str | None) -> str | None:
+    """The :data:`BASEMAP_KEYS` key of a ``tiles`` value (any case), None for none; ValueError otherwise."""
+    if tiles is None or tiles == "":
+        return None
+    key = str(tiles).strip().lower()
+    if key not in BASEMAP_KEYS:
+        raise ValueError(f"unknown basemap {tiles!r}: expected one of {', '.join(BASEMAP_KEYS)} or '' (none)")
+    return key
+
+
+def check_tianditu_key(key: str) -> None:
+    """ValueError unless ``key`` looks like a Tianditu browser key (it ends up in tile URLs)."""
+    if not key:
+        raise ValueError(
+            "the Tianditu basemap needs a key: set [maps] tianditu_key (free from console.tianditu.gov.cn), "
+            "or choose tiles = \"openstreetmap\", \"amap\" or \"\""
+        )
+    if not _TIANDITU_KEY.fullmatch(key):
+        raise ValueError("[maps] tianditu_key must be 8-64 letters and digits")
+
+
+def mmdd(text: str) -> tuple[int, int]:
+    """(month, day) of ``"MM-DD"``; ValueError otherwise (02-29 is allowed)."""
+    match = re.fullmatch(r"\s*(\d{1,2})-(\d{1,2})\s*", text)
+    if not match:
+        raise ValueError(f"{text!r}: expected mm-dd")
+    month, day = int(match.group(1)), int(match.group(2))
+    dt.date(2000, month, day)
+    return month, day
+
+
+PLANT_FORMATS = ("gem_steel", "wri_power", "points")
+
+@dataclass(frozen=True)
+class PlantList:
+    """One configured list of heat sources."""
+
+    path: Path
+    format: str  # one of PLANT_FORMATS
+    buffer_km: float  # fires whose pixel reaches within this distance of the plant are the plant's
+    kind: str = ""  # label on maps and in reasons; "" = from the format ("steel plant", "coal power plant", ...)
+    fuels: tuple[str, ...] = ("Coal", "Gas")  # wri_power: primary fuels that burn
+    name_column: str = "name"  # points: column of the plant name
+    lon_column: str = "lon"  # points (CSV): longitude column, degrees WGS84
+    lat_column: str = "lat"
+    layer: str = ""  # points (GeoPackage): layer; "" = the first
+
+
+GRADES = {"a": "A", "b": "B", "c": "C", "d": "D", "leading": "leading", "引领性": "leading", "": ""}
+LEVELS = {"yellow": "yellow", "黄色": "yellow", "orange": "orange", "橙色": "orange", "red": "red", "红色": "red"}
+
+@dataclass(frozen=True)
+class ReadingFormat:
+    """How a readings file is laid out.
+
+    ``values``: "interval" = kWh consumed in each interval; "register" = the
+    meter's cumulative active-energy reading (kWh) at the end of each
+    interval, from which gridwatch takes differences. ``label``: whether an
+    interval's time stamp marks its end (00:15 ... 24:00, the collection
+    system's usual 96 points) or its start. Times without an offset are in
+    ``timezone``. ``interval_minutes`` = 1440 means one daily total per row,
+    stamped with its date.
+    """
+
+    transformer_column: str = "transformer_id"
+    time_column: str = "time"
+    value_column: str = "kwh"
+    interval_minutes: int = 15
+    timezone: str = BEIJING_TZ
+    label: str = "end"
+    values: str = "interval"
+
+    @property
+    def slots(self) -> int:
+        """Intervals per Beijing day."""
+        return 1440 // self.interval_minutes
+
+    def check(self) -> None:
+        if self.interval_minutes <= 0 or 1440 % self.interval_minutes:
+            raise ValueError(f"interval_minutes = {self.interval_minutes}: expected a divisor of 1440 (15, 30, 60, 1440)")
+        if self.label not in ("end", "start"):
+            raise ValueError(f"label = {self.label!r}: expected \"end\" or \"start\"")
+        if self.values not in ("interval", "register"):
+            raise ValueError(f"values = {self.values!r}: expected \"interval\" or \"register\"")
+        if self.values == "register" and self.label != "end" and self.slots > 1:
+            raise ValueError("values = \"register\" needs label = \"end\": a register is read at the end of each interval")
+        pd.Timestamp("2020-01-01").tz_localize(self.timezone)
+
+
+@dataclass(frozen=True)
+class ResurgenceRule:
+    consecutive_days: int = 2  # k: production days that start an episode (rest days at the floor do not break the run)
+    grace_days: int = 0  # days after the closure date that are not judged (winding down)
+    floor_days: int = 14  # the floor is learnt from the days of the closure date .. + floor_days - 1, then kept
+    min_floor_days: int = 1  # known days needed among them for a floor (fewer: the floor is unknown, the reference decides)
+    floor_quantile: float = 0.1  # low quantile (0-1) of those days that is the floor: production in the window cannot raise it
+    floor_cap: float = 0.1  # the floor is at most this share (0-1) of the reference use before closure, when known
+    reference_days: int = 28  # the reference is the median working-day use of the days before the closure date
+    ratio: float = 3.0  # a production day uses more than floor x ratio ...
+    min_excess_kwh: float = 20.0  # ... and more than floor + this, kWh/day (lighting and guards stay under it)
+    production_fraction: float = 0.2  # ... and at least this share (0-1) of the reference use before closure, when known
+    min_work_share: float = 0.5  # 15-minute data: share (0-1) of the episode's use in working hours
+    end_workdays: int = 5  # an episode ends after a working week in a row below production (hysteresis: a few days off are not a new restart)
+
+
+@dataclass(frozen=True)
+class ComplianceRule:
+    levels: tuple[str, ...] = ("orange", "red")  # warning levels that are checked
+    grades: tuple[str, ...] = ("B", "C", "D")  # performance grades that are checked
+    baseline_weeks: int = 4  # weeks of same-weekday history the baseline is the median of
+    min_baseline_days: int = 2  # fewer same-weekday days: all days of the same kind in those weeks
+    tolerance: float = 0.05  # flagged when the cut falls short of the requirement by more than this (0-1)
+    min_baseline_kwh: float = 10.0  # kWh/day; smaller baselines are noise
+
+
+@dataclass(frozen=True)
+class GradeCuts:
+    """Fraction (0-1) of baseline use each grade must cut; 1 = stop production."""
+
+    A: float = 0.0
+    B: float = 0.0
+    C: float = 0.0
+    D: float = 0.0
+    leading: float = 0.0
+
+    def of(self, grade: str) -> float:
+        return float(getattr(self, grade, 0.0) or 0.0)
+
+
+@dataclass(frozen=True)
+class ReductionTable:
+    yellow: GradeCuts = GradeCuts(B=0.1, C=0.2, D=0.3)
+    orange: GradeCuts = GradeCuts(B=0.2, C=0.3, D=0.5)
+    red: GradeCuts = GradeCuts(B=0.3, C=0.5, D=1.0)
+
+    def required(self, level: str, grade: str) -> float:
+        return getattr(self, level).of(grade)
+
+
+@dataclass(frozen=True)
+class UnregisteredRule:
+    days: int = 28  # days of history the profile is taken over
+    min_days: int = 14  # known days needed among them
+    min_kwh: float = 50.0  # kWh/day: median workday use of a small factory
+    weekly_ratio: float = 1.5  # daily data: workday median / rest-day median
+    min_work_share: float = 0.55  # 15-minute data: share (0-1) of workday use in working hours (flat load: ~0.42)
+
+
+@dataclass(frozen=True)
+class StoppedRule:
+    workdays: int = 20  # working days in a row at low use (about a month: shorter stops are maintenance or holidays)
+    fraction: float = 0.05  # low = at most this fraction (0-1) of the usual (90th percentile) workday use
+    min_kwh: float = 20.0  # kWh/day: usual use below this is too small to judge
+    resume_fraction: float = 0.5  # use is back at this share (0-1) of the usual workday use ...
+    resume_days: int = 2  # ... on this many working days in a row: the episode ends as "resumed"
+
+
+@dataclass(frozen=True)
+class SilentRule:
+    days: int = 3  # days in a row without a usable day total: the transformer is listed as a silent meter
+
+
+@dataclass(frozen=True)
+class SiteRules:
+    resurgence: ResurgenceRule = ResurgenceRule()
+    noncompliance: ComplianceRule = ComplianceRule()
+    reduction: ReductionTable = ReductionTable()
+    unregistered: UnregisteredRule = UnregisteredRule()
+    stopped: StoppedRule = StoppedRule()
+    festival_days: tuple[int, int] = (7, 15)  # the Spring Festival season: days before and after the official holiday
+    silent: SilentRule = SilentRule()
+
+
+@dataclass(frozen=True)
+class RegionDefault:
+    """A configured fallback window for a bounding box.
+
+    ``bbox`` is (lon_min, lat_min, lon_max, lat_max), WGS84 degrees, edges
+    included. ``season`` is "S1" (winter crop) or "S2" (summer crop); when
+    left empty it is "S2" for windows starting March-August, else "S1".
+    """
+
+    name: str
+    bbox: tuple[float, float, float, float]
+    crop: str
+    start_mmdd: str
+    end_mmdd: str
+    season: str = ""
+
+    @property
+    def season_key(self) -> str:
+        if self.season:
+            return self.season
+        return "S2" if 3 <= mmdd(self.start_mmdd)[0] <= 8 else "S1"
+
+
+# Coarse defaults. NCP: 112-121°E, 32.5-40.5°N (Henan east of the Funiu/Taihang
+# hills, Hebei plain, Shandong, northern Anhui/Jiangsu); YRD: 117.5-122.5°E,
+# 29.5-32.5°N (southern Jiangsu, Shanghai, northern Zhejiang, eastern Anhui).
+# Windows: NCP summer maize is sown straight after the wheat harvest, early to
+# mid June (WorldCereal S2 SOS 15-21 June at Zhengzhou/Jinan, less a 10-day
+# lead; Sacks et al. 2010 NCP maize planting ends 11 June); NCP winter wheat
+# 1-25 October spans the provincial sub-region windows of the sowing table
+# (Hebei 9-26 Oct .. Henan south 28 Oct; Sacks et al. 2010: 30 Aug-29 Oct);
+# YRD rice transplanting follows the wheat harvest through June (WorldCereal S2
+# SOS 8-18 June at Yangzhou/Suqian); YRD wheat/rapeseed after the rice harvest,
+# 20 Oct-20 Nov (WorldCereal S1 SOS 332-350 at Hefei/Suqian/Yangzhou is the
+# emergence of these late-sown crops).
+DEFAULT_REGIONS: tuple[RegionDefault, ...] = (
+    RegionDefault(
+        "NCP", (112.0, 32.5, 121.0, 40.5), "summer maize", "06-05", "06-20", "S2"
+    ),
+    RegionDefault(
+        "NCP", (112.0, 32.5, 121.0, 40.5), "winter wheat", "10-01", "10-25", "S1"
+    ),
+    RegionDefault(
+        "YRD", (117.5, 29.5, 122.5, 32.5), "rice transplanting", "06-01", "06-30", "S2"
+    ),
+    RegionDefault(
+        "YRD", (117.5, 29.5, 122.5, 32.5), "wheat/rapeseed", "10-20", "11-20", "S1"
+    ),
+)
+
+
+# Clocks of [[fires.tables]] overpass_times: "13:40" (the table's zone) or "05:40 UTC".
+OVERPASS_CLOCK = re.compile(r"^(?P<H>[01]?\d|2[0-3]):(?P<M>[0-5]\d)(?P<utc>\s*UTC)?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TableFormat:
+    """One ``[[fires.tables]]`` entry: which files are such tables, and how to read them.
+
+    ``overpass_times`` maps a satellite to the ``"HH:MM"`` clock (in ``timezone``;
+    ``"HH:MM UTC"`` for UTC) given to rows whose time is a date only; ``columns``
+    maps our fields (``FIELDS``) to the table's headers, over ``DEFAULT_COLUMNS``.
+    """
+
+    path: tuple[str, ...]  # glob patterns; "{date:%Y%m%d}" is replaced by the run date
+    sheet: str = ""  # Excel sheet name; "" = the first
+    header_row: int = 1  # 1-based row (CSV: line) holding the column names
+    timezone: str = "Asia/Shanghai"  # of the table's times
+    sensor: str = ""  # "" = from the satellite (FY-3x MERSI, FY-4x AGRI, ...)
+    satellite: str = ""  # "" = from the table's satellite column, row by row
+    pixel_km: float = 0.0  # km, side of a (square) pixel; 0 = the sensor's nadir size (PIXEL_KM)
+    overpass_times: dict[str, str] = field(default_factory=dict)  # satellite -> "HH:MM" or "HH:MM UTC"
+    columns: dict[str, str] = field(default_factory=dict)  # our field -> their header
+    confidence: str = ""  # where the table has none: "" unknown, "low"/"nominal"/"high" (低/中/高) or 0-100
+
+    def check(self) -> None:
+        """ValueError naming the key that cannot be used (what needs no knowledge of products; ``check_format`` the rest)."""
+        if not self.path:
+            raise ValueError("path is empty: expected at least one file pattern")
+        if self.header_row < 1:
+            raise ValueError(f"header_row = {self.header_row}: expected a row number >= 1")
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f'timezone = {self.timezone!r}: expected a time zone name such as "Asia/Shanghai" or "UTC"') from None
+        for name, clock in self.overpass_times.items():
+            if not name.strip():
+                raise ValueError("overpass_times has an empty satellite name")
+            if not isinstance(clock, str) or not OVERPASS_CLOCK.match(clock.strip()):
+                raise ValueError(f'overpass_times.{name} = {clock!r}: expected "HH:MM" (in timezone) or "HH:MM UTC"')
 
 
 @dataclass(frozen=True)
@@ -172,12 +436,6 @@ class MapsConfig:
 
     def check(self, path: Path) -> None:
         """ConfigError naming the [maps] key that cannot be used."""
-        from pipelines.publish.maps import (  # maps imports folium: only when checked
-            LANGUAGES,
-            basemap_key,
-            check_tianditu_key,
-        )
-
         try:
             key = basemap_key(self.tiles)
         except ValueError:
@@ -424,8 +682,8 @@ def _check(config: Config, path: Path) -> None:
         if not 0 <= config.classify.min_cropland <= 1:
             raise ConfigError(f"{path}: [classify] min_cropland = {config.classify.min_cropland}: expected a fraction 0-1")
         for i, plants in enumerate(config.classify.industrial):
-            if plants.format not in FORMATS:
-                raise ConfigError(f"{path}: [[classify.industrial]] #{i + 1} format = {plants.format!r}: expected one of {', '.join(FORMATS)}")
+            if plants.format not in PLANT_FORMATS:
+                raise ConfigError(f"{path}: [[classify.industrial]] #{i + 1} format = {plants.format!r}: expected one of {', '.join(PLANT_FORMATS)}")
             if plants.buffer_km < 0:
                 raise ConfigError(f"{path}: [[classify.industrial]] #{i + 1} buffer_km = {plants.buffer_km}: expected km >= 0")
     if config.sowing is not None:
@@ -437,7 +695,7 @@ def _check(config: Config, path: Path) -> None:
             if not (lon0 < lon1 and lat0 < lat1) or d.season not in ("", "S1", "S2"):
                 raise ConfigError(f"{path}: [[sowing.defaults]] #{i + 1} ({d.name}): expected bbox lon_min < lon_max, lat_min < lat_max and season \"S1\", \"S2\" or \"\"")
             try:
-                d.window(2000)
+                mmdd(d.start_mmdd), mmdd(d.end_mmdd)
             except ValueError as exc:
                 raise ConfigError(f"{path}: [[sowing.defaults]] #{i + 1} ({d.name}): {exc}") from None
     if config.rain is not None:

@@ -29,6 +29,7 @@ import shapely
 from pyproj import Transformer
 from rasterio.windows import Window, from_bounds
 
+from pipelines.core.exceptions import LandCoverError
 from pipelines.grid import cache as gridcache
 from pipelines.grid.attribution import KM_PER_DEG_LAT, KM_PER_DEG_LON_AT_EQUATOR, PointIndex
 from pipelines.grid.cells import CHINA_ALBERS
@@ -38,10 +39,6 @@ CHECK_READ_PIXELS = 64_000_000  # rasters up to this size are decoded whole when
 # MODIS MCD12C1 IGBP classes: 1-5 forests, 6-7 shrublands, 8-9 savannas, 10 grasslands, 11 wetlands.
 IGBP_CROPLAND = (12, 14)
 IGBP_VEGETATION = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
-
-
-class LandCoverError(ValueError):
-    """The land-cover raster cannot be used; the message names the file."""
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -66,6 +65,8 @@ import pyarrow.parquet as pq
 import shapely
 from pyproj import CRS, Transformer
 
+from pipelines.core.outputs import atomic_path, shared_lock
+from pipelines.core.exceptions import PersistentError
 from pipelines.grid.cells import CHINA_ALBERS
 from pipelines.fires.readers import read_points
 from pipelines.core.schema import BEIJING_TZ, WGS84
@@ -79,10 +80,6 @@ FORMAT_VERSION = 1
 _EPOCH = dt.date(1970, 1, 1).toordinal()  # dates are kept as int64 days since 1970-01-01
 _INT32 = 2**31  # cell indices must fit int32 so a cell packs into one int64 key
 _PARQUET_MAGIC = b"PAR1"
-
-
-class PersistentError(ValueError):
-    """A fire history cannot be read or used; the message names the file and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -227,22 +224,26 @@ class FireHistory:
     def write(self, path: Path) -> None:
         """Write the history as GeoParquet (see the module docstring), atomically.
 
-        The file appears complete or not at all: it is written to
-        ``.<name>.partial`` beside ``path``, flushed to disk, then renamed.
+        The file appears complete or not at all (``outputs.atomic_path``, flushed to disk).
         """
-        path = Path(path)
-        partial = path.with_name(f".{path.name}.partial")
         table = self._to_arrow()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(partial, "wb") as sink:
-                pq.write_table(table, sink, compression="zstd")
-                sink.flush()
-                os.fsync(sink.fileno())
-            os.replace(partial, path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        with atomic_path(path, fsync=True) as partial:
+            pq.write_table(table, partial, compression="zstd")
+
+    @classmethod
+    def add_to_file(cls, path: Path, fires: pd.DataFrame, cell_m: float = 500.0) -> FireHistory:
+        """Add ``fires`` to the history stored at ``path`` (made if missing) and return what was written.
+
+        Read, merged and written under the file's cross-process lock
+        (``outputs.shared_lock``): two nights finishing at once both land,
+        whatever each read when it started. An unreadable file raises
+        ``PersistentError`` and is left as it is for a person to look at.
+        """
+        with shared_lock(path):
+            current = cls.read(path) if Path(path).exists() else None
+            updated = current.merge(fires) if current is not None else cls.from_fires(fires, cell_m)
+            updated.write(path)
+        return updated
 
     def to_frame(self) -> gpd.GeoDataFrame:
         """The history as stored: one row per cell (EPSG:4326 squares), ``dates`` as lists of ``datetime.date``."""

@@ -22,12 +22,13 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import shapely
+
+from pipelines.core.outputs import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +110,11 @@ def store(folder: Path | None, name: str, key: str, arrays: dict[str, np.ndarray
     folder = Path(folder)
     path = cache_path(folder, name, key)
     meta = {"format": FORMAT, "key": key, "sha256": {k: digest(np.asarray(a)) for k, a in arrays.items()}}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as partial, open(partial, "wb") as f:
             np.savez(f, **{_META: np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}, **arrays)
-        os.replace(tmp, path)
     except OSError as exc:
         log.warning("grid cache %s not written (%s); the next night computes it again", path, exc)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         return None
     for old in folder.glob(f"{name}-*.npz"):
         if old != path:

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from pipelines.core.exceptions import GridError
 from pipelines.grid.chinacrs import bd09_to_wgs84, gcj02_to_wgs84, to_wgs84
-from pipelines.core.settings import CountiesConfig, GridConfig
+from pipelines.core.settings import Config, CountiesConfig, GridConfig
 from pipelines.core.schema import GRID_COLUMNS, WGS84
 from pipelines.core.skips import Skip
 
@@ -29,10 +30,6 @@ SLIVER_FRACTION = 0.01  # pieces under 1 % of a square's area join a neighbour
 DATUM_SAMPLE = 20  # counties whose outlines are compared with the grid's when looking for a GCJ-02/BD-09 layer
 DATUM_RATIO = 0.75  # read as GCJ-02 (BD-09) the outlines must differ at most this fraction of what they differ as loaded
 DATUM_MIN_M = 50.0  # m: outlines closer than this on average are not suspected of a datum shift
-
-
-class GridError(ValueError):
-    """A grid or county layer cannot be used; the message names the file and field."""
 
 
 def read_layer(path: Path, layer: str = "") -> gpd.GeoDataFrame:
@@ -327,3 +324,16 @@ def _fill_names(grid: gpd.GeoDataFrame, counties: gpd.GeoDataFrame) -> gpd.GeoDa
     provinces = counties.drop_duplicates("province_code").set_index("province_code")["province_name"]
     grid["province_name"] = grid["province_name"].fillna(grid["province_code"].map(provinces))
     return grid
+
+
+def load_supervision_grid(config: Config) -> gpd.GeoDataFrame:
+    """The configured grid (``GRID_COLUMNS``, EPSG:4326), names filled from the county layer where the grid lacks them.
+
+    The county layer is also what the grid's outlines are compared with, to
+    warn about a layer in GCJ-02 or BD-09 read as WGS84 (``grid.warn_if_shifted``).
+
+    Example::
+
+        grid = load_supervision_grid(load_config("config.toml"))   # GeoDataFrame, one row per cell
+    """
+    return load_grid(config.grid, load_counties(config.counties))

@@ -18,12 +18,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from pipelines.core.exceptions import ElectricityError
 from pipelines.grid.attribution import PointIndex
 from pipelines.core.settings import Config, ElectricityConfig
 from pipelines.fires.load import expand_patterns
 from pipelines.power.holidays import WorkCalendar, unknown_years
 from pipelines.core.manifest import file_record, versions
 from pipelines.power.meters import DayUse, MeterLimits, day_use
+from pipelines.core.outputs import shared_lock
 from pipelines.power.state import PowerState, StateError, latest_state, prune_states, state_path
 from pipelines.power.readers import (
     PowerInputError,
@@ -47,14 +49,6 @@ from pipelines.power.sites import (
 from pipelines.core.skips import Skip
 
 log = logging.getLogger(__name__)
-
-
-class ElectricityError(RuntimeError):
-    """The electricity inputs cannot be used at all; the message names the file, ``skips`` say where (file, row, field)."""
-
-    def __init__(self, message: str, skips: list[Skip] | None = None) -> None:
-        super().__init__(message)
-        self.skips = skips or []
 
 
 @dataclass
@@ -250,8 +244,9 @@ def store_state(state: PowerState, folder: Path, keep: int) -> Path:
         PowerState.read(path).end                  # the run's Beijing date
     """
     path = state_path(folder, state.end)
-    state.write(path)
-    prune_states(folder, keep)
+    with shared_lock(folder / "states"):  # another night may be reading the newest state or pruning
+        state.write(path)
+        prune_states(folder, keep)
     return path
 
 
@@ -340,11 +335,11 @@ def _state_before(folder: Path, day: dt.date, ids: pd.Index, cfg: ElectricityCon
     """The state at the end of ``day`` - 1: read, or caught up (or rebuilt) by replaying the days' readings."""
     first, reason = rebuild_start(day, fleet, cfg, rules)
     state = None
-    path = latest_state(folder, day)
-    if path is not None:
+    with shared_lock(folder / "states"):  # not while another night writes or prunes
+        path = latest_state(folder, day)
         try:
-            stored = PowerState.read(path)
-            if stored.end >= day - dt.timedelta(days=cfg.history_days + 1):
+            stored = PowerState.read(path) if path is not None else None
+            if stored is not None and stored.end >= day - dt.timedelta(days=cfg.history_days + 1):
                 state = stored.reindex(ids).resized(cfg.history_days)
                 reason = f"caught up from the state of {stored.end}" if stored.end < day - dt.timedelta(days=1) else ""
         except StateError as exc:

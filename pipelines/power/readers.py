@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import dask.dataframe as dd
@@ -20,9 +19,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from pipelines.core.exceptions import PowerInputError
 from pipelines.grid.chinacrs import to_wgs84
 from pipelines.core.schema import BEIJING_TZ, WGS84
 from pipelines.core.skips import Skip
+from pipelines.core.settings import GRADES, LEVELS, ReadingFormat
 from pipelines.fires.readers.csvtext import (
     BadRecord,
     CsvTable,
@@ -44,8 +45,6 @@ STATUSES = {
     "rectifying": "rectifying", "整改": "rectifying", "停产整改": "rectifying",
     "moved": "moved", "搬迁": "moved",
 }
-GRADES = {"a": "A", "b": "B", "c": "C", "d": "D", "leading": "leading", "引领性": "leading", "": ""}
-LEVELS = {"yellow": "yellow", "黄色": "yellow", "orange": "orange", "橙色": "orange", "red": "red", "红色": "red"}
 LEVEL_RANK = {"yellow": 1, "orange": 2, "red": 3}
 
 # Degrees (WGS84, GCJ-02 or BD-09 alike) of a box around China: transformers outside it are typos.
@@ -55,52 +54,6 @@ CHINA_LAT = (3.0, 54.0)
 REGISTRY_COLUMNS = ["enterprise_id", "name", "address", "industry", "status", "status_date", "deadline", "grade"]
 TRANSFORMER_COLUMNS = ["transformer_id", "enterprise_id", "lon", "lat"]
 WARNING_COLUMNS = ["warning_id", "level", "start", "end", "region"]
-
-
-class PowerInputError(ValueError):
-    """A registry, transformer or warning file cannot be used at all; the message names it, ``skip`` says where."""
-
-    def __init__(self, message: str, skip: Skip | None = None) -> None:
-        super().__init__(message)
-        self.skip = skip
-
-
-@dataclass(frozen=True)
-class ReadingFormat:
-    """How a readings file is laid out.
-
-    ``values``: "interval" = kWh consumed in each interval; "register" = the
-    meter's cumulative active-energy reading (kWh) at the end of each
-    interval, from which gridwatch takes differences. ``label``: whether an
-    interval's time stamp marks its end (00:15 ... 24:00, the collection
-    system's usual 96 points) or its start. Times without an offset are in
-    ``timezone``. ``interval_minutes`` = 1440 means one daily total per row,
-    stamped with its date.
-    """
-
-    transformer_column: str = "transformer_id"
-    time_column: str = "time"
-    value_column: str = "kwh"
-    interval_minutes: int = 15
-    timezone: str = BEIJING_TZ
-    label: str = "end"
-    values: str = "interval"
-
-    @property
-    def slots(self) -> int:
-        """Intervals per Beijing day."""
-        return 1440 // self.interval_minutes
-
-    def check(self) -> None:
-        if self.interval_minutes <= 0 or 1440 % self.interval_minutes:
-            raise ValueError(f"interval_minutes = {self.interval_minutes}: expected a divisor of 1440 (15, 30, 60, 1440)")
-        if self.label not in ("end", "start"):
-            raise ValueError(f"label = {self.label!r}: expected \"end\" or \"start\"")
-        if self.values not in ("interval", "register"):
-            raise ValueError(f"values = {self.values!r}: expected \"interval\" or \"register\"")
-        if self.values == "register" and self.label != "end" and self.slots > 1:
-            raise ValueError("values = \"register\" needs label = \"end\": a register is read at the end of each interval")
-        pd.Timestamp("2020-01-01").tz_localize(self.timezone)
 
 
 # Codes of the per-row quality column of tidy readings.

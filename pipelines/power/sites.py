@@ -38,6 +38,8 @@ from pipelines.power.state import PowerState
 from pipelines.power.readers import LEVEL_RANK
 from pipelines.core.schema import BEIJING_TZ, WGS84
 from pipelines.core.wording import kwh_zh
+from pipelines.core.settings import (ComplianceRule, GradeCuts, ReductionTable, ResurgenceRule, SilentRule, SiteRules,
+                                      StoppedRule, UnregisteredRule)
 
 RULES = ("resurgence", "noncompliance", "unregistered_load", "stopped", "silent_meter")
 RULE_LABELS = {
@@ -53,90 +55,6 @@ EPISODE_LABELS = {"new": ("新发现", "new"), "continuing": ("持续", "continu
                   "ended": ("已结束", "ended")}
 CHART_DAYS = 60
 EPOCH = dt.date(1970, 1, 1)
-
-
-@dataclass(frozen=True)
-class ResurgenceRule:
-    consecutive_days: int = 2  # k: production days that start an episode (rest days at the floor do not break the run)
-    grace_days: int = 0  # days after the closure date that are not judged (winding down)
-    floor_days: int = 14  # the floor is learnt from the days of the closure date .. + floor_days - 1, then kept
-    min_floor_days: int = 1  # known days needed among them for a floor (fewer: the floor is unknown, the reference decides)
-    floor_quantile: float = 0.1  # low quantile (0-1) of those days that is the floor: production in the window cannot raise it
-    floor_cap: float = 0.1  # the floor is at most this share (0-1) of the reference use before closure, when known
-    reference_days: int = 28  # the reference is the median working-day use of the days before the closure date
-    ratio: float = 3.0  # a production day uses more than floor x ratio ...
-    min_excess_kwh: float = 20.0  # ... and more than floor + this, kWh/day (lighting and guards stay under it)
-    production_fraction: float = 0.2  # ... and at least this share (0-1) of the reference use before closure, when known
-    min_work_share: float = 0.5  # 15-minute data: share (0-1) of the episode's use in working hours
-    end_workdays: int = 5  # an episode ends after a working week in a row below production (hysteresis: a few days off are not a new restart)
-
-
-@dataclass(frozen=True)
-class ComplianceRule:
-    levels: tuple[str, ...] = ("orange", "red")  # warning levels that are checked
-    grades: tuple[str, ...] = ("B", "C", "D")  # performance grades that are checked
-    baseline_weeks: int = 4  # weeks of same-weekday history the baseline is the median of
-    min_baseline_days: int = 2  # fewer same-weekday days: all days of the same kind in those weeks
-    tolerance: float = 0.05  # flagged when the cut falls short of the requirement by more than this (0-1)
-    min_baseline_kwh: float = 10.0  # kWh/day; smaller baselines are noise
-
-
-@dataclass(frozen=True)
-class GradeCuts:
-    """Fraction (0-1) of baseline use each grade must cut; 1 = stop production."""
-
-    A: float = 0.0
-    B: float = 0.0
-    C: float = 0.0
-    D: float = 0.0
-    leading: float = 0.0
-
-    def of(self, grade: str) -> float:
-        return float(getattr(self, grade, 0.0) or 0.0)
-
-
-@dataclass(frozen=True)
-class ReductionTable:
-    yellow: GradeCuts = GradeCuts(B=0.1, C=0.2, D=0.3)
-    orange: GradeCuts = GradeCuts(B=0.2, C=0.3, D=0.5)
-    red: GradeCuts = GradeCuts(B=0.3, C=0.5, D=1.0)
-
-    def required(self, level: str, grade: str) -> float:
-        return getattr(self, level).of(grade)
-
-
-@dataclass(frozen=True)
-class UnregisteredRule:
-    days: int = 28  # days of history the profile is taken over
-    min_days: int = 14  # known days needed among them
-    min_kwh: float = 50.0  # kWh/day: median workday use of a small factory
-    weekly_ratio: float = 1.5  # daily data: workday median / rest-day median
-    min_work_share: float = 0.55  # 15-minute data: share (0-1) of workday use in working hours (flat load: ~0.42)
-
-
-@dataclass(frozen=True)
-class StoppedRule:
-    workdays: int = 20  # working days in a row at low use (about a month: shorter stops are maintenance or holidays)
-    fraction: float = 0.05  # low = at most this fraction (0-1) of the usual (90th percentile) workday use
-    min_kwh: float = 20.0  # kWh/day: usual use below this is too small to judge
-    resume_fraction: float = 0.5  # use is back at this share (0-1) of the usual workday use ...
-    resume_days: int = 2  # ... on this many working days in a row: the episode ends as "resumed"
-
-
-@dataclass(frozen=True)
-class SilentRule:
-    days: int = 3  # days in a row without a usable day total: the transformer is listed as a silent meter
-
-
-@dataclass(frozen=True)
-class SiteRules:
-    resurgence: ResurgenceRule = ResurgenceRule()
-    noncompliance: ComplianceRule = ComplianceRule()
-    reduction: ReductionTable = ReductionTable()
-    unregistered: UnregisteredRule = UnregisteredRule()
-    stopped: StoppedRule = StoppedRule()
-    festival_days: tuple[int, int] = (7, 15)  # the Spring Festival season: days before and after the official holiday
-    silent: SilentRule = SilentRule()
 
 
 @dataclass

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,14 +25,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.core.outputs import atomic_path
+from pipelines.core.exceptions import StateError
 from pipelines.power.meters import DayUse
 
 FORMAT_VERSION = "2"  # 2: ref_kwh added (a version-1 file is rebuilt from readings)
 _NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.parquet$")
-
-
-class StateError(ValueError):
-    """A state file cannot be used; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -142,10 +139,8 @@ class PowerState:
             "floor_for": pa.array(self.floor_for),
             "ref_kwh": pa.array(self.ref_kwh),
         }).replace_schema_metadata({"gridwatch_power_state": FORMAT_VERSION, "end": self.end.isoformat()})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
+        with atomic_path(path, fsync=True) as partial:
+            pq.write_table(table, partial, compression="zstd")
 
     @classmethod
     def read(cls, path: Path) -> PowerState:

@@ -12,12 +12,12 @@ is left out and rows are not split across pages.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from pipelines.core.outputs import write_atomic
 from pipelines.publish.daycounts import DayCounts
 from pipelines.publish.pages import check_self_contained, html_template, static_text
 from pipelines.core.wording import pick, round_sig
@@ -110,8 +110,4 @@ def bulletin_page(report: pd.DataFrame, sites: pd.DataFrame | None, counts: DayC
 
 def write_bulletin(folder: Path, report: pd.DataFrame, sites: pd.DataFrame | None, counts: DayCounts, *, day: dt.date) -> Path:
     """Write ``folder/bulletin.html`` atomically; returns its path."""
-    path = Path(folder) / "bulletin.html"
-    partial = path.with_name(".bulletin.html.partial")
-    partial.write_text(bulletin_page(report, sites, counts, day=day), encoding="utf-8")
-    os.replace(partial, path)
-    return path
+    return write_atomic(Path(folder) / "bulletin.html", bulletin_page(report, sites, counts, day=day))

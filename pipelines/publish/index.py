@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
+from pipelines.core.outputs import write_atomic
 from pipelines.publish.pages import check_self_contained, static_text
 from pipelines.core.schema import WINDOW_COLUMNS
 from pipelines.publish.tasklist import WINDOW_NAMES, Language, _check_language, _t
@@ -334,9 +334,8 @@ def write_index(
 ) -> Path:
     """Write :func:`index_page` to ``path`` (UTF-8), atomically; returns the path.
 
-    Written to a temporary file in the same folder and moved into place with
-    ``os.replace``, so a supervisor opening the page meanwhile never gets half of
-    it. Top links (``extra``, default overview, report and plan) whose file does
+    Written atomically (``outputs.write_atomic``), so a supervisor opening the
+    page meanwhile never gets half of it. Top links (``extra``, default overview, report and plan) whose file does
     not exist next to ``path`` are left out, with a log message: a run without a
     plan still gets a working page. ``kwargs`` as for :func:`index_page`.
     """
@@ -353,13 +352,4 @@ def write_index(
         else:
             log.info("index: no %s next to %s, not linked", target, path.name)
     page = index_page(summary, links, extra=kept, **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder (so os.replace is a rename on one filesystem), ordinary permissions.
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(page, encoding="utf-8")
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, page)

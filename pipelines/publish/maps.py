@@ -47,8 +47,10 @@ from branca.element import Element, MacroElement
 from folium.elements import ElementAddToElement
 from folium.map import Layer
 
+from pipelines.core.outputs import write_atomic
 from pipelines.grid.chinacrs import wgs84_to_gcj02
 from pipelines.publish.pages import STATIC_DIR, RawHtml, check_self_contained, html_template, js_template, require_assets, static_text, write_static
+from pipelines.core.settings import LANGUAGES, basemap_key, check_tianditu_key
 from pipelines.core.schema import (
     BEIJING_TZ,
     CATEGORY_LABELS,
@@ -120,9 +122,7 @@ BASEMAPS = {
 }
 # Tianditu's English annotation layer, for language = "en".
 _TIANDITU_EN_LABELS = _TIANDITU.format(layer="eva")
-_TIANDITU_KEY = re.compile(r"[0-9A-Za-z]{8,64}")
 
-LANGUAGES = ("zh", "en", "both")
 
 # Clustering. Below CLUSTER_MIN_FIRES fire markers a page draws them all as SVG
 # (cheap, and no fire hides behind a number); at or above, every fire layer is
@@ -151,27 +151,6 @@ def map_options(maps_config: Any) -> dict[str, Any]:
         "language": getattr(maps_config, "language", "both"),
         "cluster_min_fires": getattr(maps_config, "cluster_min_fires", CLUSTER_MIN_FIRES),
     }
-
-
-def basemap_key(tiles: str | None) -> str | None:
-    """The :data:`BASEMAPS` key of a ``tiles`` value (any case), None for none; ValueError otherwise."""
-    if tiles is None or tiles == "":
-        return None
-    key = str(tiles).strip().lower()
-    if key not in BASEMAPS:
-        raise ValueError(f"unknown basemap {tiles!r}: expected one of {', '.join(BASEMAPS)} or '' (none)")
-    return key
-
-
-def check_tianditu_key(key: str) -> None:
-    """ValueError unless ``key`` looks like a Tianditu browser key (it ends up in tile URLs)."""
-    if not key:
-        raise ValueError(
-            "the Tianditu basemap needs a key: set [maps] tianditu_key (free from console.tianditu.gov.cn), "
-            "or choose tiles = \"openstreetmap\", \"amap\" or \"\""
-        )
-    if not _TIANDITU_KEY.fullmatch(key):
-        raise ValueError("[maps] tianditu_key must be 8-64 letters and digits")
 
 
 class _Lang:
@@ -2144,9 +2123,7 @@ def save_map(m: folium.Map, path: Path, *, inline: bool = False, static: Path | 
         root.gridwatch_static = Path(os.path.relpath(folder, path.parent)).as_posix()
         page = root.render()
         check_self_contained(page, "map HTML", static=root.gridwatch_static, folder=path.parent)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(page, encoding="utf-8")
-    os.replace(partial, path)
+    write_atomic(path, page)
 
 
 _PLAIN_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")

@@ -25,13 +25,11 @@ from pathlib import Path
 
 import folium
 
+from pipelines.core.exceptions import OfflineTilesError
+
 TILE_FOLDER = "tiles"  # under the run's static folder
 MAX_TILES = 200_000  # a night never copies more: beyond it the highest zoom levels are left out
 FORMATS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}
-
-
-class OfflineTilesError(ValueError):
-    """The MBTiles file cannot be used; the message names it and says why."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +25,8 @@ from typing import Any
 
 import jinja2
 from branca.element import Element
+
+from pipelines.core.outputs import write_atomic
 
 __all__ = [
     "ASSET_BUNDLES",
@@ -169,9 +170,7 @@ def write_static(folder: Path) -> Path:
                 continue
         except FileNotFoundError:
             pass
-        partial = target.with_name(f".{name}.partial")
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        write_atomic(target, data)
     return folder
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import html
 import logging
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.core.outputs import atomic_path, write_atomic
 from pipelines.core.schema import CATEGORIES, CATEGORY_LABELS
 from pipelines.core.wording import t
 
@@ -392,10 +392,11 @@ def write_report(table: pd.DataFrame, folder: Path, *, day: datetime.date, title
     csv_table = rounded(table)
     if "name" in csv_table.columns:
         csv_table["name"] = csv_table["name"].astype("string").map(_excel_safe, na_action="ignore")
-    _write_atomic(csv_path, lambda p: csv_table.to_csv(p, index=False, encoding="utf-8-sig"))
+    with atomic_path(csv_path) as partial:
+        csv_table.to_csv(partial, index=False, encoding="utf-8-sig")
 
     page = report_html(table, day=day, title=title, language=language, home=home)
-    _write_atomic(html_path, lambda p: p.write_text(page, encoding="utf-8"))
+    write_atomic(html_path, page)
     return [csv_path, html_path]
 
 
@@ -416,18 +417,6 @@ def rounded(table: pd.DataFrame) -> pd.DataFrame:
 
 def _excel_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    try:
-        write(partial)
-        with open(partial, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- HTML

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from pipelines.core.outputs import write_atomic
 from pipelines.publish.pages import check_self_contained, html_template, static_text
 from pipelines.publish.tasklist import _coords, _detail_parts, _safe_url, _where_text, _window_text
 from pipelines.core.wording import check_language, t
@@ -159,11 +159,7 @@ def write_supervisor_pages(
             continue
         page = supervisor_page(name, group.sort_values("cell_id").to_dict("records"), tasks, day=day, language=language,
                                map_links=links, previous_sites=previous_sites, headline=headline)
-        target.mkdir(parents=True, exist_ok=True)
-        path = target / supervisor_filename(name)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(page, encoding="utf-8")
-        os.replace(partial, path)
+        path = write_atomic(target / supervisor_filename(name), page)
         out[name] = f"{FOLDER}/{path.name}"
     log.info("%d supervisor pages", len(out))
     return out

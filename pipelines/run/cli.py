@@ -10,15 +10,18 @@ import traceback
 from pathlib import Path
 
 from pipelines import __version__
-from pipelines.core.settings import ConfigError, load_config
 from pipelines.publish.daycounts import DayCounts
 from pipelines.fires.load import expand_patterns
-from pipelines.grid.cells import GridError, load_counties, make_grid
+from pipelines.grid.cells import load_counties, make_grid
 from pipelines.publish.maps import map_options
-from pipelines.run.nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunError, grid_cache_folder, load_sources, load_supervision_grid, run_nightly, tomorrows_plan, write_plan
-from pipelines.core.outputs import OutputLocked, staged_folder
-from pipelines.fires.persistent import PersistentError, build_history
-from pipelines.run.sitesetup import SetupError, init_site
+from pipelines.run.config import load_config
+from pipelines.run.nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, grid_cache_folder, run_nightly, tomorrows_plan, write_plan
+from pipelines.fires.sources import load_sources
+from pipelines.grid.cells import load_supervision_grid
+from pipelines.core.exceptions import ConfigError, GridwatchError, RunError
+from pipelines.core.outputs import atomic_path, shared_lock, staged_folder
+from pipelines.fires.persistent import build_history
+from pipelines.run.sitesetup import init_site
 
 log = logging.getLogger("pipelines.run.cli")
 
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(interactive)
     try:
         return args.func(args, interactive)
-    except (ConfigError, GridError, RunError, OutputLocked, PersistentError, SetupError) as exc:
+    except GridwatchError as exc:
+        log.debug("gridwatch stopped", exc_info=True)
         print(f"gridwatch: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -238,12 +242,11 @@ def _make_grid(args: argparse.Namespace, interactive: bool) -> int:
     if wanted:
         raise ConfigError(f"{config.source}: make-grid needs [make_grid] {', '.join(wanted)}")
     grid = make_grid(load_counties(config.counties), cell_km, provinces, counties)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix.lower() in (".parquet", ".geoparquet"):
-        grid.to_parquet(tmp, compression="zstd", write_covering_bbox=False)
-    else:
-        grid.to_file(tmp, driver={".gpkg": "GPKG", ".geojson": "GeoJSON"}.get(out.suffix.lower(), "GPKG"), engine="pyogrio")
-    tmp.replace(out)
+    with atomic_path(out) as partial:
+        if out.suffix.lower() in (".parquet", ".geoparquet"):
+            grid.to_parquet(partial, compression="zstd", write_covering_bbox=False)
+        else:
+            grid.to_file(partial, driver={".gpkg": "GPKG", ".geojson": "GeoJSON"}.get(out.suffix.lower(), "GPKG"), engine="pyogrio")
     if interactive:
         print(f"gridwatch: wrote {len(grid)} cells of {cell_km:g} km to {out}", file=sys.stderr)
     return EXIT_OK
@@ -260,7 +263,8 @@ def _persistent(args: argparse.Namespace, interactive: bool) -> int:
         raise RunError(f"no fire files match {patterns} (relative to {base})")
     history, skips = build_history(files, config.persistent.cell_m)
     out = args.out or config.persistent.path
-    history.write(out)
+    with shared_lock(out):
+        history.write(out)
     for skip in skips:
         print(f"gridwatch: skipped {skip}", file=sys.stderr)
     if interactive:

@@ -26,6 +26,7 @@ from pathlib import Path
 import geopandas as gpd
 
 from pipelines import __version__
+from pipelines.core.exceptions import SetupError
 from pipelines.core import refdata
 from pipelines.core.settings import CountiesConfig
 from pipelines.grid.cells import GridError, load_counties, make_grid
@@ -33,10 +34,6 @@ from pipelines.grid.cells import GridError, load_counties, make_grid
 CONFIG_NAME = "config.toml"
 GRID_NAME = "grid.parquet"
 BBOX_MARGIN_DEG = 0.1  # degrees around the grid in [region] bbox: fires just outside still show as "outside the grid"
-
-
-class SetupError(ValueError):
-    """The site cannot be set up; nothing was written. The message says why."""
 
 
 @dataclass(frozen=True)

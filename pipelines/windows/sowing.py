@@ -78,6 +78,7 @@ import pandas as pd
 from pipelines.core import refdata
 from pipelines.core.schema import BEIJING_TZ
 from pipelines.core.skips import Skip
+from pipelines.core.settings import RegionDefault, mmdd
 
 # The copies shipped in the package (pipelines/data/crop_calendar, see refdata).
 SOWING_TABLE = refdata.shipped(refdata.SOWING_TABLE)
@@ -103,7 +104,6 @@ OUTPUT_COLUMNS = [
     "days_to_sowing",
 ]
 
-_MMDD = re.compile(r"^(\d{1,2})-(\d{1,2})$")
 _TABLE_REQUIRED = (
     "province",
     "subregion",
@@ -158,59 +158,7 @@ class SowingWindow:
     source: str
 
 
-@dataclass(frozen=True)
-class RegionDefault:
-    """A configured fallback window for a bounding box.
 
-    ``bbox`` is (lon_min, lat_min, lon_max, lat_max), WGS84 degrees, edges
-    included. ``season`` is "S1" (winter crop) or "S2" (summer crop); when
-    left empty it is "S2" for windows starting March-August, else "S1".
-    """
-
-    name: str
-    bbox: tuple[float, float, float, float]
-    crop: str
-    start_mmdd: str
-    end_mmdd: str
-    season: str = ""
-
-    @property
-    def season_key(self) -> str:
-        if self.season:
-            return self.season
-        return "S2" if 3 <= _parse_mmdd(self.start_mmdd)[0] <= 8 else "S1"
-
-    def window(self, year: int) -> SowingWindow:
-        start, end = _window_dates(self.start_mmdd, self.end_mmdd, year)
-        return SowingWindow(self.crop, start, end, f"default {self.name} {self.crop}")
-
-
-# Coarse defaults. NCP: 112-121°E, 32.5-40.5°N (Henan east of the Funiu/Taihang
-# hills, Hebei plain, Shandong, northern Anhui/Jiangsu); YRD: 117.5-122.5°E,
-# 29.5-32.5°N (southern Jiangsu, Shanghai, northern Zhejiang, eastern Anhui).
-# Windows: NCP summer maize is sown straight after the wheat harvest, early to
-# mid June (WorldCereal S2 SOS 15-21 June at Zhengzhou/Jinan, less a 10-day
-# lead; Sacks et al. 2010 NCP maize planting ends 11 June); NCP winter wheat
-# 1-25 October spans the provincial sub-region windows of the sowing table
-# (Hebei 9-26 Oct .. Henan south 28 Oct; Sacks et al. 2010: 30 Aug-29 Oct);
-# YRD rice transplanting follows the wheat harvest through June (WorldCereal S2
-# SOS 8-18 June at Yangzhou/Suqian); YRD wheat/rapeseed after the rice harvest,
-# 20 Oct-20 Nov (WorldCereal S1 SOS 332-350 at Hefei/Suqian/Yangzhou is the
-# emergence of these late-sown crops).
-DEFAULT_REGIONS: tuple[RegionDefault, ...] = (
-    RegionDefault(
-        "NCP", (112.0, 32.5, 121.0, 40.5), "summer maize", "06-05", "06-20", "S2"
-    ),
-    RegionDefault(
-        "NCP", (112.0, 32.5, 121.0, 40.5), "winter wheat", "10-01", "10-25", "S1"
-    ),
-    RegionDefault(
-        "YRD", (117.5, 29.5, 122.5, 32.5), "rice transplanting", "06-01", "06-30", "S2"
-    ),
-    RegionDefault(
-        "YRD", (117.5, 29.5, 122.5, 32.5), "wheat/rapeseed", "10-20", "11-20", "S1"
-    ),
-)
 
 
 # --------------------------------------------------------------------------
@@ -237,17 +185,8 @@ def _city_key(name: object) -> str:
     return text[:-1] if text.endswith("市") and len(text) > 2 else text
 
 
-def _parse_mmdd(text: str) -> tuple[int, int]:
-    match = _MMDD.match(text.strip())
-    if not match:
-        raise ValueError(f"{text!r}: expected mm-dd")
-    month, day = int(match.group(1)), int(match.group(2))
-    datetime.date(2000, month, day)  # leap year: 02-29 is allowed, 02-30 is not
-    return month, day
-
-
-def _date(year: int, mmdd: str) -> datetime.date:
-    month, day = _parse_mmdd(mmdd)
+def _date(year: int, text: str) -> datetime.date:
+    month, day = mmdd(text)
     if (
         month == 2
         and day == 29
@@ -264,6 +203,12 @@ def _window_dates(
     if end < start:
         end = _date(year + 1, end_mmdd)
     return start, end
+
+
+def default_window(default: RegionDefault, year: int) -> SowingWindow:
+    """The window of a configured regional default in ``year`` (an end before the start runs into the next year)."""
+    start, end = _window_dates(default.start_mmdd, default.end_mmdd, year)
+    return SowingWindow(default.crop, start, end, f"default {default.name} {default.crop}")
 
 
 # --------------------------------------------------------------------------
@@ -350,7 +295,7 @@ def read_sowing_table(
                 )
                 break
             try:
-                _parse_mmdd(value)
+                mmdd(value)
             except ValueError as exc:
                 bad = Skip(path.name, f"{exc}", line, field)
                 break
@@ -776,7 +721,7 @@ def _default_candidate(
     for year in np.unique(years[covers]):
         rows = covers & (years == year)
         for k, offset in enumerate((-1, 0, 1)):
-            window = default.window(int(year) + offset)
+            window = default_window(default, int(year) + offset)
             start[rows, k], end[rows, k] = _day(window.start), _day(window.end)
     label = np.where(covers, f"default {default.name} {default.crop}", None).astype(
         object

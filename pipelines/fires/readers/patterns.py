@@ -18,13 +18,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from pipelines.core.exceptions import PatternError
+
 # strptime directives we accept, and what each matches.
 _DIRECTIVES = {"Y": r"\d{4}", "m": r"\d{2}", "d": r"\d{2}", "H": r"\d{2}", "M": r"\d{2}", "S": r"\d{2}", "j": r"\d{3}", "f": r"\d{1,6}"}
 _FIELD = re.compile(r"\{(?P<name>\w+)(?::(?P<spec>[^{}]*))?\}")
-
-
-class PatternError(ValueError):
-    """A pattern that cannot be compiled (a programming error in a declaration)."""
 
 
 def _time_regex(spec: str, pattern: str) -> str:

@@ -16,7 +16,6 @@ Rows whose coordinates cannot be read are skipped, each with its line number.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -25,25 +24,13 @@ import pandas as pd
 
 from pipelines.core.schema import WGS84
 from pipelines.core.skips import Skip
+from pipelines.core.settings import PLANT_FORMATS as FORMATS, PlantList
 from pipelines.fires.readers.csvtext import UnreadableFile, first_line, header_fields, read_table, read_text, to_float
 
-FORMATS = ("gem_steel", "wri_power", "points")
 PLANT_COLUMNS = ["plant_id", "name", "kind", "buffer_km", "lon", "lat", "source_file", "source_row", "geometry"]
 
 
-@dataclass(frozen=True)
-class PlantList:
-    """One configured list of heat sources."""
 
-    path: Path
-    format: str  # one of FORMATS
-    buffer_km: float  # fires whose pixel reaches within this distance of the plant are the plant's
-    kind: str = ""  # label on maps and in reasons; "" = from the format ("steel plant", "coal power plant", ...)
-    fuels: tuple[str, ...] = ("Coal", "Gas")  # wri_power: primary fuels that burn
-    name_column: str = "name"  # points: column of the plant name
-    lon_column: str = "lon"  # points (CSV): longitude column, degrees WGS84
-    lat_column: str = "lat"
-    layer: str = ""  # points (GeoPackage): layer; "" = the first
 
 
 def read_plants(plants: PlantList) -> tuple[gpd.GeoDataFrame, list[Skip]]:

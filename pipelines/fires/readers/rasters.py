@@ -52,6 +52,7 @@ from dask.highlevelgraph import HighLevelGraph
 from rasterio.windows import Window
 from xarray.backends.locks import HDF5_LOCK
 
+from pipelines.core.exceptions import RasterError
 from pipelines.core.skips import Skip
 from pipelines.fires.readers.geostationary import FixedGrid, fy4_angles, fy4_grid
 from pipelines.fires.readers.products import MODIS_CLASSES, RASTER_PRODUCTS, MaskClasses, RasterProduct
@@ -59,10 +60,6 @@ from pipelines.fires.readers.products import MODIS_CLASSES, RASTER_PRODUCTS, Mas
 UNREADABLE = 255  # fire_mask value of pixels whose block could not be read
 ROWS = 2048  # rows per dask block
 LAYOUTS = ("affine", "swath", "geostationary", "fixed_grid")  # read here; "fire_list" is readers.firelist
-
-
-class RasterError(ValueError):
-    """A raster cannot be used; the message names the file and says why."""
 
 
 def detect_raster(path: str | Path) -> RasterProduct | None:

@@ -26,14 +26,13 @@ import csv
 import datetime as dt
 import io
 import re
-import zoneinfo
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipelines.core.schema import empty_fires
+from pipelines.core.settings import OVERPASS_CLOCK, TableFormat
 from pipelines.core.skips import Skip
 from pipelines.fires.readers.csvtext import UnreadableFile, read_table, read_text, to_float
 from pipelines.fires.readers.points import LEVEL_SCORE, assemble, level_from_score
@@ -112,7 +111,6 @@ CONFIDENCE_WORDS = {
 # In the product text of rows whose time is a configured overpass (the table gave a date only).
 OVERPASS_NOTE = "date only: time is the configured overpass"
 
-_OVERPASS = re.compile(r"^(?P<H>[01]?\d|2[0-3]):(?P<M>[0-5]\d)(?P<utc>\s*UTC)?$", re.IGNORECASE)
 
 # Decimal degrees or degrees-minutes(-seconds), with an optional hemisphere before or after.
 _ANGLE = re.compile(
@@ -139,63 +137,32 @@ _COMPACT = re.compile(r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})(?:[\sT]?(?P<H>\d{2
 _CLOCK = re.compile(r"^(?P<H>\d{1,2})\s*[:：时]\s*(?P<M>\d{1,2})\s*分?(?:\s*[:：]?\s*(?P<S>\d{1,2})(?:\.\d+)?\s*秒?)?$|^(?P<H2>\d{2})(?P<M2>\d{2})$")
 
 
-@dataclass(frozen=True)
-class TableFormat:
-    """One ``[[fires.tables]]`` entry: which files are such tables, and how to read them.
+def check_format(fmt: TableFormat) -> None:
+    """ValueError naming the ``[[fires.tables]]`` key this reader cannot use (satellite, pixel size, columns, confidence)."""
+    fmt.check()
+    satellite = satellite_name(fmt.satellite) if fmt.satellite else None
+    if fmt.satellite and satellite is None and not fmt.sensor:
+        raise ValueError(f"satellite = {fmt.satellite!r} is not one gridwatch knows ({', '.join(SATELLITE_SENSORS)}): also set sensor")
+    sensor = fmt.sensor or (SATELLITE_SENSORS.get(satellite) if satellite else None)
+    if fmt.pixel_km < 0 or (fmt.pixel_km == 0 and sensor is not None and sensor not in PIXEL_KM):
+        raise ValueError(f"pixel_km = {fmt.pixel_km}: expected km > 0 (sensor {sensor} has no default; those with one: "
+                         f"{', '.join(f'{k} {v} km' for k, v in PIXEL_KM.items())})")
+    for ours, theirs in fmt.columns.items():
+        if ours not in FIELDS:
+            raise ValueError(f"columns.{ours}: unknown field; expected one of {', '.join(FIELDS)}")
+        if not theirs.strip():
+            raise ValueError(f"columns.{ours} = {theirs!r}: expected a column header")
+    if fmt.confidence and _confidence_value(fmt.confidence)[0] is None:
+        raise ValueError(f'confidence = {fmt.confidence!r}: expected "", a percentage 0-100, or low/nominal/high (低/中/高)')
 
-    ``overpass_times`` maps a satellite to the ``"HH:MM"`` clock (in ``timezone``;
-    ``"HH:MM UTC"`` for UTC) given to rows whose time is a date only; ``columns``
-    maps our fields (``FIELDS``) to the table's headers, over ``DEFAULT_COLUMNS``.
-    """
 
-    path: tuple[str, ...]  # glob patterns; "{date:%Y%m%d}" is replaced by the run date
-    sheet: str = ""  # Excel sheet name; "" = the first
-    header_row: int = 1  # 1-based row (CSV: line) holding the column names
-    timezone: str = "Asia/Shanghai"  # of the table's times
-    sensor: str = ""  # "" = from the satellite (FY-3x MERSI, FY-4x AGRI, ...)
-    satellite: str = ""  # "" = from the table's satellite column, row by row
-    pixel_km: float = 0.0  # km, side of a (square) pixel; 0 = the sensor's nadir size (PIXEL_KM)
-    overpass_times: dict[str, str] = field(default_factory=dict)  # satellite -> "HH:MM" or "HH:MM UTC"
-    columns: dict[str, str] = field(default_factory=dict)  # our field -> their header
-    confidence: str = ""  # where the table has none: "" unknown, "low"/"nominal"/"high" (低/中/高) or 0-100
-
-    def check(self) -> None:
-        """ValueError naming the key that cannot be used."""
-        if not self.path:
-            raise ValueError("path is empty: expected at least one file pattern")
-        if self.header_row < 1:
-            raise ValueError(f"header_row = {self.header_row}: expected a row number >= 1")
-        try:
-            zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f'timezone = {self.timezone!r}: expected a time zone name such as "Asia/Shanghai" or "UTC"') from None
-        satellite = satellite_name(self.satellite) if self.satellite else None
-        if self.satellite and satellite is None and not self.sensor:
-            raise ValueError(f"satellite = {self.satellite!r} is not one gridwatch knows ({', '.join(SATELLITE_SENSORS)}): also set sensor")
-        sensor = self.sensor or (SATELLITE_SENSORS.get(satellite) if satellite else None)
-        if self.pixel_km < 0 or (self.pixel_km == 0 and sensor is not None and sensor not in PIXEL_KM):
-            raise ValueError(f"pixel_km = {self.pixel_km}: expected km > 0 (sensor {sensor} has no default; those with one: "
-                             f"{', '.join(f'{k} {v} km' for k, v in PIXEL_KM.items())})")
-        for name, clock in self.overpass_times.items():
-            if not name.strip():
-                raise ValueError("overpass_times has an empty satellite name")
-            if not isinstance(clock, str) or not _OVERPASS.match(clock.strip()):
-                raise ValueError(f'overpass_times.{name} = {clock!r}: expected "HH:MM" (in timezone) or "HH:MM UTC"')
-        for ours, theirs in self.columns.items():
-            if ours not in FIELDS:
-                raise ValueError(f"columns.{ours}: unknown field; expected one of {', '.join(FIELDS)}")
-            if not theirs.strip():
-                raise ValueError(f"columns.{ours} = {theirs!r}: expected a column header")
-        if self.confidence and _confidence_value(self.confidence)[0] is None:
-            raise ValueError(f'confidence = {self.confidence!r}: expected "", a percentage 0-100, or low/nominal/high (低/中/高)')
-
-    def overpass(self, satellite: str) -> tuple[int, int, bool] | None:
-        """(hour, minute, is UTC) of the configured overpass of ``satellite``, or None."""
-        for name, clock in self.overpass_times.items():
-            if (satellite_name(name) or name.strip()) == satellite:
-                m = _OVERPASS.match(clock.strip())
-                return int(m["H"]), int(m["M"]), bool(m["utc"])
-        return None
+def overpass(fmt: TableFormat, satellite: str) -> tuple[int, int, bool] | None:
+    """(hour, minute, is UTC) of the configured overpass of ``satellite``, or None."""
+    for name, clock in fmt.overpass_times.items():
+        if (satellite_name(name) or name.strip()) == satellite:
+            m = OVERPASS_CLOCK.match(clock.strip())
+            return int(m["H"]), int(m["M"]), bool(m["utc"])
+    return None
 
 
 def satellite_name(text: str) -> str | None:
@@ -447,11 +414,11 @@ def _parse(file: str, header: list[str], cells: pd.DataFrame, lines: np.ndarray,
     no_overpass = pd.Series(False, index=index)
     for sat in satellite[from_overpass].dropna().unique():
         rows = from_overpass & (satellite == sat)
-        overpass = fmt.overpass(sat)
-        if overpass is None:
+        clock = overpass(fmt, sat)
+        if clock is None:
             no_overpass |= rows
             continue
-        hour, minute, utc = overpass
+        hour, minute, utc = clock
         when = stamp[rows].dt.normalize() + pd.Timedelta(hours=hour, minutes=minute)
         zone = "UTC" if utc else tz
         time_utc.loc[rows] = when.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
