@@ -578,7 +578,7 @@ METHODS = {"increment": run_increment, "naive": run_naive, "duckdb": run_duckdb}
 def child(method: str, folder: Path, results: multiprocessing.Queue) -> None:
     import dask.dataframe  # noqa: F401 - imports are not what is measured
 
-    from pipelines import sites  # noqa: F401
+    from pipelines.power import sites  # noqa: F401
     from pipelines.power import meters
 
     try:

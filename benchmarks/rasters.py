@@ -5,7 +5,7 @@
 The scans are generated (real products could not be had): 144 AHI-style
 10-minute scans, 0.02° (about 2 km), 1,000 × 800 pixels over 108-128°E
 28-44°N, zlib-compressed NetCDF4 in 200 × 250 chunks, made by
-``pipelines.testing.write_geostationary_scans`` from the real MODIS detections
+``pipelines.testing.products.write_geostationary_scans`` from the real MODIS detections
 in geodata/ (the 7-day FIRMS file, every detection moved onto one day at its
 real time of day, burning 1-3 hours around it) over the real MCD12C1 land
 cover, with drifting cloud. They are written once into ``--data`` (default
@@ -72,7 +72,7 @@ def make_scans(folder: Path, scans: int) -> list[Path]:
 
     from pipelines.fires.load import dedupe
     from pipelines.fires.readers import read_points
-    from pipelines.testing import write_geostationary_scans
+    from pipelines.testing.products import write_geostationary_scans
 
     existing = sorted(folder.glob("H08_*_FIRE_MASK_R02.nc"))
     if len(existing) == scans:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.core.settings import DEFAULT_REGIONS
 from pipelines.windows import sowing as cropcal
 from pipelines.fires.readers import read_points
 
@@ -223,7 +224,7 @@ def test_june_2022_fires_in_henan_and_shandong_are_before_maize_sowing(
         table=table,
         counties=counties,
         rasters=cropcal.RASTERS,
-        defaults=cropcal.DEFAULT_REGIONS,
+        defaults=DEFAULT_REGIONS,
     )
     assert out.index.equals(june_fires.index)
     assert str(out["win_before_sowing"].dtype) == "boolean"
@@ -273,7 +274,7 @@ def test_same_place_in_august_is_not_before_sowing(
         table=table,
         counties=counties,
         rasters=cropcal.RASTERS,
-        defaults=cropcal.DEFAULT_REGIONS,
+        defaults=DEFAULT_REGIONS,
     )[here]
     assert out["win_before_sowing"].notna().all()
     assert not out["win_before_sowing"].any()
@@ -304,7 +305,7 @@ def test_outside_every_source_is_unknown_never_false(
         table=table,
         counties=counties,
         rasters=cropcal.RASTERS,
-        defaults=cropcal.DEFAULT_REGIONS,
+        defaults=DEFAULT_REGIONS,
     )
     assert out["win_before_sowing"].isna().all()
     assert out["sowing_source"].isna().all() and out["days_to_sowing"].isna().all()
@@ -314,12 +315,12 @@ def test_defaults_fill_a_season_only_where_nothing_else_does() -> None:
     fire = _fire(
         116.0, 35.0, "2022-06-01 20:00"
     )  # SW Shandong, inside the NCP default box
-    only_default = cropcal.before_sowing(fire, defaults=cropcal.DEFAULT_REGIONS)
+    only_default = cropcal.before_sowing(fire, defaults=DEFAULT_REGIONS)
     assert only_default.loc[0, "sowing_source"] == "default NCP summer maize"
     assert bool(only_default.loc[0, "win_before_sowing"])
     assert only_default.loc[0, "days_to_sowing"] == 4  # 5 June - 1 June
     with_raster = cropcal.before_sowing(
-        fire, rasters=cropcal.RASTERS, defaults=cropcal.DEFAULT_REGIONS
+        fire, rasters=cropcal.RASTERS, defaults=DEFAULT_REGIONS
     )
     assert with_raster.loc[0, "sowing_source"].startswith("WorldCereal S2 SOS")
 
@@ -338,7 +339,7 @@ def test_days_before_bounds_and_inside_the_window() -> None:
         ],
         ignore_index=True,
     )
-    ncp_maize = (cropcal.DEFAULT_REGIONS[0],)
+    ncp_maize = (DEFAULT_REGIONS[0],)
     out = cropcal.before_sowing(fires, defaults=ncp_maize)
     assert out["win_before_sowing"].tolist() == [False, True, True, False]
     assert out["days_to_sowing"].tolist()[:3] == [16, 15, -15]

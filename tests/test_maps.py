@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import shapely
 
+import pipelines
 from pipelines.grid import chinacrs
 from pipelines.publish import maps
 from pipelines.publish.pages import check_self_contained, static_text
@@ -743,7 +744,7 @@ def test_small_maps_do_not_inline_the_cluster_plugin(fires, grid, tmp_path) -> N
 
 
 def test_static_readme_lists_every_vendored_file_with_its_hash() -> None:
-    static = Path(maps.__file__).with_name("static")
+    static = Path(pipelines.__file__).with_name("static")
     readme = (static / "README.md").read_text(encoding="utf-8")
     for path in sorted(static.iterdir()):
         if path.name == "README.md":

@@ -29,7 +29,7 @@ from pipelines.fires.rasters import read_raster_fires
 from pipelines.fires.readers import read_points
 from pipelines.fires.readers.patterns import FilePattern
 from pipelines.fires.readers.products import PRODUCTS, claim
-from pipelines.testing import write_fy4_fhs, write_mod03, write_vnp03img, write_vnp14img
+from pipelines.testing.products import write_fy4_fhs, write_mod03, write_vnp03img, write_vnp14img
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = Path(__file__).resolve().parent / "data" / "real_products"

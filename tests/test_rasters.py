@@ -29,7 +29,8 @@ from pipelines.fires.readers.rasters import (
 )
 from pipelines.fires.rasters import extract_fires, read_raster_fires
 from pipelines.core.schema import FIRE_DTYPES
-from pipelines.testing import raise_if_dask_computes, write_geostationary_scans
+from pipelines.testing import raise_if_dask_computes
+from pipelines.testing.products import write_geostationary_scans
 
 ROOT = Path(__file__).resolve().parent.parent
 RASTERS = Path(__file__).resolve().parent / "data" / "rasters"

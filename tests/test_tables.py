@@ -27,7 +27,8 @@ import pytest
 import shapely
 
 from pipelines.run.cli import main
-from pipelines.core.settings import ConfigError, load_config
+from pipelines.core.settings import ConfigError
+from pipelines.run.config import load_config
 from pipelines.fires.load import expand_tables, read_table_fires
 from pipelines.grid.cells import load_counties, make_grid
 from pipelines.run.nightly import EXIT_OK

@@ -45,6 +45,10 @@ class RasterError(GridwatchError, ValueError):
     """A raster cannot be used; the message names the file and says why."""
 
 
+class UnreadableFile(GridwatchError):
+    """A whole input file cannot be used (binary, empty, wrong encoding); the message says why. Readers turn it into a skip."""
+
+
 class LandCoverError(GridwatchError, ValueError):
     """The land-cover raster cannot be used; the message names the file."""
 

@@ -68,7 +68,7 @@ def write_atomic(path: Path, data: str | bytes, *, fsync: bool = False) -> Path:
 def shared_lock(path: Path, *, timeout_s: float = SHARED_LOCK_TIMEOUT_S) -> Iterator[None]:
     """Hold the cross-process lock of a file shared between nights (``<path>.lock`` beside it).
 
-    Re-entrant within a process. Waits up to ``timeout_s`` for another run,
+    Not re-entrant: each call takes the lock anew. Waits up to ``timeout_s`` for another holder,
     then raises ``OutputLocked`` naming the file.
     """
     path = Path(path)

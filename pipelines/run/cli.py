@@ -67,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, interactive)
     except GridwatchError as exc:
-        log.debug("gridwatch stopped", exc_info=True)
         print(f"gridwatch: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"gridwatch: error: {exc.strerror or exc}{where}; nothing written", file=sys.stderr)
         return EXIT_FAILED
-    except Exception as exc:  # a bug or an environment fault: keep the traceback, end on one line
+    except Exception as exc:  # a bug, not bad input: keep the traceback (cron mails stderr), end on one line
         traceback.print_exc(file=sys.stderr)
         print(f"gridwatch: failed ({type(exc).__name__}: {exc}); nothing written", file=sys.stderr)
         return EXIT_FAILED

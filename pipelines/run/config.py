@@ -14,7 +14,15 @@ from pipelines.fires.readers.tables import check_format
 
 
 def load_config(path: str | Path) -> Config:
-    """The validated settings of ``path`` (``config.toml``); ``ConfigError`` naming the first key that cannot be used."""
+    """The validated settings of ``path`` (``config.toml``); ``ConfigError`` naming the first key that cannot be used.
+
+    Relative paths in the file are resolved against its folder.
+
+    Example::
+
+        config = load_config("config.toml")
+        config.grid.path, config.fires.points       # the grid layer, the fire-file patterns
+    """
     config = settings.load_config(path)
     for i, table in enumerate(config.fires.tables):
         try:

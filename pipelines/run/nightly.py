@@ -42,6 +42,7 @@ from pipelines.publish.daycounts import day_counts
 from pipelines.publish.supervisors import write_supervisor_pages
 from pipelines.core.wording import t
 from pipelines.fires.landcover import LandCoverError
+from pipelines.core.runlog import RunLog
 from pipelines.core.manifest import file_record, skip_records, versions
 from pipelines.publish.maps import MapDay, add_home_link, cell_map_filename, map_options, overview_map, place_outlines, plan_map, save_map
 from pipelines.publish.offlinetiles import MBTiles, OfflineTilesError, add_offline_basemap, export_tiles
@@ -128,7 +129,7 @@ def run_nightly(
     windows = clock_windows(config)
     out_root = Path(out_root) if out_root else config.output.dir
     base = config.base_dir
-    with _captured_log() as records:
+    with RunLog().collecting() as runlog:
         for note in config.notes:  # sections left out, once each: into run.log and run.json's warnings
             log.warning("%s", note)
         with _stage(timings, "load_grid", progress, f"读取网格 loading the grid {config.grid.path.name}"):
@@ -141,7 +142,7 @@ def run_nightly(
         files = _Inputs(points, expand_patterns(config.fires.rasters, base, day), tables, missing_fire_data(config, day))
         with _stage(timings, "load_sources", progress, "读取参考数据 loading land cover, plant lists, fire history, calendars"):
             sources = load_sources(config)
-        run = _Run(config, day, grid, files, windows, sources, records, timings, scheduler, command, started, out_root, progress,
+        run = _Run(config, day, grid, files, windows, sources, runlog, timings, scheduler, command, started, out_root, progress,
                    places=_places(counties, grid))
         # Reach the scheduler before anything is written.
         with _scheduler(scheduler, progress), staged_folder(out_root, day.isoformat()) as staging:
@@ -186,7 +187,7 @@ class _Run:
     files: _Inputs
     windows: ClockWindows
     sources: Sources
-    records: list[dict[str, str]]
+    log: RunLog  # this run's records: run.log and run.json's warnings
     timings: dict[str, float]
     scheduler: str | None
     command: list[str] | None
@@ -347,13 +348,13 @@ def _run(run: _Run, staging: Path) -> RunResult:
         "versions": versions(),
         "counts": counts,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "warnings": [f"{r['logger']}: {r['message']}" for r in run.records if r["level"] in ("WARNING", "ERROR")],
+        "warnings": run.log.warnings,
         "skipped": listed,
         "skipped_summary": summary_skips,
         "outputs": sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()) + ["run.json", "run.log"],
     }
     (staging / "run.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    (staging / "run.log").write_text("".join(r["line"] for r in run.records), encoding="utf-8")
+    (staging / "run.log").write_text(run.log.text, encoding="utf-8")
     return RunResult(day, run.out_root / day.isoformat(), manifest, skips)
 
 
@@ -667,25 +668,3 @@ def _scheduler(address: str | None, progress: bool) -> Iterator[None]:
                 yield
         else:
             yield
-
-
-@contextlib.contextmanager
-def _captured_log() -> Iterator[list[dict[str, str]]]:
-    """Collect this run's log records (for run.log and the warnings of run.json)."""
-    records: list[dict[str, str]] = []
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append({"level": record.levelname, "logger": record.name, "message": record.getMessage(), "line": formatter.format(record) + "\n"})
-
-    handler = Collect(level=logging.INFO)
-    package = logging.getLogger("pipelines")
-    previous = package.level
-    package.addHandler(handler)
-    package.setLevel(logging.INFO)
-    try:
-        yield records
-    finally:
-        package.removeHandler(handler)
-        package.setLevel(previous)

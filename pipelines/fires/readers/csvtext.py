@@ -18,14 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.core.exceptions import UnreadableFile
 from pipelines.core.skips import Skip
 
 # GB18030 is what Chinese spreadsheet software writes when it does not write UTF-8.
 ENCODINGS = ("utf-8-sig", "gb18030")
-
-
-class UnreadableFile(Exception):
-    """The whole file cannot be used; the message says why."""
 
 
 @dataclass

@@ -414,11 +414,11 @@ def _parse(file: str, header: list[str], cells: pd.DataFrame, lines: np.ndarray,
     no_overpass = pd.Series(False, index=index)
     for sat in satellite[from_overpass].dropna().unique():
         rows = from_overpass & (satellite == sat)
-        clock = overpass(fmt, sat)
-        if clock is None:
+        passing = overpass(fmt, sat)
+        if passing is None:
             no_overpass |= rows
             continue
-        hour, minute, utc = clock
+        hour, minute, utc = passing
         when = stamp[rows].dt.normalize() + pd.Timedelta(hours=hour, minutes=minute)
         zone = "UTC" if utc else tz
         time_utc.loc[rows] = when.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")

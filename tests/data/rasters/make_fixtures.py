@@ -3,7 +3,7 @@
 
 Run from the project root: ``python tests/data/rasters/make_fixtures.py``.
 Inputs are project files (real FIRMS / JAXA points and MCD12C1 land cover);
-how pixels are made is documented in ``pipelines.testing``. Each fixture:
+how pixels are made is documented in ``pipelines.testing.products``. Each fixture:
 
 - ``H08_20220603_0430..0520_FIRE_MASK_R02.nc``: 6 AHI-style 10-minute scans,
   0.02°, 116-120°E 32-36°N, from the real MODIS detections of 2022-06-03
@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pipelines import testing
+from pipelines.testing import products as testing
 from pipelines.fires.load import dedupe
 from pipelines.fires.readers import read_points
 

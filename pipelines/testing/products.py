@@ -1,4 +1,4 @@
-"""Helpers for tests and benchmarks: fire-mask rasters built from real detections.
+"""Writers of test files: fire-mask rasters and product files built from real detections.
 
 No real fire-mask rasters could be had for this project, so the test fixtures,
 the sample day in ``geodata/`` and the benchmark's scans are made here from
@@ -23,13 +23,10 @@ above 5 MW.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
-import dask
 import netCDF4
 import numpy as np
 import pandas as pd
@@ -40,26 +37,6 @@ from rasterio.transform import from_origin
 WATER, CLOUD, LAND, NOT_PROCESSED = 3, 4, 5, 0
 FIRE_CLASS = {"low": 7, "nominal": 8, "high": 9}
 AHI_MIN_FRP_MW = 5.0
-
-
-class DaskComputeError(RuntimeError):
-    """Raised by ``raise_if_dask_computes`` when something computes."""
-
-
-@contextlib.contextmanager
-def raise_if_dask_computes(max_computes: int = 0) -> Iterator[None]:
-    """Fail if dask computes more than ``max_computes`` times inside the block (laziness tests)."""
-    calls = 0
-
-    def scheduler(dsk: object, keys: object, **kwargs: object) -> object:
-        nonlocal calls
-        calls += 1
-        if calls > max_computes:
-            raise DaskComputeError(f"dask computed {calls} time(s); at most {max_computes} allowed")
-        return dask.get(dsk, keys, **kwargs)
-
-    with dask.config.set(scheduler=scheduler):
-        yield
 
 
 # ---------------------------------------------------------------- surfaces
@@ -304,21 +281,6 @@ def _write_scan(path: Path, mask: np.ndarray, frp: np.ndarray, lat: np.ndarray, 
         nc.instrument = "AHI"
         nc.time_coverage_start = when.strftime("%Y-%m-%dT%H:%M:%SZ")
         nc.history = "gridwatch fixture: real detections gridded on a fixed grid (pipelines.testing)"
-
-
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's package, as `.ci/run` installs it
-
-# Headless Chromium with every host name resolving to nothing: a page has only what is inlined in it,
-# as on a phone with no signal (the browser tests and benchmarks/maps.py).
-OFFLINE_CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
-)
 
 
 # ---------------------------------------------------------------- agencies' layouts, for readers without a real file
