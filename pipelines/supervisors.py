@@ -103,7 +103,8 @@ def _marking(name: str, day: dt.date, token: str, language: str) -> dict[str, An
         "script": static_text("gridwatch-marks.js", inline=True),
         "config": {"day": day.isoformat(), "supervisor": name, "token": token, "labels": labels, "max_note": MAX_NOTE,
                    "max_photo": MAX_PHOTO, "file_name": f"marks-{day.isoformat()}-{supervisor_filename(name)[:-5]}.json",
-                   "count_label": t("已核查 {n}/{total} 项", "{n} of {total} marked", language)},
+                   "count_label": t("已核查 {n}/{total} 项", "{n} of {total} marked", language),
+                   "offline_label": t("未能发送，请发送导出的文件", "not sent: send the exported file", language)},
     }
 
 

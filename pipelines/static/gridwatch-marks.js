@@ -92,5 +92,13 @@
     document.body.appendChild(link);
     link.click();
     setTimeout(function () { URL.revokeObjectURL(link.href); link.remove(); }, 1000);
+    // Served by `gridwatch serve` (an intranet): the same file goes straight into the store too.
+    if (location.protocol === 'http:' || location.protocol === 'https:') {
+      var status = document.getElementById('gw-count');
+      fetch('/verify', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: text })
+        .then(function (r) { return r.json(); })
+        .then(function (answer) { status.textContent = String(answer.message); })
+        .catch(function () { status.textContent = config.offline_label; });
+    }
   });
 }());
