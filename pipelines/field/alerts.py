@@ -162,7 +162,8 @@ def _link(alerts: AlertsConfig, folder: Path, relative: str) -> str:
 
 def _place(task: dict[str, Any], cells: dict[str, dict[str, str]]) -> str:
     cell = cells.get(task["cell_id"], {})
-    where = f"{cell.get('county_name', '')}{cell.get('cell_name') or task['cell_id']}"
+    county, name = cell.get("county_name", ""), cell.get("cell_name") or task["cell_id"]
+    where = name if name.startswith(county) else f"{county}{name}"  # the sample's cell names begin with their county
     if task.get("lon") is not None and task.get("lat") is not None:
         where += f" ({task['lat']:.5f}N, {task['lon']:.5f}E)"
     return where
