@@ -18,7 +18,7 @@ from pipelines.run.cli import main
 
 PACKAGE = Path(pipelines.__file__).parent
 # Bottom to top: a room may import its own modules and the rooms below it.
-ROOMS = ["core", "grid", "windows", "fires", "power", "publish", "run"]
+ROOMS = ["core", "grid", "windows", "fires", "power", "field", "publish", "run"]
 
 
 def _room(path: Path) -> str | None:

@@ -79,3 +79,19 @@ class StateError(GridwatchError, ValueError):
 
 class OfflineTilesError(GridwatchError, ValueError):
     """The MBTiles file cannot be used; the message names it and says why."""
+
+
+class MarksError(GridwatchError, ValueError):
+    """A verification file or post that is refused; the message names the file and the field."""
+
+
+class Replayed(MarksError):
+    """A verification file or post that was stored before: refused, nothing changed."""
+
+
+class StoreError(GridwatchError, RuntimeError):
+    """The verification store cannot be opened or written; nothing was changed."""
+
+
+class AlertError(GridwatchError, RuntimeError):
+    """The alerts of a night cannot be prepared (no such run, a contacts table that cannot be used)."""

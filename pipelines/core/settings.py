@@ -483,6 +483,36 @@ class ElectricityConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    enabled: bool = False  # the nightly run sends the night's messages (`gridwatch alerts` sends them on demand)
+    contacts: str = ""  # CSV name, role, county_code, email, mobile; "" = the grid's supervisors, group robots only
+    base_url: str = ""  # where the output folder is served (e.g. http://10.0.0.5:8080/); "" = paths in the messages
+    top_tasks: int = 5  # tasks listed in a supervisor's message
+    wecom_webhook_env: str = "GRIDWATCH_WECOM_WEBHOOK"  # environment variable holding the WeCom group robot's URL
+    dingtalk_webhook_env: str = "GRIDWATCH_DINGTALK_WEBHOOK"  # ... the DingTalk robot's URL
+    dingtalk_secret_env: str = "GRIDWATCH_DINGTALK_SECRET"  # ... its signing secret (SEC...), if it signs
+    smtp_host: str = ""  # "" = no mail
+    smtp_port: int = 587
+    smtp_security: str = "starttls"  # "starttls", "ssl" or "none"
+    smtp_user_env: str = "GRIDWATCH_SMTP_USER"  # environment variables of the login; unset = no login
+    smtp_password_env: str = "GRIDWATCH_SMTP_PASSWORD"
+    mail_from: str = ""  # sender address; required with smtp_host
+    retries: int = 3  # further attempts after a failed send
+    backoff_s: float = 2.0  # seconds before the first retry, doubled after each
+    timeout_s: float = 10.0  # seconds per attempt
+    per_minute: int = 20  # messages per minute and robot (WeCom and DingTalk allow 20)
+
+
+@dataclass(frozen=True)
+class VerificationConfig:
+    store: str = ""  # "" = <output dir>/state/verification.sqlite; a path, or a postgresql:// URL
+    secret_env: str = "GRIDWATCH_VERIFY_SECRET"  # environment variable of the token secret; unset = <output dir>/state/verification.key
+    max_file_kb: int = 256  # a verification file or post may not be larger
+    mask_km: float = 1.0  # fires this close to a verified heat source are masked
+    dismissed_times: int = 2  # distinct days a place dismissed (no fire found) before it is masked
+
+
+@dataclass(frozen=True)
 class Config:
     output: OutputConfig
     region: RegionConfig
@@ -499,6 +529,8 @@ class Config:
     plan: PlanConfig = field(default_factory=PlanConfig)
     persistent: PersistentConfig | None = None
     electricity: ElectricityConfig | None = None  # None: no electricity sites
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    verification: VerificationConfig = field(default_factory=VerificationConfig)
     source: Path | None = None  # the file this was read from
     notes: tuple[str, ...] = ()  # one warning per section left out and what was used instead (logged by each run)
 
@@ -671,6 +703,7 @@ def _check(config: Config, path: Path) -> None:
     if not (config.fires.points or config.fires.rasters or config.fires.tables or config.electricity):
         raise ConfigError(f"{path}: [fires] points, rasters and [[fires.tables]] are all empty and there is no [electricity]: "
                           "expected at least one fire file pattern")
+    _check_field(config, path)
     for i, table in enumerate(config.fires.tables):
         try:
             table.check()
@@ -716,6 +749,19 @@ def _check(config: Config, path: Path) -> None:
     config.maps.check(path)
     if config.events.distance_km < 0 or config.events.max_gap_h <= 0:
         raise ConfigError(f"{path}: [events] distance_km must be >= 0 and max_gap_h > 0 (got {config.events.distance_km}, {config.events.max_gap_h})")
+
+
+def _check_field(config: Config, path: Path) -> None:
+    a, v = config.alerts, config.verification
+    if a.smtp_security not in ("starttls", "ssl", "none"):
+        raise ConfigError(f'{path}: [alerts] smtp_security = {a.smtp_security!r}: expected "starttls", "ssl" or "none"')
+    if a.smtp_host and "@" not in a.mail_from:
+        raise ConfigError(f"{path}: [alerts] mail_from = {a.mail_from!r}: expected the sender's address when smtp_host is set")
+    if a.retries < 0 or a.backoff_s < 0 or a.timeout_s <= 0 or a.per_minute < 1 or a.top_tasks < 1 or not 0 < a.smtp_port < 65536:
+        raise ConfigError(f"{path}: [alerts] retries (>= 0), backoff_s (>= 0 s), timeout_s (> 0 s), per_minute (>= 1), "
+                          "top_tasks (>= 1) and smtp_port (1-65535) are out of range")
+    if v.max_file_kb < 1 or v.mask_km < 0 or v.dismissed_times < 1:
+        raise ConfigError(f"{path}: [verification] max_file_kb (>= 1 KB), mask_km (>= 0 km) and dismissed_times (>= 1) are out of range")
 
 
 def _check_electricity(e: ElectricityConfig, path: Path) -> None:

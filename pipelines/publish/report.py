@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 UNKNOWN_CITY_CODE = ""
 UNKNOWN_CITY_NAME = "unknown"
 
+# The previous day's suspected straw-burning events checked on the spot (pipelines.field): results in the store.
+VERIFICATION_COUNTS = ["verified", "confirmed", "false_alarm"]
+VERIFICATION_COLUMNS = [*VERIFICATION_COUNTS, "verification_rate"]
 EVENT_COUNT_COLUMNS = ["straw_suspect", "industrial", "persistent", "other_vegetation", "unknown", "other"]
 COUNT_COLUMNS = ["straw_suspect", "straw_points", "industrial", "persistent", "other_vegetation", "unknown", "other", "events"]
 REPORT_COLUMNS = [
@@ -52,6 +55,7 @@ REPORT_COLUMNS = [
     "change_previous_day",
     "last_year",
     "change_last_year",
+    *VERIFICATION_COLUMNS,
 ]
 
 # Bilingual headings, in the style of schema.CATEGORY_LABELS.
@@ -77,6 +81,10 @@ COLUMN_LABELS = {
     "change_previous_day": "较前一日 change vs previous day",
     "last_year": "去年同日 same day last year",
     "change_last_year": "较去年同日 change vs last year",
+    "verified": "前一日已核查 verified (previous day)",
+    "confirmed": "核查确认 confirmed",
+    "false_alarm": "核查误报 false alarms",
+    "verification_rate": "核查率 verification rate",
 }
 LEVEL_LABELS = {
     "province": "省级 provinces",
@@ -88,7 +96,7 @@ TOP_COUNTIES = 15
 COVERAGE_WARNING = 0.99  # counties whose land-cover coverage is below this are named on the page
 TOP_CELLS = 100
 
-_SUM_COLUMNS = [*COUNT_COLUMNS, "cropland_ha", "area_ha", "landcover_ha", "previous_day", "last_year"]
+_SUM_COLUMNS = [*COUNT_COLUMNS, "cropland_ha", "area_ha", "landcover_ha", "previous_day", "last_year", *VERIFICATION_COUNTS]
 _INT_COLUMNS = list(COUNT_COLUMNS)
 _TEXT_COLUMNS = ["level", "code", "name", "parent_code"]
 
@@ -104,6 +112,7 @@ def report_table(
     cropland_ha: pd.Series,
     history: Mapping[str, pd.DataFrame | None],
     land: pd.DataFrame | None = None,
+    verification: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per unit at each level, provinces first; then cities, counties, cells.
 
@@ -138,6 +147,12 @@ def report_table(
     * ``previous_day``/``last_year``: straw_suspect events of that history frame
       in the unit, and ``change_*`` = today minus that; all <NA> when the
       history frame is None.
+    * ``verified``, ``confirmed``, ``false_alarm``: the previous day's suspected straw-burning
+      events of the unit checked on the spot (``verification``: one row per such event, its
+      ``cell_id`` and latest ``result``, see ``pipelines.field``): with a result on the spot
+      (confirmed straw burning, another heat source, no fire found; "could not reach" is not
+      one), confirmed, and found to be no straw burning; ``verification_rate`` = verified /
+      ``previous_day`` (NaN where that is 0). All <NA> when ``verification`` is None.
     * Provinces, cities and counties: every one of the grid (zeros included).
       Cells: only those with an event today or in either history frame.
     * City of a county: from ``counties`` (``district_adcode`` -> ``city_adcode``,
@@ -202,6 +217,12 @@ def report_table(
         cat, _ = _category_codes(_column(frame, "category"))
         base[key] = _bincount1(pos[cat == straw], n)
         keep |= _bincount1(pos, n) > 0
+    present["verification"] = verification is not None
+    results = _column(verification, "result") if verification is not None else pd.Series([], dtype="string")
+    pos, _, _ = _positions(_column(verification, "cell_id"), cell_index)
+    for column, wanted in (("verified", ("confirmed", "other_heat", "no_fire")), ("confirmed", ("confirmed",)),
+                           ("false_alarm", ("other_heat", "no_fire"))):
+        base[column] = _bincount1(pos[results.isin(wanted).fillna(False).to_numpy(bool)], n)
 
     # Bottom-up sums: cells -> counties -> cities -> provinces.
     by_county = base.groupby("parent_code", sort=False)[_SUM_COLUMNS].sum()
@@ -363,6 +384,17 @@ def _finish_level(part: pd.DataFrame, present: dict[str, bool]) -> pd.DataFrame:
     part["landcover_coverage"] = np.where(area > 0, part["landcover_ha"] / area.where(area > 0, 1.0), np.nan)
     part["rank_count"] = part["straw_suspect"].rank(method="min", ascending=False).astype("Int64")
     part["rank_density"] = part["straw_per_1000ha"].rank(method="min", ascending=False, na_option="keep").astype("Int64")
+    if present.get("verification"):
+        for column in VERIFICATION_COUNTS:
+            part[column] = part[column].astype("Int64")
+        checked = part["verified"].astype("float64")
+        previous = part["previous_day"].astype("float64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            part["verification_rate"] = np.where(previous > 0, checked / previous.where(previous > 0, 1.0), np.nan)
+    else:
+        for column in VERIFICATION_COUNTS:
+            part[column] = pd.array([pd.NA] * len(part), dtype="Int64")
+        part["verification_rate"] = np.full(len(part), np.nan)
     for key in HISTORY_KEYS:
         if present[key]:
             part[key] = part[key].astype("Int64")
@@ -408,6 +440,8 @@ def rounded(table: pd.DataFrame) -> pd.DataFrame:
         out["cropland_ha"] = out["cropland_ha"].astype(float).round(1)
     if "landcover_coverage" in out:
         out["landcover_coverage"] = out["landcover_coverage"].astype(float).round(3)
+    if "verification_rate" in out:
+        out["verification_rate"] = out["verification_rate"].astype(float).round(3)
     if "straw_per_1000ha" in out:
         values = out["straw_per_1000ha"].astype(float)
         digits = (2 - np.floor(np.log10(values.abs().where(values != 0)))).fillna(0).clip(lower=0).astype(int)
@@ -494,6 +528,7 @@ def report_html(table: pd.DataFrame, *, day: datetime.date, title: str, language
             + t(f"；网格内火情合计 {totals['events']:,} 起", f"; total: {totals['events']:,} events in grid cells", language))
         + "</li>",
         f"<li>{e(t('网格外火情', 'events outside the grid', language))}: {e(outside_text)}</li>",
+        *_verification_line(provinces, language),
         *_coverage_warning(levels["county"], language),
         "</ul>",
     ]
@@ -554,6 +589,19 @@ def partly_covered(table: pd.DataFrame) -> pd.DataFrame:
     ``COVERAGE_WARNING`` of, least covered first: their cropland and densities are too low."""
     counties = table[table["level"] == "county"] if "level" in table else table
     return counties[counties["landcover_coverage"] < COVERAGE_WARNING].sort_values(["landcover_coverage", "code"])
+
+
+def _verification_line(provinces: pd.DataFrame, language: str) -> list[str]:
+    """The summary line on the previous day's events checked on the spot; none when that is unknown."""
+    if provinces.empty or provinces["verified"].isna().all():
+        return []
+    verified, confirmed, false_alarm = (int(provinces[c].sum()) for c in VERIFICATION_COUNTS)
+    previous = int(provinces["previous_day"].fillna(0).sum())
+    rate = f"{verified / previous:.0%}" if previous else "—"
+    zh = f"前一日疑似秸秆焚烧 {previous:,} 起，已核查 {verified:,} 起（确认 {confirmed:,}，误报 {false_alarm:,}），核查率 {rate}"
+    en = (f"previous day: {previous:,} suspected straw-burning events, {verified:,} verified on the spot "
+          f"({confirmed:,} confirmed, {false_alarm:,} false alarms), verification rate {rate}")
+    return [f"<li>{_esc(t(zh, en, language))}</li>"]
 
 
 def _coverage_warning(counties: pd.DataFrame, language: str = "both") -> list[str]:
@@ -639,6 +687,8 @@ def _fmt_number(column: str, value: object) -> str:
         return f"{float(value):.3g}"  # densities are small: keep three significant digits
     if column == "landcover_coverage":
         return f"{float(value):.0%}" if value < 0.995 else "100%"
+    if column == "verification_rate":
+        return f"{float(value):.0%}"
     return f"{int(value):,}"
 
 

@@ -174,7 +174,87 @@ def _parser() -> argparse.ArgumentParser:
     _common(season)
     season.add_argument("--out", type=Path, help="output root (default: [output] dir of the config)")
     season.set_defaults(func=_replay)
+    _field_commands(commands)
     return parser
+
+
+def _field_commands(commands: argparse._SubParsersAction) -> None:
+    """``alerts``, ``verify import`` and ``serve``: the field loop (pipelines.field)."""
+    alerts = commands.add_parser(
+        "alerts", help="send (or print) the messages of a finished night: supervisors, county officials, the operator",
+        description="Send the messages of the night of --date through the channels of [alerts] (WeCom / DingTalk robots, "
+        "mail); a message already sent for that day, recipient and channel is not sent again. --dry-run prints them.")
+    alerts.add_argument("--date", required=True, type=_date, help="the night, YYYY-MM-DD or 'yesterday' (Beijing time)")
+    _common(alerts)
+    alerts.add_argument("--out", type=Path, help="output root (default: [output] dir of the config)")
+    alerts.add_argument("--dry-run", action="store_true", help="print the messages instead of sending them")
+    alerts.set_defaults(func=_alerts)
+
+    verify = commands.add_parser("verify", help="supervisors' verification results (核查结果)")
+    actions = verify.add_subparsers(dest="action", metavar="ACTION", required=True)
+    load = actions.add_parser(
+        "import", help="import verification files exported from supervisor pages into the store",
+        description="Check each file (size, format, the supervisor's token, tasks of their own cells, not imported before) and "
+        "store it whole, or refuse it whole with the reason. Exit 0: all imported; 3: some refused; 1: none imported.")
+    load.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    _common(load)
+    load.add_argument("--out", type=Path, help="output root whose runs the tasks belong to (default: [output] dir)")
+    load.set_defaults(func=_verify_import)
+
+    serve = commands.add_parser(
+        "serve", help="serve the output folder on an intranet and take verification posts",
+        description="Serve the output folder read-only over HTTP and take verification files POSTed to /verify "
+        "(the same checks as `verify import`). Bind to an intranet address; there is no TLS.")
+    _common(serve)
+    serve.add_argument("--out", type=Path, help="output root to serve (default: [output] dir)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    serve.set_defaults(func=_serve)
+
+
+def _alerts(args: argparse.Namespace, interactive: bool) -> int:
+    from pipelines.publish.alerts import AlertError, send_night_alerts
+
+    config = _load(args.config)
+    out_root = args.out or config.output.dir
+    folder = out_root / args.date.isoformat()
+    if not (folder / "run.json").exists():
+        raise RunError(f"no finished run of {args.date} in {out_root} (expected {folder / 'run.json'})")
+    try:
+        records = send_night_alerts(config, folder, args.date, out_root, dry_run=args.dry_run)
+    except AlertError as exc:
+        raise RunError(str(exc)) from None
+    failed = [r for r in records if r.status == "failed"]
+    for r in failed:
+        print(f"gridwatch: alert to {r.recipient} on {r.channel} failed: {r.error}", file=sys.stderr)
+    if records and (interactive or failed):
+        sent = sum(r.status == "sent" for r in records)
+        print(f"gridwatch: {sent} sent, {sum(r.status == 'already_sent' for r in records)} sent before, {len(failed)} failed "
+              f"(recorded in {folder / 'run.json'})", file=sys.stderr)
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def _verify_import(args: argparse.Namespace, interactive: bool) -> int:
+    from pipelines.field.importer import import_files
+    from pipelines.field.store import store_for
+
+    config = _load(args.config)
+    out_root = args.out or config.output.dir
+    v = config.verification
+    outcomes = import_files(args.files, out_root=out_root, store=store_for(v.store, out_root, config.base_dir),
+                            secret_env=v.secret_env, max_bytes=v.max_file_kb * 1024)
+    for outcome in outcomes:
+        print(f"gridwatch: {outcome.message}", file=sys.stderr if outcome.result is None else sys.stdout)
+    imported = sum(o.result is not None for o in outcomes)
+    return EXIT_OK if imported == len(outcomes) else EXIT_PARTIAL if imported else EXIT_FAILED
+
+
+def _serve(args: argparse.Namespace, interactive: bool) -> int:
+    from pipelines.field.server import serve
+
+    config = _load(args.config)
+    serve(config, args.out or config.output.dir, args.host, args.port)
+    return EXIT_OK
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -39,6 +39,7 @@ from pipelines.grid.cells import load_counties, load_grid
 from pipelines.publish.index import write_index
 from pipelines.publish.bulletin import write_bulletin
 from pipelines.publish.daycounts import day_counts
+from pipelines.field.night import FieldNight
 from pipelines.publish.supervisors import write_supervisor_pages
 from pipelines.core.wording import t
 from pipelines.fires.landcover import LandCoverError
@@ -146,7 +147,12 @@ def run_nightly(
                    places=_places(counties, grid))
         # Reach the scheduler before anything is written.
         with _scheduler(scheduler, progress), staged_folder(out_root, day.isoformat()) as staging:
-            return _run(run, staging)
+            result = _run(run, staging)
+    if config.alerts.enabled:  # once the day's folder is in place (the messages link to it); never fails the night
+        from pipelines.publish.alerts import send_night_alerts
+
+        send_night_alerts(config, result.folder, day, out_root)
+    return result
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,10 @@ def _run(run: _Run, staging: Path) -> RunResult:
                 run.sources, classifier=dataclasses.replace(run.sources.classifier, landcover=None)))
             fires = classify(fires, run.sources.classifier, day)
         skips += _unknown_landcover(fires)
+        # Places the supervisors verified as other heat sources (pipelines.field) are masked like persistent ones.
+        field = FieldNight.load(config, run.out_root, day)
+        fires = field.mask(fires)
+        skips += field.skips
     with _stage(timings, "events", run.progress, "火点事件 fusing observations into events"):
         fires["event_id"] = assign_events(fires, FusionTolerance(config.events.distance_km, config.events.max_gap_h))
         events = classify_events(events_table(fires), fires)
@@ -262,7 +272,8 @@ def _run(run: _Run, staging: Path) -> RunResult:
         land = run.sources.land(grid, index, grid_cache_folder(run.out_root))
         cropland = land["cropland_ha"] if land is not None else pd.Series(0.0, index=grid["cell_id"].to_numpy())
         history = {"previous_day": _events_of(run.out_root, day - dt.timedelta(days=1)), "last_year": _events_of(run.out_root, _year_before(day))}
-        table = report_table(events, fires, grid, run.sources.counties, cropland, history, land)
+        table = report_table(events, fires, grid, run.sources.counties, cropland, history, land,
+                             verification=field.previous_day_results(history["previous_day"]))
         _log_landcover_gaps(table)
         language = config.maps.language
         day_totals = day_counts(fires, events, sites, cell_maps=len(cells))
@@ -300,7 +311,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
         shown.close()
         people = write_supervisor_pages(staging, grid, cells, day_maps.tasks, day=day, language=language, map_links=links,
                                         previous_sites=_site_ids_of(run.out_root, day - dt.timedelta(days=1)),
-                                        headline=day_totals.headline(language))
+                                        headline=day_totals.headline(language), tokens=field.token, verified=field.verified)
         write_index(staging / "index.html", summary, day=day, title=title, fires=fires, events=events, language=language,
                     counts=day_totals, supervisor_links=people,
                     notices=run_notices(fires, [*files.points, *files.rasters, *(p for p, _ in files.tables)], per_file, skips, coverage))
@@ -321,6 +332,7 @@ def _run(run: _Run, staging: Path) -> RunResult:
     counts["electricity"] = power.counts or None
     counts["day"] = day_totals.as_dict()  # what every page and the command line report (daycounts)
     counts["supervisor_pages"] = len(people)
+    counts["verification"] = field.counts()
     log.info("%d fires on %s: %d in grid cells, %d outside any cell; %d cell maps", counts["fires"], day, counts["attributed"], counts["unattributed"], len(cells))
     listed, summary_skips = skip_records(skips)
     manifest = {
