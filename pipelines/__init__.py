@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "load_counties": "grid.cells",
     "load_sources": "fires.sources",
     # Fire points and fire-mask rasters, read lazily with dask.
-    "expand_patterns": "fires.load",
+    "expand_patterns": "core.files",
     "read_fires": "fires.load",
     "dedupe": "fires.load",
     "detect_raster": "fires.readers.rasters",
@@ -84,7 +84,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs only: at run time these load laz
     from pipelines.run.config import load_config
     from pipelines.power.electricity import load_fleet, nightly_sites, reading_files, reading_format, site_rules, store_state
     from pipelines.fires.events import FusionTolerance, assign_events, events_table
-    from pipelines.fires.load import dedupe, expand_patterns, read_fires
+    from pipelines.core.files import expand_patterns
+    from pipelines.fires.load import dedupe, read_fires
     from pipelines.grid.cells import load_counties, load_grid
     from pipelines.power.holidays import WorkCalendar
     from pipelines.publish.maps import cell_map, overview_map, save_map

@@ -10,7 +10,6 @@ beside the points, computed in the same pass.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import dask.dataframe as dd
 import pandas as pd
 from dask.delayed import Delayed
 
+from pipelines.core.files import expand_patterns
 from pipelines.fires.readers import read_points
 from pipelines.fires.readers.tables import OVERPASS_NOTE, TableFormat, read_table_file
 from pipelines.core.schema import empty_fires
@@ -63,27 +63,6 @@ class LazyFires:
                 if key != "file":
                     merged[key] = merged.get(key, 0) + value
         return points, self.skips + [s for r in results for s in r[1]], counts
-
-
-def expand_patterns(patterns: list[str] | tuple[str, ...], base: Path, day: dt.date | None = None) -> list[Path]:
-    """Files matching glob ``patterns`` (relative to ``base``), sorted, without repeats.
-
-    A pattern may hold ``{date:%Y%m%d}``-style fields, filled with ``day``
-    (a Beijing date). Returns absolute paths; a pattern matching nothing adds
-    nothing (no error: the caller decides whether no files is a failure).
-
-    Example::
-
-        config = load_config("config.toml")
-        files = expand_patterns(config.fires.points, config.base_dir, dt.date(2022, 6, 3))
-    """
-    found: set[Path] = set()
-    for pattern in patterns:
-        if day is not None:
-            pattern = pattern.format(date=day)
-        full = pattern if Path(pattern).is_absolute() else str(base / pattern)
-        found.update(Path(p).resolve() for p in glob.glob(full, recursive=True) if Path(p).is_file())
-    return sorted(found)
 
 
 def read_fires(

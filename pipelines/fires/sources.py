@@ -15,7 +15,7 @@ from pipelines.grid.attribution import PointIndex
 from pipelines.fires.classify import Classifier
 from pipelines.core.settings import Config
 from pipelines.windows.sowing import before_sowing, check_doy_raster, read_sowing_table
-from pipelines.fires.load import expand_patterns
+from pipelines.core.files import expand_patterns
 from pipelines.grid.cells import GridError, codes_as_text, read_layer
 from pipelines.fires.landcover import LandCover, LandCoverError, land_hectares
 from pipelines.core.manifest import file_record

@@ -21,7 +21,7 @@ import pandas as pd
 from pipelines.core.exceptions import ElectricityError
 from pipelines.grid.attribution import PointIndex
 from pipelines.core.settings import Config, ElectricityConfig
-from pipelines.fires.load import expand_patterns
+from pipelines.core.files import expand_patterns
 from pipelines.power.holidays import WorkCalendar, unknown_years
 from pipelines.core.manifest import file_record, versions
 from pipelines.power.meters import DayUse, MeterLimits, day_use

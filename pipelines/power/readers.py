@@ -24,7 +24,7 @@ from pipelines.grid.chinacrs import to_wgs84
 from pipelines.core.schema import BEIJING_TZ, WGS84
 from pipelines.core.skips import Skip
 from pipelines.core.settings import GRADES, LEVELS, ReadingFormat
-from pipelines.fires.readers.csvtext import (
+from pipelines.core.csvtext import (
     BadRecord,
     CsvTable,
     UnreadableFile,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipelines import __version__
 from pipelines.publish.daycounts import DayCounts
-from pipelines.fires.load import expand_patterns
+from pipelines.core.files import expand_patterns
 from pipelines.grid.cells import load_counties, make_grid
 from pipelines.publish.maps import map_options
 from pipelines.run.config import load_config

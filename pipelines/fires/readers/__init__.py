@@ -14,7 +14,7 @@ import pandas as pd
 
 from pipelines.core.schema import empty_fires
 from pipelines.core.skips import Skip
-from pipelines.fires.readers.csvtext import UnreadableFile, read_text
+from pipelines.core.csvtext import UnreadableFile, read_text
 from pipelines.fires.readers.products import POINT_PRODUCTS, PRODUCTS, RASTER_PRODUCTS, PointProduct
 
 

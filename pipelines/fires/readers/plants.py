@@ -25,7 +25,7 @@ import pandas as pd
 from pipelines.core.schema import WGS84
 from pipelines.core.skips import Skip
 from pipelines.core.settings import PLANT_FORMATS as FORMATS, PlantList
-from pipelines.fires.readers.csvtext import UnreadableFile, first_line, header_fields, read_table, read_text, to_float
+from pipelines.core.csvtext import UnreadableFile, first_line, header_fields, read_table, read_text, to_float
 
 PLANT_COLUMNS = ["plant_id", "name", "kind", "buffer_km", "lon", "lat", "source_file", "source_row", "geometry"]
 
