@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 
 from pipelines.run.cli import main
-from pipelines.run.nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from pipelines.run.nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, failure_log_path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRES = Path(__file__).resolve().parent / "data" / "fires"
@@ -192,8 +193,12 @@ def test_missing_config_key_writes_nothing(tmp_path: Path, capsys: pytest.Captur
 def test_missing_grid_file_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path, grid=str(tmp_path / "no_such_grid.gpkg"))
     assert main(["nightly", "--date", DAY, "--config", str(config)]) == EXIT_FAILED
-    assert "no_such_grid.gpkg: file not found" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_such_grid.gpkg: file not found" in err[0] and "Traceback" not in err[0]
+    # No day folder; the traceback is in the failure log the message names.
+    assert not (tmp_path / "out" / DAY).exists()
+    log = failure_log_path(tmp_path / "out", dt.date.fromisoformat(DAY))
+    assert str(log) in err[0] and "Traceback" in log.read_text(encoding="utf-8")
 
 
 def test_killed_run_leaves_previous_output_untouched(sample_run: Path, tmp_path: Path) -> None:
@@ -246,7 +251,7 @@ def test_unreachable_scheduler_fails_cleanly(tmp_path: Path, capsys: pytest.Capt
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
         assert main(["nightly", "--date", DAY, "--config", str(config), "--scheduler", "tcp://127.0.0.1:1"]) == EXIT_FAILED
     assert "cannot reach dask scheduler" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out" / DAY).exists()
 
 
 def test_broken_rasters_make_a_partial_run(tmp_path: Path) -> None:

@@ -67,19 +67,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, interactive)
     except GridwatchError as exc:
-        print(f"gridwatch: error: {exc}", file=sys.stderr)
+        print(f"gridwatch: error: {exc}{_details(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("gridwatch: interrupted; nothing written", file=sys.stderr)
         return EXIT_FAILED
     except OSError as exc:  # the environment, not gridwatch: an output folder that cannot be made, a full disk
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"gridwatch: error: {exc.strerror or exc}{where}; nothing written", file=sys.stderr)
+        print(f"gridwatch: error: {exc.strerror or exc}{where}; nothing written{_details(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    except Exception as exc:  # a bug, not bad input: keep the traceback (cron mails stderr), end on one line
-        traceback.print_exc(file=sys.stderr)
-        print(f"gridwatch: failed ({type(exc).__name__}: {exc}); nothing written", file=sys.stderr)
+    except Exception as exc:  # a bug: the traceback is in the failure log, or here when there is none
+        if getattr(exc, "failure_log", None) is None:
+            traceback.print_exc(file=sys.stderr)
+        print(f"gridwatch: failed ({type(exc).__name__}: {exc}); nothing written{_details(exc)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _details(exc: BaseException) -> str:
+    """Where a failed night left its records and traceback (``nightly.failure_log_path``), if anywhere."""
+    path = getattr(exc, "failure_log", None)
+    return f" (details: {path})" if path else ""
 
 
 def _parser() -> argparse.ArgumentParser:

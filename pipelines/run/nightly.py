@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import traceback
 import sys
 import time
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ from pipelines.core.runlog import RunLog
 from pipelines.core.manifest import file_record, skip_records, versions
 from pipelines.publish.maps import MapDay, add_home_link, cell_map_filename, map_options, overview_map, place_outlines, plan_map, save_map
 from pipelines.publish.offlinetiles import MBTiles, OfflineTilesError, add_offline_basemap, export_tiles
-from pipelines.core.outputs import staged_folder
+from pipelines.core.outputs import staged_folder, write_atomic
 from pipelines.publish.pages import STATIC_DIR
 from pipelines.fires.persistent import FireHistory
 from pipelines.windows.plan import cell_probes, patrol_plan, recent_event_counts
@@ -131,28 +132,45 @@ def run_nightly(
     out_root = Path(out_root) if out_root else config.output.dir
     base = config.base_dir
     with RunLog().collecting() as runlog:
-        for note in config.notes:  # sections left out, once each: into run.log and run.json's warnings
-            log.warning("%s", note)
-        with _stage(timings, "load_grid", progress, f"读取网格 loading the grid {config.grid.path.name}"):
-            counties = load_counties(config.counties)  # read once: names, the GCJ-02 check and the cell maps' outlines
-            grid = load_grid(config.grid, counties)
-        tables = expand_tables(config.fires.tables, base, day)
-        # A file claimed by a [[fires.tables]] entry is read as that table only, not as a point product.
-        claimed = {p for p, _ in tables}
-        points = [p for p in expand_patterns(config.fires.points, base, day) if p not in claimed]
-        files = _Inputs(points, expand_patterns(config.fires.rasters, base, day), tables, missing_fire_data(config, day))
-        with _stage(timings, "load_sources", progress, "读取参考数据 loading land cover, plant lists, fire history, calendars"):
-            sources = load_sources(config)
-        run = _Run(config, day, grid, files, windows, sources, runlog, timings, scheduler, command, started, out_root, progress,
-                   places=_places(counties, grid))
-        # Reach the scheduler before anything is written.
-        with _scheduler(scheduler, progress), staged_folder(out_root, day.isoformat()) as staging:
-            result = _run(run, staging)
+        try:
+            for note in config.notes:  # sections left out, once each: into run.log and run.json's warnings
+                log.warning("%s", note)
+            with _stage(timings, "load_grid", progress, f"读取网格 loading the grid {config.grid.path.name}"):
+                counties = load_counties(config.counties)  # read once: names, the GCJ-02 check and the cell maps' outlines
+                grid = load_grid(config.grid, counties)
+            tables = expand_tables(config.fires.tables, base, day)
+            # A file claimed by a [[fires.tables]] entry is read as that table only, not as a point product.
+            claimed = {p for p, _ in tables}
+            points = [p for p in expand_patterns(config.fires.points, base, day) if p not in claimed]
+            files = _Inputs(points, expand_patterns(config.fires.rasters, base, day), tables, missing_fire_data(config, day))
+            with _stage(timings, "load_sources", progress, "读取参考数据 loading land cover, plant lists, fire history, calendars"):
+                sources = load_sources(config)
+            run = _Run(config, day, grid, files, windows, sources, runlog, timings, scheduler, command, started, out_root, progress,
+                       places=_places(counties, grid))
+            # Reach the scheduler before anything is written.
+            with _scheduler(scheduler, progress), staged_folder(out_root, day.isoformat()) as staging:
+                result = _run(run, staging)
+        except Exception as exc:
+            exc.failure_log = _failure_log(out_root, day, runlog, exc)  # the CLI names it
+            raise
     if config.alerts.enabled:  # once the day's folder is in place (the messages link to it); never fails the night
         from pipelines.publish.alerts import send_night_alerts
 
         send_night_alerts(config, result.folder, day, out_root)
     return result
+
+
+def failure_log_path(out_root: Path, day: dt.date) -> Path:
+    """Where a failed night leaves its records and traceback: ``OUT/state/failed/<D>.log`` (no day folder is written)."""
+    return Path(out_root) / "state" / "failed" / f"{day.isoformat()}.log"
+
+
+def _failure_log(out_root: Path, day: dt.date, runlog: RunLog, exc: BaseException) -> Path | None:
+    """Write the failed night's records and traceback; its path, or None when even that cannot be written."""
+    try:
+        return write_atomic(failure_log_path(out_root, day), runlog.text + "".join(traceback.format_exception(exc)))
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
