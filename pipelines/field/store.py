@@ -2,10 +2,11 @@
 
 An embedded SQLite file by default (``OUT/state/verification.sqlite``), or a
 PostgreSQL database given by URL (``postgresql://user@host/db``) where a unit has a
-server (needs ``psycopg``). Either way a batch (one checked file or post) is written
-in one transaction, under a cross-process lock file for SQLite (``filelock``): a night
-that reads the store while an import runs sees all of that import or none of it, and
-two imports never interleave.
+server (needs ``psycopg``; where the database has PostGIS, ``marks.geom`` holds each
+task's point, EPSG:4326). Either way a batch (one checked file or post) is written in
+one transaction, under a cross-process lock file for SQLite (``filelock``) or a
+PostgreSQL advisory lock: a night that reads the store while an import runs sees all
+of that import or none of it, and two imports never interleave.
 
 Marks are keyed by (day, cell, item): a later export of the same page carries the
 earlier marks again, and a mark only replaces a stored one that is older
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 from filelock import FileLock
@@ -32,6 +34,7 @@ from pipelines.field.marks import Mark, MarkBatch
 
 DEFAULT_NAME = "verification.sqlite"  # in OUT/state/
 LOCK_TIMEOUT_S = 60.0
+ADVISORY_LOCK = 7310533  # pg_advisory_xact_lock key of the store's writers (any number no other application uses)
 
 MARK_COLUMNS = ["day", "cell_id", "item_id", "supervisor", "result", "note", "photo", "marked_utc", "kind", "category",
                 "lon", "lat", "county_code", "export_id"]
@@ -73,7 +76,7 @@ class VerificationStore:
         self.location = text if self.postgres else Path(location)
 
     def __repr__(self) -> str:
-        return f"VerificationStore({self.location!s})"
+        return f"VerificationStore({self.shown})"
 
     @property
     def exists(self) -> bool:
@@ -83,23 +86,14 @@ class VerificationStore:
     # -------------------------------------------------------------- connections
 
     @contextmanager
-    def _transaction(self, write: bool) -> Iterator[Any]:
-        """A cursor in one transaction; committed when the block ends, rolled back on any error."""
+    def _transaction(self, write: bool) -> Iterator[_Cursor]:
+        """A cursor in one transaction; committed when the block ends, rolled back on any error.
+
+        A database error (cannot connect, no privilege, connection lost) becomes a ``StoreError``.
+        """
         if self.postgres:
-            try:
-                import psycopg
-            except ImportError:
-                raise StoreError(f"{self.location}: a PostgreSQL store needs the psycopg package (pip install 'psycopg[binary]')") from None
-            try:
-                conn = psycopg.connect(self.location, connect_timeout=10)
-            except psycopg.Error as exc:
-                raise StoreError(f"cannot connect to the verification store: {str(exc).strip()}") from None
-            with conn:  # commits on success, rolls back on an exception
-                with conn.cursor() as cur:
-                    if write:
-                        cur.execute("SELECT pg_advisory_xact_lock(7310533)")  # one writer at a time, across hosts
-                    yield _Cursor(cur, postgres=True)
-            conn.close()
+            with self._postgres_transaction(write) as cur:
+                yield cur
             return
         path = Path(self.location)
         lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S) if write else None
@@ -122,10 +116,56 @@ class VerificationStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: the verification store failed: {exc}{'; nothing changed' if write else ''}") from None
         finally:
             conn.close()
             if lock is not None:
                 lock.release()
+
+    @contextmanager
+    def _postgres_transaction(self, write: bool) -> Iterator[_Cursor]:
+        """One PostgreSQL transaction: a writer holds an advisory lock (one import at a time, from any host);
+        a reader's transaction is REPEATABLE READ, one snapshot of both tables."""
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError(f"{self.shown}: a PostgreSQL store needs the psycopg package "
+                             "(pip install 'psycopg[binary]', or gridwatch's [postgres] extra)") from None
+        try:
+            conn = psycopg.connect(self.location, connect_timeout=10, application_name="gridwatch")
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.shown}: cannot connect to the verification store: {_one_line(exc)}") from None
+        try:
+            # A writer's statements must see what the import before it committed while it waited for the lock (READ
+            # COMMITTED takes a snapshot per statement); a reader wants one snapshot for all its statements.
+            conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED if write else psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = not write
+            with conn.transaction(), conn.cursor() as cur:  # commits at the end, rolls back on any exception
+                if write:
+                    # Held until the transaction ends; waits (like the SQLite lock file) for an import under way.
+                    cur.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S:.0f}s'")
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK,))
+                yield _Cursor(cur, postgres=True)
+        except psycopg.errors.LockNotAvailable:
+            raise StoreError(f"{self.shown}: another import holds the store's lock for more than {LOCK_TIMEOUT_S:.0f} s; "
+                             "nothing changed") from None
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.shown}: the verification store failed: {_one_line(exc)}"
+                             f"{'; nothing changed' if write else ''}") from None
+        finally:
+            conn.close()
+
+    @property
+    def shown(self) -> str:
+        """The location for messages: a URL without its password."""
+        if not self.postgres:
+            return str(self.location)
+        url = urlsplit(str(self.location))
+        if url.password is None:
+            return str(self.location)
+        netloc = url.netloc.replace(f":{url.password}@", ":***@", 1)
+        return urlunsplit(url._replace(netloc=netloc))
 
     # -------------------------------------------------------------- writing
 
@@ -135,6 +175,8 @@ class VerificationStore:
         with self._transaction(write=True) as cur:
             for statement in _SCHEMA:
                 cur.execute(statement)
+            if self.postgres:
+                _postgis_column(cur)
             cur.execute("SELECT export_id, source, imported_utc FROM imports WHERE export_id = ? OR sha256 = ?",
                         (batch.export_id, batch.sha256))
             before = cur.fetchone()
@@ -181,14 +223,11 @@ class VerificationStore:
             params.append(before.isoformat())
         sql = f"SELECT {', '.join(MARK_COLUMNS)} FROM marks" + (f" WHERE {' AND '.join(where)}" if where else "") + \
             " ORDER BY day, cell_id, item_id"
-        try:
-            with self._transaction(write=False) as cur:
-                if not cur.has_table("marks"):
-                    return _frame([])
-                cur.execute(sql, tuple(params))
-                rows = cur.fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.location}: cannot read the verification store: {exc}") from None
+        with self._transaction(write=False) as cur:
+            if not cur.has_table("marks"):
+                return _frame([])
+            cur.execute(sql, tuple(params))
+            rows = cur.fetchall()
         return _frame(rows)
 
     def imports(self) -> list[dict[str, Any]]:
@@ -201,6 +240,25 @@ class VerificationStore:
             cur.execute("SELECT export_id, sha256, supervisor, day, source, imported_utc, marks, stored FROM imports ORDER BY imported_utc")
             names = ["export_id", "sha256", "supervisor", "day", "source", "imported_utc", "marks", "stored"]
             return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _postgis_column(cur: _Cursor) -> None:
+    """Where the database has PostGIS, ``marks.geom``: each task's point (EPSG:4326, from ``lon``/``lat``), kept by
+    PostgreSQL itself and indexed, for the unit's GIS; the store reads and writes ``lon``/``lat`` either way.
+
+    Installing the extension is the database administrator's step (``CREATE EXTENSION postgis``), never the store's.
+    The column is added once: ALTER TABLE locks out readers until the import commits, so it is not run again.
+    """
+    cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'")
+    if cur.fetchone() is None:
+        return
+    cur.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = 'marks' AND column_name = 'geom'")
+    if cur.fetchone() is not None:
+        return
+    cur.execute("ALTER TABLE marks ADD COLUMN geom geometry(Point, 4326) "
+                "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED")
+    cur.execute("CREATE INDEX IF NOT EXISTS marks_geom ON marks USING gist (geom)")
 
 
 class _Cursor:
@@ -234,6 +292,10 @@ def store_for(location: str, out_root: Path, base: Path) -> VerificationStore:
         return VerificationStore(location)
     path = Path(location)
     return VerificationStore(path if path.is_absolute() else Path(base) / path)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def _utc_text(when: dt.datetime) -> str:
