@@ -216,9 +216,14 @@ def mark_and_export(browser, page: Path, marks: list[tuple[SimpleNamespace, str,
         assert note in seen["text"]
         if "<" in note:
             assert "&lt;img" in seen["html"]  # the note is text, never markup
-    # Offline and reopened: the marks are still there (localStorage).
-    browser.open(page, 1280, 800, False)
-    kept = browser.evaluate("document.querySelectorAll('li.gw-done input[type=radio]:checked').length")
+    # Offline and reopened: the marks are still there (localStorage). Chromium commits localStorage
+    # asynchronously, so on a busy machine a reopen right after the last mark may come too early: retry.
+    for _ in range(10):
+        browser.open(page, 1280, 800, False)
+        kept = browser.evaluate("document.querySelectorAll('li.gw-done input[type=radio]:checked').length")
+        if kept == len(marks):
+            break
+        time.sleep(0.5)
     assert kept == len(marks)
     before = set(downloads.glob("*.json"))
     browser.evaluate("document.getElementById('gw-export').click()")
