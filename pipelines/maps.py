@@ -38,17 +38,29 @@ from urllib.parse import urlsplit
 
 import folium
 import geopandas as gpd
-import jinja2
 import numpy as np
 import pandas as pd
 import shapely
 import xyzservices
-from branca.element import Element, MacroElement
+from branca.element import MacroElement
 from folium.elements import ElementAddToElement
 from folium.map import Layer
+from markupsafe import Markup
 
 from pipelines.chinacrs import wgs84_to_gcj02
-from pipelines.pages import STATIC_DIR, RawHtml, check_self_contained, html_template, js_template, require_assets, static_text, write_static
+from pipelines.htmltext import esc as _esc
+from pipelines.htmltext import text
+from pipelines.pages import (
+    ASSET_BUNDLES,
+    STATIC_DIR,
+    RawHtml,
+    asset_markup,
+    check_self_contained,
+    html_template,
+    js_template,
+    require_assets,
+    write_static,
+)
 from pipelines.schema import (
     BEIJING_TZ,
     CATEGORY_LABELS,
@@ -57,13 +69,14 @@ from pipelines.schema import (
     WINDOW_LABELS,
 )
 from pipelines.sites import RULE_LABELS, RULES
-from pipelines.tasklist import RECORD_COLUMN, add_task_list, frame_records, task_records, touched_cells
+from pipelines.tasklist import RECORD_COLUMN, frame_records, task_list_html, task_records, touched_cells
 from pipelines.wording import area
 
-__all__ = ["MapDay", "add_home_link", "cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
+__all__ = ["MapDay", "MapPage", "add_home_link", "cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
 
 TIME_FORMAT = "%Y-%m-%d %H:%M 北京时间"
 OUTSIDE_GRID = "不在任何网格内 outside any grid cell"
+MISSING = "—"  # a missing value in popups, tooltips and titles
 
 # Fixed rather than data-driven breaks, so a colour means the same number of
 # fires on every morning's map. ColorBrewer YlGnBu: its blues keep the orange
@@ -223,42 +236,256 @@ _GRID_REQUIRED = ["cell_id", "cell_name", "county_name", "supervisor"]
 
 
 
-# --------------------------------------------------------------------------- HTML
+# --------------------------------------------------------------------------- pages
 
 
-class _Html(str):
-    """Markup that is already safe; every other string gets escaped."""
+_Html = Markup  # markup that is already safe (templates and esc() leave it as it is)
 
 
-def _esc(value: object) -> _Html:
-    """Escape anything for HTML text or a quoted attribute, unless already markup."""
-    if isinstance(value, _Html):
-        return value
-    return _Html(html.escape(_text(value), quote=True))
+def _render(name: str, **values: Any) -> Markup:
+    """An HTML template of ``templates/maps`` rendered (values escaped by the template)."""
+    return Markup(html_template(f"maps/{name}").render(**values))
 
 
-def _text(value: object, missing: str = "—") -> str:
-    """A display string for a possibly missing value (None, NaN, <NA>)."""
-    if value is None or (not isinstance(value, (list, tuple, np.ndarray)) and pd.isna(value)):
-        return missing
-    return str(value)
+def _tools_spec(lang: _Lang) -> dict[str, Any]:
+    """Options of the full-screen button and the measure tool (``gridwatchTools``)."""
+    labels = {
+        "button": lang.t("测量距离和面积", "measure distance and area"),
+        "hint": lang.t("点击地图添加点", "tap the map to add points"),
+        "length": lang.t("距离", "distance"),
+        "area": lang.t("面积", "area"),
+        "finish": lang.t("完成", "finish"),
+        "clear": lang.t("清除", "clear"),
+    }
+    return {
+        "fullscreen": {"position": "topleft", "title": lang.t("全屏", "Full screen"), "titleCancel": lang.t("退出全屏", "Exit full screen")},
+        "measure": {"position": "topleft", "labels": labels},
+    }
 
 
-class _Rendered(MacroElement):
-    """A folium element whose rendered JavaScript goes into the page as text.
+@dataclass
+class _Control:
+    """Fixed HTML in a Leaflet control (legend, fire list): an element of the page that ``gridwatchControl`` moves into the map."""
 
-    ``MacroElement.render`` wraps what its template renders in a new branca
-    ``Element``, which compiles it as a Jinja template again: a few ms per
-    element, most of a small map's time when a night writes thousands of them.
-    Layer elements (``_FeatureLayer``, ``_HeatLayer``) get the same from
-    :class:`_RenderedLayer`.
+    markup: Markup
+    position: str
+    css_class: str
+
+
+class MapPage:
+    """A map page as data: what to draw and the page around it, written by one template and drawn by ``gridwatch-map.js``.
+
+    The cell maps of a night are MapPages: writing one is a template render and
+    a JSON dump (a few ms), not a folium element tree. Every drawn thing is
+    described here (basemap tiles, layers, legend and fire list, title bar,
+    view), the page carries it as JSON, and ``gridwatchPage`` draws it with
+    the same functions the overview's folium page calls for its layers.
+
+    ``save(path, inline=...)`` (or :func:`save_map`) writes it, ``_repr_html_``
+    shows it in a notebook, ``to_folium()`` gives the same map as a
+    ``folium.Map`` to add folium elements to. Coordinates are WGS84 (degrees);
+    on an Amap basemap (``gcj02``) overlays are shifted to GCJ-02 when written.
     """
 
+    def __init__(self, title: str, tiles: str | None = "OpenStreetMap", *, tianditu_key: str = "", language: str = "both") -> None:
+        self.lang = _Lang(language)
+        key = basemap_key(tiles)
+        self.title = title  # the page's <title>
+        self.heading, self.lines = title, []  # the title bar
+        self.home: tuple[str, str] | None = None  # (href, label) of the link to the run's start page
+        self.gridwatch_gcj02 = key is not None and BASEMAPS[key].crs == "gcj02"
+        self.options: dict[str, Any] = {"maxZoom": _MAX_ZOOM, "preferCanvas": False}  # L.map options
+        self.tiles: list[dict[str, Any]] = []
+        self.layers: list[_FeatureLayer | _HeatLayer] = []
+        self.controls: list[_Control] = []
+        self.bounds: list[list[float]] | None = None  # [[south, west], [north, east]] as drawn
+        self.below: Markup | None = None  # markup under the map (task list, ranked table)
+        self.tools = _tools_spec(self.lang)
+        if key is not None:
+            _add_basemap(self, BASEMAPS[key], tianditu_key, self.lang)
+
+    @property
+    def gcj02(self) -> bool:
+        """Whether overlays are drawn in GCJ-02 (the basemap is Amap)."""
+        return self.gridwatch_gcj02
+
+    def add_tiles(self, url: str, *, name: str, attribution: str = "", subdomains: str = "abc", max_zoom: int = _MAX_ZOOM,
+                  max_native_zoom: int | None = None, min_zoom: int = 0, overlay: bool = False, control: bool = True) -> None:
+        """A Leaflet tile layer (a basemap when not ``overlay``; in the layer control when ``control``), always shown."""
+        options = {"minZoom": min_zoom, "maxZoom": max_zoom, "maxNativeZoom": max_native_zoom if max_native_zoom is not None else max_zoom,
+                   "attribution": attribution, "subdomains": subdomains}
+        self.tiles.append({"url": url, "name": name, "options": options, "overlay": overlay, "control": control})
+
+    def add_layer(self, layer: _FeatureLayer | _HeatLayer | None) -> None:
+        """A layer, drawn in the order added (None: nothing to draw)."""
+        if layer is not None:
+            self.layers.append(layer)
+
+    def add_control(self, markup: Markup, *, position: str, css_class: str) -> None:
+        self.controls.append(_Control(Markup(markup), position, css_class))
+
+    def add_legend(self, sections: Sequence[dict[str, Any]]) -> None:
+        """The legend (bottom left, folded on a phone): :func:`_legend_section` dicts."""
+        self.add_control(_render("legend.html.j2", title=self.lang.t("图例", "legend"), sections=sections),
+                         position="bottomleft", css_class="gw-box gw-legend")
+
+    def set_title(self, heading: str, lines: Sequence[str]) -> None:
+        """The bar above the map: ``heading`` and one line per summary."""
+        self.heading, self.lines = heading, [line for line in lines if line]
+
+    def fit(self, bounds: list[list[float]] | None) -> None:
+        """Show WGS84 ``bounds`` ([[south, west], [north, east]], degrees; None: China), shifted on Amap."""
+        self.bounds = _display_bounds(self, bounds) if bounds is not None else None
+
+    def clustered(self) -> bool:
+        return any(isinstance(layer, _FeatureLayer) and layer.cluster for layer in self.layers)
+
+    def bundles(self) -> list[str]:
+        """The :data:`pages.ASSET_BUNDLES` this page loads, in order."""
+        wanted = ["leaflet", "fullscreen", "measure"]
+        if self.clustered():
+            wanted.append("markercluster")
+        if any(isinstance(layer, _HeatLayer) for layer in self.layers):
+            wanted.append("heat")
+        if self.below is not None:
+            wanted.append("tasks")
+        return wanted
+
+    def spec(self) -> dict[str, Any]:
+        """What ``gridwatchPage`` draws: map options, view, tiles, tools and layers."""
+        if self.bounds is None:
+            fit: dict[str, Any] = {"center": list(_DEFAULT_CENTRE), "zoom": 4}
+        else:
+            fit = {"bounds": self.bounds, "maxZoom": _FIT_MAX_ZOOM, "padding": [24, 24]}
+        return {"options": self.options, "fit": fit, "tiles": self.tiles, "tools": self.tools,
+                "layers": [layer.spec(self.gcj02) for layer in self.layers]}
+
+    def render(self, static: str | None = None) -> str:
+        """The page's HTML: assets loaded from the relative folder ``static``, or inlined when None."""
+        map_id = "map_" + hashlib.sha1(self.title.encode("utf-8")).hexdigest()[:16]
+        return html_template("maps/page.html.j2").render(
+            lang="en" if self.lang.code == "en" else "zh-CN",
+            title=self.title,
+            assets=Markup(asset_markup([a for b in self.bundles() for a in ASSET_BUNDLES[b]], static)),
+            title_bar=_render("title_bar.html.j2", heading=self.heading, lines=self.lines, home=self.home),
+            map_id=map_id,
+            controls=[_render("control.html.j2", css_class=c.css_class, id="", position=c.position, markup=c.markup) for c in self.controls],
+            below=self.below or "",
+            spec_json=Markup(_script_json(self.spec())),
+        )
+
+    def save(self, path: Path, *, inline: bool = False, static: Path | None = None) -> None:
+        """:func:`save_map` of this page."""
+        save_map(self, path, inline=inline, static=static)
+
+    def _repr_html_(self) -> str:
+        """The page in a notebook: inline (it has no folder beside it), in a sandboxed frame as folium shows its maps."""
+        srcdoc = html.escape(self.render(None), quote=True)
+        return f'<iframe srcdoc="{srcdoc}" style="width:100%;height:600px;border:none" sandbox="allow-scripts"></iframe>'
+
+    def to_folium(self) -> folium.Map:
+        """The same map as a ``folium.Map`` (to add folium elements, or for :func:`save_map` as before), drawn by the same scripts."""
+        m = folium.Map(location=None, tiles=None, control_scale=True)
+        m.options["maxZoom"] = self.options["maxZoom"]
+        m.options["preferCanvas"] = self.options["preferCanvas"]
+        _make_offline(m)
+        m.get_root().title = _esc(self.title)  # branca writes the title unescaped
+        m.gridwatch_gcj02 = self.gcj02
+        for tiles in self.tiles:
+            options = tiles["options"]
+            folium.TileLayer(
+                # As a provider, not a URL string: folium would first look the string up among the
+                # 200+ providers of xyzservices.
+                xyzservices.TileProvider(name=tiles["name"], url=tiles["url"], attribution=options["attribution"]),
+                attr=options["attribution"], name=tiles["name"], overlay=tiles["overlay"], control=tiles["control"],
+                subdomains=options["subdomains"], min_zoom=options["minZoom"], max_zoom=options["maxZoom"],
+                max_native_zoom=options["maxNativeZoom"],
+            ).add_to(m)
+        m.add_child(_FoliumTools(self.tools), name="gridwatch_tools")
+        for layer in self.layers:
+            _FoliumLayer(layer).add_to(m)
+        folium.LayerControl(collapsed=True).add_to(m)
+        for control in self.controls:
+            m.add_child(_FoliumControl(control))
+        _set_folium_title(m, self.heading, self.lines, self.home)
+        if self.below is not None:
+            m.add_child(_Below(self.below), name="gridwatch_below")
+        if self.bounds is None:
+            m.location = list(_DEFAULT_CENTRE)
+            m.options["zoom"] = 4
+        else:
+            m.fit_bounds(self.bounds, padding=(24, 24), max_zoom=_FIT_MAX_ZOOM)
+        return m
+
+
+class _FoliumLayer(Layer):
+    """A :class:`_FeatureLayer` or :class:`_HeatLayer` on a folium page: one call of ``gridwatch-map.js`` with its spec."""
+
+    _template = js_template("maps/layer.js.j2")
+
+    def __init__(self, layer: _FeatureLayer | _HeatLayer) -> None:
+        super().__init__(name=layer.name, overlay=True, control=True, show=layer.show)
+        self._name = "FeatureLayer" if isinstance(layer, _FeatureLayer) else "HeatLayer"
+        self.layer = layer
+        self.function = "gridwatchFeatureLayer" if isinstance(layer, _FeatureLayer) else "gridwatchHeatLayer"
+
+    @property
+    def spec_json(self) -> str:
+        return _script_json(self.layer.spec(_gcj02(self._parent)))
+
     def render(self, **kwargs: Any) -> None:
+        if isinstance(self.layer, _HeatLayer):
+            require_assets(self, "heat")
+        elif self.layer.cluster:
+            require_assets(self, "markercluster")
+        if self.show:
+            self.add_child(ElementAddToElement(element_name=self.get_name(), element_parent_name=self._parent.get_name()),
+                           name=self.get_name() + "_add")
+        _render_macros(self, kwargs)
+
+
+class _FoliumControl(MacroElement):
+    """A :class:`_Control` on a folium page: its element in the page, moved into a Leaflet control by ``gridwatchControl``."""
+
+    _template = js_template("maps/control.js.j2")
+
+    def __init__(self, control: _Control) -> None:
+        super().__init__()
+        self._name = "HtmlControl"
+        self.control = control
+        self.position = control.position
+        self.element_id = f"gw-control-{self.get_name()}"
+
+    def render(self, **kwargs: Any) -> None:
+        self.get_root().html.add_child(RawHtml(str(_render("control.html.j2", css_class=self.control.css_class, id=self.element_id,
+                                                                position=self.position, markup=self.control.markup))),
+                                       name=self.element_id)
+        _render_macros(self, kwargs)
+
+
+class _FoliumTools(MacroElement):
+    """The full-screen button and the measure tool on a folium page (``gridwatchTools``)."""
+
+    _template = js_template("maps/map_tools.js.j2")
+
+    def __init__(self, tools: dict[str, Any]) -> None:
+        super().__init__()
+        self._name = "MapTools"
+        self.spec_json = _script_json(tools)
+
+    def render(self, **kwargs: Any) -> None:
+        require_assets(self, "fullscreen")
+        require_assets(self, "measure")
         _render_macros(self, kwargs)
 
 
 def _render_macros(element: MacroElement, kwargs: dict[str, Any]) -> None:
+    """Render ``element``'s template macros into the page as text.
+
+    ``MacroElement.render`` wraps what its template renders in a new branca
+    ``Element``, which compiles it as a Jinja template again (and would mangle
+    JSON holding ``{{``).
+    """
     figure = element.get_root()
     module = element._template.module
     for part, target in (("header", figure.header), ("html", figure.html), ("script", figure.script)):
@@ -267,47 +494,6 @@ def _render_macros(element: MacroElement, kwargs: dict[str, Any]) -> None:
             target.add_child(RawHtml(str(macro(element, kwargs))), name=element.get_name())
     for child in element._children.values():
         child.render(**kwargs)
-
-
-class _RenderedLayer(Layer):
-    """A folium ``Layer`` rendered as :class:`_Rendered` (plus folium's "add to map when shown")."""
-
-    def render(self, **kwargs: Any) -> None:
-        if self.show:
-            self.add_child(ElementAddToElement(element_name=self.get_name(), element_parent_name=self._parent.get_name()),
-                           name=self.get_name() + "_add")
-        _render_macros(self, kwargs)
-
-
-class _HtmlControl(_Rendered):
-    """A Leaflet control holding fixed HTML (legend, fire list).
-
-    A control rather than a fixed-position div so Leaflet stacks it with the zoom
-    and layer controls instead of overlapping them on a phone screen. Rows with
-    ``data-lat``/``data-lon`` zoom the map to that point when clicked.
-    """
-
-    _template = js_template("maps/html_control.js.j2")
-
-    def __init__(self, markup: _Html, *, position: str, css_class: str) -> None:
-        super().__init__()
-        self._name = "HtmlControl"
-        self.markup_json = _script_json(str(markup))
-        self.position = position
-        self.css_class = css_class
-
-
-# --------------------------------------------------------------- offline assets
-
-
-def _static_js(name: str) -> str:
-    """A vendored or own script of ``pipelines/static`` as a page inlines it."""
-    return static_text(name, inline=True)
-
-
-def _require_plugin(element: Element, plugin: str) -> None:
-    """Load ``plugin``'s scripts and styles (a :data:`pages.ASSET_BUNDLES` key) in the page of ``element``, once."""
-    require_assets(element, plugin)
 
 
 def _make_offline(m: folium.Map) -> None:
@@ -323,27 +509,7 @@ def _make_offline(m: folium.Map) -> None:
     require_assets(m, "leaflet")
 
 
-def _new_map(page_title: str, tiles: str | None, *, tianditu_key: str = "", lang: _Lang = _BOTH) -> folium.Map:
-    """An empty offline map whose page has ``page_title`` as its ``<title>``.
-
-    ``tiles``: "openstreetmap" (any case), "tianditu" (needs ``tianditu_key``),
-    "amap" (GCJ-02: overlays are shifted to match) or None/"" for no basemap.
-    Adds the scale bar, full-screen button and measure tool.
-    """
-    key = basemap_key(tiles)
-    m = folium.Map(location=None, tiles=None, control_scale=True)
-    # Marker clustering needs the map's own maxZoom (there may be no tile layer to set it).
-    m.options["maxZoom"] = _MAX_ZOOM
-    _make_offline(m)
-    m.get_root().title = _esc(page_title)  # branca writes the title unescaped
-    m.gridwatch_gcj02 = key is not None and BASEMAPS[key].crs == "gcj02"
-    if key is not None:
-        _add_basemap(m, BASEMAPS[key], tianditu_key, lang)
-    m.add_child(_MapTools(lang), name="gridwatch_tools")
-    return m
-
-
-def _add_basemap(m: folium.Map, basemap: Basemap, tianditu_key: str, lang: _Lang) -> None:
+def _add_basemap(page: MapPage, basemap: Basemap, tianditu_key: str, lang: _Lang) -> None:
     """The basemap's tile layers: the first is the base layer, the rest (labels) always on top of it.
 
     Offline, or without a valid key, tiles fail to load and only the grey
@@ -356,41 +522,31 @@ def _add_basemap(m: folium.Map, basemap: Basemap, tianditu_key: str, lang: _Lang
             urls[1] = _TIANDITU_EN_LABELS
         urls = [url.replace("{key}", tianditu_key) for url in urls]
     for i, url in enumerate(urls):
-        folium.TileLayer(
-            # As a provider, not a URL string: folium would first look the string up among the
-            # 200+ providers of xyzservices, most of the cost of a small cell map.
-            xyzservices.TileProvider(name=basemap.key, url=url, attribution=basemap.attribution),
-            attr=basemap.attribution,  # the same text twice is shown once
-            name=lang.t(*basemap.name) if i == 0 else f"{basemap.key}-labels",
-            overlay=i > 0,
-            control=i == 0,
-            subdomains=basemap.subdomains,
-            max_zoom=basemap.max_zoom,
-        ).add_to(m)
+        page.add_tiles(url, name=lang.t(*basemap.name) if i == 0 else f"{basemap.key}-labels", attribution=basemap.attribution,
+                       subdomains=basemap.subdomains, max_zoom=basemap.max_zoom, overlay=i > 0, control=i == 0)
 
 
-def _add_title_bar(m: folium.Map, heading: str, lines: Sequence[str], home: tuple[str, str] | None = None) -> None:
-    """A bar above the map with the title, one line per summary and, once :func:`add_home_link` gave one, the link home."""
+def _set_folium_title(m: folium.Map, heading: str, lines: Sequence[str], home: tuple[str, str] | None) -> None:
+    """The title bar of a folium page (replaced when set again)."""
     m.gridwatch_title = (heading, list(lines))
-    home = home or getattr(m, "gridwatch_home", None)
-    link = f'<a class="gw-home" href="{_esc(home[0])}">{_esc(home[1])}</a>' if home else ""
-    paragraphs = "".join(f"<p>{_esc(line)}</p>" for line in lines)
-    bar = f'<header class="gw-title">{link}<h1>{_esc(heading)}</h1>{paragraphs}</header>'
-    m.get_root().html.add_child(RawHtml(bar), name="gridwatch_title")
+    m.gridwatch_home = home
+    m.get_root().html.add_child(RawHtml(str(_render("title_bar.html.j2", heading=heading, lines=lines, home=home))), name="gridwatch_title")
 
 
-def add_home_link(m: folium.Map, href: str = "index.html", language: str = "both") -> folium.Map:
+def add_home_link(m: MapPage | folium.Map, href: str = "index.html", language: str = "both") -> MapPage | folium.Map:
     """Put a link to the run's start page (``href``, relative to where the page is saved) in the title bar of ``m``.
 
     Every page of a run links back to ``index.html``: ``"index.html"`` from
     ``map.html`` and ``plan.html``, ``"../index.html"`` from ``maps/<cell>.html``.
     """
     lang = _Lang(language)
-    m.gridwatch_home = (href, lang.t("← 首页", "← index") if lang.code != "both" else "← 首页 index")
-    heading, lines = getattr(m, "gridwatch_title", (m.get_root().title, []))
-    _add_title_bar(m, heading, lines)
+    home = (href, lang.t("← 首页", "← index") if lang.code != "both" else "← 首页 index")
+    if isinstance(m, MapPage):
+        m.home = home
+    else:
+        heading, lines = getattr(m, "gridwatch_title", (m.get_root().title, []))
+        _set_folium_title(m, heading, lines, home)
     return m
-
 
 # ------------------------------------------------------------------ formatting
 
@@ -444,7 +600,7 @@ def _confidence(rec: Mapping[str, Any]) -> str:
 
 
 def _daynight(value: object) -> str:
-    return {"D": "白天 day (D)", "N": "夜间 night (N)"}.get(_text(value), _text(value, "未知 unknown"))
+    return {"D": "白天 day (D)", "N": "夜间 night (N)"}.get(text(value, MISSING), text(value, "未知 unknown"))
 
 
 def _cell_label(cell_id: object, names: Mapping[str, str]) -> str:
@@ -634,9 +790,8 @@ def _combine(data: dict[str, Any]) -> None:
     data["c"] = [[list(row) for row in distinct], at]
 
 
-class _FeatureLayer(_RenderedLayer):
-    """A toggleable GeoJSON layer of :func:`_feature` features; points become
-    circle markers.
+class _FeatureLayer:
+    """A toggleable layer of :func:`_feature` features; points become circle markers.
 
     Not ``folium.GeoJson``: its data goes through Jinja's ``tojson``, which
     writes every Chinese character as a 6-byte ``\\uXXXX`` escape, and its
@@ -645,11 +800,11 @@ class _FeatureLayer(_RenderedLayer):
     ``GeoJsonPopup`` (``innerHTML`` of each raw property). Here each feature
     carries values only; labels and styles are stored once per layer, and
     the features go to the page in columns of interned values
-    (:func:`_layer_data`), from which the page builds the GeoJSON, and each
-    tooltip and popup only when it is opened.
+    (:func:`_layer_data`), from which ``gridwatchFeatureLayer`` builds the
+    GeoJSON, and each tooltip and popup only when it is opened.
 
     Features are WGS84; on a GCJ-02 basemap (Amap) their coordinates are
-    shifted when the page is rendered (see :func:`_display_features`).
+    shifted when the page is written (see :func:`_display_features`).
 
     ``cluster``: the colour of this layer's clusters; the points then go into a
     Leaflet.markercluster group (loaded in chunks, so 20,000 fires do not
@@ -657,8 +812,6 @@ class _FeatureLayer(_RenderedLayer):
     registers itself in ``window.gridwatchLayers`` as ``{name, features,
     layer, kind}`` for tests and benchmarks.
     """
-
-    _template = js_template("maps/feature_layer.js.j2")
 
     def __init__(
         self,
@@ -673,93 +826,55 @@ class _FeatureLayer(_RenderedLayer):
         permanent_tooltips: bool = False,
     ) -> None:
         # Layer names must be constant text: Leaflet's layer control inserts them as HTML.
-        super().__init__(name=name, overlay=True, control=True, show=show)
-        self._name = "FeatureLayer"
+        self.name = name
         self.features = features
-        self.styles_json = _script_json(styles)
-        self.labels_json = _script_json(list(labels))
-        self.name_json = _script_json(name)
-        self.count = len(features)
+        self.styles = styles
+        self.labels = list(labels)
         self.radius = float(radius)
-        self.cluster_json = "" if cluster is None else _script_json(
-            {"colour": cluster, "disableAt": CLUSTER_OFF_ZOOM, "radius": CLUSTER_RADIUS_PX}
-        )
-        self.kind_json = _script_json("vector" if cluster is None else "cluster")
+        self.show = show
+        self.cluster = cluster
         # Place names are read without hovering: a supervisor offline has nothing else to find the way by.
-        self.tooltip_json = _script_json({"permanent": True, "direction": "center", "opacity": 0.75} if permanent_tooltips
-                                         else {"sticky": True})
+        self.tooltip = {"permanent": True, "direction": "center", "opacity": 0.75} if permanent_tooltips else {"sticky": True}
 
-    @property
-    def data_json(self) -> str:
-        features = _display_features(self._parent, self.features)
-        # Positions are derived in the page only where the drawn coordinates are WGS84.
-        return _script_json(_layer_data(features, derive_position=not _gcj02(self._parent)))
+    def spec(self, gcj02: bool = False) -> dict[str, Any]:
+        """What ``gridwatchFeatureLayer`` draws; coordinates shifted to GCJ-02 when ``gcj02``."""
+        features = _display_features(gcj02, self.features)
+        cluster = None if self.cluster is None else {"colour": self.cluster, "disableAt": CLUSTER_OFF_ZOOM, "radius": CLUSTER_RADIUS_PX}
+        return {
+            "kind": "vector" if cluster is None else "cluster", "name": self.name, "show": self.show,
+            "styles": self.styles, "labels": self.labels, "radius": self.radius, "tooltip": self.tooltip, "cluster": cluster,
+            # Positions are derived in the page only where the drawn coordinates are WGS84.
+            "data": _layer_data(features, derive_position=not gcj02),
+        }
 
-    def render(self, **kwargs: Any) -> None:
-        if self.cluster_json:
-            _require_plugin(self, "markercluster")
-        super().render(**kwargs)
 
-
-class _HeatLayer(_RenderedLayer):
+class _HeatLayer:
     """A Leaflet.heat layer of points ``(lat, lon)`` in WGS84, each of weight 1
-    (shifted to GCJ-02 on an Amap basemap when rendered)."""
-
-    _template = js_template("maps/heat_layer.js.j2")
+    (shifted to GCJ-02 on an Amap basemap when written)."""
 
     def __init__(self, latlons: list[tuple[float, float]], name: str, *, show: bool = False) -> None:
-        super().__init__(name=name, overlay=True, control=True, show=show)
-        self._name = "HeatLayer"
         self.latlons = latlons
-        self.count = len(latlons)
-        self.name_json = _script_json(name)
-        # Radius/blur in px; full intensity where ~5 fires overlap at zoom <= 10,
-        # so one stray fire is a faint smudge and a burning township is red.
-        self.options_json = _script_json({"radius": 18, "blur": 15, "maxZoom": 10, "max": 5.0, "minOpacity": 0.3})
+        self.name = name
+        self.show = show
+        self.cluster = None
 
-    @property
-    def points_json(self) -> str:
-        points = [[lat, lon] for lat, lon in _display_latlons(self._parent, self.latlons)]
-        return _script_json(points)
-
-    def render(self, **kwargs: Any) -> None:
-        _require_plugin(self, "heat")
-        super().render(**kwargs)
-
-
-class _MapTools(_Rendered):
-    """The full-screen button and the measure tool (top left, under the zoom buttons)."""
-
-    _template = js_template("maps/map_tools.js.j2")
-
-    def __init__(self, lang: _Lang) -> None:
-        super().__init__()
-        self._name = "MapTools"
-        self.fullscreen_json = _script_json(
-            {"position": "topleft", "title": lang.t("全屏", "Full screen"), "titleCancel": lang.t("退出全屏", "Exit full screen")}
-        )
-        labels = {
-            "button": lang.t("测量距离和面积", "measure distance and area"),
-            "hint": lang.t("点击地图添加点", "tap the map to add points"),
-            "length": lang.t("距离", "distance"),
-            "area": lang.t("面积", "area"),
-            "finish": lang.t("完成", "finish"),
-            "clear": lang.t("清除", "clear"),
+    def spec(self, gcj02: bool = False) -> dict[str, Any]:
+        """What ``gridwatchHeatLayer`` draws."""
+        return {
+            "kind": "heat", "name": self.name, "show": self.show,
+            "points": [[lat, lon] for lat, lon in _display_latlons(gcj02, self.latlons)],
+            # Radius/blur in px; full intensity where ~5 fires overlap at zoom <= 10,
+            # so one stray fire is a faint smudge and a burning township is red.
+            "options": {"radius": 18, "blur": 15, "maxZoom": 10, "max": 5.0, "minOpacity": 0.3},
         }
-        self.measure_json = _script_json({"position": "topleft", "labels": labels})
-
-    def render(self, **kwargs: Any) -> None:
-        _require_plugin(self, "fullscreen")
-        _require_plugin(self, "measure")
-        super().render(**kwargs)
 
 
 # ------------------------------------------------------------------ GCJ-02 display
 
 
 def _gcj02(m: object) -> bool:
-    """Whether overlays of map ``m`` are drawn in GCJ-02 (its basemap is Amap)."""
-    return bool(getattr(m, "gridwatch_gcj02", False))
+    """Whether overlays of map ``m`` (a MapPage, folium map or a plain flag) are drawn in GCJ-02 (its basemap is Amap)."""
+    return m if isinstance(m, bool) else bool(getattr(m, "gridwatch_gcj02", False))
 
 
 def _display_features(m: object, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -806,19 +921,15 @@ def _bounds(geoms: Sequence[shapely.Geometry]) -> list[list[float]] | None:
     return [[float(south), float(west)], [float(north), float(east)]]
 
 
-def _fit(m: folium.Map, bounds: list[list[float]] | None) -> None:
-    """Fit ``m`` to WGS84 ``bounds`` ([[south, west], [north, east]], degrees), shifted on Amap."""
-    if bounds is None:
-        m.location = list(_DEFAULT_CENTRE)
-        m.options["zoom"] = 4
-        return
-    if _gcj02(m):
-        # The GCJ-02 offset varies across a box, so shift all four corners and take their hull.
-        (south, west), (north, east) = bounds
-        corners = _display_latlons(m, [(south, west), (south, east), (north, west), (north, east)])
-        lats, lons = [c[0] for c in corners], [c[1] for c in corners]
-        bounds = [[min(lats), min(lons)], [max(lats), max(lons)]]
-    m.fit_bounds(bounds, padding=(24, 24), max_zoom=_FIT_MAX_ZOOM)
+def _display_bounds(m: object, bounds: list[list[float]]) -> list[list[float]]:
+    """WGS84 ``bounds`` ([[south, west], [north, east]], degrees) as drawn on ``m``: on Amap the hull of the shifted corners."""
+    if not _gcj02(m):
+        return bounds
+    # The GCJ-02 offset varies across a box, so shift all four corners and take their hull.
+    (south, west), (north, east) = bounds
+    corners = _display_latlons(m, [(south, west), (south, east), (north, west), (north, east)])
+    lats, lons = [c[0] for c in corners], [c[1] for c in corners]
+    return [[min(lats), min(lons)], [max(lats), max(lons)]]
 
 
 # ------------------------------------------------------------------ inputs
@@ -851,16 +962,20 @@ def _prepare_grid(grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return grid
 
 
+def _name(value: object) -> str:
+    return text(value, MISSING)
+
+
 def _names(grid: pd.DataFrame, fires: pd.DataFrame, *extra: str) -> dict[str, str]:
     """Names of the cells these fires are in or touch (not of the whole grid: it may hold 10^5 cells)."""
     ids = {str(c) for c in fires["cell_id"].dropna()} | {c for v in fires["cells_touched"] for c in touched_cells(v)} | set(extra)
     cells = grid[grid["cell_id"].astype(str).isin(ids)]
-    return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
+    return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_name), strict=True))
 
 
 def _site_cell_names(grid: pd.DataFrame, sites: pd.DataFrame) -> dict[str, str]:
     cells = grid[grid["cell_id"].astype(str).isin(set(sites["cell_id"].dropna().astype(str)))]
-    return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
+    return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_name), strict=True))
 
 
 _RECORD = RECORD_COLUMN  # column of MapDay's fires: each row's record, made once for the night
@@ -907,8 +1022,8 @@ EVENT_POPUP_LABELS = (
 
 def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list[PopupValue]:
     """Everything a supervisor needs about one fire, in Beijing time (FIRE_POPUP_LABELS order)."""
-    others = [c for c in touched_cells(rec.get("cells_touched")) if c != _text(rec.get("cell_id"), "")]
-    sensor = " · ".join(_text(rec.get(c), "") for c in ("sensor", "satellite") if not pd.isna(rec.get(c)))
+    others = [c for c in touched_cells(rec.get("cells_touched")) if c != text(rec.get("cell_id"), "")]
+    sensor = " · ".join(text(rec.get(c), "") for c in ("sensor", "satellite") if not pd.isna(rec.get(c)))
     if not pd.isna(rec.get("product", pd.NA)):
         sensor += f" ({rec['product']})"
     point = rec["geometry"]
@@ -920,13 +1035,13 @@ def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list
         _number(rec.get("frp_mw"), ".1f", " MW"),
         _daynight(rec.get("daynight")),
         _cell_label(rec.get("cell_id"), names),
-        _text(rec.get("county_name")),
-        _text(rec.get("supervisor")),
+        text(rec.get("county_name"), MISSING),
+        text(rec.get("supervisor"), MISSING),
         ", ".join(_cell_label(c, names) for c in others) or "无 none",
         _bjt(rec.get("sunset_bjt"), "%H:%M 北京时间"),
         f"{point.y:.5f}°N {point.x:.5f}°E",
-        _text(rec.get("fire_id")),
-        None if pd.isna(rec.get("event_id", pd.NA)) else _text(rec.get("event_id")),
+        text(rec.get("fire_id"), MISSING),
+        None if pd.isna(rec.get("event_id", pd.NA)) else text(rec.get("event_id"), MISSING),
         *_category_values(rec),
         *_window_evidence(rec),
     ]
@@ -952,7 +1067,7 @@ def _light_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> lis
     return [
         _bjt(rec["time_utc"]),
         *(_flag_text(rec.get(c)) for c in WINDOW_COLUMNS),
-        _text(rec.get("sensor"), "未知 unknown"),
+        text(rec.get("sensor"), "未知 unknown"),
         _number(rec.get("frp_mw"), ".0f", " MW"),
         _cell_label(rec.get("cell_id"), names),
         _category_values(rec)[0],
@@ -966,14 +1081,14 @@ def _window_evidence(rec: Mapping[str, Any]) -> list[PopupValue]:
     if "rain_source" in rec or "rain_note" in rec:
         onset = rec.get("rain_onset_utc")
         if onset is not None and not pd.isna(onset):
-            rain = f"{_bjt(onset)} · {_number(rec.get('rain_mm'), '.1f', ' mm')} · {_text(rec.get('rain_source'))}"
+            rain = f"{_bjt(onset)} · {_number(rec.get('rain_mm'), '.1f', ' mm')} · {text(rec.get('rain_source'), MISSING)}"
         else:
-            rain = _text(rec.get("rain_note"), _text(rec.get("rain_source")))
+            rain = text(rec.get("rain_note"), text(rec.get("rain_source"), MISSING))
     sowing = None
     if "sowing_source" in rec:
         start, end = rec.get("sowing_start"), rec.get("sowing_end")
         if start is not None and not pd.isna(start):
-            sowing = f"{_text(rec.get('sowing_crop'))} {pd.Timestamp(start):%m-%d} – {pd.Timestamp(end):%m-%d} · {_text(rec.get('sowing_source'))}"
+            sowing = f"{text(rec.get('sowing_crop'), MISSING)} {pd.Timestamp(start):%m-%d} – {pd.Timestamp(end):%m-%d} · {text(rec.get('sowing_source'), MISSING)}"
         else:
             sowing = "无播种期 no sowing window known here"
     return [rain, sowing]
@@ -990,8 +1105,8 @@ def _category_values(rec: Mapping[str, Any]) -> list[PopupValue]:
     """The category (bilingual) and its reason, for popups; None where not classified."""
     category, reason = rec.get("category", pd.NA), rec.get("reason", pd.NA)
     return [
-        None if pd.isna(category) else CATEGORY_LABELS.get(str(category), _text(category)),
-        None if pd.isna(reason) else _text(reason),
+        None if pd.isna(category) else CATEGORY_LABELS.get(str(category), text(category, MISSING)),
+        None if pd.isna(reason) else text(reason, MISSING),
     ]
 
 
@@ -1002,14 +1117,12 @@ def _heat_sources(frame: pd.DataFrame) -> np.ndarray:
     return frame["category"].isin(HEAT_SOURCES).fillna(False).to_numpy(bool)
 
 
-def _event_layers(m: folium.Map, events: pd.DataFrame, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
+def _event_layers(page: MapPage, events: pd.DataFrame, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
     """Events to check (shown) and heat-source events (hidden), as outlines."""
     sources = _heat_sources(events)
     for chosen, name, show in ((events[~sources], lang.t("火情事件", "fire events"), True),
                                (events[sources], lang.t("热源事件", "heat-source events"), False)):
-        layer = _event_layer(chosen, names, name, show=show)
-        if layer is not None:
-            layer.add_to(m)
+        page.add_layer(_event_layer(chosen, names, name, show=show))
 
 
 def _event_layer(events: pd.DataFrame, names: Mapping[str, str], name: str, *, show: bool = True) -> _FeatureLayer | None:
@@ -1022,13 +1135,13 @@ def _event_layer(events: pd.DataFrame, names: Mapping[str, str], name: str, *, s
         cls = _fire_class(rec.get("win_after_work"), rec.get("win_first_half_night"))
         style = {"color": cls.colour, "weight": 2, "fillColor": cls.colour, "fillOpacity": 0.25}
         seen = rec["observations"]
-        tooltip = f"事件 event · {_bjt(rec['first_seen_utc'], '%H:%M')}–{_bjt(rec['last_seen_utc'], '%H:%M')} · {seen} 次观测 observations · {_text(rec.get('sensors'))}"
+        tooltip = f"事件 event · {_bjt(rec['first_seen_utc'], '%H:%M')}–{_bjt(rec['last_seen_utc'], '%H:%M')} · {seen} 次观测 observations · {text(rec.get('sensors'), MISSING)}"
         values = [
-            _text(rec["event_id"]),
+            text(rec["event_id"], MISSING),
             _bjt(rec["first_seen_utc"]),
             _bjt(rec["last_seen_utc"]),
             str(seen),
-            f"{_text(rec.get('sensors'))} ({_text(rec.get('satellites'))})",
+            f"{text(rec.get('sensors'), MISSING)} ({text(rec.get('satellites'), MISSING)})",
             _number(rec.get("max_frp_mw"), ".1f", " MW"),
             *(_flag_text(rec.get(c)) for c in WINDOW_COLUMNS),
             _cell_label(rec.get("cell_id"), names),
@@ -1074,26 +1187,26 @@ def _site_chart(rec: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _site_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list[PopupValue]:
-    enterprise = _text(rec.get("name"), "") + (f" ({rec['enterprise_id']})" if rec.get("enterprise_id") else "")
+    enterprise = text(rec.get("name"), "") + (f" ({rec['enterprise_id']})" if rec.get("enterprise_id") else "")
     return [
         f"{rec['rule_zh']} {rec['rule_en']}",
-        _text(rec.get("evidence")),
+        text(rec.get("evidence"), MISSING),
         _site_chart(rec),
         enterprise or "未登记 not registered",
-        _text(rec.get("address")) if rec.get("enterprise_id") else None,
-        _text(rec.get("industry")) if rec.get("enterprise_id") else None,
-        STATUS_LABELS.get(str(rec.get("status")), _text(rec.get("status"))) if rec.get("enterprise_id") else None,
-        _text(rec.get("grade")) if rec.get("grade") else None,
-        _text(rec.get("transformers")),
-        _text(rec.get("first_day")),
+        text(rec.get("address"), MISSING) if rec.get("enterprise_id") else None,
+        text(rec.get("industry"), MISSING) if rec.get("enterprise_id") else None,
+        STATUS_LABELS.get(str(rec.get("status")), text(rec.get("status"), MISSING)) if rec.get("enterprise_id") else None,
+        text(rec.get("grade"), MISSING) if rec.get("grade") else None,
+        text(rec.get("transformers"), MISSING),
+        text(rec.get("first_day"), MISSING),
         _number(rec.get("value_kwh"), ".0f", " kWh"),
         f"{rec['lat']:.5f}, {rec['lon']:.5f}",
         _cell_label(rec.get("cell_id"), names),
-        f"{_text(rec.get('episode_zh'), '')} {_text(rec.get('episode'), '')}".strip() or None,
+        f"{text(rec.get('episode_zh'), '')} {text(rec.get('episode'), '')}".strip() or None,
     ]
 
 
-def _site_layers(m: folium.Map, sites: pd.DataFrame, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
+def _site_layers(page: MapPage, sites: pd.DataFrame, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
     """One layer per rule, large markers with a white ring so they stand out from fires."""
     for rule in RULES:
         chosen = sites[sites["rule"] == rule]
@@ -1101,23 +1214,13 @@ def _site_layers(m: folium.Map, sites: pd.DataFrame, names: Mapping[str, str], l
             continue
         zh, en = RULE_LABELS[rule]
         features = [
-            _feature(_geometry_json(rec["geometry"], 0), 0, f"{zh} {en} · {_text(rec.get('name'), _text(rec.get('transformer_id')))}",
+            _feature(_geometry_json(rec["geometry"], 0), 0, f"{zh} {en} · {text(rec.get('name'), text(rec.get('transformer_id'), MISSING))}",
                      _site_popup_values(rec, names))
             for rec in _records(chosen)
         ]
         style = {"color": "#ffffff", "weight": 3, "fillColor": SITE_COLOURS[rule], "fillOpacity": 0.95}
-        _FeatureLayer(features, f"{lang.t('用电', 'sites')}: {lang.t(zh, en)} ({len(features)})", styles=[style], labels=SITE_POPUP_LABELS,
-                      radius=9).add_to(m)
-
-
-def _site_legend(sites: pd.DataFrame | None, lang: _Lang = _BOTH) -> str:
-    if sites is None or sites.empty:
-        return ""
-    rows = "".join(
-        f"<div>{_swatch(SITE_COLOURS[rule], dot=True, border='#fff')}{_esc(lang.t(zh, en))} ({int((sites['rule'] == rule).sum())})</div>"
-        for rule, (zh, en) in RULE_LABELS.items() if (sites["rule"] == rule).any()
-    )
-    return f"<b>{_esc(lang.t('用电异常', 'electricity sites'))}</b>" + rows
+        page.add_layer(_FeatureLayer(features, f"{lang.t('用电', 'sites')}: {lang.t(zh, en)} ({len(features)})", styles=[style],
+                                     labels=SITE_POPUP_LABELS, radius=9))
 
 
 def _fire_point_style(cls: FireClass, *, touching: bool, fade: float = 1.0, unknown_land: bool = False) -> dict[str, Any]:
@@ -1162,7 +1265,7 @@ def _newest(fires: pd.DataFrame) -> pd.Timestamp | None:
 
 
 def _fire_layers(
-    m: folium.Map,
+    page: MapPage,
     fires: pd.DataFrame,
     names: Mapping[str, str],
     *,
@@ -1194,15 +1297,14 @@ def _fire_layers(
             tooltip = f"{_bjt(rec['time_utc'], '%H:%M')} · {CATEGORY_LABELS[category]}"
             features.append(_feature(_geometry_json(rec["geometry"], 0), styles.index(style), tooltip, popup(rec, names)))
         if features:
-            _FeatureLayer(features, f"{label}: {lang.label(CATEGORY_LABELS[category])} ({len(features)})", styles=styles.table,
-                          labels=labels, radius=5, show=False,
-                          cluster=HEAT_SOURCE_COLOURS[category] if cluster else None).add_to(m)
+            page.add_layer(_FeatureLayer(features, f"{label}: {lang.label(CATEGORY_LABELS[category])} ({len(features)})", styles=styles.table,
+                                         labels=labels, radius=5, show=False, cluster=HEAT_SOURCE_COLOURS[category] if cluster else None))
     fires = fires[~sources]
     by_class: dict[str, tuple[_Styles, list[dict]]] = {c.key: (_Styles(), []) for c in FIRE_CLASSES}
     for rec in _records(fires):
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
         number = f"#{numbers[rec['fire_id']]} · " if numbers else ""
-        where = OUTSIDE_GRID if pd.isna(rec.get("cell_id")) else _text(rec.get("cell_name"))
+        where = OUTSIDE_GRID if pd.isna(rec.get("cell_id")) else text(rec.get("cell_name"), MISSING)
         tooltip = f"{number}{_bjt(rec['time_utc'], '%H:%M')} · {cls.label}" + ("" if light else f" · {where}")
         values = popup(rec, names)
         styles, features = by_class[cls.key]
@@ -1212,16 +1314,11 @@ def _fire_layers(
     for cls in FIRE_CLASSES:
         styles, features = by_class[cls.key]
         if features:
-            _FeatureLayer(
-                features,
-                f"{label}: {lang.label(cls.label)} ({len(features)})",
-                styles=styles.table,
-                labels=labels,
-                cluster=cls.colour if cluster else None,
-            ).add_to(m)
+            page.add_layer(_FeatureLayer(features, f"{label}: {lang.label(cls.label)} ({len(features)})", styles=styles.table,
+                                         labels=labels, cluster=cls.colour if cluster else None))
 
 
-def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang, decimals: int = COORD_DECIMALS) -> None:
+def _heat_layer(page: MapPage, fires: pd.DataFrame, lang: _Lang, decimals: int = COORD_DECIMALS) -> None:
     """A heat map of the fires to check (heat sources left out), off by default.
 
     Each fire counts 1, not its FRP: FRP is missing for some products and not
@@ -1233,7 +1330,7 @@ def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang, decimals: int =
     if chosen.empty:
         return
     latlons = [(round(float(g.y), decimals), round(float(g.x), decimals)) for g in chosen.geometry]
-    _HeatLayer(latlons, f"{lang.t('火点热力图', 'fire heat map')} ({len(latlons)})").add_to(m)
+    page.add_layer(_HeatLayer(latlons, f"{lang.t('火点热力图', 'fire heat map')} ({len(latlons)})"))
 
 
 def _class_counts(fires: pd.DataFrame) -> dict[str, int]:
@@ -1276,12 +1373,18 @@ def _data_window_summary(fires: pd.DataFrame, lang: _Lang = _BOTH) -> str:
 
 
 # ------------------------------------------------------------------ legends
+# A legend is data for templates/maps/legend.html.j2: sections of a heading and rows, each row a list of
+# swatches with their text ({"classes", "style", "text"}); the template escapes every text.
 
 
-def _swatch(colour: str, *, dot: bool = False, dashed: bool = False, border: str = "#333") -> str:
+def _swatch(colour: str, text: str = "", *, dot: bool = False, dashed: bool = False, border: str = "#333") -> dict[str, str]:
     classes = "gw-sw" + (" gw-dot" if dot else "") + (" gw-dashed" if dashed else "")
     fill = "transparent" if dashed else colour
-    return f'<span class="{classes}" style="background:{fill};border-color:{border}"></span>'
+    return {"classes": classes, "style": f"background:{fill};border-color:{border}", "text": text}
+
+
+def _section(heading: str | None, rows: Sequence[Sequence[dict[str, str]]]) -> dict[str, Any]:
+    return {"heading": heading, "rows": [list(row) for row in rows]}
 
 
 def _count_labels() -> list[str]:
@@ -1302,46 +1405,39 @@ def _count_colour(n: int) -> str:
     return COUNT_COLOURS[max(index, 0)]
 
 
-def _fire_legend_rows(counts: Mapping[str, int], lang: _Lang = _BOTH) -> str:
-    rows = "".join(
-        f"<div>{_swatch(c.colour, dot=True)}{_esc(lang.label(c.label))} ({counts[c.key]})</div>"
-        for c in reversed(FIRE_CLASSES)
-        if c.key != "both" or counts[c.key]
-    )
+def _fire_legend_rows(counts: Mapping[str, int], lang: _Lang = _BOTH) -> list[list[dict[str, str]]]:
+    rows = [[_swatch(c.colour, f"{lang.label(c.label)} ({counts[c.key]})", dot=True)]
+            for c in reversed(FIRE_CLASSES) if c.key != "both" or counts[c.key]]
     if counts.get(UNKNOWN_LAND):
         text = lang.t("紫色粗边＝地类不明（可能是耕地）", "thick purple outline = land cover unknown (may be cropland)")
-        rows += f"<div>{_swatch('#9e9e9e', dot=True, border=UNKNOWN_LAND_COLOUR)}{_esc(text)} ({counts[UNKNOWN_LAND]})</div>"
+        rows.append([_swatch("#9e9e9e", f"{text} ({counts[UNKNOWN_LAND]})", dot=True, border=UNKNOWN_LAND_COLOUR)])
     return rows
 
 
-def _age_legend(lang: _Lang) -> str:
-    """How markers fade with age (AGE_BANDS), as swatches of the 'other' grey."""
-    rows, low = [], 0.0
+def _fires_section(counts: Mapping[str, int], lang: _Lang, clustered: bool) -> dict[str, Any]:
+    # "both" keeps the historical "火点 fires by time window"; Chinese alone says the whole thing.
+    heading = "火点（按时段）" if lang.code == "zh" else lang.t("火点", "fires by time window")
+    rows = _fire_legend_rows(counts, lang)
+    if clustered:
+        text = lang.t(f"圆圈数字＝聚合火点数，放大到{CLUSTER_OFF_ZOOM}级显示单个火点",
+                      f"numbered circle = fires grouped; zoom {CLUSTER_OFF_ZOOM}+ shows each fire")
+        rows.append([_swatch("#e31a1c", text, dot=True, border="#fff")])
+    return _section(heading, rows)
+
+
+def _age_section(lang: _Lang) -> dict[str, Any]:
+    """How markers fade with age (AGE_BANDS), as swatches of the first-half-of-night red."""
+    items, low = [], 0.0
     for limit, factor in AGE_BANDS:
         span = f"≤{limit:g} h" if low == 0 else (f"{low:g}–{limit:g} h" if math.isfinite(limit) else f">{low:g} h")
-        opacity = round(0.9 * factor, 2)
-        rows.append(f'<span class="gw-sw gw-dot" style="background:rgba(227,26,28,{opacity})"></span>{_esc(span)} ')
+        items.append({"classes": "gw-sw gw-dot", "style": f"background:rgba(227,26,28,{round(0.9 * factor, 2)})", "text": f"{span} "})
         low = limit
-    heading = lang.t("越淡越早", "fainter = older")
-    return f"<b>{_esc(heading)} ({_esc(lang.t('距最新火点', 'before the newest fire'))})</b><div>{''.join(rows)}</div>"
+    return _section(f"{lang.t('越淡越早', 'fainter = older')} ({lang.t('距最新火点', 'before the newest fire')})", [items])
 
 
-def _fires_heading(lang: _Lang) -> str:
-    # "both" keeps the historical "火点 fires by time window"; Chinese alone says the whole thing.
-    return "火点（按时段）" if lang.code == "zh" else lang.t("火点", "fires by time window")
-
-
-def _event_legend(lang: _Lang) -> str:
-    text = lang.t("火情事件", "fire event: the pixels of one fire, all sensors")
-    if lang.code == "zh":
-        text = "火情事件：同一火情各卫星像元范围"
-    return f"<div>{_swatch('#9e9e9e', border='#616161')}{_esc(text)}</div>"
-
-
-def _cluster_legend(lang: _Lang) -> str:
-    text = lang.t(f"圆圈数字＝聚合火点数，放大到{CLUSTER_OFF_ZOOM}级显示单个火点",
-                  f"numbered circle = fires grouped; zoom {CLUSTER_OFF_ZOOM}+ shows each fire")
-    return f'<div><span class="gw-sw gw-dot" style="background:#e31a1c;border-color:#fff"></span>{_esc(text)}</div>'
+def _event_row(lang: _Lang) -> list[dict[str, str]]:
+    text = "火情事件：同一火情各卫星像元范围" if lang.code == "zh" else lang.t("火情事件", "fire event: the pixels of one fire, all sensors")
+    return [_swatch("#9e9e9e", text, border="#616161")]
 
 
 def _overview_legend(
@@ -1352,59 +1448,45 @@ def _overview_legend(
     lang: _Lang = _BOTH,
     straw: bool = False,
     clustered: bool = False,
-) -> _Html:
+) -> list[dict[str, Any]]:
     """The overview's legend. ``straw``: cells are shaded by suspected straw
     burning (fires have a ``category``); otherwise by all fires centred there."""
-    cells = "".join(
-        f"<div>{_swatch(colour)}{label}</div>"
-        for colour, label in zip(COUNT_COLOURS, _count_labels(), strict=True)
-    )
+    cells = [[_swatch(colour, label)] for colour, label in zip(COUNT_COLOURS, _count_labels(), strict=True)]
     if straw:
-        cells = f"<div>{_swatch('transparent', border='#37474f')}0 ({_esc(lang.t('有火点但无疑似秸秆焚烧', 'fires, none suspected straw burning'))})</div>" + cells
+        cells.insert(0, [_swatch("transparent", f"0 ({lang.t('有火点但无疑似秸秆焚烧', 'fires, none suspected straw burning')})",
+                                 border="#37474f")])
         heading = lang.t("网格疑似秸秆焚烧火点数", "suspected straw-burning fires per cell")
     else:
         heading = lang.t("网格火点数", "fires centred per cell")
-    touched = (
-        f"<div>{_swatch('#37474f', dashed=True)}{_esc(lang.t('仅被邻格像元触及', 'only touched by a pixel'))}</div>"
-        if has_touched_only
-        else ""
-    )
-    return _Html(
-        f"<b>{_esc(_fires_heading(lang))}</b>"
-        + _fire_legend_rows(counts, lang)
-        + (_cluster_legend(lang) if clustered else "")
-        + _age_legend(lang)
-        + f"<b>{_esc(heading)}</b>"
-        + cells
-        + touched
-        + (_event_legend(lang) if has_events else "")
-    )
+    if has_touched_only:
+        cells.append([_swatch("#37474f", lang.t("仅被邻格像元触及", "only touched by a pixel"), dashed=True)])
+    if has_events:
+        cells.append(_event_row(lang))
+    return [_fires_section(counts, lang, clustered), _age_section(lang), _section(heading, cells)]
 
 
 def _cell_legend(counts: Mapping[str, int], has_events: bool = False, *, lang: _Lang = _BOTH, clustered: bool = False,
-                 places: bool = False) -> _Html:
+                 places: bool = False) -> list[dict[str, Any]]:
     t = lang.t
-    return _Html(
-        f"<b>{_esc(_fires_heading(lang))}</b>"
-        + _fire_legend_rows(counts, lang)
-        + (_cluster_legend(lang) if clustered else "")
-        + _age_legend(lang)
-        + f"<b>{_esc(t('线与符号', 'lines and markers'))}</b>"
-        + f"<div>{_swatch('#0d47a1', border='#0d47a1')}{_esc(t('本网格', 'this cell (thick outline)'))}</div>"
-        + f"<div>{_swatch('transparent', border='#78909c')}{_esc(t('相邻网格', 'neighbouring cells'))}</div>"
-        + (f"<div>{_swatch('transparent', dashed=True, border='#5d4037')}{_esc(t('区县界与区县名', 'county boundaries and names'))}</div>"
-           if places else "")
-        + f"<div>{_swatch('#9e9e9e', dot=True, border='#212121')}{_esc(t('火点在本网格', 'fire centred here'))}</div>"
-        + f"<div>{_swatch('#9e9e9e', dot=True, dashed=True)}"
-        + f"{_esc(t('邻格火点，像元触及本网格', 'neighbour' + chr(39) + 's fire whose pixel touches'))}</div>"
-        + f"<div>{_swatch('transparent')}{_esc(t('像元范围', 'pixel footprint (dashed: neighbour' + chr(39) + 's)'))}</div>"
-        + (_event_legend(lang) if has_events else "")
-    )
+    neighbours = "neighbour" + chr(39) + "s"
+    rows = [
+        [_swatch("#0d47a1", t("本网格", "this cell (thick outline)"), border="#0d47a1")],
+        [_swatch("transparent", t("相邻网格", "neighbouring cells"), border="#78909c")],
+        *([[_swatch("transparent", t("区县界与区县名", "county boundaries and names"), dashed=True, border="#5d4037")]] if places else []),
+        [_swatch("#9e9e9e", t("火点在本网格", "fire centred here"), dot=True, border="#212121")],
+        [_swatch("#9e9e9e", t("邻格火点，像元触及本网格", f"{neighbours} fire whose pixel touches"), dot=True, dashed=True)],
+        [_swatch("transparent", t("像元范围", f"pixel footprint (dashed: {neighbours})"))],
+        *([_event_row(lang)] if has_events else []),
+    ]
+    return [_fires_section(counts, lang, clustered), _age_section(lang), _section(t("线与符号", "lines and markers"), rows)]
 
 
-def _add_legend(m: folium.Map, markup: _Html, lang: _Lang = _BOTH) -> None:
-    folding = f"<details open><summary>{_esc(lang.t('图例', 'legend'))}</summary>{markup}</details>"
-    m.add_child(_HtmlControl(_Html(folding), position="bottomleft", css_class="gw-box gw-legend"))
+def _site_legend(sites: pd.DataFrame | None, lang: _Lang = _BOTH) -> list[dict[str, Any]]:
+    if sites is None or sites.empty:
+        return []
+    rows = [[_swatch(SITE_COLOURS[rule], f"{lang.t(zh, en)} ({int((sites['rule'] == rule).sum())})", dot=True, border="#fff")]
+            for rule, (zh, en) in RULE_LABELS.items() if (sites["rule"] == rule).any()]
+    return [_section(lang.t("用电异常", "electricity sites"), rows)]
 
 
 # ------------------------------------------------------------------ overview
@@ -1433,7 +1515,7 @@ def _touching_counts(fires: pd.DataFrame) -> pd.Series:
     """Per cell id: fires centred elsewhere (or nowhere) whose footprint touches it."""
     touching: dict[str, int] = {}
     for own, touched in zip(fires["cell_id"], fires["cells_touched"], strict=True):
-        for cell in set(touched_cells(touched)) - {_text(own, "")}:
+        for cell in set(touched_cells(touched)) - {text(own, "")}:
             touching[cell] = touching.get(cell, 0) + 1
     return pd.Series(touching, dtype="int64")
 
@@ -1467,9 +1549,9 @@ def _cell_popup_values(
         windows.append(f"{int(counts.get(col, 0))}" + (f" (+{unknown} 未知 unknown)" if unknown else ""))
     anchor = None if link is None else {"href": _safe_link(link), "text": "打开网格地图 open cell map →"}
     return [
-        f"{_text(cell['cell_name'])} ({cell['cell_id']})",
-        _text(cell.get("county_name")),
-        _text(cell.get("supervisor")),
+        f"{text(cell['cell_name'], MISSING)} ({cell['cell_id']})",
+        text(cell.get("county_name"), MISSING),
+        text(cell.get("supervisor"), MISSING),
         str(int(counts.get("n", 0))),
         None if "straw" not in counts else str(int(counts["straw"])),
         *windows,
@@ -1505,7 +1587,7 @@ def _cell_layer(
         else:
             style = {"color": "#37474f", "weight": 1.5, "dashArray": "5 4", "fill": True, "fillOpacity": 0}
         of_straw = f" · {shade} 疑似秸秆 straw" if straw else ""
-        tooltip = f"{_text(cell['cell_name'])} · {n} 火点 fires{of_straw} · 网格员 {_text(cell.get('supervisor'))}"
+        tooltip = f"{text(cell['cell_name'], MISSING)} · {n} 火点 fires{of_straw} · 网格员 {text(cell.get('supervisor'), MISSING)}"
         values = _cell_popup_values(cell, row, int(touching.get(cell_id, 0)), cell_links.get(cell_id))
         geometry = _geometry_json(cell["geometry"], OVERVIEW_TOLERANCE_DEG)
         features.append(_feature(geometry, styles.index(style), tooltip, values))
@@ -1593,13 +1675,13 @@ def overview_map(
     touching = _touching_counts(fires)
     straw = "straw" in counts.columns
 
-    m = _new_map(title, tiles, tianditu_key=tianditu_key, lang=lang)
+    page = MapPage(title, tiles, tianditu_key=tianditu_key, language=language)
     light = len(fires) >= LIGHT_OVERVIEW_FIRES
     if light:
         # Tens of thousands of markers: drawn on one canvas, not as as many SVG elements.
-        m.options["preferCanvas"] = True
+        page.options["preferCanvas"] = True
     if context is not None and not context.empty:
-        _context_layer(context.to_crs(WGS84), lang).add_to(m)
+        page.add_layer(_context_layer(context.to_crs(WGS84), lang))
     ids = grid["cell_id"].astype(str)
     with_fires = grid[ids.isin(counts.index)]
     touched_only = grid[ids.isin(touching.index) & ~ids.isin(counts.index)]
@@ -1609,33 +1691,30 @@ def overview_map(
     ):
         if lang.code == "zh":
             name = f"{'有火点网格' if shaded else '仅被像元触及的网格'} ({len(cells)})"
-        layer = _cell_layer(cells, counts, touching, links, name=name, shaded=shaded)
-        if layer is not None:
-            layer.add_to(m)
+        page.add_layer(_cell_layer(cells, counts, touching, links, name=name, shaded=shaded))
     if events is not None and not light:
-        _event_layers(m, events, names, lang)
+        _event_layers(page, events, names, lang)
     clustered = _cluster(len(fires), cluster_min_fires)
     # The heat map blurs over ~20 px: 0.001 degree (~100 m) is plenty.
-    _heat_layer(m, fires, lang, decimals=3 if light else COORD_DECIMALS)
-    _fire_layers(m, fires, names, label=lang.t("火点", "fires"), lang=lang, newest=_newest(fires), cluster=clustered, light=light)
+    _heat_layer(page, fires, lang, decimals=3 if light else COORD_DECIMALS)
+    _fire_layers(page, fires, names, label=lang.t("火点", "fires"), lang=lang, newest=_newest(fires), cluster=clustered, light=light)
     if sites is not None and not sites.empty:
-        _site_layers(m, sites, names | _site_cell_names(grid, sites), lang)
-    folium.LayerControl(collapsed=True).add_to(m)
+        _site_layers(page, sites, names | _site_cell_names(grid, sites), lang)
 
     class_counts = _class_counts(fires)
     has_events = events is not None and not events.empty and not light
-    legend = _overview_legend(class_counts, not touched_only.empty, has_events, lang=lang, straw=straw, clustered=clustered)
-    _add_legend(m, _Html(legend + _site_legend(sites, lang)), lang)
+    page.add_legend(_overview_legend(class_counts, not touched_only.empty, has_events, lang=lang, straw=straw, clustered=clustered)
+                    + _site_legend(sites, lang))
     lines = _overview_lines(fires, events, sites, len(with_fires), class_counts, lang)
     if day_counts is not None:
         lines[1 if len(lines) > 1 else 0:2] = [day_counts.headline(lang.code), day_counts.detail(lang.code)]
     if light:
         lines.append(lang.t(f"火点多于{LIGHT_OVERVIEW_FIRES:,}：总览只显示要点，事件与详情见各网格地图",
                             f"over {LIGHT_OVERVIEW_FIRES:,} fires: the overview shows the essentials; events and details are on the cell maps"))
-    _add_title_bar(m, title, lines)
+    page.set_title(title, lines)
     site_points = list(sites.geometry) if sites is not None else []
-    _fit(m, _bounds([*fires.geometry, *site_points]) or _bounds(list(grid.geometry)))
-    return m
+    page.fit(_bounds([*fires.geometry, *site_points]) or _bounds(list(grid.geometry)))
+    return page.to_folium()
 
 
 overview_map.__doc__ = (overview_map.__doc__ or "") + _MAP_KEYWORDS_DOC
@@ -1672,7 +1751,7 @@ def _overview_lines(
 
 def _context_layer(outlines: gpd.GeoDataFrame, lang: _Lang = _BOTH) -> _FeatureLayer:
     features = [
-        _feature(_geometry_json(geometry, CELL_TOLERANCE_DEG), 0, _text(name))
+        _feature(_geometry_json(geometry, CELL_TOLERANCE_DEG), 0, text(name, MISSING))
         for geometry, name in zip(outlines.geometry, outlines["name"], strict=True)
     ]
     style = {"color": "#546e7a", "weight": 1.5, "fill": False, "interactive": False}
@@ -1707,37 +1786,29 @@ def _footprint_layer(
 
 def _fire_list(
     fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int], names: Mapping[str, str],
-    *, m: folium.Map | None = None, lang: _Lang = _BOTH,
-) -> _Html:
+    *, m: object = None, lang: _Lang = _BOTH,
+) -> Markup:
     """The side panel: one row per fire, click a row to zoom to it.
 
     A row's ``data-lat``/``data-lon`` are where the marker is drawn on ``m``
     (GCJ-02 on an Amap basemap), so the jump lands on the marker.
     """
-    columns = ("#", "时间 time", "时段 window", "置信度 conf.", "FRP MW", "位置 where")
-    head = "<tr>" + "".join(f"<th>{_esc(c)}</th>" for c in columns) + "</tr>"
     rows = []
     for rec, inside in zip(_records(fires), in_cell, strict=True):
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
-        where = "本网格 this cell" if inside else f"邻格 {_cell_label(rec.get('cell_id'), names)}"
-        cells = [
+        point = rec["geometry"]
+        ((lat, lon),) = _display_latlons(m, [(point.y, point.x)])
+        rows.append({"lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "cells": [
             str(numbers[rec["fire_id"]]),
             _bjt(rec["time_utc"], "%m-%d %H:%M"),
             cls.short,
             _number(rec.get("confidence"), ".0f"),
             _number(rec.get("frp_mw"), ".1f"),
-            where,
-        ]
-        point = rec["geometry"]
-        ((lat, lon),) = _display_latlons(m, [(point.y, point.x)])
-        rows.append(
-            f'<tr data-lat="{lat:.5f}" data-lon="{lon:.5f}">'
-            + "".join(f"<td>{_esc(c)}</td>" for c in cells)
-            + "</tr>"
-        )
-    body = "".join(rows) or f'<tr><td colspan="6">{_esc(lang.t("无火点", "no fires"))}</td></tr>'
-    summary = f"{lang.t('火点列表', 'fire list')} ({len(rows)}) · {lang.t('点击定位', 'tap a row to zoom')}"
-    return _Html(f"<details open><summary>{_esc(summary)}</summary><table>{head}{body}</table></details>")
+            "本网格 this cell" if inside else f"邻格 {_cell_label(rec.get('cell_id'), names)}",
+        ]})
+    return _render("fire_list.html.j2", rows=rows, empty=lang.t("无火点", "no fires"),
+                   columns=("#", "时间 time", "时段 window", "置信度 conf.", "FRP MW", "位置 where"),
+                   summary=f"{lang.t('火点列表', 'fire list')} ({len(rows)}) · {lang.t('点击定位', 'tap a row to zoom')}")
 
 
 PLACE_TOLERANCE_DEG = 0.002  # ~200 m: county outlines under a cell map
@@ -1756,7 +1827,7 @@ def _place_layers(places: gpd.GeoDataFrame, box: tuple[float, float, float, floa
     for position in found:
         if position not in outlines:
             outlines[position] = _geometry_json(places.geometry.iloc[position].boundary, PLACE_TOLERANCE_DEG)
-        name = _text(places["name"].iloc[position])
+        name = text(places["name"].iloc[position], MISSING)
         lines.append(_feature(outlines[position], 0, name))
         point = places["label_point"].iloc[position]
         labels.append(_feature({"type": "Point", "coordinates": [round(point.x, COORD_DECIMALS), round(point.y, COORD_DECIMALS)]}, 0, name))
@@ -1842,7 +1913,7 @@ class MapDay:
         wanted = set(pairs["cell"]) | set(self._site_rows)
         found = self._grid_ids.get_indexer(sorted(wanted))
         cells = self.grid.iloc[found[found >= 0]]
-        self.names = dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
+        self.names = dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_name), strict=True))
         self._outlines: dict[int, dict[str, Any]] = {}
         self._grid_columns = {c: self.grid[c].to_numpy() for c in ("cell_id", "cell_name", "county_name", "supervisor")}
         self._grid_columns["geometry"] = self.grid.geometry.to_numpy()
@@ -1866,7 +1937,7 @@ class MapDay:
         for position in positions:
             cell = self._cell(position)
             features.append(_feature(self._outline(position), 0,
-                                     f"{_text(cell['cell_name'])} ({cell['cell_id']}) · 网格员 {_text(cell['supervisor'])}"))
+                                     f"{text(cell['cell_name'], MISSING)} ({cell['cell_id']}) · 网格员 {text(cell['supervisor'], MISSING)}"))
         return _FeatureLayer(features, name, styles=[style]) if features else None
 
     def tasks(self, cell_id: str) -> list[dict[str, Any]]:
@@ -1890,8 +1961,8 @@ class MapDay:
         tianditu_key: str = "",
         language: str = "both",
         cluster_min_fires: int = CLUSTER_MIN_FIRES,
-    ) -> folium.Map:
-        """The map of one cell (see :func:`cell_map`); ``KeyError`` if the grid has no such cell."""
+    ) -> MapPage:
+        """The map of one cell (see :func:`cell_map`) as a :class:`MapPage`; ``KeyError`` if the grid has no such cell."""
         lang = _Lang(language)
         t = lang.t
         cell_id = str(cell_id)
@@ -1906,10 +1977,10 @@ class MapDay:
         numbers = {fid: i for i, fid in enumerate(shown["fire_id"], start=1)}
         names = self.names
 
-        supervisor = _text(cell.get("supervisor"))
-        cell_label = f"{_text(cell['cell_name'])} ({cell['cell_id']})"
-        m = _new_map(f"{title} · {cell_label} · {t('网格员', 'supervisor')} {supervisor}", tiles,
-                     tianditu_key=tianditu_key, lang=lang)
+        supervisor = text(cell.get("supervisor"), MISSING)
+        cell_label = f"{text(cell['cell_name'], MISSING)} ({cell['cell_id']})"
+        page = MapPage(f"{title} · {cell_label} · {t('网格员', 'supervisor')} {supervisor}", tiles,
+                       tianditu_key=tianditu_key, language=language)
 
         # Neighbours: cells sharing a boundary with this one, and the cells of the touching fires.
         nearby = set(self.grid.sindex.query(cell["geometry"], predicate="intersects").tolist())
@@ -1919,64 +1990,45 @@ class MapDay:
         neighbours = sorted(nearby)
         if self.places is not None:
             for layer in _place_layers(self.places, shapely.bounds(cell["geometry"]).tolist(), self._place_outlines, lang):
-                layer.add_to(m)
-        for layer in (
-            self._outline_layer(
-                neighbours,
-                f"{t('相邻网格', 'neighbouring cells')} ({len(neighbours)})",
-                {"color": "#78909c", "weight": 1, "fill": True, "fillOpacity": 0},
-            ),
-            self._outline_layer(
-                [position],
-                t("本网格", "this cell"),
-                {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06},
-            ),
-            _footprint_layer(shown, in_cell, numbers, lang),
-        ):
-            if layer is not None:
-                layer.add_to(m)
+                page.add_layer(layer)
+        page.add_layer(self._outline_layer(neighbours, f"{t('相邻网格', 'neighbouring cells')} ({len(neighbours)})",
+                                           {"color": "#78909c", "weight": 1, "fill": True, "fillOpacity": 0}))
+        page.add_layer(self._outline_layer([position], t("本网格", "this cell"),
+                                           {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06}))
+        page.add_layer(_footprint_layer(shown, in_cell, numbers, lang))
         events = None
         if self._event_index is not None and "event_id" in shown:
             found = self._event_index.get_indexer(shown["event_id"].dropna().astype(str).unique())
             events = self.events.iloc[np.sort(found[found >= 0])]
-            _event_layers(m, events, names, lang)
+            _event_layers(page, events, names, lang)
         newest, clustered = _newest(shown), _cluster(len(shown), cluster_min_fires)
-        _fire_layers(m, shown[in_cell.to_numpy()], names, label=t("本网格火点", "fires here"), numbers=numbers,
+        _fire_layers(page, shown[in_cell.to_numpy()], names, label=t("本网格火点", "fires here"), numbers=numbers,
                      lang=lang, newest=newest, cluster=clustered)
-        _fire_layers(m, shown[~in_cell.to_numpy()], names, label=t("邻格火点", "touching"), touching=True,
+        _fire_layers(page, shown[~in_cell.to_numpy()], names, label=t("邻格火点", "touching"), touching=True,
                      numbers=numbers, lang=lang, newest=newest, cluster=clustered)
         here = self.sites.iloc[self._site_rows[cell_id]] if cell_id in self._site_rows else None
         if here is not None:
-            _site_layers(m, here, names, lang)
-        folium.LayerControl(collapsed=True).add_to(m)
+            _site_layers(page, here, names, lang)
 
         class_counts = _class_counts(shown)
         has_events = self.events is not None and not self.events.empty
-        _add_legend(m, _Html(_cell_legend(class_counts, has_events, lang=lang, clustered=clustered, places=self.places is not None)
-                             + _site_legend(here, lang)), lang)
-        m.add_child(
-            _HtmlControl(
-                _fire_list(shown, in_cell, numbers, names, m=m, lang=lang), position="topright", css_class="gw-box gw-panel"
-            )
-        )
+        page.add_legend(_cell_legend(class_counts, has_events, lang=lang, clustered=clustered, places=self.places is not None)
+                        + _site_legend(here, lang))
+        page.add_control(_fire_list(shown, in_cell, numbers, names, m=page, lang=lang), position="topright", css_class="gw-box gw-panel")
         summary = (
             f"{int(in_cell.sum())} {t('火点在本网格', 'fires centred here')} · "
             f"{int((~in_cell).sum())} {t('邻格像元触及', 'touching from neighbours')} · {_window_summary(class_counts, lang)}"
             + (f" · {len(here)} {t('用电异常', 'electricity sites')}" if here is not None else "")
         )
-        lines = [f"{t('网格', 'cell')} {cell_label} · {_text(cell.get('county_name'))}", _time_span(shown, lang), summary]
-        _add_title_bar(m, f"{title} — {t('网格员', 'supervisor')} {supervisor}", [line for line in lines if line])
+        page.set_title(f"{title} — {t('网格员', 'supervisor')} {supervisor}",
+                       [f"{t('网格', 'cell')} {cell_label} · {text(cell.get('county_name'), MISSING)}", _time_span(shown, lang), summary])
         footprints = list(shown["footprint"]) if "footprint" in shown.columns else []
-        _fit(
-            m,
-            _bounds(
-                [cell["geometry"], *shown.geometry, *[f for f in footprints if isinstance(f, shapely.Geometry)],
-                 *(here.geometry if here is not None else [])]
-            ),
-        )
+        page.fit(_bounds([cell["geometry"], *shown.geometry, *[f for f in footprints if isinstance(f, shapely.Geometry)],
+                          *(here.geometry if here is not None else [])]))
         # The printable list of what to check, under the map: fires of the cell (and touching it) and its sites.
-        add_task_list(m, shown, events, here, cell_id, language=lang.code, heading=f"{cell_label} · {t('网格员', 'supervisor')} {supervisor}")
-        return m
+        tasks = task_records(shown, events, here, cell_id)
+        page.below = Markup(task_list_html(tasks, language=lang.code, heading=f"{cell_label} · {t('网格员', 'supervisor')} {supervisor}"))
+        return page
 
 
 def cell_map(
@@ -1991,8 +2043,8 @@ def cell_map(
     tianditu_key: str = "",
     language: str = "both",
     cluster_min_fires: int = CLUSTER_MIN_FIRES,
-) -> folium.Map:
-    """The map of one grid cell for its supervisor.
+) -> MapPage:
+    """The map of one grid cell for its supervisor, as a :class:`MapPage` (``save``, notebook display, ``to_folium()``).
 
     ``sites``: electricity sites; those in this cell are drawn.
 
@@ -2051,56 +2103,52 @@ def plan_map(
     grid = _prepare_grid(grid)
     geometry = grid.set_index(grid["cell_id"].astype(str)).geometry
     total = len(plan) if total is None else total
-    m = _new_map(title, tiles, tianditu_key=tianditu_key, lang=lang)
+    page = MapPage(title, tiles, tianditu_key=tianditu_key, language=language)
     styles, features = _Styles(), []
     for rec in _records(plan):
         colour = next(c for c, upto, _ in PLAN_COLOURS if upto is None or rec["rank"] <= upto)
         # Outlined: neighbouring open cells stay apart, and the cell edge is where to patrol.
         style = {"color": "#212121", "weight": 1.5 if rec["rank"] <= 50 else 0.8, "fillColor": colour, "fillOpacity": 0.75}
-        sowing = "" if pd.isna(rec.get("sowing_start")) else f"{_text(rec.get('sowing_crop'))} {_text(rec['sowing_start'])} – {_text(rec.get('sowing_end'))}"
+        sowing = "" if pd.isna(rec.get("sowing_start")) else f"{text(rec.get('sowing_crop'), MISSING)} {text(rec['sowing_start'], MISSING)} – {text(rec.get('sowing_end'), MISSING)}"
         values = [
-            str(rec["rank"]), f"{_text(rec['cell_name'])} ({rec['cell_id']})", _text(rec.get("county_name")),
-            _text(rec.get("supervisor")), lang.label(_text(rec["windows"])), _bjt(rec.get("rain_onset_bjt")), _text(rec.get("rain_source")),
-            sowing or "—", _text(rec.get("sowing_source")), area(rec["cropland_ha"], lang.code), str(rec["recent_fires"]),
+            str(rec["rank"]), f"{text(rec['cell_name'], MISSING)} ({rec['cell_id']})", text(rec.get("county_name"), MISSING),
+            text(rec.get("supervisor"), MISSING), lang.label(text(rec["windows"], MISSING)), _bjt(rec.get("rain_onset_bjt")), text(rec.get("rain_source"), MISSING),
+            sowing or "—", text(rec.get("sowing_source"), MISSING), area(rec["cropland_ha"], lang.code), str(rec["recent_fires"]),
         ]
-        tooltip = f"#{rec['rank']} {_text(rec['cell_name'])} · {lang.label(_text(rec['windows']))}"
+        tooltip = f"#{rec['rank']} {text(rec['cell_name'], MISSING)} · {lang.label(text(rec['windows'], MISSING))}"
         features.append(_feature(_geometry_json(geometry[str(rec["cell_id"])], OVERVIEW_TOLERANCE_DEG), styles.index(style), tooltip, values))
     if features:
-        _FeatureLayer(features, f"{lang.t('巡查网格', 'cells to patrol')} ({len(features)})", styles=styles.table,
-                      labels=PLAN_POPUP_LABELS).add_to(m)
-    folium.LayerControl(collapsed=True).add_to(m)
-    legend = f"<b>{_esc(lang.t('巡查优先', 'patrol priority'))}</b>" + "".join(
-        f"<div>{_swatch(c)}{_esc(lang.label(label))}</div>" for c, _, label in PLAN_COLOURS
-    )
-    _add_legend(m, _Html(legend), lang)
+        page.add_layer(_FeatureLayer(features, f"{lang.t('巡查网格', 'cells to patrol')} ({len(features)})", styles=styles.table,
+                                     labels=PLAN_POPUP_LABELS))
+    page.add_legend([_section(lang.t("巡查优先", "patrol priority"), [[_swatch(c, lang.label(label))] for c, _, label in PLAN_COLOURS])])
     ranked = lang.t("按耕地面积与近期疑似秸秆焚烧排序", "ranked by cropland and recent suspected straw burning")
     shown = lang.t(f"地图显示前 {len(plan)} 个，其余 {total - len(plan)} 个见 plan.csv",
                    f"the map shows the first {len(plan)}, the other {total - len(plan)} are in plan.csv") if total > len(plan) else ""
-    _add_title_bar(m, title, [line for line in (f"{total} {lang.t('个网格明天需巡查', 'cells to patrol tomorrow')} · {ranked}", shown) if line])
-    m.add_child(_Below(html_template("pages/plan_table.html.j2").render(
+    page.set_title(title, [f"{total} {lang.t('个网格明天需巡查', 'cells to patrol tomorrow')} · {ranked}", shown])
+    page.below = Markup(html_template("pages/plan_table.html.j2").render(
         heading=lang.t(f"巡查排名（前 {min(PLAN_TABLE_ROWS, len(plan))} 个）", f"Patrol ranking (first {min(PLAN_TABLE_ROWS, len(plan))})"),
         head=[lang.t(*h) for h in (("排名", "rank"), ("网格", "cell"), ("区县", "county"), ("网格员", "supervisor"), ("时段", "window"),
                                    ("耕地", "cropland"), ("近期疑似秸秆焚烧", "recent straw burning"))],
-        rows=[[str(r["rank"]), _text(r["cell_name"]), _text(r.get("county_name")), _text(r.get("supervisor")), lang.label(_text(r["windows"])),
+        rows=[[str(r["rank"]), text(r["cell_name"], MISSING), text(r.get("county_name"), MISSING), text(r.get("supervisor"), MISSING), lang.label(text(r["windows"], MISSING)),
                area(r["cropland_ha"], lang.code), str(r["recent_fires"])] for r in plan.head(PLAN_TABLE_ROWS).to_dict("records")],
         colours=[next(c for c, upto, _ in PLAN_COLOURS if upto is None or r <= upto) for r in plan["rank"].head(PLAN_TABLE_ROWS)],
         more=lang.t(f"共 {total} 个网格，全部见 plan.csv", f"{total} cells in all: see plan.csv"),
-    )), name="gridwatch_plan_table")
-    _fit(m, _bounds([geometry[str(c)] for c in plan["cell_id"]]) or _bounds(list(grid.geometry)))
-    return m
+    ))
+    page.fit(_bounds([geometry[str(c)] for c in plan["cell_id"]]) or _bounds(list(grid.geometry)))
+    return page.to_folium()
 
 
 class _Below(MacroElement):
     """Markup after the map's div (a child of the map, so it follows the div; see ``tasklist._AfterMap``), with the task styles."""
 
-    def __init__(self, markup: str) -> None:
+    def __init__(self, markup: Markup) -> None:
         super().__init__()
         self._name = "GridwatchBelow"
         self._markup = markup
 
     def render(self, **kwargs: Any) -> None:
         require_assets(self, "tasks")
-        self.get_root().html.add_child(RawHtml(self._markup), name="gridwatch_below")
+        self.get_root().html.add_child(RawHtml(str(self._markup)), name="gridwatch_below")
 
 
 plan_map.__doc__ = (plan_map.__doc__ or "") + _MAP_KEYWORDS_DOC
@@ -2109,7 +2157,7 @@ plan_map.__doc__ = (plan_map.__doc__ or "") + _MAP_KEYWORDS_DOC
 # ------------------------------------------------------------------ output
 
 
-def save_map(m: folium.Map, path: Path, *, inline: bool = False, static: Path | None = None) -> None:
+def save_map(m: MapPage | folium.Map, path: Path, *, inline: bool = False, static: Path | None = None) -> None:
     """Write ``m`` as an HTML file (UTF-8) at ``path`` that opens offline.
 
     By default Leaflet, its plugins and our scripts and styles are shared files
@@ -2120,7 +2168,8 @@ def save_map(m: folium.Map, path: Path, *, inline: bool = False, static: Path | 
     instead (everything inside it, images as data URIs): a page to send alone,
     e.g. a supervisor's map in a chat.
 
-    Leaflet is loaded even for a map not built here; folium elements that need
+    ``m``: a :class:`MapPage` (cell maps) or a ``folium.Map`` (the overview,
+    the plan, or any folium map). Leaflet is loaded even for a map not built here; folium elements that need
     other libraries (jQuery, Bootstrap, plugins) are not supported: a page that
     would load anything else (a CDN script or stylesheet, a file outside
     ``static``) raises ``ValueError``. The file is replaced atomically, so a
@@ -2131,19 +2180,23 @@ def save_map(m: folium.Map, path: Path, *, inline: bool = False, static: Path | 
         save_map(overview_map(fires, grid, title="2022-06-03"), Path("out/map.html"))
         save_map(cell_map(cell, fires, grid, title="2022-06-03"), Path("chat/cell.html"), inline=True)
     """
-    _make_offline(m)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    root = m.get_root()
-    if inline:
-        root.gridwatch_static = None
+    shared = None
+    if not inline:
+        folder = write_static(Path(static) if static is not None else path.parent / STATIC_DIR)
+        shared = Path(os.path.relpath(folder, path.parent)).as_posix()
+    if isinstance(m, MapPage):
+        page = m.render(shared)
+    else:
+        _make_offline(m)
+        root = m.get_root()
+        root.gridwatch_static = shared
         page = root.render()
+    if shared is None:
         check_self_contained(page, "map HTML")
     else:
-        folder = write_static(Path(static) if static is not None else path.parent / STATIC_DIR)
-        root.gridwatch_static = Path(os.path.relpath(folder, path.parent)).as_posix()
-        page = root.render()
-        check_self_contained(page, "map HTML", static=root.gridwatch_static, folder=path.parent)
+        check_self_contained(page, "map HTML", static=shared, folder=path.parent)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(page, encoding="utf-8")
     os.replace(partial, path)

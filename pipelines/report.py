@@ -13,7 +13,6 @@ to the one below it by construction.
 from __future__ import annotations
 
 import datetime
-import html
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .htmltext import esc as _esc
 from .schema import CATEGORIES, CATEGORY_LABELS
 from .wording import t
 
@@ -578,10 +578,6 @@ def _coverage_warning(counties: pd.DataFrame, language: str = "both") -> list[st
     en = (f"Land cover does not fully cover {len(partial):,} counties: their cropland and densities are "
           "too low and some fires there are of unknown land cover.")
     return [f'<li class="warn">{t(zh, en, language)}</li>']
-
-
-def _esc(value: object) -> str:
-    return html.escape("" if value is None or value is pd.NA else str(value), quote=True)
 
 
 def _names(rows: pd.DataFrame) -> dict[str, str]:

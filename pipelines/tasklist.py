@@ -23,7 +23,6 @@ both into a folium map in one call.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -34,6 +33,8 @@ import pandas as pd
 from branca.element import MacroElement
 
 from pipelines.chinacrs import wgs84_to_gcj02
+from pipelines.htmltext import esc as _esc
+from pipelines.htmltext import text as _text
 from pipelines.pages import RawHtml, require_assets, static_text
 from pipelines.schema import BEIJING_TZ, CATEGORIES, WINDOW_COLUMNS
 from pipelines.sites import RULE_LABELS
@@ -142,10 +143,6 @@ def _missing(value: object) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
-
-
-def _text(value: object, missing: str = "") -> str:
-    return missing if _missing(value) else str(value)
 
 
 def touched_cells(value: object) -> list[str]:
@@ -443,11 +440,6 @@ def _empty_rows() -> pd.DataFrame:
 # Fixed labels in the page's language(s); data strings are never translated.
 _t = t
 _check_language = check_language
-
-
-def _esc(value: object) -> str:
-    """Escape for HTML text or a double-quoted attribute."""
-    return html.escape(_text(value), quote=True)
 
 
 def _window_text(rec: Mapping[str, Any], language: Language) -> str:

@@ -239,13 +239,34 @@ def js_strings(page: str) -> str:
     return page.replace('\\"', '"')
 
 
+def page_spec(page: str) -> dict | None:
+    """The map description of a page written by ``maps.MapPage`` (a cell map), None for a folium page."""
+    found = re.search(r'<script type="application/json" id="map_\w+-data">(.*?)</script>', page, re.DOTALL)
+    return json.loads(found.group(1)) if found else None
+
+
 def map_script(page: str) -> str:
-    """The page's last <script>: the map-building code (not the inlined Leaflet)."""
+    """The map-building code (not the inlined Leaflet): a MapPage's description and the call that draws
+    it, or a folium page's last <script>."""
+    if page_spec(page) is not None:
+        return page[page.index('<script type="application/json"'):]
     return page.rsplit("<script>", 1)[1]
 
 
 def fit_bounds(page: str) -> list:
+    spec = page_spec(page)
+    if spec is not None:
+        return spec["fit"]["bounds"]
     return json.loads(re.search(r"\.fitBounds\(\s*(\[\[[^\n]*\]\]),", map_script(page)).group(1))
+
+
+def layer_specs(page: str) -> list[dict]:
+    """Every layer the page draws, as given to ``gridwatchFeatureLayer``/``gridwatchHeatLayer`` (gridwatch-map.js):
+    from a MapPage's description, or from the calls of a folium page (one per layer)."""
+    spec = page_spec(page)
+    if spec is not None:
+        return spec["layers"]
+    return [json.loads(m.group(1)) for m in re.finditer(r"^var \w+ = gridwatch(?:Feature|Heat)Layer\((.*)\);$", page, re.MULTILINE)]
 
 
 def column_value(column: list, j: int, data: dict | None = None):
@@ -284,8 +305,7 @@ def decode_layer(data: dict, styles: list, labels: list) -> list[dict]:
 
 def layer_data(page: str) -> list[tuple[dict, list, list]]:
     """Each vector layer's (data, styles, labels) as written in the page."""
-    pattern = r"var (\w+)_styles = (.*);\n\s*var \1_labels = (.*);\n\s*var \1_data = (.*);\n"
-    return [tuple(json.loads(text) for text in (m.group(4), m.group(2), m.group(3))) for m in re.finditer(pattern, page)]
+    return [(s["data"], s["styles"], s["labels"]) for s in layer_specs(page) if s["kind"] != "heat"]
 
 
 def geojson_features(page: str) -> list[dict]:
@@ -417,7 +437,7 @@ def test_overview_one_marker_per_fire_coloured_by_window(fires, grid, tmp_path) 
     }
     # One layer per class present (after work, night, other) plus the cells,
     # not one block of JavaScript per marker.
-    assert page.count("L.geoJson(") == 4
+    assert len(layer_data(page)) == 4 and page.count("gridwatchFeatureLayer(") == 4
 
 
 def test_overview_popups_show_beijing_time_and_details(fires, grid, tmp_path) -> None:
@@ -535,15 +555,15 @@ def test_cell_names_are_escaped_everywhere(fires, grid, tmp_path) -> None:
     # ...which the page only ever sets with textContent, never as HTML.
     script = static_text("gridwatch-map.js")
     assert "textContent = value" in script and "innerHTML" not in script
-    assert "document.createTextNode(gridwatchValue(data.t, " in overview
+    assert "document.createTextNode(gridwatchValue(data.t, " in script
     # HTML written by Python is escaped: title bar, <title>, the cell's own title bar.
     assert "<h1>&lt;b&gt;t&lt;/b&gt;" in overview and "<title>&lt;b&gt;t&lt;/b&gt;</title>" in overview
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;封丘网格" in cell
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;封丘网格" in cell
 
 
 def test_cell_map_fire_list_escapes_neighbour_names(fires, grid, tmp_path) -> None:
     page = render(maps.cell_map(LANKAO, fires, grid, title="t"), tmp_path)
-    assert "邻格 &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;封丘网格" in page
+    assert "邻格 &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;封丘网格" in page
 
 
 def test_template_literal_injection_is_inert(grid, tmp_path) -> None:
@@ -593,7 +613,7 @@ def test_cell_map_footprints_outlines_and_list(fires, grid, tmp_path) -> None:
     assert len(outlines) == 4 and all(f["style"]["weight"] == 1 for f in outlines if f not in this)
     assert "网格员 supervisor 张伟" in page  # supervisor in the title bar
     assert "火点列表 fire list (3)" in page
-    assert 'data-lat=\\"34.88000\\" data-lon=\\"114.95000\\"' in page
+    assert '<tr data-lat="34.88000" data-lon="114.95000">' in page
     assert "06-03 19:30" in page and "15.4" in page
 
 
@@ -710,9 +730,13 @@ def test_grid_with_duplicate_ids_is_refused(fires, grid) -> None:
 
 
 def registry(page: str) -> list[dict]:
-    """The page's ``window.gridwatchLayers`` entries: name, feature count and kind."""
-    pattern = r'window\.gridwatchLayers\.push\(\{name: ("(?:[^"\\]|\\.)*"), features: (\d+), layer: \w+, kind: "(\w+)"\}\);'
-    return [{"name": json.loads(n), "features": int(c), "kind": k} for n, c, k in re.findall(pattern, page)]
+    """The page's ``window.gridwatchLayers`` entries (``gridwatchRegister`` in gridwatch-map.js): name, feature count and kind."""
+    return [{"name": s["name"], "features": len(s["points"]) if s["kind"] == "heat" else s["data"]["n"], "kind": s["kind"]}
+            for s in layer_specs(page)]
+
+
+def heat_layers(page: str) -> list[dict]:
+    return [s for s in layer_specs(page) if s["kind"] == "heat"]
 
 
 def test_plugins_are_inlined_and_nothing_is_fetched(fires, grid, tmp_path) -> None:
@@ -729,15 +753,15 @@ def test_plugins_are_inlined_and_nothing_is_fetched(fires, grid, tmp_path) -> No
     assert "sourceMappingURL" not in page and "url(images/" not in page
     # Each plugin once, however many layers use it.
     for script in ("leaflet.markercluster.js", "leaflet-heat.js", "Control.FullScreen.js", "gridwatch-measure.js"):
-        assert page.count(maps._static_js(script)[:300]) == 1, script
+        assert page.count(static_text(script, inline=True)[:300]) == 1, script
     assert page.count("function gridwatchCluster(") == 1
 
 
 def test_small_maps_do_not_inline_the_cluster_plugin(fires, grid, tmp_path) -> None:
     page = render(maps.overview_map(fires, grid, title="t"), tmp_path)  # 5 fires < CLUSTER_MIN_FIRES
-    assert "L.markerClusterGroup(" not in page and "gridwatchCluster(" not in page
-    # The controls are on every map.
-    assert "L.control.fullscreen(" in page and "L.control.gridwatchMeasure(" in page
+    assert "leaflet.markercluster.js" not in page and not any(s.get("cluster") for s in layer_specs(page))
+    # The controls are on every map (gridwatchTools: full screen and measure).
+    assert "gridwatchTools(" in page and '"fullscreen":' in page and '"measure":' in page
     assert "L.control.scale(" in page and "L.control.layers(" in page
 
 
@@ -759,7 +783,7 @@ def test_registry_lists_every_layer(fires, grid, tmp_path) -> None:
     assert kinds["火点 fires: 上半夜 first half of night (2)"] == ("vector", 2)
     assert kinds["网格 cells with fires (3)"] == ("vector", 3)
     assert kinds["火点热力图 fire heat map (5)"] == ("heat", 5)
-    assert len(entries) == page.count("L.geoJson(") + page.count("L.heatLayer(")
+    assert len(entries) == page.count("gridwatchFeatureLayer(") + page.count("gridwatchHeatLayer(")
     clustered = registry(render(maps.overview_map(fires, grid, title="t", cluster_min_fires=0), tmp_path, "c.html"))
     fire_layers = [e for e in clustered if e["name"].startswith("火点 fires:")]
     assert fire_layers and all(e["kind"] == "cluster" for e in fire_layers)
@@ -771,7 +795,7 @@ def test_clusters_keep_popups_and_colours(fires, grid, tmp_path) -> None:
     # Markers are still the popup-carrying circle markers, now handed to a cluster group.
     assert sorted(popup_by_fire(page)) == sorted(fires["fire_id"])
     by_key = {c.key: c.colour for c in maps.FIRE_CLASSES}
-    options = [json.loads(o) for o in re.findall(r"= gridwatchCluster\(\w+, (\{.*?\})\);", page)]
+    options = [s["cluster"] for s in layer_specs(page) if s.get("cluster")]
     assert {o["colour"] for o in options} == {by_key["after_work"], by_key["first_half_night"], by_key["other"]}
     assert all(o["disableAt"] == maps.CLUSTER_OFF_ZOOM for o in options)
     assert "chunkedLoading: true" in static_text("gridwatch-map.js")
@@ -779,9 +803,11 @@ def test_clusters_keep_popups_and_colours(fires, grid, tmp_path) -> None:
 
 
 def test_cell_map_clusters_only_on_request(fires, grid, tmp_path) -> None:
-    assert "gridwatchCluster(" not in render(maps.cell_map(LANKAO, fires, grid, title="t"), tmp_path)
+    plain = render(maps.cell_map(LANKAO, fires, grid, title="t"), tmp_path)
+    assert not any(s["cluster"] for s in layer_specs(plain)) and "leaflet.markercluster.js" not in plain
     page = render(maps.cell_map(LANKAO, fires, grid, title="t", cluster_min_fires=1), tmp_path, "c.html")
-    assert page.count("= gridwatchCluster(") == 3  # this cell's two windows, and the touching fire
+    assert sum(s["kind"] == "cluster" for s in layer_specs(page)) == 3  # this cell's two windows, and the touching fire
+    assert "leaflet.markercluster.js" in page
 
 
 def test_age_fading_rule() -> None:
@@ -825,10 +851,10 @@ def test_heat_map_layer_is_off_and_leaves_heat_sources_out(fires, grid, tmp_path
     classified = fires.copy()
     classified["category"] = ["straw_suspect", "other", "straw_suspect", "industrial", "persistent"]
     page = render(maps.overview_map(classified, grid, title="t"), tmp_path)
-    (points,) = re.findall(r"L\.heatLayer\((\[\[.*?\]\]), ", page)
-    assert len(json.loads(points)) == 3
-    heat = re.search(r"var (heat_layer_\w+) = L\.heatLayer", page).group(1)
-    assert f"{heat}.addTo(" not in page  # off by default
+    (heat,) = heat_layers(page)
+    assert len(heat["points"]) == 3
+    name = re.search(r"var (heat_layer_\w+) = gridwatchHeatLayer", page).group(1)
+    assert f"{name}.addTo(" not in page and heat["show"] is False  # off by default
 
 
 def amap_shift(lon: float, lat: float) -> list[float]:
@@ -859,15 +885,15 @@ def test_amap_shifts_every_overlay_to_gcj02(fires, grid, tmp_path) -> None:
     (south, west), (_north, east) = fit_bounds(amap)
     lon0, lat0 = amap_shift(113.0, 34.5)
     assert south < lat0 + 1e-4 and west == pytest.approx(lon0, abs=1e-4) and east > 114.95
-    heat = json.loads(re.search(r"L\.heatLayer\((\[\[.*?\]\]), ", amap).group(1))
+    heat = heat_layers(amap)[0]["points"]
     assert [lat0, lon0] in [[round(a, 5), round(o, 5)] for a, o in heat]
 
 
 def test_amap_cell_map_list_jumps_to_the_shifted_marker(fires, grid, tmp_path) -> None:
     page = render(maps.cell_map(LANKAO, fires, grid, title="t", tiles="amap"), tmp_path)
     glon, glat = amap_shift(114.95, 34.88)
-    assert f'data-lat=\\"{glat:.5f}\\" data-lon=\\"{glon:.5f}\\"' in page
-    assert 'data-lat=\\"34.88000\\"' not in page
+    assert f'<tr data-lat="{glat:.5f}" data-lon="{glon:.5f}">' in page
+    assert 'data-lat="34.88000"' not in page
     footprint = next(f for f in polygon_features(page) if "pixel footprint" in f["tooltip"])
     x0, _y0 = footprint["geometry"]["coordinates"][0][0]
     assert abs(x0 - 114.95) > 0.002  # footprints shifted too
