@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 import numpy as np
 import pandas as pd
 from branca.element import MacroElement
+from markupsafe import Markup
 
 from pipelines.chinacrs import wgs84_to_gcj02
 from pipelines.htmltext import esc as _esc
@@ -605,12 +606,16 @@ def add_task_list(
     language: Language = "both",
     heading: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Add the cell's task list below the map of folium map ``m``, styled by ``TASK_CSS``.
+    """Add the cell's task list below the map of ``m`` (a ``maps.MapPage`` or a folium map), styled by ``TASK_CSS``.
 
     On screen the section sits under the map (at most 40 % of the page height,
     scrollable); printed, it follows the map (reduced to 95 mm) in full. Calling
     it again on the same map replaces the list. Returns the rows (:func:`task_records`).
     """
     rows = task_records(fires, events, sites, cell_id)
-    m.add_child(_AfterMap(task_list_html(rows, language=language, heading=heading)), name="gridwatch_tasks")
+    markup = task_list_html(rows, language=language, heading=heading)
+    if hasattr(m, "add_child"):  # a folium map
+        m.add_child(_AfterMap(markup), name="gridwatch_tasks")
+    else:  # a maps.MapPage (what cell_map returns): its page has the list under the map
+        m.below = Markup(markup)
     return rows
