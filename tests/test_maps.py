@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from pipelines import chinacrs, maps
+from pipelines import chinacrs, mappage, maps
 from pipelines.pages import check_self_contained, static_text
 from pipelines.schema import (
     ATTRIBUTION_DTYPES,
@@ -274,13 +274,13 @@ def column_value(column: list, j: int, data: dict | None = None):
     table = column[0]
     if len(column) == 1:
         return table[0 if len(table) == 1 else j]
-    if isinstance(column[1], int):  # a slot of the layer's combined rows (maps._combine)
+    if isinstance(column[1], int):  # a slot of the layer's combined rows (mappage._combine)
         return table[data["c"][0][data["c"][1][j]][column[1]]]
     return table[column[1][j]]
 
 
 def decode_layer(data: dict, styles: list, labels: list) -> list[dict]:
-    """A layer's columns (``maps._layer_data``) back into GeoJSON features, as the
+    """A layer's columns (``mappage._layer_data``) back into GeoJSON features, as the
     page's ``gridwatchFeatures`` and ``gridwatchRow`` build them (a derived
     position written with JavaScript's ``toFixed(5)``, which Python's ``.5f`` matches)."""
     features = []
@@ -985,14 +985,14 @@ def test_maps_config_checks(fields, message) -> None:
 
 def test_column_interns_repeated_values() -> None:
     link = {"href": "maps/a.html", "text": "open"}
-    assert maps._column(["a", "b", "a", "a"]) == [["a", "b"], [0, 1, 0, 0]]
-    assert maps._column(["same"] * 3) == [["same"]]  # one value for every feature: no indices
-    assert maps._column(["x-1", "x-2", "x-3"]) == [["x-1", "x-2", "x-3"]]  # all distinct: the values themselves
-    assert maps._column([]) == [[]]
+    assert mappage._column(["a", "b", "a", "a"]) == [["a", "b"], [0, 1, 0, 0]]
+    assert mappage._column(["same"] * 3) == [["same"]]  # one value for every feature: no indices
+    assert mappage._column(["x-1", "x-2", "x-3"]) == [["x-1", "x-2", "x-3"]]  # all distinct: the values themselves
+    assert mappage._column([]) == [[]]
     # None, the string "null" and equal objects (by value, not identity) kept apart correctly.
-    assert maps._column([None, "null", None, dict(link), dict(link), None]) == [[None, "null", link], [0, 1, 0, 2, 2, 0]]
+    assert mappage._column([None, "null", None, dict(link), dict(link), None]) == [[None, "null", link], [0, 1, 0, 2, 2, 0]]
     for values in (["a", "b", "a"], ["q"] * 4, ["1", "2"], [None, {"kwh": [1.0, None]}, None]):
-        column = maps._column(values)
+        column = mappage._column(values)
         assert [column_value(column, j) for j in range(len(values))] == values
 
 
@@ -1000,7 +1000,7 @@ def test_layer_data_refuses_mixed_popups() -> None:
     point = {"type": "Point", "coordinates": [114.95, 34.88]}
     features = [maps._feature(point, 0, "a", ["x"]), maps._feature(point, 0, "b")]
     with pytest.raises(ValueError, match="popup values"):
-        maps._layer_data(features)
+        mappage._layer_data(features)
 
 
 def test_fire_popups_are_interned_and_positions_derived(fires, grid, tmp_path) -> None:
@@ -1025,12 +1025,12 @@ def test_layer_data_keeps_a_position_it_cannot_derive() -> None:
     point = {"type": "Point", "coordinates": [114.95, 34.88]}
     right = maps._feature(point, 0, "t", ["34.88000°N 114.95000°E"])
     wrong = maps._feature(point, 0, "t", ["34.88001°N 114.95000°E"])  # e.g. a rounding edge case
-    assert maps._layer_data([right])["v"] == [0]
-    assert maps._layer_data([right, wrong])["v"] == [[["34.88000°N 114.95000°E", "34.88001°N 114.95000°E"]]]
+    assert mappage._layer_data([right])["v"] == [0]
+    assert mappage._layer_data([right, wrong])["v"] == [[["34.88000°N 114.95000°E", "34.88001°N 114.95000°E"]]]
     # Shifted (GCJ-02) coordinates are not the position: the text stays.
-    assert maps._layer_data([right], derive_position=False)["v"] == [[["34.88000°N 114.95000°E"]]]
+    assert mappage._layer_data([right], derive_position=False)["v"] == [[["34.88000°N 114.95000°E"]]]
     # JavaScript's toFixed writes -0 as "0.00000"; Python's ".5f" would not.
-    assert maps._js_fixed5(-0.0) == "0.00000" and maps._js_fixed5(-0.000001) == "-0.00000"
+    assert mappage._js_fixed5(-0.0) == "0.00000" and mappage._js_fixed5(-0.000001) == "-0.00000"
 
 
 
@@ -1098,9 +1098,9 @@ def test_combined_columns_read_back_the_same_values() -> None:
                       [["是 yes", "否 no"][int(rng.integers(0, 2))], ["MODIS", "VIIRS", "AHI"][int(rng.integers(0, 3))], f"id-{j}"])
         for j in range(200)
     ]
-    plain = maps._layer_data(features[:50])  # below COMBINE_MIN_FEATURES: as before
+    plain = mappage._layer_data(features[:50])  # below COMBINE_MIN_FEATURES: as before
     assert "c" not in plain
-    data = maps._layer_data(features)
+    data = mappage._layer_data(features)
     assert "c" in data and len(data["c"][0]) <= 50
     for j, feature in enumerate(features):
         assert column_value(data["k"], j, data) == feature["properties"]["k"]
@@ -1138,3 +1138,34 @@ def test_light_overview_on_a_heavy_night(fires, grid, tmp_path, monkeypatch) -> 
     monkeypatch.setattr(maps, "LIGHT_OVERVIEW_FIRES", len(fires) + 1)
     full = render(maps.overview_map(fires, grid, title="t"), tmp_path, "full.html")
     assert '"preferCanvas": false' in full and all(len(p["popup"]) > len(maps.FIRE_LIGHT_LABELS) for p in point_features(full))
+
+
+def test_cell_map_is_a_light_page_for_notebooks_and_folium(fires, grid, tmp_path) -> None:
+    """A cell map is a MapPage: one template and its JSON, no folium element tree. It shows in a notebook,
+    saves itself, and as a folium map draws the very same layers through the same script functions."""
+    page = maps.cell_map(LANKAO, fires, grid, title="t")
+    assert isinstance(page, maps.MapPage)
+    light = render(page, tmp_path, "light.html")
+    assert "folium" not in light.lower() and 'id="map_' in light and "gridwatchPage(" in light
+    shown = page._repr_html_()  # what a notebook displays: a sandboxed frame holding the page inline
+    assert shown.startswith("<iframe srcdoc=") and "&lt;script src=" not in shown and "Leaflet 1.9.4" in shown
+    page.save(tmp_path / "alone.html", inline=True)
+    check_self_contained((tmp_path / "alone.html").read_text(encoding="utf-8"))
+    through_folium = render(page.to_folium(), tmp_path, "folium.html")
+    assert "L.map(" in through_folium and layer_specs(through_folium) == layer_specs(light)
+    assert np.allclose(fit_bounds(through_folium), fit_bounds(light))
+    # The legend, fire list and title bar are the same markup on both.
+    for fragment in ('<tr data-lat="34.88000" data-lon="114.95000">', "火点列表 fire list (3)", '<header class="gw-title"><h1>t — 网格员'):
+        assert fragment in light and fragment in through_folium
+
+
+def test_one_esc_and_one_text_helper() -> None:
+    from pipelines import htmltext
+
+    assert htmltext.text(None) == htmltext.text(pd.NA) == htmltext.text(float("nan")) == "" and htmltext.text(pd.NaT, "—") == "—"
+    assert htmltext.text(np.array(["a"])) == "['a']"  # a list is never "missing"
+    assert htmltext.esc("<a href='x'>") == "&lt;a href=&#x27;x&#x27;&gt;" and htmltext.esc(maps.Markup("<b>")) == "<b>"
+    package = Path(maps.__file__).parent
+    copies = [p.name for p in package.rglob("*.py") for line in p.read_text(encoding="utf-8").splitlines()
+              if re.match(r"def _?(esc|text)\(", line)]
+    assert copies == ["htmltext.py", "htmltext.py"]
