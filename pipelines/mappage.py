@@ -469,7 +469,9 @@ def add_home_link(m: MapPage | folium.Map, href: str = "index.html", language: s
 
 def _geometry_json(geom: shapely.Geometry, tolerance: float) -> dict[str, Any]:
     """GeoJSON of ``geom`` (degrees), simplified and rounded to keep the page small."""
-    if tolerance > 0 and not isinstance(geom, shapely.Point):
+    if type(geom) is shapely.Point:  # most features are fire points: no shapely round trip
+        return {"type": "Point", "coordinates": [float(np.round(geom.x, COORD_DECIMALS)), float(np.round(geom.y, COORD_DECIMALS))]}
+    if tolerance > 0:
         geom = shapely.simplify(geom, tolerance, preserve_topology=True)
     geom = shapely.transform(geom, lambda xy: np.round(xy, COORD_DECIMALS))
     return shapely.geometry.mapping(geom)

@@ -389,6 +389,18 @@ def _category_values(rec: Mapping[str, Any]) -> list[PopupValue]:
     ]
 
 
+Rows = pd.DataFrame | list  # a frame, or its rows as records (a cell map's handful of fires: no pandas per map)
+
+
+def _rows(frame: Rows) -> list[dict[str, Any]]:
+    return frame if isinstance(frame, list) else _records(frame)
+
+
+def _is_heat_source(rec: Mapping[str, Any]) -> bool:
+    category = rec.get("category")
+    return isinstance(category, str) and category in HEAT_SOURCES
+
+
 def _heat_sources(frame: pd.DataFrame) -> np.ndarray:
     """Which rows are industrial or persistent heat sources (none when not classified)."""
     if "category" not in frame:
@@ -396,18 +408,18 @@ def _heat_sources(frame: pd.DataFrame) -> np.ndarray:
     return frame["category"].isin(HEAT_SOURCES).fillna(False).to_numpy(bool)
 
 
-def _event_layers(page: MapPage, events: pd.DataFrame, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
+def _event_layers(page: MapPage, events: Rows, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
     """Events to check (shown) and heat-source events (hidden), as outlines."""
-    sources = _heat_sources(events)
-    for chosen, name, show in ((events[~sources], lang.t("火情事件", "fire events"), True),
-                               (events[sources], lang.t("热源事件", "heat-source events"), False)):
+    recs = _rows(events)
+    for chosen, name, show in (([r for r in recs if not _is_heat_source(r)], lang.t("火情事件", "fire events"), True),
+                               ([r for r in recs if _is_heat_source(r)], lang.t("热源事件", "heat-source events"), False)):
         page.add_layer(_event_layer(chosen, names, name, show=show))
 
 
-def _event_layer(events: pd.DataFrame, names: Mapping[str, str], name: str, *, show: bool = True) -> _FeatureLayer | None:
+def _event_layer(events: Rows, names: Mapping[str, str], name: str, *, show: bool = True) -> _FeatureLayer | None:
     """Fire events as the union of their observations' footprints, coloured by window."""
     styles, features = _Styles(), []
-    for rec in _records(events):
+    for rec in _rows(events):
         geometry = rec["geometry"]
         if not isinstance(geometry, shapely.Geometry) or geometry.is_empty:
             continue
@@ -485,17 +497,18 @@ def _site_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list
     ]
 
 
-def _site_layers(page: MapPage, sites: pd.DataFrame, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
+def _site_layers(page: MapPage, sites: Rows, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
     """One layer per rule, large markers with a white ring so they stand out from fires."""
+    recs = _rows(sites)
     for rule in RULES:
-        chosen = sites[sites["rule"] == rule]
-        if chosen.empty:
+        chosen = [rec for rec in recs if rec["rule"] == rule]
+        if not chosen:
             continue
         zh, en = RULE_LABELS[rule]
         features = [
             _feature(_geometry_json(rec["geometry"], 0), 0, f"{zh} {en} · {text(rec.get('name'), text(rec.get('transformer_id'), MISSING))}",
                      _site_popup_values(rec, names))
-            for rec in _records(chosen)
+            for rec in chosen
         ]
         style = {"color": "#ffffff", "weight": 3, "fillColor": SITE_COLOURS[rule], "fillOpacity": 0.95}
         page.add_layer(_FeatureLayer(features, f"{lang.t('用电', 'sites')}: {lang.t(zh, en)} ({len(features)})", styles=[style],
@@ -537,15 +550,21 @@ def _age_fade(time_utc: object, newest: pd.Timestamp | None) -> float:
     return next(factor for limit, factor in AGE_BANDS if hours <= limit)
 
 
-def _newest(fires: pd.DataFrame) -> pd.Timestamp | None:
+def _times(fires: Rows) -> list[pd.Timestamp]:
+    """The known ``time_utc`` of ``fires`` (UTC instants)."""
+    values = [r["time_utc"] for r in fires] if isinstance(fires, list) else fires["time_utc"].dropna()
+    return [pd.Timestamp(t) for t in values if t is not None and not pd.isna(t)]
+
+
+def _newest(fires: Rows) -> pd.Timestamp | None:
     """The latest ``time_utc`` of ``fires``, the reference of age fading (None if none is known)."""
-    times = fires["time_utc"].dropna()
-    return None if times.empty else pd.Timestamp(times.max())
+    times = _times(fires)
+    return max(times) if times else None
 
 
 def _fire_layers(
     page: MapPage,
-    fires: pd.DataFrame,
+    fires: Rows,
     names: Mapping[str, str],
     *,
     label: str,
@@ -566,11 +585,10 @@ def _fire_layers(
     tooltips the time and class; the cell's map has the rest.
     """
     labels, popup = (FIRE_LIGHT_LABELS, _light_popup_values) if light else (FIRE_POPUP_LABELS, _popup_of)
-    sources = _heat_sources(fires)
+    recs = _rows(fires)
     for category in HEAT_SOURCES:
-        chosen = fires[sources & (fires["category"] == category).fillna(False).to_numpy(bool)] if sources.any() else fires.iloc[:0]
         styles, features = _Styles(), []
-        for rec in _records(chosen):
+        for rec in (r for r in recs if _is_heat_source(r) and r["category"] == category):
             fade = _age_fade(rec["time_utc"], newest)
             style = {"color": "#212121", "weight": 1, "fillColor": HEAT_SOURCE_COLOURS[category], "fillOpacity": round(0.8 * fade, 3)}
             tooltip = f"{_bjt(rec['time_utc'], '%H:%M')} · {CATEGORY_LABELS[category]}"
@@ -578,9 +596,8 @@ def _fire_layers(
         if features:
             page.add_layer(_FeatureLayer(features, f"{label}: {lang.label(CATEGORY_LABELS[category])} ({len(features)})", styles=styles.table,
                                          labels=labels, radius=5, show=False, cluster=HEAT_SOURCE_COLOURS[category] if cluster else None))
-    fires = fires[~sources]
     by_class: dict[str, tuple[_Styles, list[dict]]] = {c.key: (_Styles(), []) for c in FIRE_CLASSES}
-    for rec in _records(fires):
+    for rec in (r for r in recs if not _is_heat_source(r)):
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
         number = f"#{numbers[rec['fire_id']]} · " if numbers else ""
         where = OUTSIDE_GRID if pd.isna(rec.get("cell_id")) else text(rec.get("cell_name"), MISSING)
@@ -612,21 +629,26 @@ def _heat_layer(page: MapPage, fires: pd.DataFrame, lang: _Lang, decimals: int =
     page.add_layer(_HeatLayer(latlons, f"{lang.t('火点热力图', 'fire heat map')} ({len(latlons)})"))
 
 
-def _class_counts(fires: pd.DataFrame) -> dict[str, int]:
+def _class_counts(fires: Rows) -> dict[str, int]:
     """Fires per window class (``FIRE_CLASSES`` keys), and ``UNKNOWN_LAND`` fires of unknown land cover."""
     counts = {c.key: 0 for c in FIRE_CLASSES}
+    if isinstance(fires, list):
+        for rec in fires:
+            counts[_fire_class(rec["win_after_work"], rec["win_first_half_night"]).key] += 1
+        counts[UNKNOWN_LAND] = sum(rec.get("category") == "unknown" for rec in fires if isinstance(rec.get("category"), str))
+        return counts
     for after_work, night in zip(fires["win_after_work"], fires["win_first_half_night"], strict=True):
         counts[_fire_class(after_work, night).key] += 1
     counts[UNKNOWN_LAND] = int((fires["category"] == "unknown").sum()) if "category" in fires else 0
     return counts
 
 
-def _time_span(fires: pd.DataFrame, lang: _Lang = _BOTH) -> str:
+def _time_span(fires: Rows, lang: _Lang = _BOTH) -> str:
     """'观测 observed 2022-06-03 01:30 – 19:30 北京时间' for the title bar ('' if no time)."""
-    times = fires["time_utc"].dropna()
-    if times.empty:
+    times = _times(fires)
+    if not times:
         return ""
-    first, last = _bjt(times.min(), "%Y-%m-%d %H:%M"), _bjt(times.max(), "%Y-%m-%d %H:%M")
+    first, last = _bjt(min(times), "%Y-%m-%d %H:%M"), _bjt(max(times), "%Y-%m-%d %H:%M")
     if first != last and first[:10] == last[:10]:
         last = last[11:]
     span = first if first == last else f"{first} – {last}"  # a single overpass, or a range
@@ -760,11 +782,12 @@ def _cell_legend(counts: Mapping[str, int], has_events: bool = False, *, lang: _
     return [_fires_section(counts, lang, clustered), _age_section(lang), _section(t("线与符号", "lines and markers"), rows)]
 
 
-def _site_legend(sites: pd.DataFrame | None, lang: _Lang = _BOTH) -> list[dict[str, Any]]:
-    if sites is None or sites.empty:
+def _site_legend(sites: Rows | None, lang: _Lang = _BOTH) -> list[dict[str, Any]]:
+    if sites is None or not len(sites):
         return []
-    rows = [[_swatch(SITE_COLOURS[rule], f"{lang.t(zh, en)} ({int((sites['rule'] == rule).sum())})", dot=True, border="#fff")]
-            for rule, (zh, en) in RULE_LABELS.items() if (sites["rule"] == rule).any()]
+    rules = [rec["rule"] for rec in _rows(sites)]
+    rows = [[_swatch(SITE_COLOURS[rule], f"{lang.t(zh, en)} ({rules.count(rule)})", dot=True, border="#fff")]
+            for rule, (zh, en) in RULE_LABELS.items() if rule in rules]
     return [_section(lang.t("用电异常", "electricity sites"), rows)]
 
 
@@ -1038,14 +1061,12 @@ def _context_layer(outlines: gpd.GeoDataFrame, lang: _Lang = _BOTH) -> _FeatureL
 
 
 def _footprint_layer(
-    fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int], lang: _Lang = _BOTH
+    fires: Rows, in_cell: Sequence[bool], numbers: Mapping[str, int], lang: _Lang = _BOTH
 ) -> _FeatureLayer | None:
-    """Pixel footprints: solid for fires centred in the cell, dashed for neighbours'."""
-    if "footprint" not in fires.columns:
-        return None
+    """Pixel footprints (a ``footprint`` column of Polygons): solid for fires centred in the cell, dashed for neighbours'."""
     styles, features, drawn = _Styles(), [], set()
-    for rec, inside in zip(_records(fires), in_cell, strict=True):
-        footprint = rec["footprint"]
+    for rec, inside in zip(_rows(fires), in_cell, strict=True):
+        footprint = rec.get("footprint")
         if not isinstance(footprint, shapely.Geometry) or footprint.is_empty:
             continue
         # A geostationary pixel is seen every 10 minutes: draw it once, not stacked until opaque.
@@ -1064,7 +1085,7 @@ def _footprint_layer(
 
 
 def _fire_list(
-    fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int], names: Mapping[str, str],
+    fires: Rows, in_cell: Sequence[bool], numbers: Mapping[str, int], names: Mapping[str, str],
     *, m: object = None, lang: _Lang = _BOTH,
 ) -> Markup:
     """The side panel: one row per fire, click a row to zoom to it.
@@ -1073,7 +1094,7 @@ def _fire_list(
     (GCJ-02 on an Amap basemap), so the jump lands on the marker.
     """
     rows = []
-    for rec, inside in zip(_records(fires), in_cell, strict=True):
+    for rec, inside in zip(_rows(fires), in_cell, strict=True):
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
         point = rec["geometry"]
         ((lat, lon),) = _display_latlons(m, [(point.y, point.x)])
@@ -1094,9 +1115,12 @@ PLACE_TOLERANCE_DEG = 0.002  # ~200 m: county outlines under a cell map
 PLACE_MARGIN_DEG = 0.1  # counties this close to the cell are drawn too
 
 
-def _place_layers(places: gpd.GeoDataFrame, box: tuple[float, float, float, float], outlines: dict[int, dict[str, Any]],
+def _place_layers(places: gpd.GeoDataFrame, box: tuple[float, float, float, float], outlines: dict[int, tuple[dict, dict]],
                   lang: _Lang) -> list[_FeatureLayer]:
-    """County boundaries around ``box`` (WGS84) and their names, to draw under the fires."""
+    """County boundaries around ``box`` (WGS84) and their names, to draw under the fires.
+
+    ``outlines``: each county's (outline, name) features, made once per night and kept here.
+    """
     west, south, east, north = box
     found = sorted(places.sindex.query(shapely.box(west - PLACE_MARGIN_DEG, south - PLACE_MARGIN_DEG,
                                                    east + PLACE_MARGIN_DEG, north + PLACE_MARGIN_DEG), predicate="intersects"))
@@ -1105,11 +1129,14 @@ def _place_layers(places: gpd.GeoDataFrame, box: tuple[float, float, float, floa
     lines, labels = [], []
     for position in found:
         if position not in outlines:
-            outlines[position] = _geometry_json(places.geometry.iloc[position].boundary, PLACE_TOLERANCE_DEG)
-        name = text(places["name"].iloc[position], MISSING)
-        lines.append(_feature(outlines[position], 0, name))
-        point = places["label_point"].iloc[position]
-        labels.append(_feature({"type": "Point", "coordinates": [round(point.x, COORD_DECIMALS), round(point.y, COORD_DECIMALS)]}, 0, name))
+            name = text(places["name"].iloc[position], MISSING)
+            point = places["label_point"].iloc[position]
+            outlines[position] = (
+                _feature(_geometry_json(places.geometry.iloc[position].boundary, PLACE_TOLERANCE_DEG), 0, name),
+                _feature({"type": "Point", "coordinates": [round(point.x, COORD_DECIMALS), round(point.y, COORD_DECIMALS)]}, 0, name),
+            )
+        lines.append(outlines[position][0])
+        labels.append(outlines[position][1])
     title = lang.t("区县界", "county boundaries")
     return [
         _FeatureLayer(lines, f"{title} ({len(lines)})", styles=[{"color": "#5d4037", "weight": 2, "dashArray": "6 4", "opacity": 0.8}]),
@@ -1160,7 +1187,7 @@ class MapDay:
     ) -> None:
         fires = _prepare_fires(fires)
         self.places = places  # place_outlines(counties): boundaries and names under each cell map
-        self._place_outlines: dict[int, dict[str, Any]] = {}
+        self._place_outlines: dict[int, tuple[dict, dict]] = {}
         # Each fire's record (popups, lists and task rows read it; popup values are cached in it on first
         # use), made once for every map the fire is on; the frame keeps only what is selected and counted
         # on: each selection of a cell's fires then copies a dozen columns, not fifty.
@@ -1184,11 +1211,17 @@ class MapDay:
         # Rows in fire order (time, id), the order of the map's numbering.
         self._fire_rows = {cell: np.sort(rows) for cell, rows in pairs.groupby("cell")["row"].apply(np.asarray).items()}
         self._own = own.fillna("").to_numpy(str)
+        self._fire_records = list(self.fires[_RECORD])
+        self._site_records = list(self.sites[_RECORD]) if self.sites is not None else []
+        self._event_records = list(events[_RECORD]) if events is not None and len(events) else []
         self._site_rows: dict[str, np.ndarray] = {}
         if self.sites is not None:
             site_cells = self.sites["cell_id"].astype("string")
             self._site_rows = {str(c): np.asarray(r) for c, r in pd.Series(np.arange(len(site_cells))).groupby(site_cells.to_numpy()).apply(np.asarray).items()}
         self._event_index = pd.Index(events["event_id"].astype(str)) if events is not None and "event_id" in events else None
+        # Row lookups by id as dicts: a pandas lookup costs ~0.1 ms, several per map.
+        self._positions = {cell: i for i, cell in enumerate(self._grid_ids)}
+        self._event_positions = {e: i for i, e in enumerate(self._event_index)} if self._event_index is not None else {}
         wanted = set(pairs["cell"]) | set(self._site_rows)
         found = self._grid_ids.get_indexer(sorted(wanted))
         cells = self.grid.iloc[found[found >= 0]]
@@ -1196,6 +1229,7 @@ class MapDay:
         self._outlines: dict[int, dict[str, Any]] = {}
         self._grid_columns = {c: self.grid[c].to_numpy() for c in ("cell_id", "cell_name", "county_name", "supervisor")}
         self._grid_columns["geometry"] = self.grid.geometry.to_numpy()
+        self._sindex = self.grid.sindex  # built once, kept on the grid
 
     def cell_ids(self) -> list[str]:
         """The cells that get a map: a fire centred in or touching them, or an electricity site; sorted."""
@@ -1228,7 +1262,7 @@ class MapDay:
         if self._event_index is not None and "event_id" in shown:
             found = self._event_index.get_indexer(shown["event_id"].dropna().astype(str).unique())
             events = self.events.iloc[np.sort(found[found >= 0])]
-        here = self.sites.iloc[self._site_rows[cell_id]] if cell_id in self._site_rows else None
+        here = [self._site_records[i] for i in self._site_rows[cell_id]] if cell_id in self._site_rows else None
         return task_records(shown if len(shown) else None, events, here, cell_id)
 
     def cell_map(
@@ -1245,15 +1279,17 @@ class MapDay:
         lang = _Lang(language)
         t = lang.t
         cell_id = str(cell_id)
-        position = self._grid_ids.get_indexer([cell_id])[0]
+        position = self._positions.get(cell_id, -1)
         if position < 0:
             raise KeyError(f"grid has no cell {cell_id!r}")
         cell = self._cell(position)
 
+        # The cell's fires as records, not a frame: a map draws a handful of fires, and pandas
+        # selections would cost more than the whole page.
         rows = self._fire_rows.get(cell_id, np.empty(0, dtype=np.int64))
-        shown = self.fires.iloc[rows].reset_index(drop=True)
-        in_cell = pd.Series(self._own[rows] == cell_id, dtype=bool)
-        numbers = {fid: i for i, fid in enumerate(shown["fire_id"], start=1)}
+        shown = [self._fire_records[i] for i in rows]
+        in_cell = (self._own[rows] == cell_id).tolist()
+        numbers = {rec["fire_id"]: i for i, rec in enumerate(shown, start=1)}
         names = self.names
 
         supervisor = text(cell.get("supervisor"), MISSING)
@@ -1262,9 +1298,9 @@ class MapDay:
                        tianditu_key=tianditu_key, language=language)
 
         # Neighbours: cells sharing a boundary with this one, and the cells of the touching fires.
-        nearby = set(self.grid.sindex.query(cell["geometry"], predicate="intersects").tolist())
-        others = self._grid_ids.get_indexer(sorted(set(shown["cell_id"].dropna().astype(str))))
-        nearby |= set(others[others >= 0].tolist())
+        nearby = set(self._sindex.query(cell["geometry"], predicate="intersects").tolist())
+        centres = {text(rec["cell_id"]) for rec in shown} - {""}
+        nearby |= {self._positions[c] for c in centres if c in self._positions}
         nearby.discard(position)
         neighbours = sorted(nearby)
         if self.places is not None:
@@ -1275,17 +1311,17 @@ class MapDay:
         page.add_layer(self._outline_layer([position], t("本网格", "this cell"),
                                            {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06}))
         page.add_layer(_footprint_layer(shown, in_cell, numbers, lang))
-        events = None
-        if self._event_index is not None and "event_id" in shown:
-            found = self._event_index.get_indexer(shown["event_id"].dropna().astype(str).unique())
-            events = self.events.iloc[np.sort(found[found >= 0])]
-            _event_layers(page, events, names, lang)
+        events = found = None
+        if self._event_index is not None:
+            ids = sorted({text(rec.get("event_id")) for rec in shown} - {""})
+            found = sorted(self._event_positions[e] for e in ids if e in self._event_positions)
+            _event_layers(page, [self._event_records[i] for i in found], names, lang)
         newest, clustered = _newest(shown), _cluster(len(shown), cluster_min_fires)
-        _fire_layers(page, shown[in_cell.to_numpy()], names, label=t("本网格火点", "fires here"), numbers=numbers,
+        _fire_layers(page, [r for r, inside in zip(shown, in_cell) if inside], names, label=t("本网格火点", "fires here"), numbers=numbers,
                      lang=lang, newest=newest, cluster=clustered)
-        _fire_layers(page, shown[~in_cell.to_numpy()], names, label=t("邻格火点", "touching"), touching=True,
+        _fire_layers(page, [r for r, inside in zip(shown, in_cell) if not inside], names, label=t("邻格火点", "touching"), touching=True,
                      numbers=numbers, lang=lang, newest=newest, cluster=clustered)
-        here = self.sites.iloc[self._site_rows[cell_id]] if cell_id in self._site_rows else None
+        here = [self._site_records[i] for i in self._site_rows[cell_id]] if cell_id in self._site_rows else None
         if here is not None:
             _site_layers(page, here, names, lang)
 
@@ -1295,17 +1331,18 @@ class MapDay:
                         + _site_legend(here, lang))
         page.add_control(_fire_list(shown, in_cell, numbers, names, m=page, lang=lang), position="topright", css_class="gw-box gw-panel")
         summary = (
-            f"{int(in_cell.sum())} {t('火点在本网格', 'fires centred here')} · "
-            f"{int((~in_cell).sum())} {t('邻格像元触及', 'touching from neighbours')} · {_window_summary(class_counts, lang)}"
+            f"{sum(in_cell)} {t('火点在本网格', 'fires centred here')} · "
+            f"{len(in_cell) - sum(in_cell)} {t('邻格像元触及', 'touching from neighbours')} · {_window_summary(class_counts, lang)}"
             + (f" · {len(here)} {t('用电异常', 'electricity sites')}" if here is not None else "")
         )
         page.set_title(f"{title} — {t('网格员', 'supervisor')} {supervisor}",
                        [f"{t('网格', 'cell')} {cell_label} · {text(cell.get('county_name'), MISSING)}", _time_span(shown, lang), summary])
-        footprints = list(shown["footprint"]) if "footprint" in shown.columns else []
-        page.fit(_bounds([cell["geometry"], *shown.geometry, *[f for f in footprints if isinstance(f, shapely.Geometry)],
-                          *(here.geometry if here is not None else [])]))
+        footprints = [rec.get("footprint") for rec in shown]
+        page.fit(_bounds([cell["geometry"], *(rec["geometry"] for rec in shown), *[f for f in footprints if isinstance(f, shapely.Geometry)],
+                          *(rec["geometry"] for rec in here or [])]))
         # The printable list of what to check, under the map: fires of the cell (and touching it) and its sites.
-        tasks = task_records(shown, events, here, cell_id)
+        events = [self._event_records[i] for i in found] if found is not None and len(found) else None
+        tasks = task_records(shown or None, events, here, cell_id)
         page.below = Markup(task_list_html(tasks, language=lang.code, heading=f"{cell_label} · {t('网格员', 'supervisor')} {supervisor}"))
         return page
 

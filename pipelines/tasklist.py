@@ -187,8 +187,10 @@ def _date(value: object) -> str:
 RECORD_COLUMN = "_gridwatch_record"  # a frame's rows as dicts, made once (see maps.MapDay): to_dict costs ms per call
 
 
-def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows of ``frame`` as dicts (from its :data:`RECORD_COLUMN` when it has one)."""
+def frame_records(frame: pd.DataFrame | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts (from its :data:`RECORD_COLUMN` when it has one; a list of records as it is)."""
+    if isinstance(frame, list):
+        return frame
     if RECORD_COLUMN in frame.columns:
         return list(frame[RECORD_COLUMN])
     return frame.to_dict("records")
@@ -209,17 +211,17 @@ def _union_of(values: list[object]) -> object:
     return False
 
 
-def _fire_rows(fires: pd.DataFrame, events: pd.DataFrame | None, cell_id: str) -> list[dict[str, Any]]:
+def _fire_rows(fires: pd.DataFrame | list[dict[str, Any]], events: pd.DataFrame | list[dict[str, Any]] | None, cell_id: str) -> list[dict[str, Any]]:
     """One row per fire event (or per fire without an event) centred in or touching the cell.
 
     Plain Python over the fires' records: a cell has a handful of fires, and
     per-group pandas operations would cost more than the night's maps.
     """
-    missing = [c for c in _FIRE_REQUIRED if c not in fires.columns]
-    if missing:
-        raise KeyError(f"fires lacks columns {missing}")
     records = frame_records(fires)
     columns = set(records[0]) if records else set()  # the record may hold more than the frame (maps.MapDay)
+    missing = [c for c in _FIRE_REQUIRED if c not in (columns if isinstance(fires, list) else fires.columns)]
+    if missing:
+        raise KeyError(f"fires lacks columns {missing}")
     shown: list[tuple[dict[str, Any], bool]] = []
     for rec in records:
         if _missing(rec["lon"]) or _missing(rec["lat"]):
@@ -236,7 +238,7 @@ def _fire_rows(fires: pd.DataFrame, events: pd.DataFrame | None, cell_id: str) -
         # A fire without an event is its own group (keyed by its fire id).
         groups.setdefault(f"fire:{rec['fire_id']}" if _missing(event) else str(event), []).append((rec, centred))
     event_table = {}
-    if events is not None and len(events) and "event_id" in events:
+    if events is not None and len(events) and (isinstance(events, list) or "event_id" in events):
         event_table = {str(r["event_id"]): r for r in frame_records(events)}
 
     rows = []
@@ -278,13 +280,18 @@ def _fire_rows(fires: pd.DataFrame, events: pd.DataFrame | None, cell_id: str) -
     return rows
 
 
-def _site_rows(sites: pd.DataFrame | None, cell_id: str) -> list[dict[str, Any]]:
+def _site_rows(sites: pd.DataFrame | list[dict[str, Any]] | None, cell_id: str) -> list[dict[str, Any]]:
     """One row per electricity site whose transformer is in the cell."""
-    if sites is None or not len(sites) or "cell_id" not in sites:
+    if sites is None or not len(sites):
         return []
-    here = pd.DataFrame(sites[(sites["cell_id"].astype("string") == cell_id).fillna(False).to_numpy(bool)])
+    if isinstance(sites, list):
+        here = [rec for rec in sites if _text(rec.get("cell_id")) == cell_id]
+    elif "cell_id" in sites:
+        here = frame_records(pd.DataFrame(sites[(sites["cell_id"].astype("string") == cell_id).fillna(False).to_numpy(bool)]))
+    else:
+        return []
     rows = []
-    for rec in frame_records(here):
+    for rec in here:
         lon, lat = rec.get("lon"), rec.get("lat")
         rule = _text(rec.get("rule"))
         first_day, day = _date(rec.get("first_day")), _date(rec.get("day"))
@@ -387,9 +394,9 @@ _TEXT_COLUMNS = ("site_name", "address", "industry", "evidence", "evidence_zh", 
 
 
 def task_records(
-    fires: pd.DataFrame | None,
-    events: pd.DataFrame | None,
-    sites: pd.DataFrame | None,
+    fires: pd.DataFrame | list[dict[str, Any]] | None,
+    events: pd.DataFrame | list[dict[str, Any]] | None,
+    sites: pd.DataFrame | list[dict[str, Any]] | None,
     cell_id: str,
 ) -> list[dict[str, Any]]:
     """:func:`task_rows` as a list of dicts (``TASK_COLUMNS`` keys): what a cell map writes, without a DataFrame."""
