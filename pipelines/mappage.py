@@ -155,9 +155,6 @@ _BOTH = _Lang("both")
 # --------------------------------------------------------------------------- pages
 
 
-_Html = Markup  # markup that is already safe (templates and esc() leave it as it is)
-
-
 def _render(name: str, **values: Any) -> Markup:
     """An HTML template of ``templates/maps`` rendered (values escaped by the template)."""
     return Markup(html_template(f"maps/{name}").render(**values))

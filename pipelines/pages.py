@@ -185,7 +185,7 @@ class AssetTags(Element):
 
     Which of the two is decided when the page is rendered, from the page's root
     (``gridwatch_static``: the relative path of the shared folder, or None to
-    inline); see :func:`pipelines.maps.save_map`.
+    inline); see :func:`pipelines.mappage.save_map`.
     """
 
     def __init__(self, bundle: str) -> None:
