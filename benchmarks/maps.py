@@ -80,6 +80,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from pipelines.publish import mappage
 from pipelines.publish import maps
 from pipelines.publish.pages import RawHtml, require_assets
 from pipelines.run.cli import main as cli_main
@@ -223,7 +224,7 @@ def _tooltips_and_colours(fires: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 def _offline_map(fires: gpd.GeoDataFrame) -> folium.Map:
     m = folium.Map(location=None, tiles=None, control_scale=True)
-    maps._make_offline(m)  # our Leaflet first in <head>, before the plugin that needs it
+    mappage._make_offline(m)  # our Leaflet first in <head>, before the plugin that needs it
     m.options["maxZoom"] = 19  # marker clustering needs the map's own maxZoom (there is no tile layer)
     b = fires.total_bounds
     m.fit_bounds([[b[1], b[0]], [b[3], b[2]]])
@@ -232,7 +233,7 @@ def _offline_map(fires: gpd.GeoDataFrame) -> folium.Map:
 
 def _cluster_options() -> dict:
     """The clustering gridwatch uses, for the baselines: same radius, same zoom where clusters stop."""
-    return {"disableClusteringAtZoom": maps.CLUSTER_OFF_ZOOM, "maxClusterRadius": maps.CLUSTER_RADIUS_PX,
+    return {"disableClusteringAtZoom": maps.CLUSTER_OFF_ZOOM, "maxClusterRadius": mappage.CLUSTER_RADIUS_PX,
             "showCoverageOnHover": False, "chunkedLoading": True}
 
 

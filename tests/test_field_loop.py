@@ -216,8 +216,10 @@ def mark_and_export(browser, page: Path, marks: list[tuple[SimpleNamespace, str,
         assert note in seen["text"]
         if "<" in note:
             assert "&lt;img" in seen["html"]  # the note is text, never markup
-    # Offline and reopened: the marks are still there (localStorage). Chromium commits localStorage
-    # asynchronously, so on a busy machine a reopen right after the last mark may come too early: retry.
+    # Offline and reopened: the marks are still there (localStorage). Chromium's renderer hands
+    # localStorage writes on asynchronously; a page replaced within milliseconds of its last write can
+    # lose it on a busy machine (a person takes longer than that), so the page stays open a moment.
+    browser.evaluate("new Promise(r => setTimeout(r, 1500))")
     for _ in range(10):
         browser.open(page, 1280, 800, False)
         kept = browser.evaluate("document.querySelectorAll('li.gw-done input[type=radio]:checked').length")

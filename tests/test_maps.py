@@ -20,6 +20,7 @@ import shapely
 
 import pipelines
 from pipelines.grid import chinacrs
+from pipelines.publish import mappage
 from pipelines.publish import maps
 from pipelines.publish.pages import check_self_contained, static_text
 from pipelines.core.schema import (
@@ -241,13 +242,34 @@ def js_strings(page: str) -> str:
     return page.replace('\\"', '"')
 
 
+def page_spec(page: str) -> dict | None:
+    """The map description of a page written by ``maps.MapPage`` (a cell map), None for a folium page."""
+    found = re.search(r'<script type="application/json" id="map_\w+-data">(.*?)</script>', page, re.DOTALL)
+    return json.loads(found.group(1)) if found else None
+
+
 def map_script(page: str) -> str:
-    """The page's last <script>: the map-building code (not the inlined Leaflet)."""
+    """The map-building code (not the inlined Leaflet): a MapPage's description and the call that draws
+    it, or a folium page's last <script>."""
+    if page_spec(page) is not None:
+        return page[page.index('<script type="application/json"'):]
     return page.rsplit("<script>", 1)[1]
 
 
 def fit_bounds(page: str) -> list:
+    spec = page_spec(page)
+    if spec is not None:
+        return spec["fit"]["bounds"]
     return json.loads(re.search(r"\.fitBounds\(\s*(\[\[[^\n]*\]\]),", map_script(page)).group(1))
+
+
+def layer_specs(page: str) -> list[dict]:
+    """Every layer the page draws, as given to ``gridwatchFeatureLayer``/``gridwatchHeatLayer`` (gridwatch-map.js):
+    from a MapPage's description, or from the calls of a folium page (one per layer)."""
+    spec = page_spec(page)
+    if spec is not None:
+        return spec["layers"]
+    return [json.loads(m.group(1)) for m in re.finditer(r"^var \w+ = gridwatch(?:Feature|Heat)Layer\((.*)\);$", page, re.MULTILINE)]
 
 
 def column_value(column: list, j: int, data: dict | None = None):
@@ -255,13 +277,13 @@ def column_value(column: list, j: int, data: dict | None = None):
     table = column[0]
     if len(column) == 1:
         return table[0 if len(table) == 1 else j]
-    if isinstance(column[1], int):  # a slot of the layer's combined rows (maps._combine)
+    if isinstance(column[1], int):  # a slot of the layer's combined rows (mappage._combine)
         return table[data["c"][0][data["c"][1][j]][column[1]]]
     return table[column[1][j]]
 
 
 def decode_layer(data: dict, styles: list, labels: list) -> list[dict]:
-    """A layer's columns (``maps._layer_data``) back into GeoJSON features, as the
+    """A layer's columns (``mappage._layer_data``) back into GeoJSON features, as the
     page's ``gridwatchFeatures`` and ``gridwatchRow`` build them (a derived
     position written with JavaScript's ``toFixed(5)``, which Python's ``.5f`` matches)."""
     features = []
@@ -286,8 +308,7 @@ def decode_layer(data: dict, styles: list, labels: list) -> list[dict]:
 
 def layer_data(page: str) -> list[tuple[dict, list, list]]:
     """Each vector layer's (data, styles, labels) as written in the page."""
-    pattern = r"var (\w+)_styles = (.*);\n\s*var \1_labels = (.*);\n\s*var \1_data = (.*);\n"
-    return [tuple(json.loads(text) for text in (m.group(4), m.group(2), m.group(3))) for m in re.finditer(pattern, page)]
+    return [(s["data"], s["styles"], s["labels"]) for s in layer_specs(page) if s["kind"] != "heat"]
 
 
 def geojson_features(page: str) -> list[dict]:
@@ -419,7 +440,7 @@ def test_overview_one_marker_per_fire_coloured_by_window(fires, grid, tmp_path) 
     }
     # One layer per class present (after work, night, other) plus the cells,
     # not one block of JavaScript per marker.
-    assert page.count("L.geoJson(") == 4
+    assert len(layer_data(page)) == 4 and page.count("gridwatchFeatureLayer(") == 4
 
 
 def test_overview_popups_show_beijing_time_and_details(fires, grid, tmp_path) -> None:
@@ -537,15 +558,15 @@ def test_cell_names_are_escaped_everywhere(fires, grid, tmp_path) -> None:
     # ...which the page only ever sets with textContent, never as HTML.
     script = static_text("gridwatch-map.js")
     assert "textContent = value" in script and "innerHTML" not in script
-    assert "document.createTextNode(gridwatchValue(data.t, " in overview
+    assert "document.createTextNode(gridwatchValue(data.t, " in script
     # HTML written by Python is escaped: title bar, <title>, the cell's own title bar.
     assert "<h1>&lt;b&gt;t&lt;/b&gt;" in overview and "<title>&lt;b&gt;t&lt;/b&gt;</title>" in overview
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;封丘网格" in cell
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;封丘网格" in cell
 
 
 def test_cell_map_fire_list_escapes_neighbour_names(fires, grid, tmp_path) -> None:
     page = render(maps.cell_map(LANKAO, fires, grid, title="t"), tmp_path)
-    assert "邻格 &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;封丘网格" in page
+    assert "邻格 &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;封丘网格" in page
 
 
 def test_template_literal_injection_is_inert(grid, tmp_path) -> None:
@@ -595,7 +616,7 @@ def test_cell_map_footprints_outlines_and_list(fires, grid, tmp_path) -> None:
     assert len(outlines) == 4 and all(f["style"]["weight"] == 1 for f in outlines if f not in this)
     assert "网格员 supervisor 张伟" in page  # supervisor in the title bar
     assert "火点列表 fire list (3)" in page
-    assert 'data-lat=\\"34.88000\\" data-lon=\\"114.95000\\"' in page
+    assert '<tr data-lat="34.88000" data-lon="114.95000">' in page
     assert "06-03 19:30" in page and "15.4" in page
 
 
@@ -712,9 +733,13 @@ def test_grid_with_duplicate_ids_is_refused(fires, grid) -> None:
 
 
 def registry(page: str) -> list[dict]:
-    """The page's ``window.gridwatchLayers`` entries: name, feature count and kind."""
-    pattern = r'window\.gridwatchLayers\.push\(\{name: ("(?:[^"\\]|\\.)*"), features: (\d+), layer: \w+, kind: "(\w+)"\}\);'
-    return [{"name": json.loads(n), "features": int(c), "kind": k} for n, c, k in re.findall(pattern, page)]
+    """The page's ``window.gridwatchLayers`` entries (``gridwatchRegister`` in gridwatch-map.js): name, feature count and kind."""
+    return [{"name": s["name"], "features": len(s["points"]) if s["kind"] == "heat" else s["data"]["n"], "kind": s["kind"]}
+            for s in layer_specs(page)]
+
+
+def heat_layers(page: str) -> list[dict]:
+    return [s for s in layer_specs(page) if s["kind"] == "heat"]
 
 
 def test_plugins_are_inlined_and_nothing_is_fetched(fires, grid, tmp_path) -> None:
@@ -731,15 +756,15 @@ def test_plugins_are_inlined_and_nothing_is_fetched(fires, grid, tmp_path) -> No
     assert "sourceMappingURL" not in page and "url(images/" not in page
     # Each plugin once, however many layers use it.
     for script in ("leaflet.markercluster.js", "leaflet-heat.js", "Control.FullScreen.js", "gridwatch-measure.js"):
-        assert page.count(maps._static_js(script)[:300]) == 1, script
+        assert page.count(static_text(script, inline=True)[:300]) == 1, script
     assert page.count("function gridwatchCluster(") == 1
 
 
 def test_small_maps_do_not_inline_the_cluster_plugin(fires, grid, tmp_path) -> None:
     page = render(maps.overview_map(fires, grid, title="t"), tmp_path)  # 5 fires < CLUSTER_MIN_FIRES
-    assert "L.markerClusterGroup(" not in page and "gridwatchCluster(" not in page
-    # The controls are on every map.
-    assert "L.control.fullscreen(" in page and "L.control.gridwatchMeasure(" in page
+    assert "leaflet.markercluster.js" not in page and not any(s.get("cluster") for s in layer_specs(page))
+    # The controls are on every map (gridwatchTools: full screen and measure).
+    assert "gridwatchTools(" in page and '"fullscreen":' in page and '"measure":' in page
     assert "L.control.scale(" in page and "L.control.layers(" in page
 
 
@@ -761,7 +786,7 @@ def test_registry_lists_every_layer(fires, grid, tmp_path) -> None:
     assert kinds["火点 fires: 上半夜 first half of night (2)"] == ("vector", 2)
     assert kinds["网格 cells with fires (3)"] == ("vector", 3)
     assert kinds["火点热力图 fire heat map (5)"] == ("heat", 5)
-    assert len(entries) == page.count("L.geoJson(") + page.count("L.heatLayer(")
+    assert len(entries) == page.count("gridwatchFeatureLayer(") + page.count("gridwatchHeatLayer(")
     clustered = registry(render(maps.overview_map(fires, grid, title="t", cluster_min_fires=0), tmp_path, "c.html"))
     fire_layers = [e for e in clustered if e["name"].startswith("火点 fires:")]
     assert fire_layers and all(e["kind"] == "cluster" for e in fire_layers)
@@ -773,7 +798,7 @@ def test_clusters_keep_popups_and_colours(fires, grid, tmp_path) -> None:
     # Markers are still the popup-carrying circle markers, now handed to a cluster group.
     assert sorted(popup_by_fire(page)) == sorted(fires["fire_id"])
     by_key = {c.key: c.colour for c in maps.FIRE_CLASSES}
-    options = [json.loads(o) for o in re.findall(r"= gridwatchCluster\(\w+, (\{.*?\})\);", page)]
+    options = [s["cluster"] for s in layer_specs(page) if s.get("cluster")]
     assert {o["colour"] for o in options} == {by_key["after_work"], by_key["first_half_night"], by_key["other"]}
     assert all(o["disableAt"] == maps.CLUSTER_OFF_ZOOM for o in options)
     assert "chunkedLoading: true" in static_text("gridwatch-map.js")
@@ -781,9 +806,11 @@ def test_clusters_keep_popups_and_colours(fires, grid, tmp_path) -> None:
 
 
 def test_cell_map_clusters_only_on_request(fires, grid, tmp_path) -> None:
-    assert "gridwatchCluster(" not in render(maps.cell_map(LANKAO, fires, grid, title="t"), tmp_path)
+    plain = render(maps.cell_map(LANKAO, fires, grid, title="t"), tmp_path)
+    assert not any(s["cluster"] for s in layer_specs(plain)) and "leaflet.markercluster.js" not in plain
     page = render(maps.cell_map(LANKAO, fires, grid, title="t", cluster_min_fires=1), tmp_path, "c.html")
-    assert page.count("= gridwatchCluster(") == 3  # this cell's two windows, and the touching fire
+    assert sum(s["kind"] == "cluster" for s in layer_specs(page)) == 3  # this cell's two windows, and the touching fire
+    assert "leaflet.markercluster.js" in page
 
 
 def test_age_fading_rule() -> None:
@@ -827,10 +854,10 @@ def test_heat_map_layer_is_off_and_leaves_heat_sources_out(fires, grid, tmp_path
     classified = fires.copy()
     classified["category"] = ["straw_suspect", "other", "straw_suspect", "industrial", "persistent"]
     page = render(maps.overview_map(classified, grid, title="t"), tmp_path)
-    (points,) = re.findall(r"L\.heatLayer\((\[\[.*?\]\]), ", page)
-    assert len(json.loads(points)) == 3
-    heat = re.search(r"var (heat_layer_\w+) = L\.heatLayer", page).group(1)
-    assert f"{heat}.addTo(" not in page  # off by default
+    (heat,) = heat_layers(page)
+    assert len(heat["points"]) == 3
+    name = re.search(r"var (heat_layer_\w+) = gridwatchHeatLayer", page).group(1)
+    assert f"{name}.addTo(" not in page and heat["show"] is False  # off by default
 
 
 def amap_shift(lon: float, lat: float) -> list[float]:
@@ -861,15 +888,15 @@ def test_amap_shifts_every_overlay_to_gcj02(fires, grid, tmp_path) -> None:
     (south, west), (_north, east) = fit_bounds(amap)
     lon0, lat0 = amap_shift(113.0, 34.5)
     assert south < lat0 + 1e-4 and west == pytest.approx(lon0, abs=1e-4) and east > 114.95
-    heat = json.loads(re.search(r"L\.heatLayer\((\[\[.*?\]\]), ", amap).group(1))
+    heat = heat_layers(amap)[0]["points"]
     assert [lat0, lon0] in [[round(a, 5), round(o, 5)] for a, o in heat]
 
 
 def test_amap_cell_map_list_jumps_to_the_shifted_marker(fires, grid, tmp_path) -> None:
     page = render(maps.cell_map(LANKAO, fires, grid, title="t", tiles="amap"), tmp_path)
     glon, glat = amap_shift(114.95, 34.88)
-    assert f'data-lat=\\"{glat:.5f}\\" data-lon=\\"{glon:.5f}\\"' in page
-    assert 'data-lat=\\"34.88000\\"' not in page
+    assert f'<tr data-lat="{glat:.5f}" data-lon="{glon:.5f}">' in page
+    assert 'data-lat="34.88000"' not in page
     footprint = next(f for f in polygon_features(page) if "pixel footprint" in f["tooltip"])
     x0, _y0 = footprint["geometry"]["coordinates"][0][0]
     assert abs(x0 - 114.95) > 0.002  # footprints shifted too
@@ -961,14 +988,14 @@ def test_maps_config_checks(fields, message) -> None:
 
 def test_column_interns_repeated_values() -> None:
     link = {"href": "maps/a.html", "text": "open"}
-    assert maps._column(["a", "b", "a", "a"]) == [["a", "b"], [0, 1, 0, 0]]
-    assert maps._column(["same"] * 3) == [["same"]]  # one value for every feature: no indices
-    assert maps._column(["x-1", "x-2", "x-3"]) == [["x-1", "x-2", "x-3"]]  # all distinct: the values themselves
-    assert maps._column([]) == [[]]
+    assert mappage._column(["a", "b", "a", "a"]) == [["a", "b"], [0, 1, 0, 0]]
+    assert mappage._column(["same"] * 3) == [["same"]]  # one value for every feature: no indices
+    assert mappage._column(["x-1", "x-2", "x-3"]) == [["x-1", "x-2", "x-3"]]  # all distinct: the values themselves
+    assert mappage._column([]) == [[]]
     # None, the string "null" and equal objects (by value, not identity) kept apart correctly.
-    assert maps._column([None, "null", None, dict(link), dict(link), None]) == [[None, "null", link], [0, 1, 0, 2, 2, 0]]
+    assert mappage._column([None, "null", None, dict(link), dict(link), None]) == [[None, "null", link], [0, 1, 0, 2, 2, 0]]
     for values in (["a", "b", "a"], ["q"] * 4, ["1", "2"], [None, {"kwh": [1.0, None]}, None]):
-        column = maps._column(values)
+        column = mappage._column(values)
         assert [column_value(column, j) for j in range(len(values))] == values
 
 
@@ -976,7 +1003,7 @@ def test_layer_data_refuses_mixed_popups() -> None:
     point = {"type": "Point", "coordinates": [114.95, 34.88]}
     features = [maps._feature(point, 0, "a", ["x"]), maps._feature(point, 0, "b")]
     with pytest.raises(ValueError, match="popup values"):
-        maps._layer_data(features)
+        mappage._layer_data(features)
 
 
 def test_fire_popups_are_interned_and_positions_derived(fires, grid, tmp_path) -> None:
@@ -1001,12 +1028,12 @@ def test_layer_data_keeps_a_position_it_cannot_derive() -> None:
     point = {"type": "Point", "coordinates": [114.95, 34.88]}
     right = maps._feature(point, 0, "t", ["34.88000°N 114.95000°E"])
     wrong = maps._feature(point, 0, "t", ["34.88001°N 114.95000°E"])  # e.g. a rounding edge case
-    assert maps._layer_data([right])["v"] == [0]
-    assert maps._layer_data([right, wrong])["v"] == [[["34.88000°N 114.95000°E", "34.88001°N 114.95000°E"]]]
+    assert mappage._layer_data([right])["v"] == [0]
+    assert mappage._layer_data([right, wrong])["v"] == [[["34.88000°N 114.95000°E", "34.88001°N 114.95000°E"]]]
     # Shifted (GCJ-02) coordinates are not the position: the text stays.
-    assert maps._layer_data([right], derive_position=False)["v"] == [[["34.88000°N 114.95000°E"]]]
+    assert mappage._layer_data([right], derive_position=False)["v"] == [[["34.88000°N 114.95000°E"]]]
     # JavaScript's toFixed writes -0 as "0.00000"; Python's ".5f" would not.
-    assert maps._js_fixed5(-0.0) == "0.00000" and maps._js_fixed5(-0.000001) == "-0.00000"
+    assert mappage._js_fixed5(-0.0) == "0.00000" and mappage._js_fixed5(-0.000001) == "-0.00000"
 
 
 
@@ -1074,9 +1101,9 @@ def test_combined_columns_read_back_the_same_values() -> None:
                       [["是 yes", "否 no"][int(rng.integers(0, 2))], ["MODIS", "VIIRS", "AHI"][int(rng.integers(0, 3))], f"id-{j}"])
         for j in range(200)
     ]
-    plain = maps._layer_data(features[:50])  # below COMBINE_MIN_FEATURES: as before
+    plain = mappage._layer_data(features[:50])  # below COMBINE_MIN_FEATURES: as before
     assert "c" not in plain
-    data = maps._layer_data(features)
+    data = mappage._layer_data(features)
     assert "c" in data and len(data["c"][0]) <= 50
     for j, feature in enumerate(features):
         assert column_value(data["k"], j, data) == feature["properties"]["k"]
@@ -1114,3 +1141,40 @@ def test_light_overview_on_a_heavy_night(fires, grid, tmp_path, monkeypatch) -> 
     monkeypatch.setattr(maps, "LIGHT_OVERVIEW_FIRES", len(fires) + 1)
     full = render(maps.overview_map(fires, grid, title="t"), tmp_path, "full.html")
     assert '"preferCanvas": false' in full and all(len(p["popup"]) > len(maps.FIRE_LIGHT_LABELS) for p in point_features(full))
+
+
+def test_cell_map_is_a_light_page_for_notebooks_and_folium(fires, grid, tmp_path) -> None:
+    """A cell map is a MapPage: one template and its JSON, no folium element tree. It shows in a notebook,
+    saves itself, and as a folium map draws the very same layers through the same script functions."""
+    page = maps.cell_map(LANKAO, fires, grid, title="t")
+    assert isinstance(page, maps.MapPage)
+    light = render(page, tmp_path, "light.html")
+    assert "folium" not in light.lower() and 'id="map_' in light and "gridwatchPage(" in light
+    shown = page._repr_html_()  # what a notebook displays: a sandboxed frame holding the page inline
+    assert shown.startswith("<iframe srcdoc=") and "&lt;script src=" not in shown and "Leaflet 1.9.4" in shown
+    page.save(tmp_path / "alone.html", inline=True)
+    check_self_contained((tmp_path / "alone.html").read_text(encoding="utf-8"))
+    through_folium = render(page.to_folium(), tmp_path, "folium.html")
+    assert "L.map(" in through_folium and layer_specs(through_folium) == layer_specs(light)
+    assert np.allclose(fit_bounds(through_folium), fit_bounds(light))
+    # The legend, fire list and title bar are the same markup on both.
+    for fragment in ('<tr data-lat="34.88000" data-lon="114.95000">', "火点列表 fire list (3)", '<header class="gw-title"><h1>t — 网格员'):
+        assert fragment in light and fragment in through_folium
+
+
+def test_one_esc_and_one_text_helper() -> None:
+    from pipelines.publish import htmltext
+
+    assert htmltext.text(None) == htmltext.text(pd.NA) == htmltext.text(float("nan")) == "" and htmltext.text(pd.NaT, "—") == "—"
+    assert htmltext.text(np.array(["a"])) == "['a']"  # a list is never "missing"
+    assert htmltext.esc("<a href='x'>") == "&lt;a href=&#x27;x&#x27;&gt;" and htmltext.esc(maps.Markup("<b>")) == "<b>"
+    package = Path(pipelines.__file__).parent
+    copies = [p.name for p in package.rglob("*.py") for line in p.read_text(encoding="utf-8").splitlines()
+              if re.match(r"def _?(esc|text)\(", line)]
+    assert copies == ["htmltext.py", "htmltext.py"]
+
+
+def test_the_basemaps_drawn_are_the_ones_the_settings_accept() -> None:
+    from pipelines.core.settings import BASEMAP_KEYS
+
+    assert tuple(mappage.BASEMAPS) == BASEMAP_KEYS

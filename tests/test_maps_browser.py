@@ -87,7 +87,7 @@ def with_probe(page: Path, script: str, css: str = "") -> Path:
     """A copy of ``page`` with test-only JavaScript run after the map is built.
     ``MAP`` in the script is replaced by the Leaflet map's variable."""
     text = page.read_text(encoding="utf-8")
-    map_name = re.search(r"var (map_[0-9a-f]+) = L\.map\(", text).group(1)
+    map_name = re.search(r"var (map_[0-9a-f]+) = (?:L\.map|gridwatchPage)\(", text).group(1)
     probe = f"<style>{css}</style><script>{script.replace('MAP', map_name)}</script>\n</html>"
     probed = page.with_name(page.stem + ".probe.html")
     probed.write_text(text[: text.rindex("</html>")] + probe, encoding="utf-8")

@@ -241,7 +241,7 @@ def probed_copy(page: Path) -> Path:
     text = page.read_text(encoding="utf-8")
     heads = list(re.finditer(r"<head\b[^>]*>", text, re.IGNORECASE))
     assert len(heads) == 1, f"{page.name}: expected one <head>, found {len(heads)}"
-    found = re.search(r"var (map_[0-9a-f]+) = L\.map\(", text)
+    found = re.search(r"var (map_[0-9a-f]+) = (?:L\.map|gridwatchPage)\(", text)
     assert found, f"{page.name}: no Leaflet map is created in the page"
     probe = _PROBE.replace("MAP", found.group(1)) % {"settle": SETTLE_MS}
     at, end = heads[0].end(), text.rindex("</html>")

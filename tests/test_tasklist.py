@@ -267,7 +267,7 @@ def test_task_list_on_the_cell_map_and_in_print(run: Path, tables: dict[str, pd.
     shared = (tmp_path / "maps" / "cell.html").read_text(encoding="utf-8")
     assert shared.count('<link rel="stylesheet" href="../static/gridwatch-tasks.css">') == 1 and TASK_CSS not in shared
     assert (tmp_path / "static" / "gridwatch-tasks.css").read_text(encoding="utf-8") == TASK_CSS
-    assert page.index('class="folium-map"') < page.index('<section class="gw-tasks"')  # under the map
+    assert re.search(r'<div class="(?:folium-map|gw-map)"', page).start() < page.index('<section class="gw-tasks"')  # under the map
     assert len(rows) and f"{len(rows)} 项 item(s)" in page
     print_css = TASK_CSS[TASK_CSS.index("@media print"):]
     assert ".leaflet-control-container" in print_css and "size: A4" in print_css

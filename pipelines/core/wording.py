@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from pipelines.core.settings import LANGUAGES
+
 Language = Literal["both", "zh", "en"]
-LANGUAGES = ("zh", "en", "both")
 MU_PER_HA = 15.0  # 1 公顷 = 15 亩 (the 市亩 of 666.7 m²)
 
 # Fire radiative power (MW) bands in words. Burning straw in a field is a few to a few tens of MW

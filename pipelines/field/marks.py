@@ -173,9 +173,9 @@ def parse_marks(data: bytes, *, source: str, out_root: Path, secret: bytes, max_
         raise MarksError(f"{source}: [gridwatch_marks] expected a gridwatch verification file (format {FORMAT})")
     _exact_keys(payload, _TOP_KEYS, source, "")
     day = _date(payload["day"], source, "day")
-    supervisor = _text(payload["supervisor"], source, "supervisor", 200, empty=False)
-    token = _text(payload["token"], source, "token", 64)
-    export_id = _text(payload["export_id"], source, "export_id", 64)
+    supervisor = _checked_text(payload["supervisor"], source, "supervisor", 200, empty=False)
+    token = _checked_text(payload["token"], source, "token", 64)
+    export_id = _checked_text(payload["export_id"], source, "export_id", 64)
     if not _HEX_ID.fullmatch(export_id):
         raise MarksError(f"{source}: [export_id] {export_id!r}: expected 16-64 lower-case hex digits")
     _instant(payload["exported_utc"], source, "exported_utc")
@@ -202,8 +202,8 @@ def parse_marks(data: bytes, *, source: str, out_root: Path, secret: bytes, max_
         if not isinstance(mark, dict):
             raise MarksError(f"{source}: [{where}] expected an object")
         _exact_keys(mark, _MARK_KEYS, source, where + ".")
-        cell_id = _text(mark["cell_id"], source, f"{where}.cell_id", MAX_TEXT_ID, empty=False)
-        item_id = _text(mark["item_id"], source, f"{where}.item_id", MAX_TEXT_ID, empty=False)
+        cell_id = _checked_text(mark["cell_id"], source, f"{where}.cell_id", MAX_TEXT_ID, empty=False)
+        item_id = _checked_text(mark["item_id"], source, f"{where}.item_id", MAX_TEXT_ID, empty=False)
         task = tasks.get((cell_id, item_id))
         if task is None:
             raise MarksError(f"{source}: [{where}] task {item_id!r} of cell {cell_id!r}: not a task of {supervisor!r}'s cells "
@@ -220,8 +220,8 @@ def parse_marks(data: bytes, *, source: str, out_root: Path, secret: bytes, max_
                              f"{day.isoformat()} (Beijing) and now")
         out.append(Mark(
             day=day, cell_id=cell_id, item_id=item_id, supervisor=supervisor, result=result,
-            note=_text(mark["note"], source, f"{where}.note", MAX_NOTE, newlines=True),
-            photo=_text(mark["photo"], source, f"{where}.photo", MAX_PHOTO),
+            note=_checked_text(mark["note"], source, f"{where}.note", MAX_NOTE, newlines=True),
+            photo=_checked_text(mark["photo"], source, f"{where}.photo", MAX_PHOTO),
             marked_utc=marked.astimezone(dt.UTC), kind=str(task.get("kind", "")), category=str(task.get("category", "")),
             lon=_float(task.get("lon")), lat=_float(task.get("lat")), county_code=counties.get(cell_id, ""),
         ))
@@ -238,7 +238,7 @@ def _exact_keys(obj: dict, expected: set[str], source: str, prefix: str) -> None
         raise MarksError(f"{source}: [{prefix}{extra[0]}] unexpected field: expected only {', '.join(sorted(expected))}")
 
 
-def _text(value: object, source: str, field: str, limit: int, *, empty: bool = True, newlines: bool = False) -> str:
+def _checked_text(value: object, source: str, field: str, limit: int, *, empty: bool = True, newlines: bool = False) -> str:
     if not isinstance(value, str):
         raise MarksError(f"{source}: [{field}] expected text")
     if len(value) > limit:

@@ -14,7 +14,6 @@ escaped with ``html.escape``; the script reads them back with ``dataset`` and
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +23,8 @@ from urllib.parse import quote, urlsplit
 import pandas as pd
 
 from pipelines.core.outputs import write_atomic
+from pipelines.publish.htmltext import esc as _esc
+from pipelines.publish.htmltext import text as _text
 from pipelines.publish.pages import check_self_contained, static_text
 from pipelines.core.schema import WINDOW_COLUMNS
 from pipelines.publish.tasklist import WINDOW_NAMES, Language, _check_language, _t
@@ -40,21 +41,6 @@ DEFAULT_EXTRA: dict[tuple[str, str], str] = {
     ("明日巡查计划", "tomorrow's patrol plan"): "plan.html",
 }
 WINDOW_COUNT_COLUMNS = [c.removeprefix("win_") for c in WINDOW_COLUMNS]  # as in grid_summary.csv
-
-
-def _esc(value: object) -> str:
-    return html.escape(_text(value), quote=True)
-
-
-def _text(value: object, missing: str = "") -> str:
-    if value is None or value is pd.NA:
-        return missing
-    try:
-        if pd.isna(value):
-            return missing
-    except (TypeError, ValueError):
-        pass
-    return str(value)
 
 
 def _relative_link(link: str) -> str:

@@ -1,56 +1,64 @@
-"""Offline HTML maps for grid supervisors (网格员).
+"""Offline HTML maps for grid supervisors (网格员): what the overview, each cell's map and the plan show.
 
 Every morning a supervisor opens one overview map and one map per grid cell that
-has something to check, often on a phone in the field with no network. So each
-map is a single self-contained HTML file: Leaflet's JavaScript and CSS are inlined
-from ``pipelines/static`` instead of the CDN links folium writes by default, and
-everything that matters is a vector layer. The basemap (OpenStreetMap, Tianditu
-or Amap, ``[maps] tiles``) is only decoration: offline its tiles fail and the
-vectors still show. The plugins (marker clustering, heat map, full screen) are
-vendored and inlined the same way, and the measure tool is our own.
-
-Amap tiles are drawn in GCJ-02, so on an Amap basemap every overlay coordinate
-(features, bounds, the fire list's zoom targets, the heat map) is shifted
-WGS84 -> GCJ-02 when the page is rendered, and only then; popups keep showing
-the WGS84 coordinates.
+has something to check, often on a phone in the field with no network. This
+module decides what each map draws (cells shaded by count, fires coloured by
+time window and faded by age, footprints, events, electricity sites, county
+outlines, legends, the fire list and the task list) and
+:mod:`pipelines.publish.mappage` writes it as a page that opens offline: a cell map is
+a :class:`~pipelines.publish.mappage.MapPage` (one template and the page's JSON, drawn
+by ``static/gridwatch-map.js``); the overview and the plan are the same pages as
+``folium.Map`` objects, drawn by the same script functions.
 
 All inputs are WGS84 (EPSG:4326, degrees); instants are stored in UTC and shown
 in Beijing time. User-supplied text (cell names and ids, county and supervisor
 names, titles) never reaches an HTML parser unescaped: popups and tooltips carry
-it as data that the page sets with ``textContent``, and the HTML written here
-(title bar, legend, fire list) escapes it in Python.
+it as data that the page sets with ``textContent``, and the HTML around the map
+(title bar, legend, fire list) comes from templates that escape it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
-import json
 import math
-import os
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import folium
 import geopandas as gpd
-import jinja2
 import numpy as np
 import pandas as pd
 import shapely
-import xyzservices
-from branca.element import Element, MacroElement
-from folium.elements import ElementAddToElement
-from folium.map import Layer
+from markupsafe import Markup
 
-from pipelines.core.outputs import write_atomic
-from pipelines.grid.chinacrs import wgs84_to_gcj02
-from pipelines.publish.pages import STATIC_DIR, RawHtml, check_self_contained, html_template, js_template, require_assets, static_text, write_static
-from pipelines.core.settings import LANGUAGES, basemap_key, check_tianditu_key
+from pipelines.publish.htmltext import text
+from pipelines.publish.mappage import (  # the page machinery; the names the API and config checks used from here stay importable
+    BASEMAPS,
+    CLUSTER_OFF_ZOOM,
+    COORD_DECIMALS,
+    LANGUAGES,
+    MapPage,
+    PopupValue,
+    _BOTH,
+    _FeatureLayer,
+    _HeatLayer,
+    _Lang,
+    _Styles,
+    _bounds,
+    _display_latlons,
+    _feature,
+    _geometry_json,
+    _render,
+    add_home_link,
+    basemap_key,
+    check_tianditu_key,
+    save_map,
+)
+from pipelines.publish.pages import html_template
 from pipelines.core.schema import (
     BEIJING_TZ,
     CATEGORY_LABELS,
@@ -59,13 +67,17 @@ from pipelines.core.schema import (
     WINDOW_LABELS,
 )
 from pipelines.power.sites import RULE_LABELS, RULES
-from pipelines.publish.tasklist import RECORD_COLUMN, add_task_list, frame_records, task_records, touched_cells
+from pipelines.publish.tasklist import RECORD_COLUMN, frame_records, task_list_html, task_records, touched_cells
 from pipelines.core.wording import area
 
-__all__ = ["MapDay", "add_home_link", "cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map", "save_map"]
+__all__ = [
+    "BASEMAPS", "LANGUAGES", "MapDay", "MapPage", "add_home_link", "basemap_key", "cell_map", "cell_map_filename", "check_tianditu_key",
+    "map_options", "overview_map", "plan_map", "save_map",
+]
 
 TIME_FORMAT = "%Y-%m-%d %H:%M 北京时间"
 OUTSIDE_GRID = "不在任何网格内 outside any grid cell"
+MISSING = "—"  # a missing value in popups, tooltips and titles
 
 # Fixed rather than data-driven breaks, so a colour means the same number of
 # fires on every morning's map. ColorBrewer YlGnBu: its blues keep the orange
@@ -78,51 +90,6 @@ COUNT_COLOURS = ("#ffffcc", "#a1dab4", "#41b6c4", "#2c7fb8", "#253494")
 # per-cell map. Coordinates are rounded to 1e-5 degree (~1 m) to keep files small.
 OVERVIEW_TOLERANCE_DEG = 0.0005
 CELL_TOLERANCE_DEG = 0.0001
-COORD_DECIMALS = 5
-
-_DEFAULT_CENTRE = (35.0, 105.0)  # lat, lon: China, used only when nothing is drawn
-_FIT_MAX_ZOOM = 14  # a single fire should not zoom in past street level
-_MAX_ZOOM = 19  # the map's own limit (building level); tiles stop at their own maximum
-
-# ------------------------------------------------------------------ basemaps
-
-
-@dataclass(frozen=True)
-class Basemap:
-    """A web basemap: tile URL templates (base first, then labels), in ``crs``."""
-
-    key: str
-    name: tuple[str, str]  # (zh, en) for the layer control
-    urls: tuple[str, ...]  # "{key}" is replaced by the Tianditu key
-    subdomains: str
-    attribution: str
-    crs: str  # "wgs84" or "gcj02": what the tiles are drawn in
-    max_zoom: int = 18
-
-
-_TIANDITU = (
-    "https://t{{s}}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
-    "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={{key}}"
-)
-BASEMAPS = {
-    "openstreetmap": Basemap(
-        "openstreetmap", ("OpenStreetMap", "OpenStreetMap"), ("https://tile.openstreetmap.org/{z}/{x}/{y}.png",),
-        "abc", '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors', "wgs84", 19,
-    ),
-    # Web-Mercator tiles of the national platform: in CGCS2000, which matches WGS84 to well under a metre.
-    "tianditu": Basemap(
-        "tianditu", ("天地图", "Tianditu"), (_TIANDITU.format(layer="vec"), _TIANDITU.format(layer="cva")),
-        "01234567", "&copy; 天地图 Tianditu, 国家地理信息公共服务平台", "wgs84",
-    ),
-    "amap": Basemap(
-        "amap", ("高德地图", "Amap"),
-        ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}",),
-        "1234", "&copy; 高德地图 AutoNavi", "gcj02",
-    ),
-}
-# Tianditu's English annotation layer, for language = "en".
-_TIANDITU_EN_LABELS = _TIANDITU.format(layer="eva")
-
 
 # Clustering. Below CLUSTER_MIN_FIRES fire markers a page draws them all as SVG
 # (cheap, and no fire hides behind a number); at or above, every fire layer is
@@ -131,8 +98,6 @@ _TIANDITU_EN_LABELS = _TIANDITU.format(layer="eva")
 # its own. The cluster radius (px) is half the plugin's default so clusters
 # stay local on a province-wide overview.
 CLUSTER_MIN_FIRES = 100
-CLUSTER_OFF_ZOOM = 13
-CLUSTER_RADIUS_PX = 40
 
 # Age fading: (hours before the newest fire of the map, factor on the marker's
 # fill opacity). A fire at most 3 h older than the newest is drawn at full
@@ -153,27 +118,6 @@ def map_options(maps_config: Any) -> dict[str, Any]:
     }
 
 
-class _Lang:
-    """Which language the fixed texts of a map are in: "zh", "en" or "both" (``中文 English``)."""
-
-    def __init__(self, code: str = "both") -> None:
-        if code not in LANGUAGES:
-            raise ValueError(f"unknown map language {code!r}: expected one of {', '.join(LANGUAGES)}")
-        self.code = code
-
-    def t(self, zh: str, en: str) -> str:
-        """One text in the map's language."""
-        return {"zh": zh, "en": en}.get(self.code, f"{zh} {en}")
-
-    def label(self, bilingual: str) -> str:
-        """A ``"中文 English"`` label (schema labels, fire classes) in the map's language."""
-        match = re.fullmatch(r"(\S*[^\x00-\x7f]\S*) (.+)", bilingual)
-        if match is None or self.code == "both":
-            return bilingual
-        return match.group(1) if self.code == "zh" else match.group(2)
-
-
-_BOTH = _Lang("both")
 
 
 @dataclass(frozen=True)
@@ -200,175 +144,6 @@ _CLASS_BY_KEY = {c.key: c for c in FIRE_CLASSES}
 _FIRE_REQUIRED = ["fire_id", "time_utc", "cell_id", "cells_touched", *WINDOW_COLUMNS]
 _GRID_REQUIRED = ["cell_id", "cell_name", "county_name", "supervisor"]
 
-
-
-# --------------------------------------------------------------------------- HTML
-
-
-class _Html(str):
-    """Markup that is already safe; every other string gets escaped."""
-
-
-def _esc(value: object) -> _Html:
-    """Escape anything for HTML text or a quoted attribute, unless already markup."""
-    if isinstance(value, _Html):
-        return value
-    return _Html(html.escape(_text(value), quote=True))
-
-
-def _text(value: object, missing: str = "—") -> str:
-    """A display string for a possibly missing value (None, NaN, <NA>)."""
-    if value is None or (not isinstance(value, (list, tuple, np.ndarray)) and pd.isna(value)):
-        return missing
-    return str(value)
-
-
-class _Rendered(MacroElement):
-    """A folium element whose rendered JavaScript goes into the page as text.
-
-    ``MacroElement.render`` wraps what its template renders in a new branca
-    ``Element``, which compiles it as a Jinja template again: a few ms per
-    element, most of a small map's time when a night writes thousands of them.
-    Layer elements (``_FeatureLayer``, ``_HeatLayer``) get the same from
-    :class:`_RenderedLayer`.
-    """
-
-    def render(self, **kwargs: Any) -> None:
-        _render_macros(self, kwargs)
-
-
-def _render_macros(element: MacroElement, kwargs: dict[str, Any]) -> None:
-    figure = element.get_root()
-    module = element._template.module
-    for part, target in (("header", figure.header), ("html", figure.html), ("script", figure.script)):
-        macro = getattr(module, part, None)
-        if macro is not None:
-            target.add_child(RawHtml(str(macro(element, kwargs))), name=element.get_name())
-    for child in element._children.values():
-        child.render(**kwargs)
-
-
-class _RenderedLayer(Layer):
-    """A folium ``Layer`` rendered as :class:`_Rendered` (plus folium's "add to map when shown")."""
-
-    def render(self, **kwargs: Any) -> None:
-        if self.show:
-            self.add_child(ElementAddToElement(element_name=self.get_name(), element_parent_name=self._parent.get_name()),
-                           name=self.get_name() + "_add")
-        _render_macros(self, kwargs)
-
-
-class _HtmlControl(_Rendered):
-    """A Leaflet control holding fixed HTML (legend, fire list).
-
-    A control rather than a fixed-position div so Leaflet stacks it with the zoom
-    and layer controls instead of overlapping them on a phone screen. Rows with
-    ``data-lat``/``data-lon`` zoom the map to that point when clicked.
-    """
-
-    _template = js_template("maps/html_control.js.j2")
-
-    def __init__(self, markup: _Html, *, position: str, css_class: str) -> None:
-        super().__init__()
-        self._name = "HtmlControl"
-        self.markup_json = _script_json(str(markup))
-        self.position = position
-        self.css_class = css_class
-
-
-# --------------------------------------------------------------- offline assets
-
-
-def _static_js(name: str) -> str:
-    """A vendored or own script of ``pipelines/static`` as a page inlines it."""
-    return static_text(name, inline=True)
-
-
-def _require_plugin(element: Element, plugin: str) -> None:
-    """Load ``plugin``'s scripts and styles (a :data:`pages.ASSET_BUNDLES` key) in the page of ``element``, once."""
-    require_assets(element, plugin)
-
-
-def _make_offline(m: folium.Map) -> None:
-    """Replace folium's CDN links with our Leaflet (shared or inlined, see :func:`save_map`); idempotent.
-
-    Setting the lists on the instance shadows ``folium.Map.default_js``/``css``;
-    mutating those (e.g. with ``add_js_link``) would change every map in the
-    process. jQuery, Bootstrap and awesome-markers are dropped: nothing drawn
-    here uses them (folium's ``Popup`` would need jQuery; see ``_FeatureLayer``).
-    """
-    m.default_js = []
-    m.default_css = []
-    require_assets(m, "leaflet")
-
-
-def _new_map(page_title: str, tiles: str | None, *, tianditu_key: str = "", lang: _Lang = _BOTH) -> folium.Map:
-    """An empty offline map whose page has ``page_title`` as its ``<title>``.
-
-    ``tiles``: "openstreetmap" (any case), "tianditu" (needs ``tianditu_key``),
-    "amap" (GCJ-02: overlays are shifted to match) or None/"" for no basemap.
-    Adds the scale bar, full-screen button and measure tool.
-    """
-    key = basemap_key(tiles)
-    m = folium.Map(location=None, tiles=None, control_scale=True)
-    # Marker clustering needs the map's own maxZoom (there may be no tile layer to set it).
-    m.options["maxZoom"] = _MAX_ZOOM
-    _make_offline(m)
-    m.get_root().title = _esc(page_title)  # branca writes the title unescaped
-    m.gridwatch_gcj02 = key is not None and BASEMAPS[key].crs == "gcj02"
-    if key is not None:
-        _add_basemap(m, BASEMAPS[key], tianditu_key, lang)
-    m.add_child(_MapTools(lang), name="gridwatch_tools")
-    return m
-
-
-def _add_basemap(m: folium.Map, basemap: Basemap, tianditu_key: str, lang: _Lang) -> None:
-    """The basemap's tile layers: the first is the base layer, the rest (labels) always on top of it.
-
-    Offline, or without a valid key, tiles fail to load and only the grey
-    background shows; every vector layer still draws.
-    """
-    urls = list(basemap.urls)
-    if basemap.key == "tianditu":
-        check_tianditu_key(tianditu_key)
-        if lang.code == "en":
-            urls[1] = _TIANDITU_EN_LABELS
-        urls = [url.replace("{key}", tianditu_key) for url in urls]
-    for i, url in enumerate(urls):
-        folium.TileLayer(
-            # As a provider, not a URL string: folium would first look the string up among the
-            # 200+ providers of xyzservices, most of the cost of a small cell map.
-            xyzservices.TileProvider(name=basemap.key, url=url, attribution=basemap.attribution),
-            attr=basemap.attribution,  # the same text twice is shown once
-            name=lang.t(*basemap.name) if i == 0 else f"{basemap.key}-labels",
-            overlay=i > 0,
-            control=i == 0,
-            subdomains=basemap.subdomains,
-            max_zoom=basemap.max_zoom,
-        ).add_to(m)
-
-
-def _add_title_bar(m: folium.Map, heading: str, lines: Sequence[str], home: tuple[str, str] | None = None) -> None:
-    """A bar above the map with the title, one line per summary and, once :func:`add_home_link` gave one, the link home."""
-    m.gridwatch_title = (heading, list(lines))
-    home = home or getattr(m, "gridwatch_home", None)
-    link = f'<a class="gw-home" href="{_esc(home[0])}">{_esc(home[1])}</a>' if home else ""
-    paragraphs = "".join(f"<p>{_esc(line)}</p>" for line in lines)
-    bar = f'<header class="gw-title">{link}<h1>{_esc(heading)}</h1>{paragraphs}</header>'
-    m.get_root().html.add_child(RawHtml(bar), name="gridwatch_title")
-
-
-def add_home_link(m: folium.Map, href: str = "index.html", language: str = "both") -> folium.Map:
-    """Put a link to the run's start page (``href``, relative to where the page is saved) in the title bar of ``m``.
-
-    Every page of a run links back to ``index.html``: ``"index.html"`` from
-    ``map.html`` and ``plan.html``, ``"../index.html"`` from ``maps/<cell>.html``.
-    """
-    lang = _Lang(language)
-    m.gridwatch_home = (href, lang.t("← 首页", "← index") if lang.code != "both" else "← 首页 index")
-    heading, lines = getattr(m, "gridwatch_title", (m.get_root().title, []))
-    _add_title_bar(m, heading, lines)
-    return m
 
 
 # ------------------------------------------------------------------ formatting
@@ -423,7 +198,7 @@ def _confidence(rec: Mapping[str, Any]) -> str:
 
 
 def _daynight(value: object) -> str:
-    return {"D": "白天 day (D)", "N": "夜间 night (N)"}.get(_text(value), _text(value, "未知 unknown"))
+    return {"D": "白天 day (D)", "N": "夜间 night (N)"}.get(text(value, MISSING), text(value, "未知 unknown"))
 
 
 def _cell_label(cell_id: object, names: Mapping[str, str]) -> str:
@@ -434,370 +209,6 @@ def _cell_label(cell_id: object, names: Mapping[str, str]) -> str:
 
 
 # ------------------------------------------------------------------ geometry
-
-
-def _geometry_json(geom: shapely.Geometry, tolerance: float) -> dict[str, Any]:
-    """GeoJSON of ``geom`` (degrees), simplified and rounded to keep the page small."""
-    if tolerance > 0 and not isinstance(geom, shapely.Point):
-        geom = shapely.simplify(geom, tolerance, preserve_topology=True)
-    geom = shapely.transform(geom, lambda xy: np.round(xy, COORD_DECIMALS))
-    return shapely.geometry.mapping(geom)
-
-
-class _Styles:
-    """The distinct Leaflet styles of one layer; features refer to them by index,
-    so thousands of fires do not each repeat the same style object."""
-
-    def __init__(self) -> None:
-        self.table: list[dict[str, Any]] = []
-
-    def index(self, style: dict[str, Any]) -> int:
-        if style not in self.table:
-            self.table.append(style)
-        return self.table.index(style)
-
-
-PopupValue = str | dict[str, str] | None  # text, {"href", "text"} for a link, None = no row
-
-
-def _feature(
-    geom_json: dict[str, Any], style: int, tooltip: str, values: Sequence[PopupValue] | None = None
-) -> dict[str, Any]:
-    """A GeoJSON feature: style index, plain-text tooltip and popup values.
-
-    The values line up with the layer's popup labels. All of them are plain
-    text, which the page sets with ``textContent``: cell names never reach an
-    HTML parser, and the page carries no per-fire markup. This is the Python
-    side only: :class:`_FeatureLayer` writes a layer's features to the page in
-    columns (see :func:`_layer_data`).
-    """
-    props: dict[str, Any] = {"k": style, "t": tooltip}
-    if values is not None:
-        props["v"] = list(values)
-    return {"type": "Feature", "geometry": geom_json, "properties": props}
-
-
-def _column(values: Sequence[Any]) -> list[Any]:
-    """One column of a layer's data: ``[table, indices]``, or ``[table]`` alone.
-
-    Most popup and tooltip strings repeat from fire to fire (category, reason,
-    sensor, cell, window flags...), so each distinct value is written once in
-    ``table`` and every feature refers to it by index. ``[table]`` alone is one
-    value for every feature (``table`` has one entry) or, when all values
-    differ (fire ids), the values themselves in feature order: indices would
-    only add bytes. Values are JSON (text, None, link or chart objects);
-    objects are told apart by their JSON text. ``gridwatchValue`` in
-    ``_POPUP_JS`` reads it back.
-    """
-    table: list[Any] = []
-    indices: list[int] = []
-    seen: dict[tuple[int, Any], int] = {}
-    for value in values:
-        # Strings keyed as themselves (fast), anything else by its JSON text;
-        # the tag keeps the string "null" apart from None.
-        key = (0, value) if type(value) is str else (1, json.dumps(value, sort_keys=True, allow_nan=False))
-        index = seen.get(key)
-        if index is None:
-            index = seen[key] = len(table)
-            table.append(value)
-        indices.append(index)
-    if len(table) <= 1 or len(table) == len(values):
-        return [table]
-    return [table, indices]
-
-
-def _js_fixed5(value: float) -> str:
-    """``value.toFixed(5)`` as JavaScript writes it (which prints -0 as "0.00000")."""
-    return format(value + 0.0, ".5f")  # + 0.0 turns -0.0 into 0.0
-
-
-def _layer_data(features: Sequence[dict[str, Any]], *, derive_position: bool = True) -> dict[str, Any]:
-    """The page's data of one layer of :func:`_feature` features, in columns.
-
-    ``{"n": count, "k": styles, "t": tooltips, "v": [one column per popup
-    label] (only if the features have popups), and either "lat"/"lon" (every
-    geometry is a Point: two arrays of numbers) or "g" (the GeoJSON
-    geometries)}``; each column as :func:`_column` writes it. 20,000 fires
-    then cost about 90 bytes each instead of about 700 as GeoJSON features.
-
-    With ``derive_position``, a popup column whose every value is the point's
-    ``"34.88000°N 114.95000°E"`` as the page would write it from the stored
-    (rounded) coordinates is written as ``0``, and the page derives it
-    (``gridwatchRow``): the one popup line that differs for every fire costs
-    nothing. Any mismatch (a rounding edge case, shifted GCJ-02 coordinates)
-    keeps the column as text, so the popup always shows what Python wrote.
-
-    ValueError if some features have popup values and others none: the page
-    binds popups per layer.
-    """
-    n = len(features)
-    props = [f["properties"] for f in features]
-    data: dict[str, Any] = {
-        "n": n,
-        "k": _column([p["k"] for p in props]),
-        "t": _column([p["t"] for p in props]),
-    }
-    with_values = sum("v" in p for p in props)
-    if with_values not in (0, n):
-        raise ValueError("a layer's features must all have popup values or none")
-    geometries = [f["geometry"] for f in features]
-    points = all(g["type"] == "Point" for g in geometries)
-    if points:
-        data["lat"] = [float(g["coordinates"][1]) for g in geometries]
-        data["lon"] = [float(g["coordinates"][0]) for g in geometries]
-    else:
-        data["g"] = geometries
-    if with_values and n:
-        width = max(len(p["v"]) for p in props)
-        # A short row is padded with None, which the popup skips, as it skipped a missing value.
-        rows = [list(p["v"]) + [None] * (width - len(p["v"])) for p in props]
-        columns: list[Any] = []
-        positions: list[str] | None = None
-        for values in zip(*rows, strict=True):
-            if points and derive_position and isinstance(values[0], str) and values[0].endswith("°E"):
-                if positions is None:
-                    positions = [f"{_js_fixed5(lat)}°N {_js_fixed5(lon)}°E" for lat, lon in zip(data["lat"], data["lon"], strict=True)]
-                if list(values) == positions:
-                    columns.append(0)
-                    continue
-            columns.append(_column(values))
-        data["v"] = columns
-    _combine(data)
-    return data
-
-
-COMBINE_MIN_FEATURES = 64  # below this a layer's columns are written as they are
-COMBINE_MAX_TABLE = 255  # columns with more distinct values than this stay on their own
-
-
-def _combine(data: dict[str, Any]) -> None:
-    """Write the low-cardinality columns of a big layer as one row index per feature.
-
-    A fire's style, window flags, sensor, day/night, category, reason... each
-    take a few distinct values, and each costs an index per feature (2-4 bytes
-    with its comma, 20 columns: most of a fire's bytes). Their combination
-    takes far fewer distinct values than there are fires, so the distinct
-    rows of indices are written once (``data["c"] = [rows, row of each
-    feature]``) and each combined column becomes ``[table, slot]``. Columns
-    join, fewest distinct values first, while the distinct rows stay under a
-    quarter of the features. ``gridwatchValue`` reads it back; the values are
-    the same as before.
-    """
-    n = data["n"]
-    if n < COMBINE_MIN_FEATURES:
-        return
-    slots: list[tuple[str, int | None]] = [("k", None), ("t", None)] + [("v", i) for i in range(len(data.get("v", [])))]
-
-    def column(slot: tuple[str, int | None]) -> Any:
-        return data[slot[0]] if slot[1] is None else data["v"][slot[1]]
-
-    candidates = [s for s in slots if isinstance(column(s), list) and len(column(s)) == 2 and len(column(s)[0]) <= COMBINE_MAX_TABLE]
-    candidates.sort(key=lambda s: len(column(s)[0]))
-    chosen: list[tuple[str, int | None]] = []
-    rows: list[tuple[int, ...]] = [()] * n
-    for slot in candidates:
-        trial = [row + (index,) for row, index in zip(rows, column(slot)[1], strict=True)]
-        if len(set(trial)) <= n // 4:
-            chosen.append(slot)
-            rows = trial
-    if len(chosen) < 2:
-        return
-    distinct: dict[tuple[int, ...], int] = {}
-    at = [distinct.setdefault(row, len(distinct)) for row in rows]
-    for position, slot in enumerate(chosen):
-        combined = [column(slot)[0], position]
-        if slot[1] is None:
-            data[slot[0]] = combined
-        else:
-            data["v"][slot[1]] = combined
-    data["c"] = [[list(row) for row in distinct], at]
-
-
-class _FeatureLayer(_RenderedLayer):
-    """A toggleable GeoJSON layer of :func:`_feature` features; points become
-    circle markers.
-
-    Not ``folium.GeoJson``: its data goes through Jinja's ``tojson``, which
-    writes every Chinese character as a 6-byte ``\\uXXXX`` escape, and its
-    popups come from ``folium.Popup`` (needs jQuery, and puts text in a JS
-    template literal where ``${`` in a cell name would run) or from
-    ``GeoJsonPopup`` (``innerHTML`` of each raw property). Here each feature
-    carries values only; labels and styles are stored once per layer, and
-    the features go to the page in columns of interned values
-    (:func:`_layer_data`), from which the page builds the GeoJSON, and each
-    tooltip and popup only when it is opened.
-
-    Features are WGS84; on a GCJ-02 basemap (Amap) their coordinates are
-    shifted when the page is rendered (see :func:`_display_features`).
-
-    ``cluster``: the colour of this layer's clusters; the points then go into a
-    Leaflet.markercluster group (loaded in chunks, so 20,000 fires do not
-    freeze the page), which is what the layer control toggles. Each layer
-    registers itself in ``window.gridwatchLayers`` as ``{name, features,
-    layer, kind}`` for tests and benchmarks.
-    """
-
-    _template = js_template("maps/feature_layer.js.j2")
-
-    def __init__(
-        self,
-        features: list[dict[str, Any]],
-        name: str,
-        *,
-        styles: list[dict[str, Any]],
-        labels: Sequence[str] = (),
-        radius: float = 7,
-        show: bool = True,
-        cluster: str | None = None,
-        permanent_tooltips: bool = False,
-    ) -> None:
-        # Layer names must be constant text: Leaflet's layer control inserts them as HTML.
-        super().__init__(name=name, overlay=True, control=True, show=show)
-        self._name = "FeatureLayer"
-        self.features = features
-        self.styles_json = _script_json(styles)
-        self.labels_json = _script_json(list(labels))
-        self.name_json = _script_json(name)
-        self.count = len(features)
-        self.radius = float(radius)
-        self.cluster_json = "" if cluster is None else _script_json(
-            {"colour": cluster, "disableAt": CLUSTER_OFF_ZOOM, "radius": CLUSTER_RADIUS_PX}
-        )
-        self.kind_json = _script_json("vector" if cluster is None else "cluster")
-        # Place names are read without hovering: a supervisor offline has nothing else to find the way by.
-        self.tooltip_json = _script_json({"permanent": True, "direction": "center", "opacity": 0.75} if permanent_tooltips
-                                         else {"sticky": True})
-
-    @property
-    def data_json(self) -> str:
-        features = _display_features(self._parent, self.features)
-        # Positions are derived in the page only where the drawn coordinates are WGS84.
-        return _script_json(_layer_data(features, derive_position=not _gcj02(self._parent)))
-
-    def render(self, **kwargs: Any) -> None:
-        if self.cluster_json:
-            _require_plugin(self, "markercluster")
-        super().render(**kwargs)
-
-
-class _HeatLayer(_RenderedLayer):
-    """A Leaflet.heat layer of points ``(lat, lon)`` in WGS84, each of weight 1
-    (shifted to GCJ-02 on an Amap basemap when rendered)."""
-
-    _template = js_template("maps/heat_layer.js.j2")
-
-    def __init__(self, latlons: list[tuple[float, float]], name: str, *, show: bool = False) -> None:
-        super().__init__(name=name, overlay=True, control=True, show=show)
-        self._name = "HeatLayer"
-        self.latlons = latlons
-        self.count = len(latlons)
-        self.name_json = _script_json(name)
-        # Radius/blur in px; full intensity where ~5 fires overlap at zoom <= 10,
-        # so one stray fire is a faint smudge and a burning township is red.
-        self.options_json = _script_json({"radius": 18, "blur": 15, "maxZoom": 10, "max": 5.0, "minOpacity": 0.3})
-
-    @property
-    def points_json(self) -> str:
-        points = [[lat, lon] for lat, lon in _display_latlons(self._parent, self.latlons)]
-        return _script_json(points)
-
-    def render(self, **kwargs: Any) -> None:
-        _require_plugin(self, "heat")
-        super().render(**kwargs)
-
-
-class _MapTools(_Rendered):
-    """The full-screen button and the measure tool (top left, under the zoom buttons)."""
-
-    _template = js_template("maps/map_tools.js.j2")
-
-    def __init__(self, lang: _Lang) -> None:
-        super().__init__()
-        self._name = "MapTools"
-        self.fullscreen_json = _script_json(
-            {"position": "topleft", "title": lang.t("全屏", "Full screen"), "titleCancel": lang.t("退出全屏", "Exit full screen")}
-        )
-        labels = {
-            "button": lang.t("测量距离和面积", "measure distance and area"),
-            "hint": lang.t("点击地图添加点", "tap the map to add points"),
-            "length": lang.t("距离", "distance"),
-            "area": lang.t("面积", "area"),
-            "finish": lang.t("完成", "finish"),
-            "clear": lang.t("清除", "clear"),
-        }
-        self.measure_json = _script_json({"position": "topleft", "labels": labels})
-
-    def render(self, **kwargs: Any) -> None:
-        _require_plugin(self, "fullscreen")
-        _require_plugin(self, "measure")
-        super().render(**kwargs)
-
-
-# ------------------------------------------------------------------ GCJ-02 display
-
-
-def _gcj02(m: object) -> bool:
-    """Whether overlays of map ``m`` are drawn in GCJ-02 (its basemap is Amap)."""
-    return bool(getattr(m, "gridwatch_gcj02", False))
-
-
-def _display_features(m: object, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``features`` (WGS84 GeoJSON) as drawn on ``m``: shifted to GCJ-02 on an Amap basemap.
-
-    All coordinates are converted in one vectorised call; popups are untouched,
-    so they keep the WGS84 position.
-    """
-    if not features or not _gcj02(m):
-        return features
-    geoms = np.array([shapely.geometry.shape(f["geometry"]) for f in features], dtype=object)
-    coords = shapely.get_coordinates(geoms)
-    lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
-    geoms = shapely.set_coordinates(geoms, np.round(np.column_stack([lon, lat]), COORD_DECIMALS))
-    return [f | {"geometry": shapely.geometry.mapping(g)} for f, g in zip(features, geoms, strict=True)]
-
-
-def _display_latlons(m: object, latlons: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """WGS84 ``(lat, lon)`` pairs as drawn on ``m`` (GCJ-02 on an Amap basemap), degrees."""
-    if not latlons or not _gcj02(m):
-        return [(float(lat), float(lon)) for lat, lon in latlons]
-    lat, lon = np.asarray(latlons, dtype=float).T
-    glon, glat = wgs84_to_gcj02(lon, lat)
-    return [(round(float(a), COORD_DECIMALS), round(float(o), COORD_DECIMALS)) for a, o in zip(glat, glon, strict=True)]
-
-
-def _script_json(value: object) -> str:
-    """JSON to embed in ``<script>``, with Chinese text kept as UTF-8.
-
-    Every ``<`` becomes ``\\u003c`` (JavaScript reads it back as ``<``), so no
-    data can end the script element or look like a tag to the HTML parser or to
-    :func:`pages.check_self_contained`. Popup data is plain text, so this is rare.
-    """
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.replace("<", "\\u003c")
-
-
-def _bounds(geoms: Sequence[shapely.Geometry]) -> list[list[float]] | None:
-    """[[south, west], [north, east]] of non-empty geometries, or None."""
-    present = [g for g in geoms if g is not None and not shapely.is_empty(g)]
-    if not present:
-        return None
-    west, south, east, north = shapely.total_bounds(np.asarray(present, dtype=object))
-    return [[float(south), float(west)], [float(north), float(east)]]
-
-
-def _fit(m: folium.Map, bounds: list[list[float]] | None) -> None:
-    """Fit ``m`` to WGS84 ``bounds`` ([[south, west], [north, east]], degrees), shifted on Amap."""
-    if bounds is None:
-        m.location = list(_DEFAULT_CENTRE)
-        m.options["zoom"] = 4
-        return
-    if _gcj02(m):
-        # The GCJ-02 offset varies across a box, so shift all four corners and take their hull.
-        (south, west), (north, east) = bounds
-        corners = _display_latlons(m, [(south, west), (south, east), (north, west), (north, east)])
-        lats, lons = [c[0] for c in corners], [c[1] for c in corners]
-        bounds = [[min(lats), min(lons)], [max(lats), max(lons)]]
-    m.fit_bounds(bounds, padding=(24, 24), max_zoom=_FIT_MAX_ZOOM)
 
 
 # ------------------------------------------------------------------ inputs
@@ -830,16 +241,20 @@ def _prepare_grid(grid: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return grid
 
 
+def _name(value: object) -> str:
+    return text(value, MISSING)
+
+
 def _names(grid: pd.DataFrame, fires: pd.DataFrame, *extra: str) -> dict[str, str]:
     """Names of the cells these fires are in or touch (not of the whole grid: it may hold 10^5 cells)."""
     ids = {str(c) for c in fires["cell_id"].dropna()} | {c for v in fires["cells_touched"] for c in touched_cells(v)} | set(extra)
     cells = grid[grid["cell_id"].astype(str).isin(ids)]
-    return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
+    return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_name), strict=True))
 
 
 def _site_cell_names(grid: pd.DataFrame, sites: pd.DataFrame) -> dict[str, str]:
     cells = grid[grid["cell_id"].astype(str).isin(set(sites["cell_id"].dropna().astype(str)))]
-    return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
+    return dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_name), strict=True))
 
 
 _RECORD = RECORD_COLUMN  # column of MapDay's fires: each row's record, made once for the night
@@ -886,8 +301,8 @@ EVENT_POPUP_LABELS = (
 
 def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list[PopupValue]:
     """Everything a supervisor needs about one fire, in Beijing time (FIRE_POPUP_LABELS order)."""
-    others = [c for c in touched_cells(rec.get("cells_touched")) if c != _text(rec.get("cell_id"), "")]
-    sensor = " · ".join(_text(rec.get(c), "") for c in ("sensor", "satellite") if not pd.isna(rec.get(c)))
+    others = [c for c in touched_cells(rec.get("cells_touched")) if c != text(rec.get("cell_id"), "")]
+    sensor = " · ".join(text(rec.get(c), "") for c in ("sensor", "satellite") if not pd.isna(rec.get(c)))
     if not pd.isna(rec.get("product", pd.NA)):
         sensor += f" ({rec['product']})"
     point = rec["geometry"]
@@ -899,13 +314,13 @@ def _fire_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list
         _number(rec.get("frp_mw"), ".1f", " MW"),
         _daynight(rec.get("daynight")),
         _cell_label(rec.get("cell_id"), names),
-        _text(rec.get("county_name")),
-        _text(rec.get("supervisor")),
+        text(rec.get("county_name"), MISSING),
+        text(rec.get("supervisor"), MISSING),
         ", ".join(_cell_label(c, names) for c in others) or "无 none",
         _bjt(rec.get("sunset_bjt"), "%H:%M 北京时间"),
         f"{point.y:.5f}°N {point.x:.5f}°E",
-        _text(rec.get("fire_id")),
-        None if pd.isna(rec.get("event_id", pd.NA)) else _text(rec.get("event_id")),
+        text(rec.get("fire_id"), MISSING),
+        None if pd.isna(rec.get("event_id", pd.NA)) else text(rec.get("event_id"), MISSING),
         *_category_values(rec),
         *_window_evidence(rec),
     ]
@@ -931,7 +346,7 @@ def _light_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> lis
     return [
         _bjt(rec["time_utc"]),
         *(_flag_text(rec.get(c)) for c in WINDOW_COLUMNS),
-        _text(rec.get("sensor"), "未知 unknown"),
+        text(rec.get("sensor"), "未知 unknown"),
         _number(rec.get("frp_mw"), ".0f", " MW"),
         _cell_label(rec.get("cell_id"), names),
         _category_values(rec)[0],
@@ -945,14 +360,14 @@ def _window_evidence(rec: Mapping[str, Any]) -> list[PopupValue]:
     if "rain_source" in rec or "rain_note" in rec:
         onset = rec.get("rain_onset_utc")
         if onset is not None and not pd.isna(onset):
-            rain = f"{_bjt(onset)} · {_number(rec.get('rain_mm'), '.1f', ' mm')} · {_text(rec.get('rain_source'))}"
+            rain = f"{_bjt(onset)} · {_number(rec.get('rain_mm'), '.1f', ' mm')} · {text(rec.get('rain_source'), MISSING)}"
         else:
-            rain = _text(rec.get("rain_note"), _text(rec.get("rain_source")))
+            rain = text(rec.get("rain_note"), text(rec.get("rain_source"), MISSING))
     sowing = None
     if "sowing_source" in rec:
         start, end = rec.get("sowing_start"), rec.get("sowing_end")
         if start is not None and not pd.isna(start):
-            sowing = f"{_text(rec.get('sowing_crop'))} {pd.Timestamp(start):%m-%d} – {pd.Timestamp(end):%m-%d} · {_text(rec.get('sowing_source'))}"
+            sowing = f"{text(rec.get('sowing_crop'), MISSING)} {pd.Timestamp(start):%m-%d} – {pd.Timestamp(end):%m-%d} · {text(rec.get('sowing_source'), MISSING)}"
         else:
             sowing = "无播种期 no sowing window known here"
     return [rain, sowing]
@@ -969,9 +384,21 @@ def _category_values(rec: Mapping[str, Any]) -> list[PopupValue]:
     """The category (bilingual) and its reason, for popups; None where not classified."""
     category, reason = rec.get("category", pd.NA), rec.get("reason", pd.NA)
     return [
-        None if pd.isna(category) else CATEGORY_LABELS.get(str(category), _text(category)),
-        None if pd.isna(reason) else _text(reason),
+        None if pd.isna(category) else CATEGORY_LABELS.get(str(category), text(category, MISSING)),
+        None if pd.isna(reason) else text(reason, MISSING),
     ]
+
+
+Rows = pd.DataFrame | list  # a frame, or its rows as records (a cell map's handful of fires: no pandas per map)
+
+
+def _rows(frame: Rows) -> list[dict[str, Any]]:
+    return frame if isinstance(frame, list) else _records(frame)
+
+
+def _is_heat_source(rec: Mapping[str, Any]) -> bool:
+    category = rec.get("category")
+    return isinstance(category, str) and category in HEAT_SOURCES
 
 
 def _heat_sources(frame: pd.DataFrame) -> np.ndarray:
@@ -981,33 +408,31 @@ def _heat_sources(frame: pd.DataFrame) -> np.ndarray:
     return frame["category"].isin(HEAT_SOURCES).fillna(False).to_numpy(bool)
 
 
-def _event_layers(m: folium.Map, events: pd.DataFrame, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
+def _event_layers(page: MapPage, events: Rows, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
     """Events to check (shown) and heat-source events (hidden), as outlines."""
-    sources = _heat_sources(events)
-    for chosen, name, show in ((events[~sources], lang.t("火情事件", "fire events"), True),
-                               (events[sources], lang.t("热源事件", "heat-source events"), False)):
-        layer = _event_layer(chosen, names, name, show=show)
-        if layer is not None:
-            layer.add_to(m)
+    recs = _rows(events)
+    for chosen, name, show in (([r for r in recs if not _is_heat_source(r)], lang.t("火情事件", "fire events"), True),
+                               ([r for r in recs if _is_heat_source(r)], lang.t("热源事件", "heat-source events"), False)):
+        page.add_layer(_event_layer(chosen, names, name, show=show))
 
 
-def _event_layer(events: pd.DataFrame, names: Mapping[str, str], name: str, *, show: bool = True) -> _FeatureLayer | None:
+def _event_layer(events: Rows, names: Mapping[str, str], name: str, *, show: bool = True) -> _FeatureLayer | None:
     """Fire events as the union of their observations' footprints, coloured by window."""
     styles, features = _Styles(), []
-    for rec in _records(events):
+    for rec in _rows(events):
         geometry = rec["geometry"]
         if not isinstance(geometry, shapely.Geometry) or geometry.is_empty:
             continue
         cls = _fire_class(rec.get("win_after_work"), rec.get("win_first_half_night"))
         style = {"color": cls.colour, "weight": 2, "fillColor": cls.colour, "fillOpacity": 0.25}
         seen = rec["observations"]
-        tooltip = f"事件 event · {_bjt(rec['first_seen_utc'], '%H:%M')}–{_bjt(rec['last_seen_utc'], '%H:%M')} · {seen} 次观测 observations · {_text(rec.get('sensors'))}"
+        tooltip = f"事件 event · {_bjt(rec['first_seen_utc'], '%H:%M')}–{_bjt(rec['last_seen_utc'], '%H:%M')} · {seen} 次观测 observations · {text(rec.get('sensors'), MISSING)}"
         values = [
-            _text(rec["event_id"]),
+            text(rec["event_id"], MISSING),
             _bjt(rec["first_seen_utc"]),
             _bjt(rec["last_seen_utc"]),
             str(seen),
-            f"{_text(rec.get('sensors'))} ({_text(rec.get('satellites'))})",
+            f"{text(rec.get('sensors'), MISSING)} ({text(rec.get('satellites'), MISSING)})",
             _number(rec.get("max_frp_mw"), ".1f", " MW"),
             *(_flag_text(rec.get(c)) for c in WINDOW_COLUMNS),
             _cell_label(rec.get("cell_id"), names),
@@ -1053,50 +478,41 @@ def _site_chart(rec: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _site_popup_values(rec: Mapping[str, Any], names: Mapping[str, str]) -> list[PopupValue]:
-    enterprise = _text(rec.get("name"), "") + (f" ({rec['enterprise_id']})" if rec.get("enterprise_id") else "")
+    enterprise = text(rec.get("name"), "") + (f" ({rec['enterprise_id']})" if rec.get("enterprise_id") else "")
     return [
         f"{rec['rule_zh']} {rec['rule_en']}",
-        _text(rec.get("evidence")),
+        text(rec.get("evidence"), MISSING),
         _site_chart(rec),
         enterprise or "未登记 not registered",
-        _text(rec.get("address")) if rec.get("enterprise_id") else None,
-        _text(rec.get("industry")) if rec.get("enterprise_id") else None,
-        STATUS_LABELS.get(str(rec.get("status")), _text(rec.get("status"))) if rec.get("enterprise_id") else None,
-        _text(rec.get("grade")) if rec.get("grade") else None,
-        _text(rec.get("transformers")),
-        _text(rec.get("first_day")),
+        text(rec.get("address"), MISSING) if rec.get("enterprise_id") else None,
+        text(rec.get("industry"), MISSING) if rec.get("enterprise_id") else None,
+        STATUS_LABELS.get(str(rec.get("status")), text(rec.get("status"), MISSING)) if rec.get("enterprise_id") else None,
+        text(rec.get("grade"), MISSING) if rec.get("grade") else None,
+        text(rec.get("transformers"), MISSING),
+        text(rec.get("first_day"), MISSING),
         _number(rec.get("value_kwh"), ".0f", " kWh"),
         f"{rec['lat']:.5f}, {rec['lon']:.5f}",
         _cell_label(rec.get("cell_id"), names),
-        f"{_text(rec.get('episode_zh'), '')} {_text(rec.get('episode'), '')}".strip() or None,
+        f"{text(rec.get('episode_zh'), '')} {text(rec.get('episode'), '')}".strip() or None,
     ]
 
 
-def _site_layers(m: folium.Map, sites: pd.DataFrame, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
+def _site_layers(page: MapPage, sites: Rows, names: Mapping[str, str], lang: _Lang = _BOTH) -> None:
     """One layer per rule, large markers with a white ring so they stand out from fires."""
+    recs = _rows(sites)
     for rule in RULES:
-        chosen = sites[sites["rule"] == rule]
-        if chosen.empty:
+        chosen = [rec for rec in recs if rec["rule"] == rule]
+        if not chosen:
             continue
         zh, en = RULE_LABELS[rule]
         features = [
-            _feature(_geometry_json(rec["geometry"], 0), 0, f"{zh} {en} · {_text(rec.get('name'), _text(rec.get('transformer_id')))}",
+            _feature(_geometry_json(rec["geometry"], 0), 0, f"{zh} {en} · {text(rec.get('name'), text(rec.get('transformer_id'), MISSING))}",
                      _site_popup_values(rec, names))
-            for rec in _records(chosen)
+            for rec in chosen
         ]
         style = {"color": "#ffffff", "weight": 3, "fillColor": SITE_COLOURS[rule], "fillOpacity": 0.95}
-        _FeatureLayer(features, f"{lang.t('用电', 'sites')}: {lang.t(zh, en)} ({len(features)})", styles=[style], labels=SITE_POPUP_LABELS,
-                      radius=9).add_to(m)
-
-
-def _site_legend(sites: pd.DataFrame | None, lang: _Lang = _BOTH) -> str:
-    if sites is None or sites.empty:
-        return ""
-    rows = "".join(
-        f"<div>{_swatch(SITE_COLOURS[rule], dot=True, border='#fff')}{_esc(lang.t(zh, en))} ({int((sites['rule'] == rule).sum())})</div>"
-        for rule, (zh, en) in RULE_LABELS.items() if (sites["rule"] == rule).any()
-    )
-    return f"<b>{_esc(lang.t('用电异常', 'electricity sites'))}</b>" + rows
+        page.add_layer(_FeatureLayer(features, f"{lang.t('用电', 'sites')}: {lang.t(zh, en)} ({len(features)})", styles=[style],
+                                     labels=SITE_POPUP_LABELS, radius=9))
 
 
 def _fire_point_style(cls: FireClass, *, touching: bool, fade: float = 1.0, unknown_land: bool = False) -> dict[str, Any]:
@@ -1134,15 +550,21 @@ def _age_fade(time_utc: object, newest: pd.Timestamp | None) -> float:
     return next(factor for limit, factor in AGE_BANDS if hours <= limit)
 
 
-def _newest(fires: pd.DataFrame) -> pd.Timestamp | None:
+def _times(fires: Rows) -> list[pd.Timestamp]:
+    """The known ``time_utc`` of ``fires`` (UTC instants)."""
+    values = [r["time_utc"] for r in fires] if isinstance(fires, list) else fires["time_utc"].dropna()
+    return [pd.Timestamp(t) for t in values if t is not None and not pd.isna(t)]
+
+
+def _newest(fires: Rows) -> pd.Timestamp | None:
     """The latest ``time_utc`` of ``fires``, the reference of age fading (None if none is known)."""
-    times = fires["time_utc"].dropna()
-    return None if times.empty else pd.Timestamp(times.max())
+    times = _times(fires)
+    return max(times) if times else None
 
 
 def _fire_layers(
-    m: folium.Map,
-    fires: pd.DataFrame,
+    page: MapPage,
+    fires: Rows,
     names: Mapping[str, str],
     *,
     label: str,
@@ -1163,25 +585,22 @@ def _fire_layers(
     tooltips the time and class; the cell's map has the rest.
     """
     labels, popup = (FIRE_LIGHT_LABELS, _light_popup_values) if light else (FIRE_POPUP_LABELS, _popup_of)
-    sources = _heat_sources(fires)
+    recs = _rows(fires)
     for category in HEAT_SOURCES:
-        chosen = fires[sources & (fires["category"] == category).fillna(False).to_numpy(bool)] if sources.any() else fires.iloc[:0]
         styles, features = _Styles(), []
-        for rec in _records(chosen):
+        for rec in (r for r in recs if _is_heat_source(r) and r["category"] == category):
             fade = _age_fade(rec["time_utc"], newest)
             style = {"color": "#212121", "weight": 1, "fillColor": HEAT_SOURCE_COLOURS[category], "fillOpacity": round(0.8 * fade, 3)}
             tooltip = f"{_bjt(rec['time_utc'], '%H:%M')} · {CATEGORY_LABELS[category]}"
             features.append(_feature(_geometry_json(rec["geometry"], 0), styles.index(style), tooltip, popup(rec, names)))
         if features:
-            _FeatureLayer(features, f"{label}: {lang.label(CATEGORY_LABELS[category])} ({len(features)})", styles=styles.table,
-                          labels=labels, radius=5, show=False,
-                          cluster=HEAT_SOURCE_COLOURS[category] if cluster else None).add_to(m)
-    fires = fires[~sources]
+            page.add_layer(_FeatureLayer(features, f"{label}: {lang.label(CATEGORY_LABELS[category])} ({len(features)})", styles=styles.table,
+                                         labels=labels, radius=5, show=False, cluster=HEAT_SOURCE_COLOURS[category] if cluster else None))
     by_class: dict[str, tuple[_Styles, list[dict]]] = {c.key: (_Styles(), []) for c in FIRE_CLASSES}
-    for rec in _records(fires):
+    for rec in (r for r in recs if not _is_heat_source(r)):
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
         number = f"#{numbers[rec['fire_id']]} · " if numbers else ""
-        where = OUTSIDE_GRID if pd.isna(rec.get("cell_id")) else _text(rec.get("cell_name"))
+        where = OUTSIDE_GRID if pd.isna(rec.get("cell_id")) else text(rec.get("cell_name"), MISSING)
         tooltip = f"{number}{_bjt(rec['time_utc'], '%H:%M')} · {cls.label}" + ("" if light else f" · {where}")
         values = popup(rec, names)
         styles, features = by_class[cls.key]
@@ -1191,16 +610,11 @@ def _fire_layers(
     for cls in FIRE_CLASSES:
         styles, features = by_class[cls.key]
         if features:
-            _FeatureLayer(
-                features,
-                f"{label}: {lang.label(cls.label)} ({len(features)})",
-                styles=styles.table,
-                labels=labels,
-                cluster=cls.colour if cluster else None,
-            ).add_to(m)
+            page.add_layer(_FeatureLayer(features, f"{label}: {lang.label(cls.label)} ({len(features)})", styles=styles.table,
+                                         labels=labels, cluster=cls.colour if cluster else None))
 
 
-def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang, decimals: int = COORD_DECIMALS) -> None:
+def _heat_layer(page: MapPage, fires: pd.DataFrame, lang: _Lang, decimals: int = COORD_DECIMALS) -> None:
     """A heat map of the fires to check (heat sources left out), off by default.
 
     Each fire counts 1, not its FRP: FRP is missing for some products and not
@@ -1212,24 +626,29 @@ def _heat_layer(m: folium.Map, fires: pd.DataFrame, lang: _Lang, decimals: int =
     if chosen.empty:
         return
     latlons = [(round(float(g.y), decimals), round(float(g.x), decimals)) for g in chosen.geometry]
-    _HeatLayer(latlons, f"{lang.t('火点热力图', 'fire heat map')} ({len(latlons)})").add_to(m)
+    page.add_layer(_HeatLayer(latlons, f"{lang.t('火点热力图', 'fire heat map')} ({len(latlons)})"))
 
 
-def _class_counts(fires: pd.DataFrame) -> dict[str, int]:
+def _class_counts(fires: Rows) -> dict[str, int]:
     """Fires per window class (``FIRE_CLASSES`` keys), and ``UNKNOWN_LAND`` fires of unknown land cover."""
     counts = {c.key: 0 for c in FIRE_CLASSES}
+    if isinstance(fires, list):
+        for rec in fires:
+            counts[_fire_class(rec["win_after_work"], rec["win_first_half_night"]).key] += 1
+        counts[UNKNOWN_LAND] = sum(rec.get("category") == "unknown" for rec in fires if isinstance(rec.get("category"), str))
+        return counts
     for after_work, night in zip(fires["win_after_work"], fires["win_first_half_night"], strict=True):
         counts[_fire_class(after_work, night).key] += 1
     counts[UNKNOWN_LAND] = int((fires["category"] == "unknown").sum()) if "category" in fires else 0
     return counts
 
 
-def _time_span(fires: pd.DataFrame, lang: _Lang = _BOTH) -> str:
+def _time_span(fires: Rows, lang: _Lang = _BOTH) -> str:
     """'观测 observed 2022-06-03 01:30 – 19:30 北京时间' for the title bar ('' if no time)."""
-    times = fires["time_utc"].dropna()
-    if times.empty:
+    times = _times(fires)
+    if not times:
         return ""
-    first, last = _bjt(times.min(), "%Y-%m-%d %H:%M"), _bjt(times.max(), "%Y-%m-%d %H:%M")
+    first, last = _bjt(min(times), "%Y-%m-%d %H:%M"), _bjt(max(times), "%Y-%m-%d %H:%M")
     if first != last and first[:10] == last[:10]:
         last = last[11:]
     span = first if first == last else f"{first} – {last}"  # a single overpass, or a range
@@ -1255,12 +674,18 @@ def _data_window_summary(fires: pd.DataFrame, lang: _Lang = _BOTH) -> str:
 
 
 # ------------------------------------------------------------------ legends
+# A legend is data for templates/maps/legend.html.j2: sections of a heading and rows, each row a list of
+# swatches with their text ({"classes", "style", "text"}); the template escapes every text.
 
 
-def _swatch(colour: str, *, dot: bool = False, dashed: bool = False, border: str = "#333") -> str:
+def _swatch(colour: str, text: str = "", *, dot: bool = False, dashed: bool = False, border: str = "#333") -> dict[str, str]:
     classes = "gw-sw" + (" gw-dot" if dot else "") + (" gw-dashed" if dashed else "")
     fill = "transparent" if dashed else colour
-    return f'<span class="{classes}" style="background:{fill};border-color:{border}"></span>'
+    return {"classes": classes, "style": f"background:{fill};border-color:{border}", "text": text}
+
+
+def _section(heading: str | None, rows: Sequence[Sequence[dict[str, str]]]) -> dict[str, Any]:
+    return {"heading": heading, "rows": [list(row) for row in rows]}
 
 
 def _count_labels() -> list[str]:
@@ -1281,46 +706,39 @@ def _count_colour(n: int) -> str:
     return COUNT_COLOURS[max(index, 0)]
 
 
-def _fire_legend_rows(counts: Mapping[str, int], lang: _Lang = _BOTH) -> str:
-    rows = "".join(
-        f"<div>{_swatch(c.colour, dot=True)}{_esc(lang.label(c.label))} ({counts[c.key]})</div>"
-        for c in reversed(FIRE_CLASSES)
-        if c.key != "both" or counts[c.key]
-    )
+def _fire_legend_rows(counts: Mapping[str, int], lang: _Lang = _BOTH) -> list[list[dict[str, str]]]:
+    rows = [[_swatch(c.colour, f"{lang.label(c.label)} ({counts[c.key]})", dot=True)]
+            for c in reversed(FIRE_CLASSES) if c.key != "both" or counts[c.key]]
     if counts.get(UNKNOWN_LAND):
         text = lang.t("紫色粗边＝地类不明（可能是耕地）", "thick purple outline = land cover unknown (may be cropland)")
-        rows += f"<div>{_swatch('#9e9e9e', dot=True, border=UNKNOWN_LAND_COLOUR)}{_esc(text)} ({counts[UNKNOWN_LAND]})</div>"
+        rows.append([_swatch("#9e9e9e", f"{text} ({counts[UNKNOWN_LAND]})", dot=True, border=UNKNOWN_LAND_COLOUR)])
     return rows
 
 
-def _age_legend(lang: _Lang) -> str:
-    """How markers fade with age (AGE_BANDS), as swatches of the 'other' grey."""
-    rows, low = [], 0.0
+def _fires_section(counts: Mapping[str, int], lang: _Lang, clustered: bool) -> dict[str, Any]:
+    # "both" keeps the historical "火点 fires by time window"; Chinese alone says the whole thing.
+    heading = "火点（按时段）" if lang.code == "zh" else lang.t("火点", "fires by time window")
+    rows = _fire_legend_rows(counts, lang)
+    if clustered:
+        text = lang.t(f"圆圈数字＝聚合火点数，放大到{CLUSTER_OFF_ZOOM}级显示单个火点",
+                      f"numbered circle = fires grouped; zoom {CLUSTER_OFF_ZOOM}+ shows each fire")
+        rows.append([_swatch("#e31a1c", text, dot=True, border="#fff")])
+    return _section(heading, rows)
+
+
+def _age_section(lang: _Lang) -> dict[str, Any]:
+    """How markers fade with age (AGE_BANDS), as swatches of the first-half-of-night red."""
+    items, low = [], 0.0
     for limit, factor in AGE_BANDS:
         span = f"≤{limit:g} h" if low == 0 else (f"{low:g}–{limit:g} h" if math.isfinite(limit) else f">{low:g} h")
-        opacity = round(0.9 * factor, 2)
-        rows.append(f'<span class="gw-sw gw-dot" style="background:rgba(227,26,28,{opacity})"></span>{_esc(span)} ')
+        items.append({"classes": "gw-sw gw-dot", "style": f"background:rgba(227,26,28,{round(0.9 * factor, 2)})", "text": f"{span} "})
         low = limit
-    heading = lang.t("越淡越早", "fainter = older")
-    return f"<b>{_esc(heading)} ({_esc(lang.t('距最新火点', 'before the newest fire'))})</b><div>{''.join(rows)}</div>"
+    return _section(f"{lang.t('越淡越早', 'fainter = older')} ({lang.t('距最新火点', 'before the newest fire')})", [items])
 
 
-def _fires_heading(lang: _Lang) -> str:
-    # "both" keeps the historical "火点 fires by time window"; Chinese alone says the whole thing.
-    return "火点（按时段）" if lang.code == "zh" else lang.t("火点", "fires by time window")
-
-
-def _event_legend(lang: _Lang) -> str:
-    text = lang.t("火情事件", "fire event: the pixels of one fire, all sensors")
-    if lang.code == "zh":
-        text = "火情事件：同一火情各卫星像元范围"
-    return f"<div>{_swatch('#9e9e9e', border='#616161')}{_esc(text)}</div>"
-
-
-def _cluster_legend(lang: _Lang) -> str:
-    text = lang.t(f"圆圈数字＝聚合火点数，放大到{CLUSTER_OFF_ZOOM}级显示单个火点",
-                  f"numbered circle = fires grouped; zoom {CLUSTER_OFF_ZOOM}+ shows each fire")
-    return f'<div><span class="gw-sw gw-dot" style="background:#e31a1c;border-color:#fff"></span>{_esc(text)}</div>'
+def _event_row(lang: _Lang) -> list[dict[str, str]]:
+    text = "火情事件：同一火情各卫星像元范围" if lang.code == "zh" else lang.t("火情事件", "fire event: the pixels of one fire, all sensors")
+    return [_swatch("#9e9e9e", text, border="#616161")]
 
 
 def _overview_legend(
@@ -1331,59 +749,46 @@ def _overview_legend(
     lang: _Lang = _BOTH,
     straw: bool = False,
     clustered: bool = False,
-) -> _Html:
+) -> list[dict[str, Any]]:
     """The overview's legend. ``straw``: cells are shaded by suspected straw
     burning (fires have a ``category``); otherwise by all fires centred there."""
-    cells = "".join(
-        f"<div>{_swatch(colour)}{label}</div>"
-        for colour, label in zip(COUNT_COLOURS, _count_labels(), strict=True)
-    )
+    cells = [[_swatch(colour, label)] for colour, label in zip(COUNT_COLOURS, _count_labels(), strict=True)]
     if straw:
-        cells = f"<div>{_swatch('transparent', border='#37474f')}0 ({_esc(lang.t('有火点但无疑似秸秆焚烧', 'fires, none suspected straw burning'))})</div>" + cells
+        cells.insert(0, [_swatch("transparent", f"0 ({lang.t('有火点但无疑似秸秆焚烧', 'fires, none suspected straw burning')})",
+                                 border="#37474f")])
         heading = lang.t("网格疑似秸秆焚烧火点数", "suspected straw-burning fires per cell")
     else:
         heading = lang.t("网格火点数", "fires centred per cell")
-    touched = (
-        f"<div>{_swatch('#37474f', dashed=True)}{_esc(lang.t('仅被邻格像元触及', 'only touched by a pixel'))}</div>"
-        if has_touched_only
-        else ""
-    )
-    return _Html(
-        f"<b>{_esc(_fires_heading(lang))}</b>"
-        + _fire_legend_rows(counts, lang)
-        + (_cluster_legend(lang) if clustered else "")
-        + _age_legend(lang)
-        + f"<b>{_esc(heading)}</b>"
-        + cells
-        + touched
-        + (_event_legend(lang) if has_events else "")
-    )
+    if has_touched_only:
+        cells.append([_swatch("#37474f", lang.t("仅被邻格像元触及", "only touched by a pixel"), dashed=True)])
+    if has_events:
+        cells.append(_event_row(lang))
+    return [_fires_section(counts, lang, clustered), _age_section(lang), _section(heading, cells)]
 
 
 def _cell_legend(counts: Mapping[str, int], has_events: bool = False, *, lang: _Lang = _BOTH, clustered: bool = False,
-                 places: bool = False) -> _Html:
+                 places: bool = False) -> list[dict[str, Any]]:
     t = lang.t
-    return _Html(
-        f"<b>{_esc(_fires_heading(lang))}</b>"
-        + _fire_legend_rows(counts, lang)
-        + (_cluster_legend(lang) if clustered else "")
-        + _age_legend(lang)
-        + f"<b>{_esc(t('线与符号', 'lines and markers'))}</b>"
-        + f"<div>{_swatch('#0d47a1', border='#0d47a1')}{_esc(t('本网格', 'this cell (thick outline)'))}</div>"
-        + f"<div>{_swatch('transparent', border='#78909c')}{_esc(t('相邻网格', 'neighbouring cells'))}</div>"
-        + (f"<div>{_swatch('transparent', dashed=True, border='#5d4037')}{_esc(t('区县界与区县名', 'county boundaries and names'))}</div>"
-           if places else "")
-        + f"<div>{_swatch('#9e9e9e', dot=True, border='#212121')}{_esc(t('火点在本网格', 'fire centred here'))}</div>"
-        + f"<div>{_swatch('#9e9e9e', dot=True, dashed=True)}"
-        + f"{_esc(t('邻格火点，像元触及本网格', 'neighbour' + chr(39) + 's fire whose pixel touches'))}</div>"
-        + f"<div>{_swatch('transparent')}{_esc(t('像元范围', 'pixel footprint (dashed: neighbour' + chr(39) + 's)'))}</div>"
-        + (_event_legend(lang) if has_events else "")
-    )
+    neighbours = "neighbour" + chr(39) + "s"
+    rows = [
+        [_swatch("#0d47a1", t("本网格", "this cell (thick outline)"), border="#0d47a1")],
+        [_swatch("transparent", t("相邻网格", "neighbouring cells"), border="#78909c")],
+        *([[_swatch("transparent", t("区县界与区县名", "county boundaries and names"), dashed=True, border="#5d4037")]] if places else []),
+        [_swatch("#9e9e9e", t("火点在本网格", "fire centred here"), dot=True, border="#212121")],
+        [_swatch("#9e9e9e", t("邻格火点，像元触及本网格", f"{neighbours} fire whose pixel touches"), dot=True, dashed=True)],
+        [_swatch("transparent", t("像元范围", f"pixel footprint (dashed: {neighbours})"))],
+        *([_event_row(lang)] if has_events else []),
+    ]
+    return [_fires_section(counts, lang, clustered), _age_section(lang), _section(t("线与符号", "lines and markers"), rows)]
 
 
-def _add_legend(m: folium.Map, markup: _Html, lang: _Lang = _BOTH) -> None:
-    folding = f"<details open><summary>{_esc(lang.t('图例', 'legend'))}</summary>{markup}</details>"
-    m.add_child(_HtmlControl(_Html(folding), position="bottomleft", css_class="gw-box gw-legend"))
+def _site_legend(sites: Rows | None, lang: _Lang = _BOTH) -> list[dict[str, Any]]:
+    if sites is None or not len(sites):
+        return []
+    rules = [rec["rule"] for rec in _rows(sites)]
+    rows = [[_swatch(SITE_COLOURS[rule], f"{lang.t(zh, en)} ({rules.count(rule)})", dot=True, border="#fff")]
+            for rule, (zh, en) in RULE_LABELS.items() if rule in rules]
+    return [_section(lang.t("用电异常", "electricity sites"), rows)]
 
 
 # ------------------------------------------------------------------ overview
@@ -1412,7 +817,7 @@ def _touching_counts(fires: pd.DataFrame) -> pd.Series:
     """Per cell id: fires centred elsewhere (or nowhere) whose footprint touches it."""
     touching: dict[str, int] = {}
     for own, touched in zip(fires["cell_id"], fires["cells_touched"], strict=True):
-        for cell in set(touched_cells(touched)) - {_text(own, "")}:
+        for cell in set(touched_cells(touched)) - {text(own, "")}:
             touching[cell] = touching.get(cell, 0) + 1
     return pd.Series(touching, dtype="int64")
 
@@ -1446,9 +851,9 @@ def _cell_popup_values(
         windows.append(f"{int(counts.get(col, 0))}" + (f" (+{unknown} 未知 unknown)" if unknown else ""))
     anchor = None if link is None else {"href": _safe_link(link), "text": "打开网格地图 open cell map →"}
     return [
-        f"{_text(cell['cell_name'])} ({cell['cell_id']})",
-        _text(cell.get("county_name")),
-        _text(cell.get("supervisor")),
+        f"{text(cell['cell_name'], MISSING)} ({cell['cell_id']})",
+        text(cell.get("county_name"), MISSING),
+        text(cell.get("supervisor"), MISSING),
         str(int(counts.get("n", 0))),
         None if "straw" not in counts else str(int(counts["straw"])),
         *windows,
@@ -1484,7 +889,7 @@ def _cell_layer(
         else:
             style = {"color": "#37474f", "weight": 1.5, "dashArray": "5 4", "fill": True, "fillOpacity": 0}
         of_straw = f" · {shade} 疑似秸秆 straw" if straw else ""
-        tooltip = f"{_text(cell['cell_name'])} · {n} 火点 fires{of_straw} · 网格员 {_text(cell.get('supervisor'))}"
+        tooltip = f"{text(cell['cell_name'], MISSING)} · {n} 火点 fires{of_straw} · 网格员 {text(cell.get('supervisor'), MISSING)}"
         values = _cell_popup_values(cell, row, int(touching.get(cell_id, 0)), cell_links.get(cell_id))
         geometry = _geometry_json(cell["geometry"], OVERVIEW_TOLERANCE_DEG)
         features.append(_feature(geometry, styles.index(style), tooltip, values))
@@ -1572,13 +977,13 @@ def overview_map(
     touching = _touching_counts(fires)
     straw = "straw" in counts.columns
 
-    m = _new_map(title, tiles, tianditu_key=tianditu_key, lang=lang)
+    page = MapPage(title, tiles, tianditu_key=tianditu_key, language=language)
     light = len(fires) >= LIGHT_OVERVIEW_FIRES
     if light:
         # Tens of thousands of markers: drawn on one canvas, not as as many SVG elements.
-        m.options["preferCanvas"] = True
+        page.options["preferCanvas"] = True
     if context is not None and not context.empty:
-        _context_layer(context.to_crs(WGS84), lang).add_to(m)
+        page.add_layer(_context_layer(context.to_crs(WGS84), lang))
     ids = grid["cell_id"].astype(str)
     with_fires = grid[ids.isin(counts.index)]
     touched_only = grid[ids.isin(touching.index) & ~ids.isin(counts.index)]
@@ -1588,33 +993,30 @@ def overview_map(
     ):
         if lang.code == "zh":
             name = f"{'有火点网格' if shaded else '仅被像元触及的网格'} ({len(cells)})"
-        layer = _cell_layer(cells, counts, touching, links, name=name, shaded=shaded)
-        if layer is not None:
-            layer.add_to(m)
+        page.add_layer(_cell_layer(cells, counts, touching, links, name=name, shaded=shaded))
     if events is not None and not light:
-        _event_layers(m, events, names, lang)
+        _event_layers(page, events, names, lang)
     clustered = _cluster(len(fires), cluster_min_fires)
     # The heat map blurs over ~20 px: 0.001 degree (~100 m) is plenty.
-    _heat_layer(m, fires, lang, decimals=3 if light else COORD_DECIMALS)
-    _fire_layers(m, fires, names, label=lang.t("火点", "fires"), lang=lang, newest=_newest(fires), cluster=clustered, light=light)
+    _heat_layer(page, fires, lang, decimals=3 if light else COORD_DECIMALS)
+    _fire_layers(page, fires, names, label=lang.t("火点", "fires"), lang=lang, newest=_newest(fires), cluster=clustered, light=light)
     if sites is not None and not sites.empty:
-        _site_layers(m, sites, names | _site_cell_names(grid, sites), lang)
-    folium.LayerControl(collapsed=True).add_to(m)
+        _site_layers(page, sites, names | _site_cell_names(grid, sites), lang)
 
     class_counts = _class_counts(fires)
     has_events = events is not None and not events.empty and not light
-    legend = _overview_legend(class_counts, not touched_only.empty, has_events, lang=lang, straw=straw, clustered=clustered)
-    _add_legend(m, _Html(legend + _site_legend(sites, lang)), lang)
+    page.add_legend(_overview_legend(class_counts, not touched_only.empty, has_events, lang=lang, straw=straw, clustered=clustered)
+                    + _site_legend(sites, lang))
     lines = _overview_lines(fires, events, sites, len(with_fires), class_counts, lang)
     if day_counts is not None:
         lines[1 if len(lines) > 1 else 0:2] = [day_counts.headline(lang.code), day_counts.detail(lang.code)]
     if light:
         lines.append(lang.t(f"火点多于{LIGHT_OVERVIEW_FIRES:,}：总览只显示要点，事件与详情见各网格地图",
                             f"over {LIGHT_OVERVIEW_FIRES:,} fires: the overview shows the essentials; events and details are on the cell maps"))
-    _add_title_bar(m, title, lines)
+    page.set_title(title, lines)
     site_points = list(sites.geometry) if sites is not None else []
-    _fit(m, _bounds([*fires.geometry, *site_points]) or _bounds(list(grid.geometry)))
-    return m
+    page.fit(_bounds([*fires.geometry, *site_points]) or _bounds(list(grid.geometry)))
+    return page.to_folium()
 
 
 overview_map.__doc__ = (overview_map.__doc__ or "") + _MAP_KEYWORDS_DOC
@@ -1651,7 +1053,7 @@ def _overview_lines(
 
 def _context_layer(outlines: gpd.GeoDataFrame, lang: _Lang = _BOTH) -> _FeatureLayer:
     features = [
-        _feature(_geometry_json(geometry, CELL_TOLERANCE_DEG), 0, _text(name))
+        _feature(_geometry_json(geometry, CELL_TOLERANCE_DEG), 0, text(name, MISSING))
         for geometry, name in zip(outlines.geometry, outlines["name"], strict=True)
     ]
     style = {"color": "#546e7a", "weight": 1.5, "fill": False, "interactive": False}
@@ -1659,14 +1061,12 @@ def _context_layer(outlines: gpd.GeoDataFrame, lang: _Lang = _BOTH) -> _FeatureL
 
 
 def _footprint_layer(
-    fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int], lang: _Lang = _BOTH
+    fires: Rows, in_cell: Sequence[bool], numbers: Mapping[str, int], lang: _Lang = _BOTH
 ) -> _FeatureLayer | None:
-    """Pixel footprints: solid for fires centred in the cell, dashed for neighbours'."""
-    if "footprint" not in fires.columns:
-        return None
+    """Pixel footprints (a ``footprint`` column of Polygons): solid for fires centred in the cell, dashed for neighbours'."""
     styles, features, drawn = _Styles(), [], set()
-    for rec, inside in zip(_records(fires), in_cell, strict=True):
-        footprint = rec["footprint"]
+    for rec, inside in zip(_rows(fires), in_cell, strict=True):
+        footprint = rec.get("footprint")
         if not isinstance(footprint, shapely.Geometry) or footprint.is_empty:
             continue
         # A geostationary pixel is seen every 10 minutes: draw it once, not stacked until opaque.
@@ -1685,47 +1085,42 @@ def _footprint_layer(
 
 
 def _fire_list(
-    fires: pd.DataFrame, in_cell: pd.Series, numbers: Mapping[str, int], names: Mapping[str, str],
-    *, m: folium.Map | None = None, lang: _Lang = _BOTH,
-) -> _Html:
+    fires: Rows, in_cell: Sequence[bool], numbers: Mapping[str, int], names: Mapping[str, str],
+    *, m: object = None, lang: _Lang = _BOTH,
+) -> Markup:
     """The side panel: one row per fire, click a row to zoom to it.
 
     A row's ``data-lat``/``data-lon`` are where the marker is drawn on ``m``
     (GCJ-02 on an Amap basemap), so the jump lands on the marker.
     """
-    columns = ("#", "时间 time", "时段 window", "置信度 conf.", "FRP MW", "位置 where")
-    head = "<tr>" + "".join(f"<th>{_esc(c)}</th>" for c in columns) + "</tr>"
     rows = []
-    for rec, inside in zip(_records(fires), in_cell, strict=True):
+    for rec, inside in zip(_rows(fires), in_cell, strict=True):
         cls = _fire_class(rec["win_after_work"], rec["win_first_half_night"])
-        where = "本网格 this cell" if inside else f"邻格 {_cell_label(rec.get('cell_id'), names)}"
-        cells = [
+        point = rec["geometry"]
+        ((lat, lon),) = _display_latlons(m, [(point.y, point.x)])
+        rows.append({"lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "cells": [
             str(numbers[rec["fire_id"]]),
             _bjt(rec["time_utc"], "%m-%d %H:%M"),
             cls.short,
             _number(rec.get("confidence"), ".0f"),
             _number(rec.get("frp_mw"), ".1f"),
-            where,
-        ]
-        point = rec["geometry"]
-        ((lat, lon),) = _display_latlons(m, [(point.y, point.x)])
-        rows.append(
-            f'<tr data-lat="{lat:.5f}" data-lon="{lon:.5f}">'
-            + "".join(f"<td>{_esc(c)}</td>" for c in cells)
-            + "</tr>"
-        )
-    body = "".join(rows) or f'<tr><td colspan="6">{_esc(lang.t("无火点", "no fires"))}</td></tr>'
-    summary = f"{lang.t('火点列表', 'fire list')} ({len(rows)}) · {lang.t('点击定位', 'tap a row to zoom')}"
-    return _Html(f"<details open><summary>{_esc(summary)}</summary><table>{head}{body}</table></details>")
+            "本网格 this cell" if inside else f"邻格 {_cell_label(rec.get('cell_id'), names)}",
+        ]})
+    return _render("fire_list.html.j2", rows=rows, empty=lang.t("无火点", "no fires"),
+                   columns=("#", "时间 time", "时段 window", "置信度 conf.", "FRP MW", "位置 where"),
+                   summary=f"{lang.t('火点列表', 'fire list')} ({len(rows)}) · {lang.t('点击定位', 'tap a row to zoom')}")
 
 
 PLACE_TOLERANCE_DEG = 0.002  # ~200 m: county outlines under a cell map
 PLACE_MARGIN_DEG = 0.1  # counties this close to the cell are drawn too
 
 
-def _place_layers(places: gpd.GeoDataFrame, box: tuple[float, float, float, float], outlines: dict[int, dict[str, Any]],
+def _place_layers(places: gpd.GeoDataFrame, box: tuple[float, float, float, float], outlines: dict[int, tuple[dict, dict]],
                   lang: _Lang) -> list[_FeatureLayer]:
-    """County boundaries around ``box`` (WGS84) and their names, to draw under the fires."""
+    """County boundaries around ``box`` (WGS84) and their names, to draw under the fires.
+
+    ``outlines``: each county's (outline, name) features, made once per night and kept here.
+    """
     west, south, east, north = box
     found = sorted(places.sindex.query(shapely.box(west - PLACE_MARGIN_DEG, south - PLACE_MARGIN_DEG,
                                                    east + PLACE_MARGIN_DEG, north + PLACE_MARGIN_DEG), predicate="intersects"))
@@ -1734,11 +1129,14 @@ def _place_layers(places: gpd.GeoDataFrame, box: tuple[float, float, float, floa
     lines, labels = [], []
     for position in found:
         if position not in outlines:
-            outlines[position] = _geometry_json(places.geometry.iloc[position].boundary, PLACE_TOLERANCE_DEG)
-        name = _text(places["name"].iloc[position])
-        lines.append(_feature(outlines[position], 0, name))
-        point = places["label_point"].iloc[position]
-        labels.append(_feature({"type": "Point", "coordinates": [round(point.x, COORD_DECIMALS), round(point.y, COORD_DECIMALS)]}, 0, name))
+            name = text(places["name"].iloc[position], MISSING)
+            point = places["label_point"].iloc[position]
+            outlines[position] = (
+                _feature(_geometry_json(places.geometry.iloc[position].boundary, PLACE_TOLERANCE_DEG), 0, name),
+                _feature({"type": "Point", "coordinates": [round(point.x, COORD_DECIMALS), round(point.y, COORD_DECIMALS)]}, 0, name),
+            )
+        lines.append(outlines[position][0])
+        labels.append(outlines[position][1])
     title = lang.t("区县界", "county boundaries")
     return [
         _FeatureLayer(lines, f"{title} ({len(lines)})", styles=[{"color": "#5d4037", "weight": 2, "dashArray": "6 4", "opacity": 0.8}]),
@@ -1789,7 +1187,7 @@ class MapDay:
     ) -> None:
         fires = _prepare_fires(fires)
         self.places = places  # place_outlines(counties): boundaries and names under each cell map
-        self._place_outlines: dict[int, dict[str, Any]] = {}
+        self._place_outlines: dict[int, tuple[dict, dict]] = {}
         # Each fire's record (popups, lists and task rows read it; popup values are cached in it on first
         # use), made once for every map the fire is on; the frame keeps only what is selected and counted
         # on: each selection of a cell's fires then copies a dozen columns, not fifty.
@@ -1813,18 +1211,25 @@ class MapDay:
         # Rows in fire order (time, id), the order of the map's numbering.
         self._fire_rows = {cell: np.sort(rows) for cell, rows in pairs.groupby("cell")["row"].apply(np.asarray).items()}
         self._own = own.fillna("").to_numpy(str)
+        self._fire_records = list(self.fires[_RECORD])
+        self._site_records = list(self.sites[_RECORD]) if self.sites is not None else []
+        self._event_records = list(events[_RECORD]) if events is not None and len(events) else []
         self._site_rows: dict[str, np.ndarray] = {}
         if self.sites is not None:
             site_cells = self.sites["cell_id"].astype("string")
             self._site_rows = {str(c): np.asarray(r) for c, r in pd.Series(np.arange(len(site_cells))).groupby(site_cells.to_numpy()).apply(np.asarray).items()}
         self._event_index = pd.Index(events["event_id"].astype(str)) if events is not None and "event_id" in events else None
+        # Row lookups by id as dicts: a pandas lookup costs ~0.1 ms, several per map.
+        self._positions = {cell: i for i, cell in enumerate(self._grid_ids)}
+        self._event_positions = {e: i for i, e in enumerate(self._event_index)} if self._event_index is not None else {}
         wanted = set(pairs["cell"]) | set(self._site_rows)
         found = self._grid_ids.get_indexer(sorted(wanted))
         cells = self.grid.iloc[found[found >= 0]]
-        self.names = dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_text), strict=True))
+        self.names = dict(zip(cells["cell_id"].astype(str), cells["cell_name"].map(_name), strict=True))
         self._outlines: dict[int, dict[str, Any]] = {}
         self._grid_columns = {c: self.grid[c].to_numpy() for c in ("cell_id", "cell_name", "county_name", "supervisor")}
         self._grid_columns["geometry"] = self.grid.geometry.to_numpy()
+        self._sindex = self.grid.sindex  # built once, kept on the grid
 
     def cell_ids(self) -> list[str]:
         """The cells that get a map: a fire centred in or touching them, or an electricity site; sorted."""
@@ -1845,7 +1250,7 @@ class MapDay:
         for position in positions:
             cell = self._cell(position)
             features.append(_feature(self._outline(position), 0,
-                                     f"{_text(cell['cell_name'])} ({cell['cell_id']}) · 网格员 {_text(cell['supervisor'])}"))
+                                     f"{text(cell['cell_name'], MISSING)} ({cell['cell_id']}) · 网格员 {text(cell['supervisor'], MISSING)}"))
         return _FeatureLayer(features, name, styles=[style]) if features else None
 
     def tasks(self, cell_id: str) -> list[dict[str, Any]]:
@@ -1857,7 +1262,7 @@ class MapDay:
         if self._event_index is not None and "event_id" in shown:
             found = self._event_index.get_indexer(shown["event_id"].dropna().astype(str).unique())
             events = self.events.iloc[np.sort(found[found >= 0])]
-        here = self.sites.iloc[self._site_rows[cell_id]] if cell_id in self._site_rows else None
+        here = [self._site_records[i] for i in self._site_rows[cell_id]] if cell_id in self._site_rows else None
         return task_records(shown if len(shown) else None, events, here, cell_id)
 
     def cell_map(
@@ -1869,93 +1274,77 @@ class MapDay:
         tianditu_key: str = "",
         language: str = "both",
         cluster_min_fires: int = CLUSTER_MIN_FIRES,
-    ) -> folium.Map:
-        """The map of one cell (see :func:`cell_map`); ``KeyError`` if the grid has no such cell."""
+    ) -> MapPage:
+        """The map of one cell (see :func:`cell_map`) as a :class:`MapPage`; ``KeyError`` if the grid has no such cell."""
         lang = _Lang(language)
         t = lang.t
         cell_id = str(cell_id)
-        position = self._grid_ids.get_indexer([cell_id])[0]
+        position = self._positions.get(cell_id, -1)
         if position < 0:
             raise KeyError(f"grid has no cell {cell_id!r}")
         cell = self._cell(position)
 
+        # The cell's fires as records, not a frame: a map draws a handful of fires, and pandas
+        # selections would cost more than the whole page.
         rows = self._fire_rows.get(cell_id, np.empty(0, dtype=np.int64))
-        shown = self.fires.iloc[rows].reset_index(drop=True)
-        in_cell = pd.Series(self._own[rows] == cell_id, dtype=bool)
-        numbers = {fid: i for i, fid in enumerate(shown["fire_id"], start=1)}
+        shown = [self._fire_records[i] for i in rows]
+        in_cell = (self._own[rows] == cell_id).tolist()
+        numbers = {rec["fire_id"]: i for i, rec in enumerate(shown, start=1)}
         names = self.names
 
-        supervisor = _text(cell.get("supervisor"))
-        cell_label = f"{_text(cell['cell_name'])} ({cell['cell_id']})"
-        m = _new_map(f"{title} · {cell_label} · {t('网格员', 'supervisor')} {supervisor}", tiles,
-                     tianditu_key=tianditu_key, lang=lang)
+        supervisor = text(cell.get("supervisor"), MISSING)
+        cell_label = f"{text(cell['cell_name'], MISSING)} ({cell['cell_id']})"
+        page = MapPage(f"{title} · {cell_label} · {t('网格员', 'supervisor')} {supervisor}", tiles,
+                       tianditu_key=tianditu_key, language=language)
 
         # Neighbours: cells sharing a boundary with this one, and the cells of the touching fires.
-        nearby = set(self.grid.sindex.query(cell["geometry"], predicate="intersects").tolist())
-        others = self._grid_ids.get_indexer(sorted(set(shown["cell_id"].dropna().astype(str))))
-        nearby |= set(others[others >= 0].tolist())
+        nearby = set(self._sindex.query(cell["geometry"], predicate="intersects").tolist())
+        centres = {text(rec["cell_id"]) for rec in shown} - {""}
+        nearby |= {self._positions[c] for c in centres if c in self._positions}
         nearby.discard(position)
         neighbours = sorted(nearby)
         if self.places is not None:
             for layer in _place_layers(self.places, shapely.bounds(cell["geometry"]).tolist(), self._place_outlines, lang):
-                layer.add_to(m)
-        for layer in (
-            self._outline_layer(
-                neighbours,
-                f"{t('相邻网格', 'neighbouring cells')} ({len(neighbours)})",
-                {"color": "#78909c", "weight": 1, "fill": True, "fillOpacity": 0},
-            ),
-            self._outline_layer(
-                [position],
-                t("本网格", "this cell"),
-                {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06},
-            ),
-            _footprint_layer(shown, in_cell, numbers, lang),
-        ):
-            if layer is not None:
-                layer.add_to(m)
-        events = None
-        if self._event_index is not None and "event_id" in shown:
-            found = self._event_index.get_indexer(shown["event_id"].dropna().astype(str).unique())
-            events = self.events.iloc[np.sort(found[found >= 0])]
-            _event_layers(m, events, names, lang)
+                page.add_layer(layer)
+        page.add_layer(self._outline_layer(neighbours, f"{t('相邻网格', 'neighbouring cells')} ({len(neighbours)})",
+                                           {"color": "#78909c", "weight": 1, "fill": True, "fillOpacity": 0}))
+        page.add_layer(self._outline_layer([position], t("本网格", "this cell"),
+                                           {"color": "#0d47a1", "weight": 4, "fillColor": "#0d47a1", "fillOpacity": 0.06}))
+        page.add_layer(_footprint_layer(shown, in_cell, numbers, lang))
+        events = found = None
+        if self._event_index is not None:
+            ids = sorted({text(rec.get("event_id")) for rec in shown} - {""})
+            found = sorted(self._event_positions[e] for e in ids if e in self._event_positions)
+            _event_layers(page, [self._event_records[i] for i in found], names, lang)
         newest, clustered = _newest(shown), _cluster(len(shown), cluster_min_fires)
-        _fire_layers(m, shown[in_cell.to_numpy()], names, label=t("本网格火点", "fires here"), numbers=numbers,
+        _fire_layers(page, [r for r, inside in zip(shown, in_cell) if inside], names, label=t("本网格火点", "fires here"), numbers=numbers,
                      lang=lang, newest=newest, cluster=clustered)
-        _fire_layers(m, shown[~in_cell.to_numpy()], names, label=t("邻格火点", "touching"), touching=True,
+        _fire_layers(page, [r for r, inside in zip(shown, in_cell) if not inside], names, label=t("邻格火点", "touching"), touching=True,
                      numbers=numbers, lang=lang, newest=newest, cluster=clustered)
-        here = self.sites.iloc[self._site_rows[cell_id]] if cell_id in self._site_rows else None
+        here = [self._site_records[i] for i in self._site_rows[cell_id]] if cell_id in self._site_rows else None
         if here is not None:
-            _site_layers(m, here, names, lang)
-        folium.LayerControl(collapsed=True).add_to(m)
+            _site_layers(page, here, names, lang)
 
         class_counts = _class_counts(shown)
         has_events = self.events is not None and not self.events.empty
-        _add_legend(m, _Html(_cell_legend(class_counts, has_events, lang=lang, clustered=clustered, places=self.places is not None)
-                             + _site_legend(here, lang)), lang)
-        m.add_child(
-            _HtmlControl(
-                _fire_list(shown, in_cell, numbers, names, m=m, lang=lang), position="topright", css_class="gw-box gw-panel"
-            )
-        )
+        page.add_legend(_cell_legend(class_counts, has_events, lang=lang, clustered=clustered, places=self.places is not None)
+                        + _site_legend(here, lang))
+        page.add_control(_fire_list(shown, in_cell, numbers, names, m=page, lang=lang), position="topright", css_class="gw-box gw-panel")
         summary = (
-            f"{int(in_cell.sum())} {t('火点在本网格', 'fires centred here')} · "
-            f"{int((~in_cell).sum())} {t('邻格像元触及', 'touching from neighbours')} · {_window_summary(class_counts, lang)}"
+            f"{sum(in_cell)} {t('火点在本网格', 'fires centred here')} · "
+            f"{len(in_cell) - sum(in_cell)} {t('邻格像元触及', 'touching from neighbours')} · {_window_summary(class_counts, lang)}"
             + (f" · {len(here)} {t('用电异常', 'electricity sites')}" if here is not None else "")
         )
-        lines = [f"{t('网格', 'cell')} {cell_label} · {_text(cell.get('county_name'))}", _time_span(shown, lang), summary]
-        _add_title_bar(m, f"{title} — {t('网格员', 'supervisor')} {supervisor}", [line for line in lines if line])
-        footprints = list(shown["footprint"]) if "footprint" in shown.columns else []
-        _fit(
-            m,
-            _bounds(
-                [cell["geometry"], *shown.geometry, *[f for f in footprints if isinstance(f, shapely.Geometry)],
-                 *(here.geometry if here is not None else [])]
-            ),
-        )
+        page.set_title(f"{title} — {t('网格员', 'supervisor')} {supervisor}",
+                       [f"{t('网格', 'cell')} {cell_label} · {text(cell.get('county_name'), MISSING)}", _time_span(shown, lang), summary])
+        footprints = [rec.get("footprint") for rec in shown]
+        page.fit(_bounds([cell["geometry"], *(rec["geometry"] for rec in shown), *[f for f in footprints if isinstance(f, shapely.Geometry)],
+                          *(rec["geometry"] for rec in here or [])]))
         # The printable list of what to check, under the map: fires of the cell (and touching it) and its sites.
-        add_task_list(m, shown, events, here, cell_id, language=lang.code, heading=f"{cell_label} · {t('网格员', 'supervisor')} {supervisor}")
-        return m
+        events = [self._event_records[i] for i in found] if found is not None and len(found) else None
+        tasks = task_records(shown or None, events, here, cell_id)
+        page.below = Markup(task_list_html(tasks, language=lang.code, heading=f"{cell_label} · {t('网格员', 'supervisor')} {supervisor}"))
+        return page
 
 
 def cell_map(
@@ -1970,8 +1359,8 @@ def cell_map(
     tianditu_key: str = "",
     language: str = "both",
     cluster_min_fires: int = CLUSTER_MIN_FIRES,
-) -> folium.Map:
-    """The map of one grid cell for its supervisor.
+) -> MapPage:
+    """The map of one grid cell for its supervisor, as a :class:`MapPage` (``save``, notebook display, ``to_folium()``).
 
     ``sites``: electricity sites; those in this cell are drawn.
 
@@ -2030,100 +1419,42 @@ def plan_map(
     grid = _prepare_grid(grid)
     geometry = grid.set_index(grid["cell_id"].astype(str)).geometry
     total = len(plan) if total is None else total
-    m = _new_map(title, tiles, tianditu_key=tianditu_key, lang=lang)
+    page = MapPage(title, tiles, tianditu_key=tianditu_key, language=language)
     styles, features = _Styles(), []
     for rec in _records(plan):
         colour = next(c for c, upto, _ in PLAN_COLOURS if upto is None or rec["rank"] <= upto)
         # Outlined: neighbouring open cells stay apart, and the cell edge is where to patrol.
         style = {"color": "#212121", "weight": 1.5 if rec["rank"] <= 50 else 0.8, "fillColor": colour, "fillOpacity": 0.75}
-        sowing = "" if pd.isna(rec.get("sowing_start")) else f"{_text(rec.get('sowing_crop'))} {_text(rec['sowing_start'])} – {_text(rec.get('sowing_end'))}"
+        sowing = "" if pd.isna(rec.get("sowing_start")) else f"{text(rec.get('sowing_crop'), MISSING)} {text(rec['sowing_start'], MISSING)} – {text(rec.get('sowing_end'), MISSING)}"
         values = [
-            str(rec["rank"]), f"{_text(rec['cell_name'])} ({rec['cell_id']})", _text(rec.get("county_name")),
-            _text(rec.get("supervisor")), lang.label(_text(rec["windows"])), _bjt(rec.get("rain_onset_bjt")), _text(rec.get("rain_source")),
-            sowing or "—", _text(rec.get("sowing_source")), area(rec["cropland_ha"], lang.code), str(rec["recent_fires"]),
+            str(rec["rank"]), f"{text(rec['cell_name'], MISSING)} ({rec['cell_id']})", text(rec.get("county_name"), MISSING),
+            text(rec.get("supervisor"), MISSING), lang.label(text(rec["windows"], MISSING)), _bjt(rec.get("rain_onset_bjt")), text(rec.get("rain_source"), MISSING),
+            sowing or "—", text(rec.get("sowing_source"), MISSING), area(rec["cropland_ha"], lang.code), str(rec["recent_fires"]),
         ]
-        tooltip = f"#{rec['rank']} {_text(rec['cell_name'])} · {lang.label(_text(rec['windows']))}"
+        tooltip = f"#{rec['rank']} {text(rec['cell_name'], MISSING)} · {lang.label(text(rec['windows'], MISSING))}"
         features.append(_feature(_geometry_json(geometry[str(rec["cell_id"])], OVERVIEW_TOLERANCE_DEG), styles.index(style), tooltip, values))
     if features:
-        _FeatureLayer(features, f"{lang.t('巡查网格', 'cells to patrol')} ({len(features)})", styles=styles.table,
-                      labels=PLAN_POPUP_LABELS).add_to(m)
-    folium.LayerControl(collapsed=True).add_to(m)
-    legend = f"<b>{_esc(lang.t('巡查优先', 'patrol priority'))}</b>" + "".join(
-        f"<div>{_swatch(c)}{_esc(lang.label(label))}</div>" for c, _, label in PLAN_COLOURS
-    )
-    _add_legend(m, _Html(legend), lang)
+        page.add_layer(_FeatureLayer(features, f"{lang.t('巡查网格', 'cells to patrol')} ({len(features)})", styles=styles.table,
+                                     labels=PLAN_POPUP_LABELS))
+    page.add_legend([_section(lang.t("巡查优先", "patrol priority"), [[_swatch(c, lang.label(label))] for c, _, label in PLAN_COLOURS])])
     ranked = lang.t("按耕地面积与近期疑似秸秆焚烧排序", "ranked by cropland and recent suspected straw burning")
     shown = lang.t(f"地图显示前 {len(plan)} 个，其余 {total - len(plan)} 个见 plan.csv",
                    f"the map shows the first {len(plan)}, the other {total - len(plan)} are in plan.csv") if total > len(plan) else ""
-    _add_title_bar(m, title, [line for line in (f"{total} {lang.t('个网格明天需巡查', 'cells to patrol tomorrow')} · {ranked}", shown) if line])
-    m.add_child(_Below(html_template("pages/plan_table.html.j2").render(
+    page.set_title(title, [f"{total} {lang.t('个网格明天需巡查', 'cells to patrol tomorrow')} · {ranked}", shown])
+    page.below = Markup(html_template("pages/plan_table.html.j2").render(
         heading=lang.t(f"巡查排名（前 {min(PLAN_TABLE_ROWS, len(plan))} 个）", f"Patrol ranking (first {min(PLAN_TABLE_ROWS, len(plan))})"),
         head=[lang.t(*h) for h in (("排名", "rank"), ("网格", "cell"), ("区县", "county"), ("网格员", "supervisor"), ("时段", "window"),
                                    ("耕地", "cropland"), ("近期疑似秸秆焚烧", "recent straw burning"))],
-        rows=[[str(r["rank"]), _text(r["cell_name"]), _text(r.get("county_name")), _text(r.get("supervisor")), lang.label(_text(r["windows"])),
+        rows=[[str(r["rank"]), text(r["cell_name"], MISSING), text(r.get("county_name"), MISSING), text(r.get("supervisor"), MISSING), lang.label(text(r["windows"], MISSING)),
                area(r["cropland_ha"], lang.code), str(r["recent_fires"])] for r in plan.head(PLAN_TABLE_ROWS).to_dict("records")],
         colours=[next(c for c, upto, _ in PLAN_COLOURS if upto is None or r <= upto) for r in plan["rank"].head(PLAN_TABLE_ROWS)],
         more=lang.t(f"共 {total} 个网格，全部见 plan.csv", f"{total} cells in all: see plan.csv"),
-    )), name="gridwatch_plan_table")
-    _fit(m, _bounds([geometry[str(c)] for c in plan["cell_id"]]) or _bounds(list(grid.geometry)))
-    return m
-
-
-class _Below(MacroElement):
-    """Markup after the map's div (a child of the map, so it follows the div; see ``tasklist._AfterMap``), with the task styles."""
-
-    def __init__(self, markup: str) -> None:
-        super().__init__()
-        self._name = "GridwatchBelow"
-        self._markup = markup
-
-    def render(self, **kwargs: Any) -> None:
-        require_assets(self, "tasks")
-        self.get_root().html.add_child(RawHtml(self._markup), name="gridwatch_below")
+    ))
+    page.fit(_bounds([geometry[str(c)] for c in plan["cell_id"]]) or _bounds(list(grid.geometry)))
+    return page.to_folium()
 
 
 plan_map.__doc__ = (plan_map.__doc__ or "") + _MAP_KEYWORDS_DOC
-
-
-# ------------------------------------------------------------------ output
-
-
-def save_map(m: folium.Map, path: Path, *, inline: bool = False, static: Path | None = None) -> None:
-    """Write ``m`` as an HTML file (UTF-8) at ``path`` that opens offline.
-
-    By default Leaflet, its plugins and our scripts and styles are shared files
-    in ``static`` (default: ``static/`` beside the page; the nightly run uses
-    ``OUT/D/static`` for every page) and the page loads them by relative path,
-    so a folder of a thousand maps holds them once and still opens offline
-    wherever it is copied. ``inline=True`` writes one self-contained page
-    instead (everything inside it, images as data URIs): a page to send alone,
-    e.g. a supervisor's map in a chat.
-
-    Leaflet is loaded even for a map not built here; folium elements that need
-    other libraries (jQuery, Bootstrap, plugins) are not supported: a page that
-    would load anything else (a CDN script or stylesheet, a file outside
-    ``static``) raises ``ValueError``. The file is replaced atomically, so a
-    supervisor opening it meanwhile never gets half a page.
-
-    Example::
-
-        save_map(overview_map(fires, grid, title="2022-06-03"), Path("out/map.html"))
-        save_map(cell_map(cell, fires, grid, title="2022-06-03"), Path("chat/cell.html"), inline=True)
-    """
-    _make_offline(m)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    root = m.get_root()
-    if inline:
-        root.gridwatch_static = None
-        page = root.render()
-        check_self_contained(page, "map HTML")
-    else:
-        folder = write_static(Path(static) if static is not None else path.parent / STATIC_DIR)
-        root.gridwatch_static = Path(os.path.relpath(folder, path.parent)).as_posix()
-        page = root.render()
-        check_self_contained(page, "map HTML", static=root.gridwatch_static, folder=path.parent)
-    write_atomic(path, page)
 
 
 _PLAIN_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")

@@ -22,6 +22,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import folium
 
@@ -111,14 +112,21 @@ def export_tiles(mbtiles: MBTiles, boxes: Iterable[tuple[float, float, float, fl
     return {"tiles_wanted": len(wanted), "tiles_written": written, "tiles_missing": len(wanted) - written, "max_zoom_copied": top}
 
 
-def add_offline_basemap(m: folium.Map, mbtiles: MBTiles, static_url: str, max_zoom: int | None = None) -> None:
-    """Draw the copied tiles under everything on ``m``; ``static_url`` is the static folder relative to the page."""
+def add_offline_basemap(m: Any, mbtiles: MBTiles, static_url: str, max_zoom: int | None = None) -> None:
+    """Draw the copied tiles under everything on ``m`` (a ``maps.MapPage`` or a folium map); ``static_url`` is the static
+    folder relative to the page."""
+    url = f"{static_url}/{TILE_FOLDER}/{{z}}/{{x}}/{{y}}.{mbtiles.format}"
+    name = f"离线底图 offline basemap ({mbtiles.name})"
+    native = max_zoom if max_zoom is not None else mbtiles.maxzoom
+    if hasattr(m, "add_tiles"):  # a MapPage: the cell maps of a night
+        m.add_tiles(url, name=name, attribution=mbtiles.attribution or mbtiles.name, min_zoom=0, max_native_zoom=native, max_zoom=19)
+        return
     folium.TileLayer(
-        tiles=f"{static_url}/{TILE_FOLDER}/{{z}}/{{x}}/{{y}}.{mbtiles.format}",
+        tiles=url,
         attr=mbtiles.attribution or mbtiles.name,
-        name=f"离线底图 offline basemap ({mbtiles.name})",
+        name=name,
         min_zoom=0,
-        max_native_zoom=max_zoom if max_zoom is not None else mbtiles.maxzoom,
+        max_native_zoom=native,
         max_zoom=19,
         overlay=False,
         control=True,

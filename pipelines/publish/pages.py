@@ -184,7 +184,7 @@ class AssetTags(Element):
 
     Which of the two is decided when the page is rendered, from the page's root
     (``gridwatch_static``: the relative path of the shared folder, or None to
-    inline); see :func:`pipelines.publish.maps.save_map`.
+    inline); see :func:`pipelines.publish.mappage.save_map`.
     """
 
     def __init__(self, bundle: str) -> None:

@@ -13,7 +13,6 @@ to the one below it by construction.
 from __future__ import annotations
 
 import datetime
-import html
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.outputs import atomic_path, write_atomic
+from pipelines.publish.htmltext import esc as _esc
 from pipelines.core.schema import CATEGORIES, CATEGORY_LABELS
 from pipelines.core.wording import t
 
@@ -615,10 +615,6 @@ def _coverage_warning(counties: pd.DataFrame, language: str = "both") -> list[st
     en = (f"Land cover does not fully cover {len(partial):,} counties: their cropland and densities are "
           "too low and some fires there are of unknown land cover.")
     return [f'<li class="warn">{t(zh, en, language)}</li>']
-
-
-def _esc(value: object) -> str:
-    return html.escape("" if value is None or value is pd.NA else str(value), quote=True)
 
 
 def _names(rows: pd.DataFrame) -> dict[str, str]:

@@ -23,7 +23,6 @@ both into a folium map in one call.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -32,8 +31,11 @@ from urllib.parse import quote, urlsplit
 import numpy as np
 import pandas as pd
 from branca.element import MacroElement
+from markupsafe import Markup
 
 from pipelines.grid.chinacrs import wgs84_to_gcj02
+from pipelines.publish.htmltext import esc as _esc
+from pipelines.publish.htmltext import text as _text
 from pipelines.publish.pages import RawHtml, require_assets, static_text
 from pipelines.core.schema import BEIJING_TZ, CATEGORIES, WINDOW_COLUMNS
 from pipelines.power.sites import RULE_LABELS
@@ -144,10 +146,6 @@ def _missing(value: object) -> bool:
         return False
 
 
-def _text(value: object, missing: str = "") -> str:
-    return missing if _missing(value) else str(value)
-
-
 def touched_cells(value: object) -> list[str]:
     """``cells_touched`` as a list whatever it was stored as (list, array, None, NaN)."""
     if value is None or isinstance(value, float):
@@ -189,8 +187,10 @@ def _date(value: object) -> str:
 RECORD_COLUMN = "_gridwatch_record"  # a frame's rows as dicts, made once (see maps.MapDay): to_dict costs ms per call
 
 
-def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows of ``frame`` as dicts (from its :data:`RECORD_COLUMN` when it has one)."""
+def frame_records(frame: pd.DataFrame | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts (from its :data:`RECORD_COLUMN` when it has one; a list of records as it is)."""
+    if isinstance(frame, list):
+        return frame
     if RECORD_COLUMN in frame.columns:
         return list(frame[RECORD_COLUMN])
     return frame.to_dict("records")
@@ -211,17 +211,17 @@ def _union_of(values: list[object]) -> object:
     return False
 
 
-def _fire_rows(fires: pd.DataFrame, events: pd.DataFrame | None, cell_id: str) -> list[dict[str, Any]]:
+def _fire_rows(fires: pd.DataFrame | list[dict[str, Any]], events: pd.DataFrame | list[dict[str, Any]] | None, cell_id: str) -> list[dict[str, Any]]:
     """One row per fire event (or per fire without an event) centred in or touching the cell.
 
     Plain Python over the fires' records: a cell has a handful of fires, and
     per-group pandas operations would cost more than the night's maps.
     """
-    missing = [c for c in _FIRE_REQUIRED if c not in fires.columns]
-    if missing:
-        raise KeyError(f"fires lacks columns {missing}")
     records = frame_records(fires)
     columns = set(records[0]) if records else set()  # the record may hold more than the frame (maps.MapDay)
+    missing = [c for c in _FIRE_REQUIRED if c not in (columns if isinstance(fires, list) else fires.columns)]
+    if missing:
+        raise KeyError(f"fires lacks columns {missing}")
     shown: list[tuple[dict[str, Any], bool]] = []
     for rec in records:
         if _missing(rec["lon"]) or _missing(rec["lat"]):
@@ -238,7 +238,7 @@ def _fire_rows(fires: pd.DataFrame, events: pd.DataFrame | None, cell_id: str) -
         # A fire without an event is its own group (keyed by its fire id).
         groups.setdefault(f"fire:{rec['fire_id']}" if _missing(event) else str(event), []).append((rec, centred))
     event_table = {}
-    if events is not None and len(events) and "event_id" in events:
+    if events is not None and len(events) and (isinstance(events, list) or "event_id" in events):
         event_table = {str(r["event_id"]): r for r in frame_records(events)}
 
     rows = []
@@ -280,13 +280,18 @@ def _fire_rows(fires: pd.DataFrame, events: pd.DataFrame | None, cell_id: str) -
     return rows
 
 
-def _site_rows(sites: pd.DataFrame | None, cell_id: str) -> list[dict[str, Any]]:
+def _site_rows(sites: pd.DataFrame | list[dict[str, Any]] | None, cell_id: str) -> list[dict[str, Any]]:
     """One row per electricity site whose transformer is in the cell."""
-    if sites is None or not len(sites) or "cell_id" not in sites:
+    if sites is None or not len(sites):
         return []
-    here = pd.DataFrame(sites[(sites["cell_id"].astype("string") == cell_id).fillna(False).to_numpy(bool)])
+    if isinstance(sites, list):
+        here = [rec for rec in sites if _text(rec.get("cell_id")) == cell_id]
+    elif "cell_id" in sites:
+        here = frame_records(pd.DataFrame(sites[(sites["cell_id"].astype("string") == cell_id).fillna(False).to_numpy(bool)]))
+    else:
+        return []
     rows = []
-    for rec in frame_records(here):
+    for rec in here:
         lon, lat = rec.get("lon"), rec.get("lat")
         rule = _text(rec.get("rule"))
         first_day, day = _date(rec.get("first_day")), _date(rec.get("day"))
@@ -389,9 +394,9 @@ _TEXT_COLUMNS = ("site_name", "address", "industry", "evidence", "evidence_zh", 
 
 
 def task_records(
-    fires: pd.DataFrame | None,
-    events: pd.DataFrame | None,
-    sites: pd.DataFrame | None,
+    fires: pd.DataFrame | list[dict[str, Any]] | None,
+    events: pd.DataFrame | list[dict[str, Any]] | None,
+    sites: pd.DataFrame | list[dict[str, Any]] | None,
     cell_id: str,
 ) -> list[dict[str, Any]]:
     """:func:`task_rows` as a list of dicts (``TASK_COLUMNS`` keys): what a cell map writes, without a DataFrame."""
@@ -443,11 +448,6 @@ def _empty_rows() -> pd.DataFrame:
 # Fixed labels in the page's language(s); data strings are never translated.
 _t = t
 _check_language = check_language
-
-
-def _esc(value: object) -> str:
-    """Escape for HTML text or a double-quoted attribute."""
-    return html.escape(_text(value), quote=True)
 
 
 def _window_text(rec: Mapping[str, Any], language: Language) -> str:
@@ -613,12 +613,16 @@ def add_task_list(
     language: Language = "both",
     heading: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Add the cell's task list below the map of folium map ``m``, styled by ``TASK_CSS``.
+    """Add the cell's task list below the map of ``m`` (a ``maps.MapPage`` or a folium map), styled by ``TASK_CSS``.
 
     On screen the section sits under the map (at most 40 % of the page height,
     scrollable); printed, it follows the map (reduced to 95 mm) in full. Calling
     it again on the same map replaces the list. Returns the rows (:func:`task_records`).
     """
     rows = task_records(fires, events, sites, cell_id)
-    m.add_child(_AfterMap(task_list_html(rows, language=language, heading=heading)), name="gridwatch_tasks")
+    markup = task_list_html(rows, language=language, heading=heading)
+    if hasattr(m, "add_child"):  # a folium map
+        m.add_child(_AfterMap(markup), name="gridwatch_tasks")
+    else:  # a maps.MapPage (what cell_map returns): its page has the list under the map
+        m.below = Markup(markup)
     return rows

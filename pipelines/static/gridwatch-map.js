@@ -132,3 +132,118 @@ function gridwatchFollowMarkers(group) {
         });
     });
 }
+
+// ------------------------------------------------------------------ drawing
+// Every map page draws its layers and controls with the functions below, from
+// the JSON that pipelines/maps.py writes: a cell map as one page description
+// (gridwatchPage), the overview and the plan (folium pages) one call per layer.
+
+// Layers drawn on the page, for tests and benchmarks: {name, features, layer, kind}.
+function gridwatchRegister(name, count, layer, kind) {
+    window.gridwatchLayers = window.gridwatchLayers || [];
+    window.gridwatchLayers.push({name: name, features: count, layer: layer, kind: kind});
+}
+
+// A vector layer (_FeatureLayer.spec): points become circle markers, clustered
+// in spec.cluster's colour when given. Tooltips and popups are made from the
+// layer's columns when opened, one content function per layer.
+function gridwatchFeatureLayer(spec) {
+    var data = spec.data, styles = spec.styles, labels = spec.labels;
+    function tooltip(layer) {
+        return document.createTextNode(gridwatchValue(data.t, layer.feature.properties.j, data));
+    }
+    function popup(layer) {
+        return gridwatchPopup(labels, gridwatchRow(data, layer.feature.properties.j));
+    }
+    function bind(target) {
+        target.bindTooltip(tooltip, spec.tooltip);
+        if (data.v) { target.bindPopup(popup, {maxWidth: 300}); }
+    }
+    var options = {
+        style: function (feature) { return styles[feature.properties.k]; },
+        pointToLayer: function (feature, latlng) {
+            return L.circleMarker(latlng, Object.assign({radius: spec.radius}, styles[feature.properties.k]));
+        }
+    };
+    if (!spec.cluster) { options.onEachFeature = function (feature, layer) { bind(layer); }; }
+    var layer = L.geoJson(gridwatchFeatures(data), options);
+    if (spec.cluster) {
+        layer = gridwatchCluster(layer, spec.cluster);
+        // Bound once on the cluster group rather than on each of up to 20,000
+        // markers (a third of the page's load time): Leaflet opens them for
+        // the marker under the pointer, which the content gets.
+        bind(layer);
+        gridwatchFollowMarkers(layer);
+    }
+    gridwatchRegister(spec.name, data.n, layer, spec.cluster ? "cluster" : "vector");
+    return layer;
+}
+
+// A Leaflet.heat layer of [lat, lon] points, each of weight 1.
+function gridwatchHeatLayer(spec) {
+    var layer = L.heatLayer(spec.points, spec.options);
+    gridwatchRegister(spec.name, spec.points.length, layer, "heat");
+    return layer;
+}
+
+// A control holding an element of the page (legend, fire list), so Leaflet
+// stacks it with the zoom and layer controls instead of overlapping them on a
+// phone screen. Rows with data-lat/data-lon zoom the map there when tapped.
+function gridwatchControl(map, element, position) {
+    var control = L.control({position: position});
+    control.onAdd = function () {
+        element.hidden = false;
+        L.DomEvent.disableClickPropagation(element);
+        L.DomEvent.disableScrollPropagation(element);
+        // On a phone, start folded so the map is visible; a tap opens it.
+        if (window.innerWidth < 700) {
+            element.querySelectorAll("details").forEach(function (d) { d.open = false; });
+        }
+        element.addEventListener("click", function (e) {
+            var row = e.target.closest("[data-lat]");
+            if (row) {
+                // A plain jump: cheap on old phones, and deterministic.
+                map.setView([+row.dataset.lat, +row.dataset.lon], Math.max(map.getZoom(), 14), {animate: false});
+            }
+        });
+        return element;
+    };
+    control.addTo(map);
+    return control;
+}
+
+// The full-screen button and the measure tool (top left, under the zoom buttons).
+function gridwatchTools(map, spec) {
+    L.control.fullscreen(spec.fullscreen).addTo(map);
+    L.control.gridwatchMeasure(spec.measure).addTo(map);
+}
+
+// A whole map page from its description (MapPage in pipelines/maps.py), the
+// JSON in <script id="ID-data">: view, tile layers, tools, layers, layer
+// control, and the page's controls (elements with data-gw-control="position").
+function gridwatchPage(id) {
+    var spec = JSON.parse(document.getElementById(id + "-data").textContent);
+    var map = L.map(id, Object.assign({zoomControl: true}, spec.options));
+    if (spec.fit.bounds) {
+        map.fitBounds(spec.fit.bounds, {maxZoom: spec.fit.maxZoom, padding: spec.fit.padding});
+    } else {
+        map.setView(spec.fit.center, spec.fit.zoom);
+    }
+    L.control.scale().addTo(map);
+    var bases = {}, overlays = {};
+    spec.tiles.forEach(function (tiles) {
+        var layer = L.tileLayer(tiles.url, tiles.options).addTo(map);
+        if (tiles.control) { (tiles.overlay ? overlays : bases)[tiles.name] = layer; }
+    });
+    gridwatchTools(map, spec.tools);
+    spec.layers.forEach(function (layerSpec) {
+        var layer = layerSpec.kind === "heat" ? gridwatchHeatLayer(layerSpec) : gridwatchFeatureLayer(layerSpec);
+        if (layerSpec.show) { layer.addTo(map); }
+        overlays[layerSpec.name] = layer;
+    });
+    L.control.layers(bases, overlays, {position: "topright", collapsed: true, autoZIndex: true}).addTo(map);
+    document.querySelectorAll("[data-gw-control]").forEach(function (element) {
+        gridwatchControl(map, element, element.dataset.gwControl);
+    });
+    return map;
+}
