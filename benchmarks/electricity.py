@@ -100,12 +100,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.core.schema import BEIJING_TZ, WGS84
 from pipelines.grid.attribution import PointIndex
 from pipelines.power.meters import MeterLimits
-from pipelines.power.state import PowerState, state_path
 from pipelines.power.readers import ReadingFormat
-from pipelines.core.schema import BEIJING_TZ, WGS84
 from pipelines.power.sites import Fleet, SiteRules, closure_days, learn_floors, locate_fleet
+from pipelines.power.state import PowerState, state_path
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "geodata/grid_ncp_5km.parquet"
@@ -578,8 +578,10 @@ METHODS = {"increment": run_increment, "naive": run_naive, "duckdb": run_duckdb}
 def child(method: str, folder: Path, results: multiprocessing.Queue) -> None:
     import dask.dataframe  # noqa: F401 - imports are not what is measured
 
-    from pipelines.power import sites  # noqa: F401
-    from pipelines.power import meters
+    from pipelines.power import (
+        meters,
+        sites,  # noqa: F401
+    )
 
     try:
         results.put(("ok", METHODS[method](folder)))

@@ -75,17 +75,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import folium
-from folium.plugins import FastMarkerCluster, MarkerCluster
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from folium.plugins import FastMarkerCluster, MarkerCluster
 
-from pipelines.publish import mappage
-from pipelines.publish import maps
+from pipelines.core.schema import BEIJING_TZ
+from pipelines.publish import mappage, maps
 from pipelines.publish.pages import RawHtml, require_assets
 from pipelines.run.cli import main as cli_main
 from pipelines.run.nightly import EXIT_OK, province_outlines
-from pipelines.core.schema import BEIJING_TZ
 from pipelines.testing import CHROMIUM
 from pipelines.testing import OFFLINE_CHROMIUM_FLAGS as OFFLINE_FLAGS
 

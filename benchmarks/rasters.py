@@ -180,11 +180,10 @@ def ours(paths: list[Path]) -> int:
 
 
 def ours_distributed(paths: list[Path], workers: int = 2) -> tuple[int, float]:
+    import dask
     from distributed import Client, LocalCluster
 
     from pipelines.fires.rasters import read_raster_fires
-
-    import dask
 
     # The worker environment README recommends (distributed's default MALLOC_TRIM_THRESHOLD_ halves numpy's speed in workers).
     env = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 134217728, "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 33554432}

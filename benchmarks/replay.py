@@ -50,8 +50,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipelines.grid.attribution import PointIndex  # noqa: E402
 from pipelines.core.settings import load_config  # noqa: E402
+from pipelines.grid.attribution import PointIndex  # noqa: E402
 from pipelines.power.electricity import nightly_sites, state_folder, store_state  # noqa: E402
 from pipelines.run.nightly import load_supervision_grid  # noqa: E402
 from pipelines.run.replay import replay  # noqa: E402

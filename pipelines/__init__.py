@@ -79,26 +79,25 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # for type checkers and IDEs only: at run time these load lazily
-    from pipelines.grid.attribution import PointIndex, attribute
-    from pipelines.fires.classify import classify_events
-    from pipelines.run.config import load_config
-    from pipelines.power.electricity import load_fleet, nightly_sites, reading_files, reading_format, site_rules, store_state
-    from pipelines.fires.events import FusionTolerance, assign_events, events_table
     from pipelines.core.files import expand_patterns
+    from pipelines.fires.classify import classify_events
+    from pipelines.fires.events import FusionTolerance, assign_events, events_table
     from pipelines.fires.load import dedupe, read_fires
-    from pipelines.grid.cells import load_counties, load_grid
-    from pipelines.power.holidays import WorkCalendar
-    from pipelines.publish.maps import cell_map, overview_map, save_map
-    from pipelines.power.meters import day_use
-    from pipelines.run.nightly import run_nightly
-    from pipelines.fires.sources import load_sources
-    from pipelines.grid.cells import load_supervision_grid
-    from pipelines.power.state import PowerState
     from pipelines.fires.rasters import extract_fires, read_raster_fires
-    from pipelines.power.readers import read_readings
     from pipelines.fires.readers.rasters import detect_raster, open_scans
-    from pipelines.publish.report import report_table
+    from pipelines.fires.sources import load_sources
+    from pipelines.grid.attribution import PointIndex, attribute
+    from pipelines.grid.cells import load_counties, load_grid, load_supervision_grid
+    from pipelines.power.electricity import load_fleet, nightly_sites, reading_files, reading_format, site_rules, store_state
+    from pipelines.power.holidays import WorkCalendar
+    from pipelines.power.meters import day_use
+    from pipelines.power.readers import read_readings
     from pipelines.power.sites import find_sites
+    from pipelines.power.state import PowerState
+    from pipelines.publish.maps import cell_map, overview_map, save_map
+    from pipelines.publish.report import report_table
+    from pipelines.run.config import load_config
+    from pipelines.run.nightly import run_nightly
 
 
 def _load(name: str) -> Any:

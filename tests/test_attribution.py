@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import shapely
 
+from pipelines.core.schema import ATTRIBUTION_DTYPES, GRID_COLUMNS
 from pipelines.grid import attribution
 from pipelines.grid.attribution import UNCERTAIN, PointIndex, attribute, footprints
-from pipelines.core.schema import ATTRIBUTION_DTYPES, GRID_COLUMNS
 
 COUNTIES = Path(__file__).resolve().parents[1] / "geodata" / "china_counties.parquet"
 SUBSET_PROVINCES = ["北京市", "天津市", "河北省"]

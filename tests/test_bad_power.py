@@ -28,13 +28,13 @@ import pandas as pd
 import pytest
 from test_nightly import ROOT, write_config
 
-from pipelines.run.cli import main
 from pipelines.core.settings import load_config
+from pipelines.core.skips import Skip
 from pipelines.power.electricity import ElectricityError, load_fleet, read_day, reading_format
 from pipelines.power.meters import MeterLimits
-from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL, RunResult
 from pipelines.power.readers import ReadingFormat
-from pipelines.core.skips import Skip
+from pipelines.run.cli import main
+from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL, RunResult
 
 POWER = ROOT / "geodata" / "power"
 DAY = dt.date(2022, 6, 3)

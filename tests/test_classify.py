@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.grid.attribution import PointIndex
 from pipelines.fires.classify import Classifier, classify, classify_events
 from pipelines.fires.events import assign_events, events_table
-from pipelines.fires.load import dedupe
 from pipelines.fires.landcover import LandCover, LandCoverError, cover_fractions, cropland_hectares
+from pipelines.fires.load import dedupe
 from pipelines.fires.readers import read_points
 from pipelines.fires.readers.plants import PlantList, read_plant_lists, read_plants
+from pipelines.grid.attribution import PointIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 GEM = ROOT / "geodata/industrial/gem_steel_plants_china.csv"

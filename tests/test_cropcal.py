@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from pipelines.core.settings import DEFAULT_REGIONS
-from pipelines.windows import sowing as cropcal
 from pipelines.fires.readers import read_points
+from pipelines.windows import sowing as cropcal
 
 ROOT = Path(__file__).resolve().parent.parent
 SITES_CSV = (

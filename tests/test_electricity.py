@@ -19,12 +19,8 @@ import pandas as pd
 import pytest
 from test_nightly import DAY, ROOT, write_config
 
-from pipelines.run.cli import main
 from pipelines.power.holidays import WorkCalendar, unknown_years
-from pipelines.publish.maps import cell_map_filename
 from pipelines.power.meters import DayUse, MeterLimits, day_use
-from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL
-from pipelines.power.state import PowerState, latest_state, prune_states
 from pipelines.power.readers import (
     ReadingFormat,
     read_readings,
@@ -32,6 +28,10 @@ from pipelines.power.readers import (
     read_transformers,
     read_warnings,
 )
+from pipelines.power.state import PowerState, latest_state, prune_states
+from pipelines.publish.maps import cell_map_filename
+from pipelines.run.cli import main
+from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL
 from pipelines.testing import raise_if_dask_computes
 
 SERIES = Path(__file__).resolve().parent / "data" / "power" / "tianchi_subset_40users.csv"

@@ -33,9 +33,9 @@ import pandas as pd
 import pytest
 import test_nightly as nightly
 
-from pipelines.run.cli import main
 from pipelines.field.marks import supervisor_token
 from pipelines.field.store import VerificationStore
+from pipelines.run.cli import main
 from pipelines.run.nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from pipelines.testing import CHROMIUM
 

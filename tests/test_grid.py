@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import shapely
 
-from pipelines.grid.chinacrs import gcj02_to_wgs84, wgs84_to_gcj02
+from pipelines.core.schema import GRID_COLUMNS
 from pipelines.core.settings import CountiesConfig, GridConfig
 from pipelines.grid.cells import CHINA_ALBERS, GridError, load_counties, load_grid, make_grid, outline_misfit, warn_if_shifted
-from pipelines.core.schema import GRID_COLUMNS
+from pipelines.grid.chinacrs import gcj02_to_wgs84, wgs84_to_gcj02
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import shapely
 
+from pipelines.fires.landcover import LandCover, land_hectares
 from pipelines.grid import cache as gridcache
 from pipelines.grid.attribution import PointIndex
-from pipelines.fires.landcover import LandCover, land_hectares
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "geodata" / "grid_ncp_5km.parquet"

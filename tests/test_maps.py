@@ -19,10 +19,6 @@ import pytest
 import shapely
 
 import pipelines
-from pipelines.grid import chinacrs
-from pipelines.publish import mappage
-from pipelines.publish import maps
-from pipelines.publish.pages import check_self_contained, static_text
 from pipelines.core.schema import (
     ATTRIBUTION_DTYPES,
     BEIJING_TZ,
@@ -30,6 +26,9 @@ from pipelines.core.schema import (
     GRID_COLUMNS,
     WGS84,
 )
+from pipelines.grid import chinacrs
+from pipelines.publish import mappage, maps
+from pipelines.publish.pages import check_self_contained, static_text
 from pipelines.testing import CHROMIUM
 
 COUNTIES = Path(__file__).resolve().parents[1] / "geodata" / "china_counties.parquet"

@@ -281,8 +281,8 @@ def test_site_popup_draws_the_chart_and_escapes_names(tmp_path) -> None:
     import pandas as pd
 
     from pipelines.power.meters import DayUse
-    from pipelines.power.state import PowerState
     from pipelines.power.sites import find_sites, locate_fleet
+    from pipelines.power.state import PowerState
 
     root = Path(__file__).resolve().parent.parent
     series = pd.read_csv(Path(__file__).with_name("data") / "power" / "tianchi_subset_40users.csv", parse_dates=["record_date"])

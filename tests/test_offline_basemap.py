@@ -22,8 +22,8 @@ from rasterio.transform import from_bounds
 from rasterio.warp import Resampling, reproject
 from test_bad_input import FIRMS, FIRMS_DAY, _config, _run
 
-from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL
 from pipelines.publish.offlinetiles import MBTiles, OfflineTilesError, tile_range
+from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL
 
 ROOT = Path(__file__).resolve().parent.parent
 LANDCOVER = ROOT / "geodata/landcover/MCD12C1_2019_IGBP_china_0.05deg.tif"

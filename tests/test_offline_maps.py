@@ -40,8 +40,8 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from pipelines.run.cli import main
 from pipelines.publish.maps import HEAT_SOURCES
+from pipelines.run.cli import main
 from pipelines.run.nightly import EXIT_OK
 from pipelines.testing import CHROMIUM
 from pipelines.testing import OFFLINE_CHROMIUM_FLAGS as OFFLINE_FLAGS

@@ -22,8 +22,8 @@ import pytest
 import shapely
 from pyproj import Geod, Transformer
 
+from pipelines.core.skips import Skip
 from pipelines.fires.load import dedupe
-from pipelines.grid.cells import CHINA_ALBERS
 from pipelines.fires.persistent import (
     FireHistory,
     PersistenceRule,
@@ -32,7 +32,7 @@ from pipelines.fires.persistent import (
     cell_index,
 )
 from pipelines.fires.readers import read_points
-from pipelines.core.skips import Skip
+from pipelines.grid.cells import CHINA_ALBERS
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE = sorted((ROOT / "geodata/archive").glob("*"))

@@ -21,14 +21,14 @@ import shapely
 from pyhdf.SD import SD, SDC
 from pyproj import Transformer
 
-from pipelines.run.cli import main
 from pipelines.fires.coverage import grid_coverage
 from pipelines.fires.load import dedupe
-from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL
 from pipelines.fires.rasters import read_raster_fires
 from pipelines.fires.readers import read_points
 from pipelines.fires.readers.patterns import FilePattern
 from pipelines.fires.readers.products import PRODUCTS, claim
+from pipelines.run.cli import main
+from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL
 from pipelines.testing.products import write_fy4_fhs, write_mod03, write_vnp03img, write_vnp14img
 
 ROOT = Path(__file__).resolve().parent.parent

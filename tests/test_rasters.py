@@ -17,7 +17,9 @@ import pandas as pd
 import pytest
 import rasterio
 
+from pipelines.core.schema import FIRE_DTYPES
 from pipelines.fires.load import dedupe
+from pipelines.fires.rasters import extract_fires, read_raster_fires
 from pipelines.fires.readers import read_points
 from pipelines.fires.readers.rasters import (
     RASTER_PRODUCTS,
@@ -27,8 +29,6 @@ from pipelines.fires.readers.rasters import (
     open_scans,
     open_scene,
 )
-from pipelines.fires.rasters import extract_fires, read_raster_fires
-from pipelines.core.schema import FIRE_DTYPES
 from pipelines.testing import raise_if_dask_computes
 from pipelines.testing.products import write_geostationary_scans
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipelines.core.schema import FIRE_DTYPES
 from pipelines.fires.load import dedupe, expand_patterns, read_fires
 from pipelines.fires.readers import read_points
-from pipelines.core.schema import FIRE_DTYPES
 
 FIRES = Path(__file__).parent / "data" / "fires"
 

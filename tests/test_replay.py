@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from test_nightly import DAY, write_config
 
-from pipelines.run.cli import main
 from pipelines.power.state import PowerState
+from pipelines.run.cli import main
 
 NIGHTS = [dt.date.fromisoformat(DAY) - dt.timedelta(days=k) for k in (2, 1, 0)]
 

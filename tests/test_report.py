@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.publish.report import LEVELS, REPORT_COLUMNS, report_table, write_report
 from pipelines.core.schema import BEIJING_TZ, CATEGORIES
+from pipelines.publish.report import LEVELS, REPORT_COLUMNS, report_table, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ROOT / "geodata" / "grid_ncp_5km.parquet"

@@ -15,9 +15,9 @@ import pytest
 
 from pipelines.core.settings import load_config
 from pipelines.fires.load import dedupe
-from pipelines.run.nightly import run_nightly
 from pipelines.fires.rasters import extract_fires, read_raster_fires
 from pipelines.fires.readers.rasters import detect_raster, open_scans
+from pipelines.run.nightly import run_nightly
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = dt.date(2022, 6, 3)

@@ -44,8 +44,8 @@ from pipelines.core.settings import ElectricityConfig
 from pipelines.power.electricity import catch_up, rebuild_start
 from pipelines.power.holidays import WorkCalendar
 from pipelines.power.meters import DayUse
-from pipelines.power.state import PowerState
 from pipelines.power.sites import Fleet, SiteRules, closure_days, find_sites, learn_floors, locate_fleet
+from pipelines.power.state import PowerState
 
 ROOT = Path(__file__).resolve().parent.parent
 SERIES = ROOT / "tests" / "data" / "power" / "tianchi_subset_40users.csv"

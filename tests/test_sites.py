@@ -20,7 +20,6 @@ import pytest
 
 from pipelines.power.holidays import WorkCalendar
 from pipelines.power.meters import DayUse
-from pipelines.power.state import PowerState
 from pipelines.power.sites import (
     ComplianceRule,
     Fleet,
@@ -30,6 +29,7 @@ from pipelines.power.sites import (
     find_sites,
     locate_fleet,
 )
+from pipelines.power.state import PowerState
 
 ROOT = Path(__file__).resolve().parent.parent
 SERIES = Path(__file__).resolve().parent / "data" / "power" / "tianchi_subset_40users.csv"

@@ -12,10 +12,10 @@ import pytest
 import shapely
 
 from pipelines.core import refdata
-from pipelines.run.cli import main
 from pipelines.core.settings import ConfigError, load_config
-from pipelines.run.nightly import EXIT_FAILED, EXIT_OK, RunError
 from pipelines.fires.sources import load_sources
+from pipelines.run.cli import main
+from pipelines.run.nightly import EXIT_FAILED, EXIT_OK, RunError
 from pipelines.run.sitesetup import SetupError, init_site
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,15 +26,15 @@ import pandas as pd
 import pytest
 import shapely
 
-from pipelines.run.cli import main
+from pipelines.core.schema import FIRE_DTYPES
 from pipelines.core.settings import ConfigError
-from pipelines.run.config import load_config
 from pipelines.fires.load import expand_tables, read_table_fires
-from pipelines.grid.cells import load_counties, make_grid
-from pipelines.run.nightly import EXIT_OK
 from pipelines.fires.readers import read_points
 from pipelines.fires.readers.tables import TableFormat, parse_angle, read_table_file, satellite_name
-from pipelines.core.schema import FIRE_DTYPES
+from pipelines.grid.cells import load_counties, make_grid
+from pipelines.run.cli import main
+from pipelines.run.config import load_config
+from pipelines.run.nightly import EXIT_OK
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

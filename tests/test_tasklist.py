@@ -13,12 +13,11 @@ import pandas as pd
 import pytest
 from test_nightly import DAY, ROOT, write_config
 
+from pipelines.core.schema import WINDOW_COLUMNS
 from pipelines.grid.chinacrs import gcj02_to_wgs84
-from pipelines.run.cli import main
+from pipelines.publish.daycounts import day_counts
 from pipelines.publish.index import index_page, write_index
 from pipelines.publish.maps import cell_map, cell_map_filename, save_map
-from pipelines.core.schema import WINDOW_COLUMNS
-from pipelines.publish.daycounts import day_counts
 from pipelines.publish.tasklist import (
     PRIORITY,
     TASK_COLUMNS,
@@ -27,6 +26,7 @@ from pipelines.publish.tasklist import (
     task_list_html,
     task_rows,
 )
+from pipelines.run.cli import main
 
 PAYLOAD = "<img src=x onerror=alert(1)>"
 EARTH_M = 6_371_008.8

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.core.exceptions import ConfigError
 from pipelines.core import refdata
+from pipelines.core.exceptions import ConfigError
 from pipelines.core.schema import BEIJING_TZ
-
 
 RAIN_UNITS = {"threshold_mm": "mm", "daily_threshold_mm": "mm", "horizon_h": "hours", "max_station_km": "km",
               "station_step_h": "hours", "sentinel_mm": "mm"}

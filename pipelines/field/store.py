@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 from filelock import FileLock
 
-from pipelines.core.exceptions import StoreError, Replayed
+from pipelines.core.exceptions import Replayed, StoreError
 from pipelines.field.marks import Mark, MarkBatch
 
 DEFAULT_NAME = "verification.sqlite"  # in OUT/state/

@@ -31,10 +31,10 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from pipelines.grid.cells import CHINA_ALBERS
+from pipelines.core.schema import CATEGORIES, WGS84
 from pipelines.fires.landcover import LandCover, cover_fractions
 from pipelines.fires.persistent import FireHistory, PersistenceRule
-from pipelines.core.schema import CATEGORIES, WGS84
+from pipelines.grid.cells import CHINA_ALBERS
 
 UNKNOWN_REASON_ZH = "地类不明：火点不在土地覆盖数据范围内"
 UNKNOWN_REASON_EN = "land cover unknown: the pixel is outside the land-cover raster (or on its nodata)"

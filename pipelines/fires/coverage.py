@@ -35,13 +35,22 @@ import pandas as pd
 import shapely
 from xarray.backends.locks import HDF5_LOCK
 
-from pipelines.grid.attribution import PointIndex
+from pipelines.core.schema import BEIJING_TZ
+from pipelines.core.skips import Skip
 from pipelines.fires.readers import firelist
 from pipelines.fires.readers.geostationary import FixedGrid, to_angles, to_lonlat
 from pipelines.fires.readers.products import GEOLOCATION_PRODUCTS, RasterProduct
-from pipelines.fires.readers.rasters import RasterError, _grid_of, _open_netcdf, _scan_time, detect_raster, mask_classes, open_scene, satellite_of
-from pipelines.core.schema import BEIJING_TZ
-from pipelines.core.skips import Skip
+from pipelines.fires.readers.rasters import (
+    RasterError,
+    _grid_of,
+    _open_netcdf,
+    _scan_time,
+    detect_raster,
+    mask_classes,
+    open_scene,
+    satellite_of,
+)
+from pipelines.grid.attribution import PointIndex
 
 COVERAGE_COLUMNS = ["observed", "clear_looks", "cloud_looks"]
 OBSERVED_LABELS = {

@@ -61,8 +61,8 @@ import numpy.typing as npt
 import pandas as pd
 import shapely
 
-from pipelines.grid.attribution import footprints
 from pipelines.core.schema import BEIJING_TZ, WGS84, WINDOW_COLUMNS
+from pipelines.grid.attribution import footprints
 
 # Size assumed for a pixel whose size is unknown (km along scan and along track).
 UNKNOWN_PIXEL_KM = 1.0

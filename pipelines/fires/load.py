@@ -19,12 +19,11 @@ import pandas as pd
 from dask.delayed import Delayed
 
 from pipelines.core.files import expand_patterns
-from pipelines.fires.readers import read_points
-from pipelines.fires.readers.tables import OVERPASS_NOTE, TableFormat, read_table_file
 from pipelines.core.schema import empty_fires
 from pipelines.core.skips import Skip
+from pipelines.fires.readers import read_points
+from pipelines.fires.readers.tables import OVERPASS_NOTE, TableFormat, read_table_file
 from pipelines.windows.sun import daynight
-
 
 NO_ROWS = "no data rows (only a header): expected fire rows, even if none fall in the region or the day"
 

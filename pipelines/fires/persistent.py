@@ -65,12 +65,12 @@ import pyarrow.parquet as pq
 import shapely
 from pyproj import CRS, Transformer
 
-from pipelines.core.outputs import atomic_path, shared_lock
 from pipelines.core.exceptions import PersistentError
-from pipelines.grid.cells import CHINA_ALBERS
-from pipelines.fires.readers import read_points
+from pipelines.core.outputs import atomic_path, shared_lock
 from pipelines.core.schema import BEIJING_TZ, WGS84
 from pipelines.core.skips import Skip
+from pipelines.fires.readers import read_points
+from pipelines.grid.cells import CHINA_ALBERS
 
 __all__ = ["FireHistory", "PersistenceRule", "PersistentError", "build_history", "cell_index"]
 

@@ -25,15 +25,25 @@ import xarray as xr
 from dask.delayed import Delayed
 from pyproj import CRS, Transformer
 
-from pipelines.grid.attribution import KM_PER_DEG_LAT, KM_PER_DEG_LON_AT_EQUATOR
-from pipelines.fires.load import LazyFires, filter_fires
-from pipelines.fires.readers.points import LEVEL_SCORE, assemble, bad_frp
-from pipelines.fires.readers import firelist
-from pipelines.fires.readers.geostationary import FixedGrid, to_lonlat
-from pipelines.fires.readers.products import GEOLOCATION_PRODUCTS
-from pipelines.fires.readers.rasters import RasterError, RasterProduct, _Grid, detect_raster, open_scans, open_scene, satellite_of, stack_dataset, usable_scans
 from pipelines.core.schema import empty_fires
 from pipelines.core.skips import Skip
+from pipelines.fires.load import LazyFires, filter_fires
+from pipelines.fires.readers import firelist
+from pipelines.fires.readers.geostationary import FixedGrid, to_lonlat
+from pipelines.fires.readers.points import LEVEL_SCORE, assemble, bad_frp
+from pipelines.fires.readers.products import GEOLOCATION_PRODUCTS
+from pipelines.fires.readers.rasters import (
+    RasterError,
+    RasterProduct,
+    _Grid,
+    detect_raster,
+    open_scans,
+    open_scene,
+    satellite_of,
+    stack_dataset,
+    usable_scans,
+)
+from pipelines.grid.attribution import KM_PER_DEG_LAT, KM_PER_DEG_LON_AT_EQUATOR
 
 LEVELS = ("low", "nominal", "high")
 

@@ -11,20 +11,19 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from pipelines.grid.attribution import PointIndex
-from pipelines.fires.classify import Classifier
-from pipelines.core.settings import Config
-from pipelines.windows.sowing import before_sowing, check_doy_raster, read_sowing_table
+from pipelines.core.exceptions import RunError
 from pipelines.core.files import expand_patterns
-from pipelines.grid.cells import GridError, codes_as_text, read_layer
-from pipelines.fires.landcover import LandCover, LandCoverError, land_hectares
 from pipelines.core.manifest import file_record
+from pipelines.core.settings import Config
+from pipelines.core.skips import Skip
+from pipelines.fires.classify import Classifier
+from pipelines.fires.landcover import LandCover, LandCoverError, land_hectares
 from pipelines.fires.persistent import FireHistory, PersistenceRule, PersistentError
 from pipelines.fires.readers.plants import read_plant_lists
-from pipelines.core.exceptions import RunError
-from pipelines.core.skips import Skip
+from pipelines.grid.attribution import PointIndex
+from pipelines.grid.cells import GridError, codes_as_text, read_layer
 from pipelines.windows.rain import RainRule, before_rain, open_precip_grid, read_stations
-
+from pipelines.windows.sowing import before_sowing, check_doy_raster, read_sowing_table
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ import rasterio.features
 import shapely
 from affine import Affine
 
-from pipelines.grid import cache as gridcache
 from pipelines.core.schema import ATTRIBUTION_DTYPES, GRID_COLUMNS
+from pipelines.grid import cache as gridcache
 
 # Lookup-table codes besides polygon positions (which are >= 0).
 NO_POLYGON = -1

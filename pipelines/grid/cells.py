@@ -16,10 +16,10 @@ import pandas as pd
 import shapely
 
 from pipelines.core.exceptions import GridError
-from pipelines.grid.chinacrs import bd09_to_wgs84, gcj02_to_wgs84, to_wgs84
-from pipelines.core.settings import Config, CountiesConfig, GridConfig
 from pipelines.core.schema import GRID_COLUMNS, WGS84
+from pipelines.core.settings import Config, CountiesConfig, GridConfig
 from pipelines.core.skips import Skip
+from pipelines.grid.chinacrs import bd09_to_wgs84, gcj02_to_wgs84, to_wgs84
 
 log = logging.getLogger(__name__)
 

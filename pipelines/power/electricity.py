@@ -19,14 +19,14 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.exceptions import ElectricityError
-from pipelines.grid.attribution import PointIndex
-from pipelines.core.settings import Config, ElectricityConfig
 from pipelines.core.files import expand_patterns
-from pipelines.power.holidays import WorkCalendar, unknown_years
 from pipelines.core.manifest import file_record, versions
-from pipelines.power.meters import DayUse, MeterLimits, day_use
 from pipelines.core.outputs import shared_lock
-from pipelines.power.state import PowerState, StateError, latest_state, prune_states, state_path
+from pipelines.core.settings import Config, ElectricityConfig
+from pipelines.core.skips import Skip
+from pipelines.grid.attribution import PointIndex
+from pipelines.power.holidays import WorkCalendar, unknown_years
+from pipelines.power.meters import DayUse, MeterLimits, day_use
 from pipelines.power.readers import (
     PowerInputError,
     ReadingFormat,
@@ -46,7 +46,7 @@ from pipelines.power.sites import (
     learn_floors,
     locate_fleet,
 )
-from pipelines.core.skips import Skip
+from pipelines.power.state import PowerState, StateError, latest_state, prune_states, state_path
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
+from pipelines.core.skips import Skip
 from pipelines.power.readers import (
     BAD_ID,
     BAD_ROW,
@@ -31,7 +32,6 @@ from pipelines.power.readers import (
     ReadingFormat,
     day_bounds_utc,
 )
-from pipelines.core.skips import Skip
 
 EXAMPLES = 5  # example rows kept per problem and partition
 NS_PER_MIN = 60 * 10**9

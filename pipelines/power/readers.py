@@ -19,11 +19,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipelines.core.exceptions import PowerInputError
-from pipelines.grid.chinacrs import to_wgs84
-from pipelines.core.schema import BEIJING_TZ, WGS84
-from pipelines.core.skips import Skip
-from pipelines.core.settings import GRADES, LEVELS, ReadingFormat
 from pipelines.core.csvtext import (
     BadRecord,
     CsvTable,
@@ -37,6 +32,11 @@ from pipelines.core.csvtext import (
     read_text,
     to_float,
 )
+from pipelines.core.exceptions import PowerInputError
+from pipelines.core.schema import BEIJING_TZ, WGS84
+from pipelines.core.settings import GRADES, LEVELS, ReadingFormat
+from pipelines.core.skips import Skip
+from pipelines.grid.chinacrs import to_wgs84
 
 # Enterprise status, as written in English or in the registry's Chinese.
 STATUSES = {

@@ -32,14 +32,22 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from pipelines.core.schema import BEIJING_TZ, WGS84
+from pipelines.core.settings import (
+    ComplianceRule,
+    GradeCuts,
+    ReductionTable,
+    ResurgenceRule,
+    SilentRule,
+    SiteRules,
+    StoppedRule,
+    UnregisteredRule,
+)
+from pipelines.core.wording import kwh_zh
 from pipelines.grid.attribution import PointIndex
 from pipelines.power.holidays import WorkCalendar
-from pipelines.power.state import PowerState
 from pipelines.power.readers import LEVEL_RANK
-from pipelines.core.schema import BEIJING_TZ, WGS84
-from pipelines.core.wording import kwh_zh
-from pipelines.core.settings import (ComplianceRule, GradeCuts, ReductionTable, ResurgenceRule, SilentRule, SiteRules,
-                                      StoppedRule, UnregisteredRule)
+from pipelines.power.state import PowerState
 
 RULES = ("resurgence", "noncompliance", "unregistered_load", "stopped", "silent_meter")
 RULE_LABELS = {

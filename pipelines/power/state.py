@@ -25,8 +25,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.core.outputs import atomic_path
 from pipelines.core.exceptions import StateError
+from pipelines.core.outputs import atomic_path
 from pipelines.power.meters import DayUse
 
 FORMAT_VERSION = "2"  # 2: ref_kwh added (a version-1 file is rebuilt from readings)

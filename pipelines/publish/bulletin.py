@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.outputs import write_atomic
+from pipelines.core.wording import pick, round_sig
 from pipelines.publish.daycounts import DayCounts
 from pipelines.publish.pages import check_self_contained, html_template, static_text
-from pipelines.core.wording import pick, round_sig
 
 TOP_COUNTIES = 20
 TOP_CELLS = 10

@@ -23,10 +23,10 @@ from urllib.parse import quote, urlsplit
 import pandas as pd
 
 from pipelines.core.outputs import write_atomic
+from pipelines.core.schema import WINDOW_COLUMNS
 from pipelines.publish.htmltext import esc as _esc
 from pipelines.publish.htmltext import text as _text
 from pipelines.publish.pages import check_self_contained, static_text
-from pipelines.core.schema import WINDOW_COLUMNS
 from pipelines.publish.tasklist import WINDOW_NAMES, Language, _check_language, _t
 
 __all__ = ["DEFAULT_EXTRA", "index_counts", "index_page", "write_index"]

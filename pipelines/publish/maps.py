@@ -35,30 +35,6 @@ import pandas as pd
 import shapely
 from markupsafe import Markup
 
-from pipelines.publish.htmltext import text
-from pipelines.publish.mappage import (  # the page machinery; the names the API and config checks used from here stay importable
-    BASEMAPS,
-    CLUSTER_OFF_ZOOM,
-    COORD_DECIMALS,
-    LANGUAGES,
-    MapPage,
-    PopupValue,
-    _BOTH,
-    _FeatureLayer,
-    _HeatLayer,
-    _Lang,
-    _Styles,
-    _bounds,
-    _display_latlons,
-    _feature,
-    _geometry_json,
-    _render,
-    add_home_link,
-    basemap_key,
-    check_tianditu_key,
-    save_map,
-)
-from pipelines.publish.pages import html_template
 from pipelines.core.schema import (
     BEIJING_TZ,
     CATEGORY_LABELS,
@@ -66,9 +42,33 @@ from pipelines.core.schema import (
     WINDOW_COLUMNS,
     WINDOW_LABELS,
 )
-from pipelines.power.sites import RULE_LABELS, RULES
-from pipelines.publish.tasklist import RECORD_COLUMN, frame_records, task_list_html, task_records, touched_cells
 from pipelines.core.wording import area
+from pipelines.power.sites import RULE_LABELS, RULES
+from pipelines.publish.htmltext import text
+from pipelines.publish.mappage import (  # the page machinery; the names the API and config checks used from here stay importable
+    _BOTH,
+    BASEMAPS,
+    CLUSTER_OFF_ZOOM,
+    COORD_DECIMALS,
+    LANGUAGES,
+    MapPage,
+    PopupValue,
+    _bounds,
+    _display_latlons,
+    _feature,
+    _FeatureLayer,
+    _geometry_json,
+    _HeatLayer,
+    _Lang,
+    _render,
+    _Styles,
+    add_home_link,
+    basemap_key,
+    check_tianditu_key,
+    save_map,
+)
+from pipelines.publish.pages import html_template
+from pipelines.publish.tasklist import RECORD_COLUMN, frame_records, task_list_html, task_records, touched_cells
 
 __all__ = [
     "BASEMAPS", "LANGUAGES", "MapDay", "MapPage", "add_home_link", "basemap_key", "cell_map", "cell_map_filename", "check_tianditu_key",

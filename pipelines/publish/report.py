@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.outputs import atomic_path, write_atomic
-from pipelines.publish.htmltext import esc as _esc
 from pipelines.core.schema import CATEGORIES, CATEGORY_LABELS
 from pipelines.core.wording import t
+from pipelines.publish.htmltext import esc as _esc
 
 LEVELS = ("province", "city", "county", "cell")
 HISTORY_KEYS = ("previous_day", "last_year")

@@ -30,9 +30,9 @@ from typing import Any
 import pandas as pd
 
 from pipelines.core.outputs import write_atomic
+from pipelines.core.wording import check_language, t
 from pipelines.publish.pages import check_self_contained, html_template, static_text
 from pipelines.publish.tasklist import _coords, _detail_parts, _safe_url, _where_text, _window_text
-from pipelines.core.wording import check_language, t
 
 log = logging.getLogger(__name__)
 

@@ -33,13 +33,13 @@ import pandas as pd
 from branca.element import MacroElement
 from markupsafe import Markup
 
+from pipelines.core.schema import BEIJING_TZ, CATEGORIES, WINDOW_COLUMNS
+from pipelines.core.wording import check_language, frp_words, pick, t
 from pipelines.grid.chinacrs import wgs84_to_gcj02
+from pipelines.power.sites import RULE_LABELS
 from pipelines.publish.htmltext import esc as _esc
 from pipelines.publish.htmltext import text as _text
 from pipelines.publish.pages import RawHtml, require_assets, static_text
-from pipelines.core.schema import BEIJING_TZ, CATEGORIES, WINDOW_COLUMNS
-from pipelines.power.sites import RULE_LABELS
-from pipelines.core.wording import check_language, frp_words, pick, t
 
 __all__ = [
     "TASK_COLUMNS",

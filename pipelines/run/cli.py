@@ -10,17 +10,16 @@ import traceback
 from pathlib import Path
 
 from pipelines import __version__
-from pipelines.publish.daycounts import DayCounts
+from pipelines.core.exceptions import ConfigError, GridwatchError, RunError
 from pipelines.core.files import expand_patterns
-from pipelines.grid.cells import load_counties, make_grid
+from pipelines.core.outputs import atomic_path, shared_lock, staged_folder
+from pipelines.fires.persistent import build_history
+from pipelines.fires.sources import load_sources
+from pipelines.grid.cells import load_counties, load_supervision_grid, make_grid
+from pipelines.publish.daycounts import DayCounts
 from pipelines.publish.maps import map_options
 from pipelines.run.config import load_config
 from pipelines.run.nightly import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, grid_cache_folder, run_nightly, tomorrows_plan, write_plan
-from pipelines.fires.sources import load_sources
-from pipelines.grid.cells import load_supervision_grid
-from pipelines.core.exceptions import ConfigError, GridwatchError, RunError
-from pipelines.core.outputs import atomic_path, shared_lock, staged_folder
-from pipelines.fires.persistent import build_history
 from pipelines.run.sitesetup import init_site
 
 log = logging.getLogger("pipelines.run.cli")

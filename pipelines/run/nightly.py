@@ -11,9 +11,9 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import traceback
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +24,25 @@ import pandas as pd
 
 from pipelines import __version__
 from pipelines.core.exceptions import RunError
-from pipelines.grid.attribution import PointIndex, attribute, footprints
-from pipelines.fires.classify import classify, classify_events
+from pipelines.core.manifest import file_record, skip_records, versions
+from pipelines.core.outputs import staged_folder, write_atomic
+from pipelines.core.runlog import RunLog
+from pipelines.core.schema import CATEGORIES, WGS84, WINDOW_COLUMNS
 from pipelines.core.settings import Config, ConfigError, PersistentConfig
+from pipelines.core.skips import Skip
+from pipelines.core.wording import t
+from pipelines.field.night import FieldNight
+from pipelines.fires.classify import classify, classify_events
+from pipelines.fires.coverage import OBSERVED_LABELS, coverage_line, grid_coverage
+from pipelines.fires.events import FusionTolerance, assign_events, events_table
+from pipelines.fires.landcover import LandCoverError
+from pipelines.fires.load import NO_ROWS, dedupe, expand_patterns, expand_tables, read_fires, read_table_fires
+from pipelines.fires.persistent import FireHistory
+from pipelines.fires.rasters import read_raster_fires
+from pipelines.fires.readers.tables import TableFormat
+from pipelines.fires.sources import Sources, load_sources
+from pipelines.grid.attribution import PointIndex, attribute, footprints
+from pipelines.grid.cells import load_counties, load_grid
 from pipelines.power.electricity import (
     ElectricityError,
     SitesResult,
@@ -34,33 +50,17 @@ from pipelines.power.electricity import (
     state_folder,
     store_state,
 )
-from pipelines.fires.events import FusionTolerance, assign_events, events_table
-from pipelines.fires.load import NO_ROWS, dedupe, expand_patterns, expand_tables, read_fires, read_table_fires
-from pipelines.grid.cells import load_counties, load_grid
-from pipelines.publish.index import write_index
+from pipelines.power.sites import empty_sites
 from pipelines.publish.bulletin import write_bulletin
 from pipelines.publish.daycounts import day_counts
-from pipelines.field.night import FieldNight
-from pipelines.publish.supervisors import write_supervisor_pages
-from pipelines.core.wording import t
-from pipelines.fires.landcover import LandCoverError
-from pipelines.core.runlog import RunLog
-from pipelines.core.manifest import file_record, skip_records, versions
+from pipelines.publish.index import write_index
 from pipelines.publish.maps import MapDay, add_home_link, cell_map_filename, map_options, overview_map, place_outlines, plan_map, save_map
 from pipelines.publish.offlinetiles import MBTiles, OfflineTilesError, add_offline_basemap, export_tiles
-from pipelines.core.outputs import staged_folder, write_atomic
 from pipelines.publish.pages import STATIC_DIR
-from pipelines.fires.persistent import FireHistory
-from pipelines.windows.plan import cell_probes, patrol_plan, recent_event_counts
-from pipelines.fires.coverage import OBSERVED_LABELS, coverage_line, grid_coverage
-from pipelines.fires.sources import Sources, load_sources
-from pipelines.fires.rasters import read_raster_fires
-from pipelines.fires.readers.tables import TableFormat
 from pipelines.publish.report import partly_covered, report_table, write_report
-from pipelines.core.schema import CATEGORIES, WGS84, WINDOW_COLUMNS
-from pipelines.power.sites import empty_sites
-from pipelines.core.skips import Skip
 from pipelines.publish.summary import grid_summary
+from pipelines.publish.supervisors import write_supervisor_pages
+from pipelines.windows.plan import cell_probes, patrol_plan, recent_event_counts
 from pipelines.windows.sun import ClockWindows, flag_clock_windows
 
 log = logging.getLogger(__name__)

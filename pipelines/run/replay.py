@@ -27,16 +27,16 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines import __version__
-from pipelines.grid.attribution import PointIndex
-from pipelines.core.settings import Config
-from pipelines.power.electricity import ElectricityError, FleetInputs, load_fleet, nightly_sites, state_folder, store_state
 from pipelines.core.manifest import file_record, skip_records, versions
-from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL, run_nightly
-from pipelines.grid.cells import load_supervision_grid
 from pipelines.core.outputs import staged_folder
-from pipelines.power.state import PowerState
-from pipelines.power.sites import empty_sites
+from pipelines.core.settings import Config
 from pipelines.core.skips import Skip
+from pipelines.grid.attribution import PointIndex
+from pipelines.grid.cells import load_supervision_grid
+from pipelines.power.electricity import ElectricityError, FleetInputs, load_fleet, nightly_sites, state_folder, store_state
+from pipelines.power.sites import empty_sites
+from pipelines.power.state import PowerState
+from pipelines.run.nightly import EXIT_OK, EXIT_PARTIAL, run_nightly
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import geopandas as gpd
 
 from pipelines import __version__
-from pipelines.core.exceptions import SetupError
 from pipelines.core import refdata
+from pipelines.core.exceptions import SetupError
 from pipelines.core.settings import CountiesConfig
 from pipelines.grid.cells import GridError, load_counties, make_grid
 

@@ -77,8 +77,8 @@ import pandas as pd
 
 from pipelines.core import refdata
 from pipelines.core.schema import BEIJING_TZ
-from pipelines.core.skips import Skip
 from pipelines.core.settings import RegionDefault, mmdd
+from pipelines.core.skips import Skip
 
 # The copies shipped in the package (pipelines/data/crop_calendar, see refdata).
 SOWING_TABLE = refdata.shipped(refdata.SOWING_TABLE)

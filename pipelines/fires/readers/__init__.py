@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.core.csvtext import UnreadableFile, read_text
 from pipelines.core.schema import empty_fires
 from pipelines.core.skips import Skip
-from pipelines.core.csvtext import UnreadableFile, read_text
 from pipelines.fires.readers.products import POINT_PRODUCTS, PRODUCTS, RASTER_PRODUCTS, PointProduct
 
 

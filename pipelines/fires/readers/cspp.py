@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.core.skips import Skip
 from pipelines.core.csvtext import UnreadableFile, bad_float, read_table, to_float
+from pipelines.core.skips import Skip
 from pipelines.fires.readers.patterns import FilePattern
 from pipelines.fires.readers.points import LEVEL_SCORE, assemble, bad_frp, bad_size, row_skips
 

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from dask.delayed import Delayed
 
-from pipelines.fires.load import filter_fires
 from pipelines.core.schema import empty_fires
 from pipelines.core.skips import Skip
+from pipelines.fires.load import filter_fires
 from pipelines.fires.readers.points import LEVEL_SCORE, assemble, bad_frp, level_from_score
 from pipelines.fires.readers.products import GEOLOCATION_PRODUCTS, GeolocationProduct, RasterProduct, product_named
 from pipelines.fires.readers.rasters import UNREADABLE, RasterError, detect_raster
@@ -43,8 +43,8 @@ class Granule:
         self.path, self.format = path, file_format
         try:
             if file_format == "hdf4":
-                from pyhdf.SD import SD, SDC  # noqa: PLC0415 - only HDF4 products need it
                 from pyhdf.error import HDF4Error  # noqa: PLC0415
+                from pyhdf.SD import SD, SDC  # noqa: PLC0415 - only HDF4 products need it
 
                 try:
                     self._sd = SD(str(path), SDC.READ)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.core.skips import Skip
 from pipelines.core.csvtext import CsvTable, UnreadableFile, bad_float, first_line, header_fields, read_table, to_float
+from pipelines.core.skips import Skip
 from pipelines.fires.readers.points import LEVEL_SCORE, assemble, bad_frp, bad_size, level_from_score, row_skips
 
 REQUIRED = ("latitude", "longitude", "acq_date", "acq_time")

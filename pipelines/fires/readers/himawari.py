@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.core.skips import Skip
 from pipelines.core.csvtext import UnreadableFile, bad_float, read_table, to_float
+from pipelines.core.skips import Skip
 from pipelines.fires.readers.points import LEVEL_SCORE, assemble, bad_frp, row_skips
 
 FILENAME = "{platform:3s}_{start_time:%Y%m%d_%H%M}_L2WLF{version:s}_{sector:s}.csv"

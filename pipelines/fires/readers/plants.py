@@ -22,10 +22,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from pipelines.core.schema import WGS84
-from pipelines.core.skips import Skip
-from pipelines.core.settings import PLANT_FORMATS as FORMATS, PlantList
 from pipelines.core.csvtext import UnreadableFile, first_line, header_fields, read_table, read_text, to_float
+from pipelines.core.schema import WGS84
+from pipelines.core.settings import PLANT_FORMATS as FORMATS
+from pipelines.core.settings import PlantList
+from pipelines.core.skips import Skip
 
 PLANT_COLUMNS = ["plant_id", "name", "kind", "buffer_km", "lon", "lat", "source_file", "source_row", "geometry"]
 

@@ -47,8 +47,8 @@ import netCDF4
 import numpy as np
 import rasterio
 import xarray as xr
-from rasterio.crs import CRS
 from dask.highlevelgraph import HighLevelGraph
+from rasterio.crs import CRS
 from rasterio.windows import Window
 from xarray.backends.locks import HDF5_LOCK
 

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.core.csvtext import UnreadableFile, read_table, read_text, to_float
 from pipelines.core.schema import empty_fires
 from pipelines.core.settings import OVERPASS_CLOCK, TableFormat
 from pipelines.core.skips import Skip
-from pipelines.core.csvtext import UnreadableFile, read_table, read_text, to_float
 from pipelines.fires.readers.points import LEVEL_SCORE, assemble, level_from_score
 
 # Our field -> the headers that name it by default, in order of preference. Headers are

@@ -29,9 +29,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pipelines.testing import products as testing
 from pipelines.fires.load import dedupe
 from pipelines.fires.readers import read_points
+from pipelines.testing import products as testing
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
