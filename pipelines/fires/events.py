@@ -5,7 +5,7 @@ afternoon, by VIIRS at night, by Himawari every 10 minutes, and often as
 several adjacent pixels of one overpass. An *event* groups the observations
 that may be the same burning field. Input is the tidy fire-point frame of
 ``schema.FIRE_DTYPES`` (one row per fire pixel, deduplicated by ``fire_id``
-with ``fires.dedupe``); coordinates are pixel centres in WGS84 degrees
+with ``load.dedupe``); coordinates are pixel centres in WGS84 degrees
 (EPSG:4326), pixel sizes in km, instants tz-aware.
 
 Spatial tolerance
@@ -156,7 +156,7 @@ def pair_tolerance_km(
 def assign_events(fires: pd.DataFrame, tolerance: FusionTolerance = FusionTolerance()) -> pd.Series:
     """``event_id`` of every observation (``pd.StringDtype``, same index as ``fires``).
 
-    ``fires`` needs ``fire_id`` (unique: run ``fires.dedupe`` first),
+    ``fires`` needs ``fire_id`` (unique: run ``load.dedupe`` first),
     ``time_utc`` (tz-aware), ``lon``/``lat`` (pixel centre, WGS84 degrees)
     and, for the default tolerance, ``scan_km``/``track_km`` (km; missing
     sizes count as 1 km). See the module docstring for the semantics.

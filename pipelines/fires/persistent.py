@@ -8,7 +8,7 @@ Lists of plants are never complete, so we also learn them from history.
 Method
 ------
 1. Every fire pixel centre (``lon``/``lat``, WGS84 degrees) is projected to
-   China Albers equal-area (``grid.CHINA_ALBERS``, metres) and falls into one
+   China Albers equal-area (``cells.CHINA_ALBERS``, metres) and falls into one
    *history cell*: a square of ``cell_m`` metres (default 500 m) on a fixed
    lattice with its origin at Albers (0, 0). Cell ``(ix, iy)`` covers
    ``ix * cell_m <= x < (ix + 1) * cell_m`` (same for y); its id is

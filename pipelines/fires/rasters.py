@@ -111,7 +111,7 @@ def extract_fires(
     pixel whose cloud share is its ``cloud_fraction`` (cloud pixels over the
     pixels looked at: cloud, water, land, fire). ``bbox`` (WGS84 degrees),
     ``day`` (Beijing date) and ``min_confidence`` (percent) filter as in
-    ``fires.read_fires``; scans whose time is on another Beijing day are not
+    ``load.read_fires``; scans whose time is on another Beijing day are not
     read at all.
 
     Example::
@@ -351,7 +351,7 @@ def read_raster_fires(
     Geostationary scans of one product are stacked along time; other files
     are one scene each. Files that cannot be opened, or that no product
     claims, are skipped with the reason; nothing is read until computed.
-    Filters as in ``fires.read_fires`` (``bbox`` WGS84 degrees, ``day`` a
+    Filters as in ``load.read_fires`` (``bbox`` WGS84 degrees, ``day`` a
     Beijing date, ``min_confidence`` percent); pixel centres come out in
     WGS84 whatever the raster's CRS.
 
@@ -410,7 +410,7 @@ def _scan_groups(files: list[tuple[Path, np.datetime64, str]], product: RasterPr
     of every scan (over 1,100), and no block leaves the process that read it.
     On a dask.distributed cluster that is what makes it pay (see README,
     Benchmarks); on threads it costs nothing, netCDF decoding holds the GIL.
-    The answers are the same rows (``fires.dedupe`` orders them).
+    The answers are the same rows (``load.dedupe`` orders them).
     """
     pixels = grid.shape[0] * grid.shape[1]
     per_group = max(1, -(-PIXELS_PER_PARTITION // pixels))

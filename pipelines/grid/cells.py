@@ -330,7 +330,7 @@ def load_supervision_grid(config: Config) -> gpd.GeoDataFrame:
     """The configured grid (``GRID_COLUMNS``, EPSG:4326), names filled from the county layer where the grid lacks them.
 
     The county layer is also what the grid's outlines are compared with, to
-    warn about a layer in GCJ-02 or BD-09 read as WGS84 (``grid.warn_if_shifted``).
+    warn about a layer in GCJ-02 or BD-09 read as WGS84 (``cells.warn_if_shifted``).
 
     Example::
 

@@ -107,7 +107,7 @@ AGE_BANDS = ((3.0, 1.0), (6.0, 0.7), (12.0, 0.45), (math.inf, 0.25))
 
 def map_options(maps_config: Any) -> dict[str, Any]:
     """Keyword arguments for :func:`overview_map`, :func:`cell_map` and
-    :func:`plan_map` from a ``config.MapsConfig`` (or anything with the same
+    :func:`plan_map` from a ``settings.MapsConfig`` (or anything with the same
     attributes): ``tiles`` ("" becomes None), ``tianditu_key``, ``language``,
     ``cluster_min_fires``."""
     return {
@@ -1146,7 +1146,7 @@ def _place_layers(places: gpd.GeoDataFrame, box: tuple[float, float, float, floa
 
 
 def place_outlines(counties: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """The county layer (``grid.load_counties``, EPSG:4326) as the places cell maps draw: ``name``,
+    """The county layer (``cells.load_counties``, EPSG:4326) as the places cell maps draw: ``name``,
     ``geometry``, ``label_point`` (a point inside each county, where its name goes)."""
     places = gpd.GeoDataFrame({"name": counties["county_name"].to_numpy()}, geometry=counties.geometry.to_numpy(), crs=counties.crs)
     places["label_point"] = places.geometry.representative_point()

@@ -113,7 +113,7 @@ def export_tiles(mbtiles: MBTiles, boxes: Iterable[tuple[float, float, float, fl
 
 
 def add_offline_basemap(m: Any, mbtiles: MBTiles, static_url: str, max_zoom: int | None = None) -> None:
-    """Draw the copied tiles under everything on ``m`` (a ``maps.MapPage`` or a folium map); ``static_url`` is the static
+    """Draw the copied tiles under everything on ``m`` (a ``mappage.MapPage`` or a folium map); ``static_url`` is the static
     folder relative to the page."""
     url = f"{static_url}/{TILE_FOLDER}/{{z}}/{{x}}/{{y}}.{mbtiles.format}"
     name = f"离线底图 offline basemap ({mbtiles.name})"

@@ -613,7 +613,7 @@ def add_task_list(
     language: Language = "both",
     heading: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Add the cell's task list below the map of ``m`` (a ``maps.MapPage`` or a folium map), styled by ``TASK_CSS``.
+    """Add the cell's task list below the map of ``m`` (a ``mappage.MapPage`` or a folium map), styled by ``TASK_CSS``.
 
     On screen the section sits under the map (at most 40 % of the page height,
     scrollable); printed, it follows the map (reduced to 95 mm) in full. Calling

@@ -3,7 +3,7 @@
 A site is one folder::
 
     config.toml        commented starter configuration (paths relative to it)
-    grid.parquet       square cells over the chosen counties (``grid.make_grid``)
+    grid.parquet       square cells over the chosen counties (``cells.make_grid``)
     data/              copies of the reference data: county layer, land cover,
                        plant lists, crop calendars (see ``refdata``)
     fires/             where the day's FIRMS files are put (empty)

@@ -62,7 +62,7 @@ def patrol_plan(
     """The open cells of one day, ranked (``PLAN_COLUMNS``).
 
     ``rain`` and ``sowing`` are the window flags of ``cell_probes`` (same index
-    as ``grid``) from ``weather.before_rain`` and ``cropcal.before_sowing``, or
+    as ``grid``) from ``rain.before_rain`` and ``sowing.before_sowing``, or
     None where that input is not configured. ``cropland_ha`` and
     ``recent_fires`` are indexed by ``cell_id``.
     """

@@ -277,5 +277,5 @@ def _read_filtered(path: str, bbox: tuple | None, day: dt.date | None, min_confi
 
 
 def delayed_fires(path: Path, *, bbox: tuple | None = None, day: dt.date | None = None, min_confidence: float = 0.0) -> Delayed:
-    """``(fires, skips, [counts])`` of one granule, read when computed (a ``fires.LazyFires`` part)."""
+    """``(fires, skips, [counts])`` of one granule, read when computed (a ``load.LazyFires`` part)."""
     return dask.delayed(_read_filtered)(str(path), bbox, day, min_confidence, dask_key_name=f"read-firelist-{Path(path).name}")
