@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from maps import GRID, resample, sample_fires  # noqa: E402  (benchmarks/maps.py)
 
-from pipelines import maps  # noqa: E402
+from pipelines.publish import maps  # noqa: E402
 from pipelines.core.settings import load_config  # noqa: E402
 from pipelines.grid.cells import load_counties  # noqa: E402
 from pipelines.run.nightly import _places  # noqa: E402

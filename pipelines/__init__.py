@@ -107,7 +107,7 @@ def _load(name: str) -> Any:
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        # AttributeError (not KeyError) so that `from pipelines import maps` falls back to the submodule.
+        # AttributeError (not KeyError) so that `from pipelines import publish` falls back to the subpackage.
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = _load(name)
     globals()[name] = value  # later look-ups skip __getattr__
