@@ -11,6 +11,7 @@ import pytest
 from pipelines.core.schema import FIRE_DTYPES
 from pipelines.fires.load import dedupe, expand_patterns, read_fires
 from pipelines.fires.readers import read_points
+from pipelines.testing import assert_fire_frame
 
 FIRES = Path(__file__).parent / "data" / "fires"
 
@@ -24,6 +25,7 @@ def test_every_real_variant_reads_into_the_schema(path: Path) -> None:
     frame, skips = read_points(path)
     assert skips == []
     assert len(frame) > 0
+    assert_fire_frame(frame)  # the public helper for code built on gridwatch
     assert list(frame.columns) == list(FIRE_DTYPES)
     assert frame.dtypes.astype(str).to_dict() == {c: str(t) for c, t in FIRE_DTYPES.items()}
     assert frame["lat"].between(-90, 90).all() and frame["lon"].between(-180, 180).all()
@@ -221,3 +223,14 @@ def test_utf16_with_bom_is_read(tmp_path: Path) -> None:
     path.write_bytes(source.read_text().encode("utf-16"))
     frame, skips = read_points(path)
     assert skips == [] and len(frame) == len(read_points(source)[0])
+
+
+@pytest.mark.parametrize(("column", "value", "message"), [("frp_mw", -1.0, "negative FRP"), ("lat", 95.0, "lon/lat outside"),
+                                                          ("scan_km", 0.0, "scan_km outside"), ("confidence", 120.0, "confidence outside")])
+def test_assert_fire_frame_names_what_breaks_the_contract(column: str, value: float, message: str) -> None:
+    frame, _ = read_points(FIRES / "MODIS_C6_1_Global_24h_2022-06-03_sample.csv")
+    frame.loc[frame.index[0], column] = value
+    with pytest.raises(AssertionError, match=message):
+        assert_fire_frame(frame)
+    with pytest.raises(AssertionError, match="columns"):
+        assert_fire_frame(frame.drop(columns="daynight"))
