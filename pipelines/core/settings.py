@@ -71,6 +71,7 @@ def mmdd(text: str) -> tuple[int, int]:
 
 PLANT_FORMATS = ("gem_steel", "wri_power", "points")
 
+
 @dataclass(frozen=True)
 class PlantList:
     """One configured list of heat sources."""
@@ -88,6 +89,7 @@ class PlantList:
 
 GRADES = {"a": "A", "b": "B", "c": "C", "d": "D", "leading": "leading", "引领性": "leading", "": ""}
 LEVELS = {"yellow": "yellow", "黄色": "yellow", "orange": "orange", "橙色": "orange", "red": "red", "红色": "red"}
+
 
 @dataclass(frozen=True)
 class ReadingFormat:

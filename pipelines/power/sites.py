@@ -385,7 +385,7 @@ def noncompliance(state: PowerState, fleet: Fleet, calendar: WorkCalendar, warni
     if warnings.empty:
         return _empty_flags()
     use = use or enterprise_use(state, fleet)
-    ids, daily, first_row = use.ids, use.daily, use.first_row
+    daily, first_row = use.daily, use.first_row
     reg = fleet.registry.set_index("enterprise_id")
     grade = pd.Series(ids, dtype=object).map(reg["grade"]).fillna("").to_numpy()
     status = pd.Series(ids, dtype=object).map(reg["status"]).fillna("").to_numpy()
@@ -516,7 +516,7 @@ def stopped(state: PowerState, fleet: Fleet, calendar: WorkCalendar, rule: Stopp
     """Operating enterprises at a small fraction of their usual use for ``workdays`` working days: one row per
     episode running tonight, or ending tonight because use came back ("resumed")."""
     use = use or enterprise_use(state, fleet)
-    ids, daily, first_row = use.ids, use.daily, use.first_row
+    daily, first_row = use.daily, use.first_row
     status = fleet.status()[first_row]
     rows = np.flatnonzero(status == "operating")
     if not len(rows):
