@@ -385,7 +385,7 @@ def noncompliance(state: PowerState, fleet: Fleet, calendar: WorkCalendar, warni
     if warnings.empty:
         return _empty_flags()
     use = use or enterprise_use(state, fleet)
-    daily, first_row = use.daily, use.first_row
+    ids, daily, first_row = use.ids, use.daily, use.first_row
     reg = fleet.registry.set_index("enterprise_id")
     grade = pd.Series(ids, dtype=object).map(reg["grade"]).fillna("").to_numpy()
     status = pd.Series(ids, dtype=object).map(reg["status"]).fillna("").to_numpy()
