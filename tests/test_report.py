@@ -7,6 +7,7 @@ synthetic but placed in real cells.
 from __future__ import annotations
 
 import datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 
 from pipelines.core.schema import BEIJING_TZ, CATEGORIES
-from pipelines.publish.report import LEVELS, REPORT_COLUMNS, report_table, write_report
+from pipelines.publish.report import LEVELS, REPORT_COLUMNS, report_html, report_table, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ROOT / "geodata" / "grid_ncp_5km.parquet"
@@ -352,6 +353,56 @@ def test_write_report(tmp_path, day, grid, counties, cropland):
     cell_section = page.split("网格 grid cells", 1)[1]
     assert cell_section.count("<tr>") == 1 + min(100, len(rows(table, "cell")))
     assert page.count("<svg") == 2
+
+
+class Seen(HTMLParser):
+    """The elements of a page and the text inside each kind of element, as a browser parses them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.open: list[str] = []
+        self.text: dict[str, list[str]] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag not in ("meta", "br"):
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.open and self.open.pop() != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        if self.open:
+            self.text.setdefault(self.open[-1], []).append(data)
+
+
+def test_hostile_names_are_shown_as_text(grid, counties):
+    # Two real cells of two counties; one cell's name is markup, its county's name has & and quotes.
+    picks = grid.drop_duplicates("county_code").iloc[[0, 40]].copy()
+    a, b = picks["cell_id"].tolist()
+    picks["cell_name"] = picks["cell_name"].where(picks["cell_id"] != a, MALICIOUS)
+    picks["county_name"] = picks["county_name"].where(picks["cell_id"] != a, 'A & "B" <i>')
+    events = make_events([a] * 3 + [b], ["straw_suspect"] * 4)
+    fires = make_fires(events, np.ones(len(events), dtype="int64"))
+    cropland = pd.Series([1000.0, 2000.0], index=[a, b])
+    land = pd.DataFrame({"area_ha": [2500.0, 2500.0], "landcover_ha": [1000.0, 2500.0]}, index=[a, b])
+    table = report_table(events, fires, picks, counties, cropland, {"previous_day": None, "last_year": None}, land=land)
+    for language in ("both", "zh", "en"):
+        page = report_html(table, day=DAY, title="日报 <b>&", language=language, home="index.html")
+        seen = Seen()
+        seen.feed(page)
+        assert "img" not in seen.tags and "i" not in seen.tags and "b" not in seen.tags, language
+        assert MALICIOUS in seen.text["td"], language  # the cell's name, as text in the cell table
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page
+        county = 'A & "B" <i>'  # in the county table and, with its city, the bar charts (SVG <text> and <title>)
+        assert county in seen.text["td"] and seen.text["text"].count(f"{county}（北京市）") == 2, language
+        assert f"{county}（北京市）: 3" in seen.text["title"], language
+        assert seen.text["h1"] == ["日报 <b>&"] and seen.text["title"][0] == "日报 <b>&"
+        if language != "en":  # the land-cover warning names the county (least covered first), in bold lead text
+            assert any(t.startswith('（A & "B" <i> 40%') for t in seen.text["li"]), language
+        assert seen.tags.count("tr") == 4 * (1 + 2)  # head and 2 rows for each level: 2 provinces, cities, counties, cells
 
 
 # --------------------------------------------------------------------------- 6. empty day

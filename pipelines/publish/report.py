@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,8 @@ import pandas as pd
 from pipelines.core.outputs import atomic_path, write_atomic
 from pipelines.core.schema import CATEGORIES, CATEGORY_LABELS
 from pipelines.core.wording import t
-from pipelines.publish.htmltext import esc as _esc
+from pipelines.publish.htmltext import text
+from pipelines.publish.pages import check_self_contained, html_template, static_text
 
 LEVELS = ("province", "city", "county", "cell")
 HISTORY_KEYS = ("previous_day", "last_year")
@@ -454,31 +456,17 @@ def _excel_safe(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- HTML
+#
+# The page is laid out by pipelines/templates/pages/report.html.j2 (escaped by the template) and styled by
+# pipelines/static/gridwatch-report.css (inlined); the functions below only turn the table into text and numbers.
 
-_CSS = """
-body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; margin: 1.5em; color: #222; }
-h1 { font-size: 1.5em; margin-bottom: 0.2em; }
-h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
-p.day { color: #555; margin-top: 0; }
-ul.summary { line-height: 1.6; }
-table { border-collapse: collapse; font-size: 0.85em; margin-bottom: 1em; }
-th, td { border: 1px solid #ddd; padding: 2px 6px; }
-td { white-space: nowrap; }
-.scroll { overflow-x: auto; max-width: 100%; }
-svg { max-width: 100%; height: auto; }
-nav.home { margin: -1.5em -1.5em 1em; background: #263238; padding: 8px 1.5em; }
-nav.home a { color: #fff; font-weight: bold; text-decoration: none; }
-@media (max-width: 600px) { body { margin: 0.8em; } nav.home { margin: -0.8em -0.8em 0.8em; } }
-@media print { nav.home { display: none; } @page { size: A4; margin: 12mm; } }
-th { background: #f3f3f3; font-weight: normal; vertical-align: bottom; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.up { color: #b00; }
-td.down { color: #070; }
-tr:nth-child(even) td { background: #fafafa; }
-svg text { font-size: 12px; }
-p.empty, p.note { color: #777; }
-li.warn { color: #b00; }
-"""
+REPORT_TEMPLATE = "pages/report.html.j2"
+REPORT_CSS = "gridwatch-report.css"
+
+# Bar charts (SVG user units = px): label column, longest bar, value column; bar height and gap.
+_BAR, _GAP, _LABEL_W, _BAR_W, _VALUE_W = 18, 6, 200, 300, 70
+
+Cell = tuple[str, str]  # (text, CSS class of the <td>; "" for none)
 
 
 def report_html(table: pd.DataFrame, *, day: datetime.date, title: str, language: str = "both", home: str | None = None) -> str:
@@ -488,7 +476,14 @@ def report_html(table: pd.DataFrame, *, day: datetime.date, title: str, language
     The summary's first line is the day's count as every page gives it (``daycounts``): events of
     suspected straw burning, with their fire pixels beside them.
     """
-    e = _esc
+    page = html_template(REPORT_TEMPLATE).render(**report_page(table, day=day, title=title, language=language, home=home))
+    check_self_contained(page, "report.html")
+    return page
+
+
+def report_page(table: pd.DataFrame, *, day: datetime.date, title: str, language: str = "both",
+                home: str | None = None) -> dict[str, Any]:
+    """What ``report.html.j2`` shows, as plain text and numbers (nothing escaped: the template does that)."""
     L = _labeller(language)
     levels = {level: table[table["level"] == level] for level in LEVELS}
     provinces = levels["province"]
@@ -505,33 +500,8 @@ def report_html(table: pd.DataFrame, *, day: datetime.date, title: str, language
     headline = t(f"疑似秸秆焚烧 {totals['straw_suspect']:,} 起（{totals['straw_points']:,} 个火点），涉及 {cells_with:,} 个网格",
                  f"{totals['straw_suspect']:,} suspected straw-burning events ({totals['straw_points']:,} fire pixels) in {cells_with:,} cells",
                  language)
-
-    out: list[str] = [
-        "<!DOCTYPE html>",
-        f'<html lang="{"en" if language == "en" else "zh-CN"}">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{e(title)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        *([f'<nav class="home"><a href="{e(home)}">{e(t("← 返回首页", "← back to index", language) if language != "both" else "← 返回首页 index")}</a></nav>']
-          if home else []),
-        f"<h1>{e(title)}</h1>",
-        f'<p class="day">{e(t("日期（北京时间）", "Day (Beijing time, UTC+8)", language))}: <strong>{e(day.isoformat())}</strong></p>',
-        f"<h2>{e(t('概况', 'Summary', language))}</h2>",
-        '<ul class="summary">',
-        f"<li><strong>{e(headline)}</strong></li>",
-        "<li>"
-        + e("; ".join(f"{L(CATEGORY_LABELS[c])}: {totals[c]:,}" for c in CATEGORIES)
-            + t(f"；网格内火情合计 {totals['events']:,} 起", f"; total: {totals['events']:,} events in grid cells", language))
-        + "</li>",
-        f"<li>{e(t('网格外火情', 'events outside the grid', language))}: {e(outside_text)}</li>",
-        *_verification_line(provinces, language),
-        *_coverage_warning(levels["county"], language),
-        "</ul>",
-    ]
+    categories = ("; ".join(f"{L(CATEGORY_LABELS[c])}: {totals[c]:,}" for c in CATEGORIES)
+                  + t(f"；网格内火情合计 {totals['events']:,} 起", f"; total: {totals['events']:,} events in grid cells", language))
 
     counties = levels["county"]
     city_names = _names(levels["city"])
@@ -541,14 +511,20 @@ def report_html(table: pd.DataFrame, *, day: datetime.date, title: str, language
     }
     top = counties[counties["straw_suspect"] > 0].sort_values(["straw_suspect", "code"], ascending=[False, True])
     top = top.head(TOP_COUNTIES)
-    out.append(f"<h2>{e(t(f'疑似秸秆焚烧最多的县（前 {TOP_COUNTIES} 个）', f'Top {TOP_COUNTIES} counties by suspected straw burning', language))}</h2>")
-    out.append(_bar_chart([labels[c] for c in top["code"]], top["straw_suspect"].tolist(), lambda v: f"{int(v):,}", language))
     dens = counties[counties["straw_per_1000ha"].notna() & (counties["straw_per_1000ha"] > 0)]
     dens = dens.sort_values(["straw_per_1000ha", "code"], ascending=[False, True]).head(TOP_COUNTIES)
-    out.append(f"<h2>{e(t(f'每千公顷耕地疑似秸秆焚烧最多的县（前 {TOP_COUNTIES} 个）', f'Top {TOP_COUNTIES} counties by suspected straw burning per 1,000 ha cropland', language))}</h2>")
-    out.append(_bar_chart([labels[c] for c in dens["code"]], dens["straw_per_1000ha"].tolist(), lambda v: f"{v:.3g}", language))
+    sections: list[dict[str, Any]] = [
+        {"heading": t(f"疑似秸秆焚烧最多的县（前 {TOP_COUNTIES} 个）", f"Top {TOP_COUNTIES} counties by suspected straw burning", language),
+         "chart": bar_chart([labels[c] for c in top["code"]], top["straw_suspect"].tolist(), lambda v: f"{int(v):,}"),
+         "table": None},
+        {"heading": t(f"每千公顷耕地疑似秸秆焚烧最多的县（前 {TOP_COUNTIES} 个）",
+                      f"Top {TOP_COUNTIES} counties by suspected straw burning per 1,000 ha cropland", language),
+         "chart": bar_chart([labels[c] for c in dens["code"]], dens["straw_per_1000ha"].tolist(), lambda v: f"{v:.3g}"),
+         "table": None},
+    ]
 
     parents = {"city": _names(provinces), "county": city_names, "cell": _names(counties)}
+    head = [L(COLUMN_LABELS[c]) for c in _SHOWN_COLUMNS]
     for level in LEVELS:
         rows = levels[level]
         heading = L(LEVEL_LABELS[level])
@@ -557,21 +533,29 @@ def report_html(table: pd.DataFrame, *, day: datetime.date, title: str, language
             heading += t(f"（前{TOP_CELLS}名）", f" (top {TOP_CELLS} by suspected straw burning)", language)
         else:
             rows = rows.sort_values(["rank_count", "parent_code", "code"], kind="stable")
-        out.append(f"<h2>{e(heading)}</h2>")
-        if rows.empty:
-            out.append(f'<p class="empty">{e(t("无", "none", language))}</p>')
-            continue
-        out.append(_html_table(rows, parents.get(level, {}), L))
+        sections.append({"heading": heading, "chart": None, "table": {"head": head, "rows": table_rows(rows, parents.get(level, {}))}})
 
-    out.append(
-        '<p class="note">'
-        + e(t("一“起”为同一处火情（多颗卫星、多次观测合并）；“火点”为卫星火点像元。排名：1 为最多，并列取同一名次。",
-              "An event is one fire, fused over sensors and looks; fire pixels are satellite detections. "
-              "Ranks: 1 = most, ties share the lowest rank.", language))
-        + "</p>"
-    )
-    out += ["</body>", "</html>", ""]
-    return "\n".join(out)
+    return {
+        "lang": "en" if language == "en" else "zh-CN",
+        "title": title,
+        "css": static_text(REPORT_CSS, inline=True),
+        "home": home,
+        "home_label": t("← 返回首页", "← back to index", language) if language != "both" else "← 返回首页 index",
+        "day_label": t("日期（北京时间）", "Day (Beijing time, UTC+8)", language),
+        "day": day.isoformat(),
+        "summary_heading": t("概况", "Summary", language),
+        "headline": headline,
+        "categories": categories,
+        "outside_label": t("网格外火情", "events outside the grid", language),
+        "outside": outside_text,
+        "verification": _verification_line(provinces, language),
+        "coverage": _coverage_warning(counties, language),
+        "sections": sections,
+        "none_label": t("无", "none", language),
+        "note": t("一“起”为同一处火情（多颗卫星、多次观测合并）；“火点”为卫星火点像元。排名：1 为最多，并列取同一名次。",
+                  "An event is one fire, fused over sensors and looks; fire pixels are satellite detections. "
+                  "Ranks: 1 = most, ties share the lowest rank.", language),
+    }
 
 
 def _labeller(language: str) -> Callable[[str], str]:
@@ -591,87 +575,88 @@ def partly_covered(table: pd.DataFrame) -> pd.DataFrame:
     return counties[counties["landcover_coverage"] < COVERAGE_WARNING].sort_values(["landcover_coverage", "code"])
 
 
-def _verification_line(provinces: pd.DataFrame, language: str) -> list[str]:
-    """The summary line on the previous day's events checked on the spot; none when that is unknown."""
+def _verification_line(provinces: pd.DataFrame, language: str) -> str | None:
+    """The summary line on the previous day's events checked on the spot; None when that is unknown."""
     if provinces.empty or provinces["verified"].isna().all():
-        return []
+        return None
     verified, confirmed, false_alarm = (int(provinces[c].sum()) for c in VERIFICATION_COUNTS)
     previous = int(provinces["previous_day"].fillna(0).sum())
     rate = f"{verified / previous:.0%}" if previous else "—"
     zh = f"前一日疑似秸秆焚烧 {previous:,} 起，已核查 {verified:,} 起（确认 {confirmed:,}，误报 {false_alarm:,}），核查率 {rate}"
     en = (f"previous day: {previous:,} suspected straw-burning events, {verified:,} verified on the spot "
           f"({confirmed:,} confirmed, {false_alarm:,} false alarms), verification rate {rate}")
-    return [f"<li>{_esc(t(zh, en, language))}</li>"]
+    return t(zh, en, language)
 
 
-def _coverage_warning(counties: pd.DataFrame, language: str = "both") -> list[str]:
-    """A summary line naming the counties the land-cover raster does not fully cover, if any."""
+def _coverage_warning(counties: pd.DataFrame, language: str = "both") -> dict[str, Any] | None:
+    """The summary line naming the counties the land-cover raster does not fully cover; None if there are none.
+
+    ``zh``: the Chinese sentence in three parts (the lead is shown in bold, ``worst`` lists up to five
+    counties with the share covered), ``en``: the English one; either is None when ``language`` leaves it out.
+    """
     partial = partly_covered(counties)
     if partial.empty:
-        return []
-    worst = "、".join(f"{_esc(n)} {c:.0%}" for n, c in zip(partial["name"].head(5), partial["landcover_coverage"].head(5)))
-    zh = (f'<strong>土地覆盖数据未完全覆盖 {len(partial):,} 个县</strong>（{worst}）：这些县的耕地面积和密度偏低，'
-          "部分火点地类不明。")
+        return None
+    zh = {
+        "lead": f"土地覆盖数据未完全覆盖 {len(partial):,} 个县",
+        "worst": [f"{text(n)} {c:.0%}" for n, c in zip(partial["name"].head(5), partial["landcover_coverage"].head(5))],
+        "rest": "：这些县的耕地面积和密度偏低，部分火点地类不明。",
+    }
     en = (f"Land cover does not fully cover {len(partial):,} counties: their cropland and densities are "
           "too low and some fires there are of unknown land cover.")
-    return [f'<li class="warn">{t(zh, en, language)}</li>']
+    return {"zh": zh if language != "en" else None, "en": en if language != "zh" else None}
 
 
 def _names(rows: pd.DataFrame) -> dict[str, str]:
     return {str(c): str(n) for c, n in zip(rows["code"].fillna(""), rows["name"].fillna(""))}
 
 
-def _bar_chart(labels: list[str], values: list[float], fmt: Callable[[float], str], language: str = "both") -> str:
-    """A horizontal bar chart as inline SVG (no external references); it scales down to a phone's width."""
+def bar_chart(labels: list[str], values: list[float], fmt: Callable[[float], str]) -> dict[str, Any] | None:
+    """A horizontal bar chart's geometry for the template's inline SVG (px), longest bar = largest value;
+    None without bars. Coordinates are formatted text, so the page does not depend on float printing."""
     if not labels:
-        return f'<p class="empty">{_esc(t("无", "none", language))}</p>'
-    bar, gap, label_w, bar_w, value_w = 18, 6, 200, 300, 70
-    width = label_w + bar_w + value_w
-    height = len(labels) * (bar + gap) + gap
+        return None
+    width = _LABEL_W + _BAR_W + _VALUE_W
+    height = len(labels) * (_BAR + _GAP) + _GAP
     top = max(float(v) for v in values) or 1.0
-    parts = [
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
-    ]
+    bars = []
     for i, (label, value) in enumerate(zip(labels, values)):
-        y = gap + i * (bar + gap)
-        w = max(1.0, bar_w * float(value) / top)
-        text_y = y + bar * 0.75
-        parts.append(
-            f'<text x="{label_w - 6}" y="{text_y:.1f}" text-anchor="end">{_esc(label)}</text>'
-            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar}" fill="#d9534f">'
-            f"<title>{_esc(label)}: {_esc(fmt(value))}</title></rect>"
-            f'<text x="{label_w + w + 4:.1f}" y="{text_y:.1f}">{_esc(fmt(value))}</text>'
-        )
-    parts.append("</svg>")
-    return "\n".join(parts)
+        y = _GAP + i * (_BAR + _GAP)
+        w = max(1.0, _BAR_W * float(value) / top)
+        bars.append({"label": label, "value": fmt(value), "y": y, "text_y": f"{y + _BAR * 0.75:.1f}",
+                     "width": f"{w:.1f}", "value_x": f"{_LABEL_W + w + 4:.1f}"})
+    return {"width": width, "height": height, "label_x": _LABEL_W - 6, "bar_x": _LABEL_W, "bar_height": _BAR, "bars": bars}
 
 
 _SHOWN_COLUMNS = [c for c in REPORT_COLUMNS if c != "level"]
 
 
-def _html_table(rows: pd.DataFrame, parent_names: dict[str, str], label: Callable[[str], str] = str) -> str:
-    head = "".join(f"<th>{_esc(label(COLUMN_LABELS[c]))}</th>" for c in _SHOWN_COLUMNS)
-    body = []
+def table_rows(rows: pd.DataFrame, parent_names: dict[str, str]) -> list[list[Cell]]:
+    """The cells of ``rows`` as the report shows them: ``(text, class)`` per shown column, in column order.
+
+    Codes and names as they are, the parent as "code name", numbers right-aligned (``num``), changes
+    signed and coloured (``num up`` / ``num down``), missing values "—".
+    """
+    out = []
     for record in rows[_SHOWN_COLUMNS].itertuples(index=False):
-        cells = []
+        cells: list[Cell] = []
         for column, value in zip(_SHOWN_COLUMNS, record):
             if column in ("code", "name"):
-                cells.append(f"<td>{_esc(value)}</td>")
+                cells.append((text(value), ""))
             elif column == "parent_code":
-                parent = "" if pd.isna(value) else str(value)
-                name = parent_names.get(parent, "")
-                cells.append(f"<td>{_esc(f'{parent} {name}'.strip())}</td>")
+                parent = text(value)
+                cells.append((f"{parent} {parent_names.get(parent, '')}".strip(), ""))
             elif column.startswith("change_"):
                 cls = "num"
                 if not pd.isna(value) and value > 0:
                     cls += " up"
                 elif not pd.isna(value) and value < 0:
                     cls += " down"
-                cells.append(f'<td class="{cls}">{_esc(_fmt_change(value))}</td>')
+                cells.append((_fmt_change(value), cls))
             else:
-                cells.append(f'<td class="num">{_esc(_fmt_number(column, value))}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return '<div class="scroll"><table>\n<thead><tr>' + head + "</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table></div>"
+                cells.append((_fmt_number(column, value), "num"))
+        out.append(cells)
+    return out
 
 
 def _fmt_number(column: str, value: object) -> str:
