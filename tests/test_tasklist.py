@@ -29,6 +29,7 @@ from pipelines.publish.tasklist import (
 from pipelines.run.cli import main
 
 PAYLOAD = "<img src=x onerror=alert(1)>"
+HOSTILE = f"{PAYLOAD} & \"q\" 'a' </td>"
 EARTH_M = 6_371_008.8
 
 
@@ -71,6 +72,38 @@ class _Tags(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
+
+
+class _Elements(HTMLParser):
+    """Every element with its attributes and its whole text (what ``textContent`` gives), in document order."""
+
+    VOID = frozenset({"meta", "br", "input", "img", "link"})  # elements without an end tag
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None], list[str]]] = []
+        self.open: list[tuple[str, dict[str, str | None], list[str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        element = (tag, dict(attrs), [])
+        self.elements.append(element)
+        if tag not in self.VOID:
+            self.open.append(element)
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        for _, _, text in self.open:
+            text.append(data)
+
+
+def elements(markup: str) -> list[tuple[str, dict[str, str | None], str]]:
+    parser = _Elements()
+    parser.feed(markup)
+    parser.close()
+    return [(tag, attrs, "".join(text)) for tag, attrs, text in parser.elements]
 
 
 def parse(markup: str) -> _Tags:
@@ -252,6 +285,25 @@ def test_task_list_escapes_data(tables: dict[str, pd.DataFrame]) -> None:
     assert "javascript:" not in markup and "data:" not in markup
 
 
+def test_a_hostile_site_and_neighbour_name_is_text_where_it_belongs(tables: dict[str, pd.DataFrame]) -> None:
+    """The template escapes <, &, " and ' : each value is the exact text of its element, nothing else is made of it."""
+    cell, fires, sites = _payload_frames(tables)
+    sites["name"] = HOSTILE
+    fires.loc[fires["cell_name"] == PAYLOAD, "cell_name"] = HOSTILE
+    rows = task_rows(fires, tables["events"], sites, cell)
+    markup = task_list_html(rows, heading=HOSTILE)
+    found = elements(markup)
+    assert {tag for tag, _, _ in found} == {"section", "h2", "p", "div", "table", "thead", "tbody", "tr", "th", "td", "br", "span", "a"}
+    assert next(text for tag, _, text in found if tag == "h2") == f"今日核查任务 Tasks to check today · {HOSTILE} · {len(rows)} 项 item(s)"
+    touching = [text for tag, a, text in found if tag == "span" and a.get("class") == "gw-touching"]
+    assert touching == [f"邻格像元触及 touching, centred in {HOSTILE}"]
+    details = [text for tag, a, text in found if tag == "td" and a.get("class") == "gw-detail"]
+    assert sum(text.startswith(HOSTILE + PAYLOAD) for text in details) == int((rows["kind"] == "site").sum())  # name, address...
+    # Each row keeps its seven cells, each labelled for the phone layout.
+    cells = [a for tag, a, _ in found if tag == "td"]
+    assert len(cells) == 7 * len(rows) and all(a["data-label"] for a in cells)
+
+
 def test_task_list_on_the_cell_map_and_in_print(run: Path, tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     grid = gpd.read_parquet(ROOT / "geodata" / "grid_ncp_5km.parquet")
     fires, events, sites = tables["fires"], tables["events"], tables["sites"]
@@ -339,6 +391,30 @@ def test_index_escapes_data_and_refuses_absolute_links(tables: dict[str, pd.Data
             index_page(summary, {summary.loc[first, "cell_id"]: bad}, day=DAY, title="t")
         with pytest.raises(ValueError):
             index_page(summary, day=DAY, title="t", extra={"x": bad})
+
+
+def test_a_hostile_cell_name_is_text_where_it_belongs(tables: dict[str, pd.DataFrame]) -> None:
+    """A cell, county, supervisor, title, link label and notice of <, &, " and ' are each the exact text of their element."""
+    summary = tables["summary"][tables["summary"]["map"].notna()].copy()
+    first = summary.index[0]
+    for column in ("cell_name", "county_name", "supervisor"):
+        summary[column] = summary[column].astype(object)
+        summary.loc[first, column] = HOSTILE
+    page = index_page(summary, day=DAY, title=HOSTILE, extra={HOSTILE: "map.html"}, notices=[("warn", HOSTILE)],
+                      supervisor_links={HOSTILE: "supervisors/x.html"})
+    found = elements(page)
+    assert [t for t, _, _ in found if t in ("img", "script")] == ["script"]  # the page's own script, nothing from the data
+    texts = {tag: [text for t, _, text in found if t == tag] for tag in ("title", "h1", "li")}
+    assert texts == {"title": [HOSTILE], "h1": [HOSTILE], "li": [HOSTILE]}
+    nav = [(a["href"], text) for t, a, text in found if t == "a" and a["href"] in ("map.html", "supervisors/x.html")]
+    assert ("map.html", HOSTILE) in nav and nav.count(("supervisors/x.html", HOSTILE)) == 2  # listed at the top, and in its row
+    index = next(i for i, (t, a, _) in enumerate(found) if t == "tr" and a.get("data-county") == HOSTILE)
+    row = found[index]
+    assert row[1]["data-supervisor"] == HOSTILE
+    cells = [text for t, _, text in found[index + 1:] if t == "td"][:5]
+    cell_id = str(summary.loc[first, "cell_id"])
+    assert cells[0] == HOSTILE + cell_id and cells[3] == HOSTILE and cells[4] == HOSTILE
+    assert HOSTILE + cell_id in row[2]  # what the page's search looks in
 
 
 def test_write_index_leaves_out_missing_top_links(tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:

@@ -7,9 +7,11 @@ links to the cell maps and to the run's overview map, report and plan. Without
 JavaScript the table is complete; with it, columns sort on a tap and the rows
 can be filtered by county, supervisor or text.
 
-Every string from data (cell names and ids, counties, supervisors, titles) is
-escaped with ``html.escape``; the script reads them back with ``dataset`` and
-``textContent`` and never writes markup. Links are relative paths only.
+The page is ``pipelines/templates/pages/index.html.j2``; this module prepares
+its data as plain text and numbers, and the template (autoescaped) escapes every
+string from data (cell names and ids, counties, supervisors, titles). The script
+reads them back with ``dataset`` and ``textContent`` and never writes markup.
+Links are relative paths only.
 """
 
 from __future__ import annotations
@@ -24,9 +26,8 @@ import pandas as pd
 
 from pipelines.core.outputs import write_atomic
 from pipelines.core.schema import WINDOW_COLUMNS
-from pipelines.publish.htmltext import esc as _esc
 from pipelines.publish.htmltext import text as _text
-from pipelines.publish.pages import check_self_contained, static_text
+from pipelines.publish.pages import check_self_contained, html_template, static_text
 from pipelines.publish.tasklist import WINDOW_NAMES, Language, _check_language, _t
 
 __all__ = ["DEFAULT_EXTRA", "index_counts", "index_page", "write_index"]
@@ -82,9 +83,6 @@ def index_counts(
     return out
 
 
-OPT_CLASS = ' class="opt"'
-
-
 def _int(value: object) -> int | None:
     text = _text(value)
     if text == "":
@@ -92,12 +90,15 @@ def _int(value: object) -> int | None:
     return int(float(text))
 
 
-def _count_cell(value: object, language: Language) -> str:
-    """A count as a table cell; ``data-v`` is what sorting uses (-1 = unknown, sorts last)."""
+def _count_cell(value: object, language: Language, optional: bool = False) -> dict[str, Any]:
+    """A count as the template's table cell: ``v`` is what sorting uses (-1 = unknown, sorts last).
+
+    ``optional``: a column a phone held upright leaves out (``data-opt``).
+    """
     n = _int(value)
     if n is None:
-        return f'<td class="n" data-v="-1">{_esc(_t("未知", "unknown", language))}</td>'
-    return f'<td class="n{" zero" if n == 0 else ""}" data-v="{n}">{n}</td>'
+        return {"v": -1, "text": _t("未知", "unknown", language), "zero": False, "opt": optional}
+    return {"v": n, "text": n, "zero": n == 0, "opt": optional}
 
 
 def _total(frame: pd.DataFrame, column: str) -> int | None:
@@ -113,9 +114,6 @@ INDEX_CSS = static_text("gridwatch-index.css", inline=True)
 # Sorting and filtering. Reads values with dataset/textContent only and builds
 # options with new Option(), so no data ever reaches an HTML parser.
 INDEX_JS = static_text("gridwatch-index.js", inline=True)
-
-# Tags that would fetch something. Only tags: data is escaped (no "<" of its own
-# survives), while an "@import" or "url(" in a cell name is harmless text.
 
 
 def index_page(
@@ -192,40 +190,29 @@ def index_page(
     ]
     # Columns a phone held upright leaves out (they stay in the overview and the cell maps).
     optional = {"touching", "observed", *WINDOW_COUNT_COLUMNS}
-    head = "".join(
-        f'<th scope="col" data-type="{kind}"{OPT_CLASS if key in optional else ""}>'
-        + (f"<button type=\"button\">{_esc(label)}</button>" if kind else _esc(label)) + "</th>"
-        for key, label, kind in columns
-    )
     open_label = _t("打开地图", "open map", language)
-    body = []
+    rows = []
     for rec in table.to_dict("records"):
         cell_id = str(rec["cell_id"])
-        county = _text(rec.get("county_name")) or _text(rec.get("county_code"))
         supervisor = _text(rec.get("supervisor"))
         straw = _int(rec.get("straw_events"))
-        pixels = _int(rec.get("straw_suspect"))
-        person = f'<a href="{_esc(people[supervisor])}">{_esc(supervisor)}</a>' if supervisor in people else _esc(supervisor)
-        cells = [
-            (
-                f'<td class="cell"><a href="{_esc(links[cell_id])}">{_esc(_text(rec.get("cell_name"), cell_id))}</a>'
-                f"<small>{_esc(cell_id)}</small></td>"
-            ),
-            f'<td class="map"><a href="{_esc(links[cell_id])}">{_esc(open_label)}</a></td>',
-            (f'<td class="n straw" data-v="{-1 if straw is None else straw}">{_esc("—" if straw is None else straw)}'
-             f'{"" if pixels is None else f"<small>（{pixels}）</small>"}</td>'),
-            f"<td>{_esc(county)}</td>",
-            f"<td>{person}</td>",
-            _count_cell(rec.get("fires"), language),
-            *(_count_cell(rec.get(w), language).replace("<td ", '<td data-opt="1" ', 1) for w in WINDOW_COUNT_COLUMNS),
-            _count_cell(rec.get("fires_touching"), language).replace("<td ", '<td data-opt="1" ', 1),
-            _count_cell(rec.get("sites"), language),
-            f'<td data-opt="1">{_esc(_observed(rec, language))}</td>',
-        ]
-        hot = ' class="hot"' if straw else ""
-        body.append(f'<tr{hot} data-county="{_esc(county)}" data-supervisor="{_esc(supervisor)}">{"".join(cells)}</tr>')
-    if not body:
-        body.append(f'<tr><td colspan="{len(columns)}">{_esc(_t("今日无网格地图", "no cell maps today", language))}</td></tr>')
+        rows.append({
+            "cell_id": cell_id,
+            "name": _text(rec.get("cell_name"), cell_id),
+            "href": links[cell_id],
+            "county": _text(rec.get("county_name")) or _text(rec.get("county_code")),
+            "supervisor": supervisor,
+            "supervisor_href": people.get(supervisor),
+            "hot": bool(straw),
+            "straw": {"v": -1 if straw is None else straw, "text": "—" if straw is None else straw, "pixels": _int(rec.get("straw_suspect"))},
+            "counts": [
+                _count_cell(rec.get("fires"), language),
+                *(_count_cell(rec.get(w), language, optional=True) for w in WINDOW_COUNT_COLUMNS),
+                _count_cell(rec.get("fires_touching"), language, optional=True),
+                _count_cell(rec.get("sites"), language),
+            ],
+            "observed": _observed(rec, language),
+        })
 
     day_text = day.isoformat() if hasattr(day, "isoformat") else _text(day)
     summary_line = _summary_line(table, language, counted=counts is not None)
@@ -235,31 +222,27 @@ def index_page(
         summary_line,
         *(lines or []),
     ]
-    nav = "".join(f'<a href="{_esc(path)}">{_esc(label)}</a>' for label, path in top.items())
-    if people:
-        listed_people = "".join(f'<a href="{_esc(path)}">{_esc(name)}</a>' for name, path in sorted(people.items()))
-        nav += (f'<details class="people"><summary>{_esc(_t("网格员任务页", "supervisor pages", language))} ({len(people)})</summary>'
-                f"<div>{listed_people}</div></details>")
-    every = _t("全部", "all", language)
-    filters = (
-        '<div class="filters">'
-        f'<label>{_esc(_t("区县", "county", language))}<select id="f-county"><option value="*">{_esc(every)}</option></select></label>'
-        f'<label>{_esc(_t("网格员", "supervisor", language))}<select id="f-supervisor"><option value="*">{_esc(every)}</option></select></label>'
-        f'<label>{_esc(_t("查找", "search", language))}<input id="f-text" type="search" autocomplete="off"></label>'
-        f'<span class="shown">{_esc(_t("显示", "shown", language))} <span id="f-shown">{len(table)} / {len(table)}</span></span>'
-        "</div>"
-    )
-    lang = "en" if language == "en" else "zh-CN"
-    page = (
-        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_esc(title)}</title><style>{INDEX_CSS}</style></head><body>"
-        f"<header><h1>{_esc(title)}</h1>" + "".join(f"<p>{_esc(p)}</p>" for p in paragraphs if p) + "</header>"
-        + _notice_list(notices or [])
-        + (f'<nav class="top">{nav}</nav>' if nav else "")
-        + filters
-        + f'<div class="wrap"><table id="cells"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-        + f"<script>{INDEX_JS}</script></body></html>\n"
+    page = html_template("pages/index.html.j2").render(
+        lang="en" if language == "en" else "zh-CN",
+        title=_text(title),
+        css=INDEX_CSS,
+        js=INDEX_JS,
+        paragraphs=[_text(p) for p in paragraphs if p],
+        notices=[{"level": "warn" if level == "warn" else "info", "text": _text(text)} for level, text in notices or []],
+        nav=[{"href": path, "label": _text(label)} for label, path in top.items()],
+        people=[{"href": path, "name": name} for name, path in sorted(people.items())],
+        people_label=_t("网格员任务页", "supervisor pages", language),
+        labels={
+            "county": _t("区县", "county", language),
+            "supervisor": _t("网格员", "supervisor", language),
+            "search": _t("查找", "search", language),
+            "shown": _t("显示", "shown", language),
+            "every": _t("全部", "all", language),
+        },
+        columns=[{"label": label, "type": kind, "opt": key in optional} for key, label, kind in columns],
+        rows=rows,
+        open_label=open_label,
+        empty_label=_t("今日无网格地图", "no cell maps today", language),
     )
     check_self_contained(page, "index page")
     return page
@@ -279,13 +262,6 @@ def _observed(rec: Mapping[str, Any], language: Language) -> str:
     zh, en = OBSERVED_TEXT.get(state, OBSERVED_TEXT["unknown"])
     looks = "" if _int(rec.get("clear_looks")) is None else f" ({_int(rec.get('clear_looks'))}/{_int(rec.get('cloud_looks'))})"
     return _t(zh, en, language) + looks
-
-
-def _notice_list(notices: list[tuple[str, str]]) -> str:
-    if not notices:
-        return ""
-    items = "".join(f'<li class="{"warn" if level == "warn" else "info"}">{_esc(text)}</li>' for level, text in notices)
-    return f'<ul class="notices" role="status">{items}</ul>'
 
 
 def _summary_line(table: pd.DataFrame, language: Language, counted: bool = False) -> str:

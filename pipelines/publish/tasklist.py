@@ -16,9 +16,9 @@ generic ``geo:`` URI (WGS84, RFC 5870), which Android hands to whichever map app
 is installed.
 
 :func:`task_rows` returns plain data (tested); :func:`task_list_html` renders it
-as an escaped HTML fragment styled by :data:`TASK_CSS`, whose ``@media print``
-rules turn a cell map page into a legible A4 sheet; :func:`add_task_list` puts
-both into a folium map in one call.
+with the template ``pages/task_list.html.j2`` as an escaped HTML fragment styled
+by :data:`TASK_CSS`, whose ``@media print`` rules turn a cell map page into a
+legible A4 sheet; :func:`add_task_list` puts both into a folium map in one call.
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ from pipelines.core.schema import BEIJING_TZ, CATEGORIES, WINDOW_COLUMNS
 from pipelines.core.wording import check_language, frp_words, pick, t
 from pipelines.grid.chinacrs import wgs84_to_gcj02
 from pipelines.power.sites import RULE_LABELS
-from pipelines.publish.htmltext import esc as _esc
 from pipelines.publish.htmltext import text as _text
-from pipelines.publish.pages import RawHtml, require_assets, static_text
+from pipelines.publish.pages import RawHtml, html_template, require_assets, static_text
 
 __all__ = [
     "TASK_COLUMNS",
@@ -492,24 +491,50 @@ def _detail_parts(rec: Mapping[str, Any], language: Language) -> list[str]:
     return parts
 
 
-def _coords(rec: Mapping[str, Any], language: Language) -> str:
+def _coordinates(rec: Mapping[str, Any]) -> dict[str, str] | None:
+    """The row's WGS84 and GCJ-02 positions as text (degrees, ``COORD_DECIMALS``), or None without a location."""
     if _missing(rec["lon"]) or _missing(rec["lat"]) or math.isnan(rec["lon"]):
-        return _esc(_t("位置未知", "location unknown", language))
-    # E/N prefixes: "lon, lat" vs "lat, lon" is the classic field mix-up.
+        return None
     d = COORD_DECIMALS
-    return (
-        f'<span class="gw-crs">WGS84</span> E{rec["lon"]:.{d}f} N{rec["lat"]:.{d}f}<br>'
-        f'<span class="gw-crs">GCJ-02</span> E{rec["gcj_lon"]:.{d}f} N{rec["gcj_lat"]:.{d}f}'
-    )
+    return {key: f"{rec[key]:.{d}f}" for key in ("lon", "lat", "gcj_lon", "gcj_lat")}
 
 
-def _nav(rec: Mapping[str, Any], language: Language) -> str:
+def _coords(rec: Mapping[str, Any], language: Language) -> str:
+    """The row's positions as one line of plain text (a supervisor's page), "location unknown" without one."""
+    xy = _coordinates(rec)
+    if xy is None:
+        return _t("位置未知", "location unknown", language)
+    # E/N prefixes: "lon, lat" vs "lat, lon" is the classic field mix-up.
+    return f"WGS84 E{xy['lon']} N{xy['lat']} · GCJ-02 E{xy['gcj_lon']} N{xy['gcj_lat']}"
+
+
+def _nav_links(rec: Mapping[str, Any], language: Language) -> list[dict[str, str]]:
+    """The row's navigation links (``href``, ``label``): Amap, then the phone's map app; only ``https:``/``geo:``."""
     links = []
     for url, label in ((rec["amap_url"], _t("高德导航", "Amap", language)), (rec["geo_url"], _t("地图应用", "map app", language))):
         safe = _safe_url(url)
         if safe is not None:
-            links.append(f'<a href="{_esc(safe)}" rel="noopener noreferrer">{_esc(label)}</a>')
-    return "<br>".join(links) or "—"
+            links.append({"href": safe, "label": label})
+    return links
+
+
+def _row(rec: Mapping[str, Any], language: Language) -> dict[str, Any]:
+    """One task as the template's row: plain text and numbers, escaped by the template."""
+    time = rec["time_bjt"] or _t("时间未知", "unknown time", language)
+    if rec["kind"] == "site" and rec["time_bjt"]:
+        time = _t("起始", "since", language) + f" {rec['time_bjt']}"
+    return {
+        "no": _text(rec["no"]),
+        "priority": int(rec["priority"]),
+        "where": _text(rec["where"]),
+        "what": _t(rec["label_zh"], rec["label_en"], language),
+        "touching": _where_text(rec, language),
+        "time": time,
+        "window": _window_text(rec, language),
+        "coords": _coordinates(rec),
+        "nav": _nav_links(rec, language),
+        "details": _detail_parts(rec, language),
+    }
 
 
 def task_list_html(
@@ -521,14 +546,14 @@ def task_list_html(
     """The task list as an HTML fragment: ``<section class="gw-tasks">`` with a heading and one table.
 
     ``rows``: :func:`task_rows`. ``heading``: shown after the fixed title (e.g. the
-    cell's name, id and supervisor); escaped like every string from data. Fixed
-    labels are in Chinese, English or both (``language``). Style it with
-    :data:`TASK_CSS`. Navigation links are only ever ``https:`` or ``geo:``.
+    cell's name, id and supervisor); escaped like every string from data (the
+    template ``pages/task_list.html.j2`` escapes everything). Fixed labels are in
+    Chinese, English or both (``language``). Style it with :data:`TASK_CSS`.
+    Navigation links are only ever ``https:`` or ``geo:``.
     """
     _check_language(language)
     title = _t("今日核查任务", "Tasks to check today", language)
     count = f"{len(rows)} " + _t("项", "item(s)", language)
-    head_text = " · ".join(p for p in (title, heading or "", count) if p)
     columns = [
         ("gw-no", _t("序号", "No.", language)),
         ("gw-what", _t("核查内容", "What to check", language)),
@@ -538,46 +563,21 @@ def task_list_html(
         ("gw-nav", _t("导航", "Navigate", language)),
         ("gw-detail", _t("说明", "Details", language)),
     ]
-    head = "".join(f'<th class="{cls}" scope="col">{_esc(label)}</th>' for cls, label in columns)
-    labels = dict(columns)
-    body = []
-    for rec in rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows:
-        what = _esc(_t(rec["label_zh"], rec["label_en"], language))
-        where = _where_text(rec, language)
-        if where:
-            what += f'<br><span class="gw-touching">{_esc(where)}</span>'
-        time = rec["time_bjt"] or _t("时间未知", "unknown time", language)
-        if rec["kind"] == "site" and rec["time_bjt"]:
-            time = _t("起始", "since", language) + f" {rec['time_bjt']}"
-        cells = [
-            ("gw-no", _esc(rec["no"])),
-            ("gw-what", what),
-            ("gw-time", _esc(time)),
-            ("gw-win", _esc(_window_text(rec, language))),
-            ("gw-xy", _coords(rec, language)),
-            ("gw-nav", _nav(rec, language)),
-            ("gw-detail", "<br>".join(_esc(p) for p in _detail_parts(rec, language)) or "—"),
-        ]
-        body.append(
-            f'<tr class="gw-p{int(rec["priority"])} gw-{_esc(rec["where"])}">'
-            # data-label: the column name each cell shows on a narrow phone, where rows become cards.
-            + "".join(f'<td class="{cls}" data-label="{_esc(labels[cls])}">{value}</td>' for cls, value in cells)
-            + "</tr>"
-        )
-    if not body:
-        body.append(f'<tr><td colspan="{len(columns)}">{_esc(_t("今日无核查任务", "nothing to check today", language))}</td></tr>')
-    lang = "en" if language == "en" else "zh-CN"
-    note = _t(
-        "按优先级排序：高风险时段的疑似秸秆焚烧最先，固定与工业热源最后。坐标：WGS84 用于 GPS，GCJ-02 用于高德等国内地图。",
-        "In priority order: suspected straw burning in a high-risk window first, known heat sources last. "
-        "Coordinates: WGS84 for GPS, GCJ-02 for Amap and other Chinese maps.",
-        language,
-    )
-    return (
-        f'<section class="gw-tasks" lang="{lang}"><h2>{_esc(head_text)}</h2>'
-        f'<p class="gw-note">{_esc(note)}</p>'
-        f'<div class="gw-scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-        "</section>"
+    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
+    return html_template("pages/task_list.html.j2").render(
+        lang="en" if language == "en" else "zh-CN",
+        heading=" · ".join(p for p in (title, _text(heading), count) if p),
+        note=_t(
+            "按优先级排序：高风险时段的疑似秸秆焚烧最先，固定与工业热源最后。坐标：WGS84 用于 GPS，GCJ-02 用于高德等国内地图。",
+            "In priority order: suspected straw burning in a high-risk window first, known heat sources last. "
+            "Coordinates: WGS84 for GPS, GCJ-02 for Amap and other Chinese maps.",
+            language,
+        ),
+        columns=[{"cls": cls, "label": label} for cls, label in columns],
+        labels=dict(columns),
+        rows=[_row(rec, language) for rec in records],
+        location_unknown=_t("位置未知", "location unknown", language),
+        empty_label=_t("今日无核查任务", "nothing to check today", language),
     )
 
 
