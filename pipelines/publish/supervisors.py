@@ -70,7 +70,7 @@ def _card(rec: Mapping[str, Any], cell_label: str, map_link: str | None, languag
     if map_link:
         links.append({"href": map_link, "label": t("网格地图", "cell map", language)})
     window = "" if rec["kind"] == "site" else t("时段", "window", language) + "：" + _window_text(rec, language)
-    coords = _coords(rec, language).replace('<span class="gw-crs">', "").replace("</span>", "").replace("<br>", " · ")
+    coords = _coords(rec, language)
     return {
         "priority": int(rec["priority"]), "new": new, "what": what + (f"（{where}）" if where else ""), "cell": cell_label,
         "time": time, "window": window, "details": _detail_parts(rec, language), "coords": coords, "links": links, "no": 0,

@@ -1,4 +1,4 @@
-// gridwatch maps: popups, charts and layer data (see _layer_data in pipelines/publish/maps.py), clusters.
+// gridwatch maps: popups, charts and layer data (see _layer_data in pipelines/publish/mappage.py), clusters.
 function gridwatchPopup(labels, values) {
     var box = document.createElement("div");
     box.className = "gw-popup";
@@ -58,7 +58,7 @@ function gridwatchChart(spec) {
     return svg;
 }
 
-// Entry j of a column written by _column() in pipelines/publish/maps.py: [table, indices]
+// Entry j of a column written by _column() in pipelines/publish/mappage.py: [table, indices]
 // (interned), or [table] alone: one value for every feature, or one per feature;
 // or [table, p]: the column is slot p of the layer's combined rows (data.c, see
 // _combine): data.c[0] holds the distinct rows of indices, data.c[1] feature j's row.
@@ -135,7 +135,7 @@ function gridwatchFollowMarkers(group) {
 
 // ------------------------------------------------------------------ drawing
 // Every map page draws its layers and controls with the functions below, from
-// the JSON that pipelines/maps.py writes: a cell map as one page description
+// the JSON that pipelines/publish/maps.py writes: a cell map as one page description
 // (gridwatchPage), the overview and the plan (folium pages) one call per layer.
 
 // Layers drawn on the page, for tests and benchmarks: {name, features, layer, kind}.
@@ -218,7 +218,7 @@ function gridwatchTools(map, spec) {
     L.control.gridwatchMeasure(spec.measure).addTo(map);
 }
 
-// A whole map page from its description (MapPage in pipelines/maps.py), the
+// A whole map page from its description (MapPage in pipelines/publish/mappage.py), the
 // JSON in <script id="ID-data">: view, tile layers, tools, layers, layer
 // control, and the page's controls (elements with data-gw-control="position").
 function gridwatchPage(id) {
