@@ -26,6 +26,7 @@ from pipelines.core.schema import (
     GRID_COLUMNS,
     WGS84,
 )
+from pipelines.core.settings import basemap_key
 from pipelines.grid import chinacrs
 from pipelines.publish import mappage, maps
 from pipelines.publish.pages import check_self_contained, static_text
@@ -918,8 +919,8 @@ def test_tianditu_needs_a_key_and_uses_it(fires, grid, tmp_path) -> None:
 
 def test_tiles_names(fires, grid, tmp_path) -> None:
     for name in ("OpenStreetMap", "openstreetmap", " OPENSTREETMAP "):
-        assert maps.basemap_key(name) == "openstreetmap"
-    assert maps.basemap_key("") is None and maps.basemap_key(None) is None
+        assert basemap_key(name) == "openstreetmap"
+    assert basemap_key("") is None and basemap_key(None) is None
     with pytest.raises(ValueError, match="unknown basemap"):
         maps.overview_map(fires, grid, title="t", tiles="google")
     page = render(maps.overview_map(fires, grid, title="t", tiles="amap"), tmp_path)

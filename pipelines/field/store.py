@@ -4,7 +4,7 @@ An embedded SQLite file by default (``OUT/state/verification.sqlite``), or a
 PostgreSQL database given by URL (``postgresql://user@host/db``) where a unit has a
 server (needs ``psycopg``; where the database has PostGIS, ``marks.geom`` holds each
 task's point, EPSG:4326). Either way a batch (one checked file or post) is written in
-one transaction, under a cross-process lock file for SQLite (``filelock``) or a
+one transaction, under the store file's cross-process lock for SQLite (``outputs.shared_lock``) or a
 PostgreSQL advisory lock: a night that reads the store while an import runs sees all
 of that import or none of it, and two imports never interleave.
 
@@ -16,6 +16,7 @@ replay and is refused whole (:class:`Replayed`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import sqlite3
@@ -27,9 +28,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
-from filelock import FileLock
 
-from pipelines.core.exceptions import Replayed, StoreError
+from pipelines.core.exceptions import OutputLocked, Replayed, StoreError
+from pipelines.core.outputs import shared_lock
 from pipelines.field.marks import Mark, MarkBatch
 
 DEFAULT_NAME = "verification.sqlite"  # in OUT/state/
@@ -96,32 +97,31 @@ class VerificationStore:
                 yield cur
             return
         path = Path(self.location)
-        lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S) if write else None
-        if write:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            if lock is not None:
-                lock.acquire()
-            conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"{path}: cannot open the verification store: {exc}") from None
-        except TimeoutError:
-            raise StoreError(f"{path}: another import holds the store's lock for more than {LOCK_TIMEOUT_S:.0f} s") from None
-        try:
-            # IMMEDIATE: the write lock from the start; a reader's BEGIN gives one consistent snapshot of both tables.
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        with contextlib.ExitStack() as held:
+            if write:
+                try:
+                    held.enter_context(shared_lock(path, timeout_s=LOCK_TIMEOUT_S))
+                except OutputLocked:
+                    raise StoreError(f"{path}: another import holds the store's lock for more than {LOCK_TIMEOUT_S:.0f} s") from None
+                except OSError as exc:
+                    raise StoreError(f"{path}: cannot open the verification store: {exc}") from None
             try:
-                yield _Cursor(conn.cursor(), postgres=False)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"{path}: the verification store failed: {exc}{'; nothing changed' if write else ''}") from None
-        finally:
-            conn.close()
-            if lock is not None:
-                lock.release()
+                conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+            except (OSError, sqlite3.Error) as exc:
+                raise StoreError(f"{path}: cannot open the verification store: {exc}") from None
+            try:
+                # IMMEDIATE: the write lock from the start; a reader's BEGIN gives one consistent snapshot of both tables.
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield _Cursor(conn.cursor(), postgres=False)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"{path}: the verification store failed: {exc}{'; nothing changed' if write else ''}") from None
+            finally:
+                conn.close()
 
     @contextmanager
     def _postgres_transaction(self, write: bool) -> Iterator[_Cursor]:

@@ -26,9 +26,10 @@ import pandas as pd
 
 from pipelines.core.outputs import write_atomic
 from pipelines.core.schema import WINDOW_COLUMNS
+from pipelines.core.wording import check_language, t
 from pipelines.publish.htmltext import text as _text
 from pipelines.publish.pages import check_self_contained, html_template, static_text
-from pipelines.publish.tasklist import WINDOW_NAMES, Language, _check_language, _t
+from pipelines.publish.tasklist import WINDOW_NAMES, Language
 
 __all__ = ["DEFAULT_EXTRA", "index_counts", "index_page", "write_index"]
 
@@ -97,7 +98,7 @@ def _count_cell(value: object, language: Language, optional: bool = False) -> di
     """
     n = _int(value)
     if n is None:
-        return {"v": -1, "text": _t("未知", "unknown", language), "zero": False, "opt": optional}
+        return {"v": -1, "text": t("未知", "unknown", language), "zero": False, "opt": optional}
     return {"v": n, "text": n, "zero": n == 0, "opt": optional}
 
 
@@ -151,13 +152,13 @@ def index_page(
     most electricity sites, then by id. Raises ``ValueError`` for a link that is
     not a relative path.
     """
-    _check_language(language)
+    check_language(language)
     if links is None:
         maps = summary["map"] if "map" in summary else pd.Series(pd.NA, index=summary.index)
         links = {str(c): str(p) for c, p in zip(summary["cell_id"], maps, strict=True) if _text(p)}
     links = {str(c): _relative_link(p) for c, p in links.items()}
     if extra is None:
-        extra = {_t(zh, en, language): path for (zh, en), path in DEFAULT_EXTRA.items()}
+        extra = {t(zh, en, language): path for (zh, en), path in DEFAULT_EXTRA.items()}
     top = {label: _relative_link(path) for label, path in extra.items()}
 
     listed = summary[summary["cell_id"].astype(str).isin(links)]
@@ -177,20 +178,20 @@ def index_page(
     people = {str(k): _relative_link(v) for k, v in (supervisor_links or {}).items()}
 
     columns: list[tuple[str, str, str]] = [  # (key, label, type: s = text, n = number, "" = no sorting)
-        ("cell", _t("网格", "cell", language), "s"),
-        ("map", _t("地图", "map", language), ""),
-        ("straw", _t("疑似秸秆焚烧 起（火点）", "suspected straw burning: events (fire pixels)", language), "n"),
-        ("county", _t("区县", "county", language), "s"),
-        ("supervisor", _t("网格员", "supervisor", language), "s"),
-        ("fires", _t("全部火点", "all fire pixels", language), "n"),
-        *((w, _t(*WINDOW_NAMES[f"win_{w}"], language), "n") for w in WINDOW_COUNT_COLUMNS),
-        ("touching", _t("邻格触及", "touching", language), "n"),
-        ("sites", _t("用电异常", "electricity sites", language), "n"),
-        ("observed", _t("卫星观测", "observed", language), "s"),
+        ("cell", t("网格", "cell", language), "s"),
+        ("map", t("地图", "map", language), ""),
+        ("straw", t("疑似秸秆焚烧 起（火点）", "suspected straw burning: events (fire pixels)", language), "n"),
+        ("county", t("区县", "county", language), "s"),
+        ("supervisor", t("网格员", "supervisor", language), "s"),
+        ("fires", t("全部火点", "all fire pixels", language), "n"),
+        *((w, t(*WINDOW_NAMES[f"win_{w}"], language), "n") for w in WINDOW_COUNT_COLUMNS),
+        ("touching", t("邻格触及", "touching", language), "n"),
+        ("sites", t("用电异常", "electricity sites", language), "n"),
+        ("observed", t("卫星观测", "observed", language), "s"),
     ]
     # Columns a phone held upright leaves out (they stay in the overview and the cell maps).
     optional = {"touching", "observed", *WINDOW_COUNT_COLUMNS}
-    open_label = _t("打开地图", "open map", language)
+    open_label = t("打开地图", "open map", language)
     rows = []
     for rec in table.to_dict("records"):
         cell_id = str(rec["cell_id"])
@@ -217,7 +218,7 @@ def index_page(
     day_text = day.isoformat() if hasattr(day, "isoformat") else _text(day)
     summary_line = _summary_line(table, language, counted=counts is not None)
     paragraphs = [
-        _t("运行日期（北京时间）", "run date (Beijing)", language) + f" {day_text}",
+        t("运行日期（北京时间）", "run date (Beijing)", language) + f" {day_text}",
         *((counts.headline(language), counts.detail(language)) if counts is not None else ()),
         summary_line,
         *(lines or []),
@@ -231,18 +232,18 @@ def index_page(
         notices=[{"level": "warn" if level == "warn" else "info", "text": _text(text)} for level, text in notices or []],
         nav=[{"href": path, "label": _text(label)} for label, path in top.items()],
         people=[{"href": path, "name": name} for name, path in sorted(people.items())],
-        people_label=_t("网格员任务页", "supervisor pages", language),
+        people_label=t("网格员任务页", "supervisor pages", language),
         labels={
-            "county": _t("区县", "county", language),
-            "supervisor": _t("网格员", "supervisor", language),
-            "search": _t("查找", "search", language),
-            "shown": _t("显示", "shown", language),
-            "every": _t("全部", "all", language),
+            "county": t("区县", "county", language),
+            "supervisor": t("网格员", "supervisor", language),
+            "search": t("查找", "search", language),
+            "shown": t("显示", "shown", language),
+            "every": t("全部", "all", language),
         },
         columns=[{"label": label, "type": kind, "opt": key in optional} for key, label, kind in columns],
         rows=rows,
         open_label=open_label,
-        empty_label=_t("今日无网格地图", "no cell maps today", language),
+        empty_label=t("今日无网格地图", "no cell maps today", language),
     )
     check_self_contained(page, "index page")
     return page
@@ -261,30 +262,30 @@ def _observed(rec: Mapping[str, Any], language: Language) -> str:
     state = _text(rec.get("observed"), "unknown")
     zh, en = OBSERVED_TEXT.get(state, OBSERVED_TEXT["unknown"])
     looks = "" if _int(rec.get("clear_looks")) is None else f" ({_int(rec.get('clear_looks'))}/{_int(rec.get('cloud_looks'))})"
-    return _t(zh, en, language) + looks
+    return t(zh, en, language) + looks
 
 
 def _summary_line(table: pd.DataFrame, language: Language, counted: bool = False) -> str:
     """Cells with a map, window counts and sites; the fire counts too unless the page opens with ``DayCounts`` (``counted``)."""
-    parts = [f"{len(table)} " + _t("个网格有地图", "cells with a map", language)]
+    parts = [f"{len(table)} " + t("个网格有地图", "cells with a map", language)]
     for column, zh, en in () if counted else (("fires", "火点", "fires"), ("straw_suspect", "疑似秸秆焚烧火点", "suspected straw-burning fire pixels")):
         total = _total(table, column)
         if total is not None:
-            parts.append(f"{total} {_t(zh, en, language)}")
+            parts.append(f"{total} {t(zh, en, language)}")
     windows = []
     for w in WINDOW_COUNT_COLUMNS:
         total = _total(table, w)
-        label = _t(*WINDOW_NAMES[f"win_{w}"], language)
+        label = t(*WINDOW_NAMES[f"win_{w}"], language)
         # A cell whose every fire is unknown in a window has an empty count: say how many, not "0".
         unknown = int(pd.to_numeric(table[w], errors="coerce").isna().sum()) if w in table else len(table)
         text = f"{label} {0 if total is None else total}"
         if unknown:
-            text += f" ({_t('未知', 'unknown', language)}: {unknown} {_t('个网格', 'cells', language)})"
+            text += f" ({t('未知', 'unknown', language)}: {unknown} {t('个网格', 'cells', language)})"
         windows.append(text)
     parts.append(" / ".join(windows))
     sites = _total(table, "sites")
     if sites is not None:
-        parts.append(f"{sites} " + _t("用电异常", "electricity sites", language))
+        parts.append(f"{sites} " + t("用电异常", "electricity sites", language))
     return " · ".join(parts)
 
 
@@ -303,10 +304,10 @@ def write_index(
     """
     path = Path(path)
     language = kwargs.get("language", "both")
-    _check_language(language)
+    check_language(language)
     extra = kwargs.pop("extra", None)
     if extra is None:
-        extra = {_t(zh, en, language): target for (zh, en), target in DEFAULT_EXTRA.items()}
+        extra = {t(zh, en, language): target for (zh, en), target in DEFAULT_EXTRA.items()}
     kept = {}
     for label, target in extra.items():
         if (path.parent / target).exists():

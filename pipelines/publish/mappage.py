@@ -43,8 +43,9 @@ from folium.elements import ElementAddToElement
 from folium.map import Layer
 from markupsafe import Markup
 
+from pipelines.core import wording
 from pipelines.core.outputs import write_atomic
-from pipelines.core.settings import LANGUAGES, basemap_key, check_tianditu_key
+from pipelines.core.settings import basemap_key, check_tianditu_key
 from pipelines.grid.chinacrs import wgs84_to_gcj02
 from pipelines.publish.htmltext import esc as _esc
 from pipelines.publish.pages import (
@@ -59,7 +60,7 @@ from pipelines.publish.pages import (
     write_static,
 )
 
-__all__ = ["BASEMAPS", "LANGUAGES", "MapPage", "add_home_link", "basemap_key", "check_tianditu_key", "save_map"]
+__all__ = ["BASEMAPS", "MapPage", "add_home_link", "save_map"]
 
 COORD_DECIMALS = 5  # coordinates are rounded to 1e-5 degree (~1 m) to keep pages small
 _DEFAULT_CENTRE = (35.0, 105.0)  # lat, lon: China, used only when nothing is drawn
@@ -112,13 +113,12 @@ class _Lang:
     """Which language the fixed texts of a map are in: "zh", "en" or "both" (``中文 English``)."""
 
     def __init__(self, code: str = "both") -> None:
-        if code not in LANGUAGES:
-            raise ValueError(f"unknown map language {code!r}: expected one of {', '.join(LANGUAGES)}")
+        wording.check_language(code)
         self.code = code
 
     def t(self, zh: str, en: str) -> str:
         """One text in the map's language."""
-        return {"zh": zh, "en": en}.get(self.code, f"{zh} {en}")
+        return wording.t(zh, en, self.code)
 
     def label(self, bilingual: str) -> str:
         """A ``"中文 English"`` label (schema labels, fire classes) in the map's language."""

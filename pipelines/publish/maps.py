@@ -45,12 +45,11 @@ from pipelines.core.schema import (
 from pipelines.core.wording import area
 from pipelines.power.sites import RULE_LABELS, RULES
 from pipelines.publish.htmltext import text
-from pipelines.publish.mappage import (  # the page machinery; the names the API and config checks used from here stay importable
+from pipelines.publish.mappage import (  # the page machinery; BASEMAPS, MapPage, add_home_link and save_map stay importable from here
     _BOTH,
     BASEMAPS,
     CLUSTER_OFF_ZOOM,
     COORD_DECIMALS,
-    LANGUAGES,
     MapPage,
     PopupValue,
     _bounds,
@@ -63,16 +62,14 @@ from pipelines.publish.mappage import (  # the page machinery; the names the API
     _render,
     _Styles,
     add_home_link,
-    basemap_key,
-    check_tianditu_key,
     save_map,
 )
 from pipelines.publish.pages import html_template
 from pipelines.publish.tasklist import RECORD_COLUMN, frame_records, task_list_html, task_records, touched_cells
 
 __all__ = [
-    "BASEMAPS", "LANGUAGES", "MapDay", "MapPage", "add_home_link", "basemap_key", "cell_map", "cell_map_filename", "check_tianditu_key",
-    "map_options", "overview_map", "plan_map", "save_map",
+    "BASEMAPS", "MapDay", "MapPage", "add_home_link", "cell_map", "cell_map_filename", "map_options", "overview_map", "plan_map",
+    "save_map",
 ]
 
 TIME_FORMAT = "%Y-%m-%d %H:%M 北京时间"

@@ -441,22 +441,17 @@ def _empty_rows() -> pd.DataFrame:
     return out
 
 
-# ------------------------------------------------------------------ HTML
-
-
-# Fixed labels in the page's language(s); data strings are never translated.
-_t = t
-_check_language = check_language
+# ------------------------------------------------------------------ texts of a task row
 
 
 def _window_text(rec: Mapping[str, Any], language: Language) -> str:
     if rec["kind"] == "site":
-        return _t("不适用", "n/a", language)
-    on = [_t(*WINDOW_NAMES[c], language) for c in WINDOW_COLUMNS if _is_true(rec[c])]
-    unknown = [_t(*WINDOW_NAMES[c], language) for c in WINDOW_COLUMNS if _missing(rec[c])]
-    parts = on or [_t("无", "none", language)]
+        return t("不适用", "n/a", language)
+    on = [t(*WINDOW_NAMES[c], language) for c in WINDOW_COLUMNS if _is_true(rec[c])]
+    unknown = [t(*WINDOW_NAMES[c], language) for c in WINDOW_COLUMNS if _missing(rec[c])]
+    parts = on or [t("无", "none", language)]
     if unknown:
-        parts.append(_t("未知", "unknown", language) + ": " + ", ".join(unknown))
+        parts.append(t("未知", "unknown", language) + ": " + ", ".join(unknown))
     return " · ".join(parts)
 
 
@@ -464,8 +459,8 @@ def _where_text(rec: Mapping[str, Any], language: Language) -> str:
     if rec["where"] == "in_cell":
         return ""
     centre = rec["centre_cell_name"] or rec["centre_cell_id"]
-    label = _t("邻格像元触及", "touching, centred in", language)
-    return f"{label} {centre}" if centre else _t("网格外像元触及", "touching, centred outside the grid", language)
+    label = t("邻格像元触及", "touching, centred in", language)
+    return f"{label} {centre}" if centre else t("网格外像元触及", "touching, centred outside the grid", language)
 
 
 def _detail_parts(rec: Mapping[str, Any], language: Language) -> list[str]:
@@ -473,13 +468,13 @@ def _detail_parts(rec: Mapping[str, Any], language: Language) -> list[str]:
     if rec["kind"] == "site":
         parts = [rec["site_name"], rec["address"], rec["industry"]]
         if not _missing(rec["days"]):
-            parts.append(f"{rec['days']} " + _t("天", "day(s)", language))
+            parts.append(f"{rec['days']} " + t("天", "day(s)", language))
         parts.append(pick(rec, "evidence", language))
         return [p for p in parts if p]
     parts = []
     if rec["fire_numbers"]:
-        parts.append(_t("地图火点", "map fires", language) + " " + ", ".join(f"#{n}" for n in rec["fire_numbers"]))
-    seen = f"{rec['observations']} " + _t("次观测", "observation(s)", language)
+        parts.append(t("地图火点", "map fires", language) + " " + ", ".join(f"#{n}" for n in rec["fire_numbers"]))
+    seen = f"{rec['observations']} " + t("次观测", "observation(s)", language)
     if rec["sensors"]:
         seen += f" ({rec['sensors']})"
     parts.append(seen)
@@ -503,7 +498,7 @@ def _coords(rec: Mapping[str, Any], language: Language) -> str:
     """The row's positions as one line of plain text (a supervisor's page), "location unknown" without one."""
     xy = _coordinates(rec)
     if xy is None:
-        return _t("位置未知", "location unknown", language)
+        return t("位置未知", "location unknown", language)
     # E/N prefixes: "lon, lat" vs "lat, lon" is the classic field mix-up.
     return f"WGS84 E{xy['lon']} N{xy['lat']} · GCJ-02 E{xy['gcj_lon']} N{xy['gcj_lat']}"
 
@@ -511,7 +506,7 @@ def _coords(rec: Mapping[str, Any], language: Language) -> str:
 def _nav_links(rec: Mapping[str, Any], language: Language) -> list[dict[str, str]]:
     """The row's navigation links (``href``, ``label``): Amap, then the phone's map app; only ``https:``/``geo:``."""
     links = []
-    for url, label in ((rec["amap_url"], _t("高德导航", "Amap", language)), (rec["geo_url"], _t("地图应用", "map app", language))):
+    for url, label in ((rec["amap_url"], t("高德导航", "Amap", language)), (rec["geo_url"], t("地图应用", "map app", language))):
         safe = _safe_url(url)
         if safe is not None:
             links.append({"href": safe, "label": label})
@@ -520,14 +515,14 @@ def _nav_links(rec: Mapping[str, Any], language: Language) -> list[dict[str, str
 
 def _row(rec: Mapping[str, Any], language: Language) -> dict[str, Any]:
     """One task as the template's row: plain text and numbers, escaped by the template."""
-    time = rec["time_bjt"] or _t("时间未知", "unknown time", language)
+    time = rec["time_bjt"] or t("时间未知", "unknown time", language)
     if rec["kind"] == "site" and rec["time_bjt"]:
-        time = _t("起始", "since", language) + f" {rec['time_bjt']}"
+        time = t("起始", "since", language) + f" {rec['time_bjt']}"
     return {
         "no": _text(rec["no"]),
         "priority": int(rec["priority"]),
         "where": _text(rec["where"]),
-        "what": _t(rec["label_zh"], rec["label_en"], language),
+        "what": t(rec["label_zh"], rec["label_en"], language),
         "touching": _where_text(rec, language),
         "time": time,
         "window": _window_text(rec, language),
@@ -551,23 +546,23 @@ def task_list_html(
     Chinese, English or both (``language``). Style it with :data:`TASK_CSS`.
     Navigation links are only ever ``https:`` or ``geo:``.
     """
-    _check_language(language)
-    title = _t("今日核查任务", "Tasks to check today", language)
-    count = f"{len(rows)} " + _t("项", "item(s)", language)
+    check_language(language)
+    title = t("今日核查任务", "Tasks to check today", language)
+    count = f"{len(rows)} " + t("项", "item(s)", language)
     columns = [
-        ("gw-no", _t("序号", "No.", language)),
-        ("gw-what", _t("核查内容", "What to check", language)),
-        ("gw-time", _t("北京时间", "Beijing time", language)),
-        ("gw-win", _t("时段", "Window", language)),
-        ("gw-xy", _t("坐标", "Coordinates", language)),
-        ("gw-nav", _t("导航", "Navigate", language)),
-        ("gw-detail", _t("说明", "Details", language)),
+        ("gw-no", t("序号", "No.", language)),
+        ("gw-what", t("核查内容", "What to check", language)),
+        ("gw-time", t("北京时间", "Beijing time", language)),
+        ("gw-win", t("时段", "Window", language)),
+        ("gw-xy", t("坐标", "Coordinates", language)),
+        ("gw-nav", t("导航", "Navigate", language)),
+        ("gw-detail", t("说明", "Details", language)),
     ]
     records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
     return html_template("pages/task_list.html.j2").render(
         lang="en" if language == "en" else "zh-CN",
         heading=" · ".join(p for p in (title, _text(heading), count) if p),
-        note=_t(
+        note=t(
             "按优先级排序：高风险时段的疑似秸秆焚烧最先，固定与工业热源最后。坐标：WGS84 用于 GPS，GCJ-02 用于高德等国内地图。",
             "In priority order: suspected straw burning in a high-risk window first, known heat sources last. "
             "Coordinates: WGS84 for GPS, GCJ-02 for Amap and other Chinese maps.",
@@ -576,8 +571,8 @@ def task_list_html(
         columns=[{"cls": cls, "label": label} for cls, label in columns],
         labels=dict(columns),
         rows=[_row(rec, language) for rec in records],
-        location_unknown=_t("位置未知", "location unknown", language),
-        empty_label=_t("今日无核查任务", "nothing to check today", language),
+        location_unknown=t("位置未知", "location unknown", language),
+        empty_label=t("今日无核查任务", "nothing to check today", language),
     )
 
 
