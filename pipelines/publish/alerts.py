@@ -51,6 +51,7 @@ from typing import Any, TextIO
 from pipelines.core.exceptions import AlertError
 from pipelines.core.outputs import shared_lock, write_atomic
 from pipelines.core.settings import AlertsConfig, Config
+from pipelines.field.marks import TASK_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def build_messages(alerts: AlertsConfig, folder: Path, contacts: list[Contact] |
 
 
 def _task_index(folder: Path) -> dict[str, Any]:
-    path = folder / "supervisors" / "tasks.json"
+    path = folder / TASK_INDEX
     if not path.exists():
         return {}
     try:

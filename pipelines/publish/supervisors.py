@@ -31,6 +31,7 @@ import pandas as pd
 
 from pipelines.core.outputs import write_atomic
 from pipelines.core.wording import check_language, t
+from pipelines.field.marks import MAX_NOTE, MAX_PHOTO, RESULTS, TASK_INDEX
 from pipelines.publish.pages import check_self_contained, html_template, static_text
 from pipelines.publish.tasklist import _coords, _detail_parts, _safe_url, _where_text, _window_text
 
@@ -92,9 +93,7 @@ def _number(value: object) -> float | None:
 
 
 def _marking(name: str, day: dt.date, token: str, language: str) -> dict[str, Any]:
-    """What the page's marking controls need: labels, limits, the token and the script."""
-    from pipelines.field.marks import MAX_NOTE, MAX_PHOTO, RESULTS  # the page writes what the importer reads
-
+    """What the page's marking controls need: labels, limits (the importer's own), the token and the script."""
     labels = {key: t(zh, en, language) for key, (zh, en) in RESULTS.items()}
     return {
         "results": list(labels.items()), "max_note": MAX_NOTE, "max_photo": MAX_PHOTO,
@@ -110,8 +109,6 @@ def _marking(name: str, day: dt.date, token: str, language: str) -> dict[str, An
 
 def _result(result: str) -> tuple[str, str]:
     """A verification result in Chinese and English."""
-    from pipelines.field.marks import RESULTS
-
     return RESULTS.get(result, (result, result))
 
 
@@ -228,6 +225,6 @@ def write_supervisor_pages(
                        "cells": [{c: str(cell.get(c) or "") for c in ("cell_id", "cell_name", "county_code", "county_name")}
                                  for cell in group.sort_values("cell_id").to_dict("records")]}
     if out:
-        write_atomic(target / "tasks.json", json.dumps({"day": day.isoformat(), "supervisors": index}, ensure_ascii=False, indent=1))
+        write_atomic(Path(folder) / TASK_INDEX, json.dumps({"day": day.isoformat(), "supervisors": index}, ensure_ascii=False, indent=1))
     log.info("%d supervisor pages", len(out))
     return out
