@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tomllib
 from pathlib import Path
@@ -142,7 +143,7 @@ def test_a_city_column_the_county_layer_lacks_stops_the_run_before_writing(site:
     with pytest.raises(RunError, match=r"china_counties.parquet: \[counties\] city_code_column = 'city_code'; city_name_column = 'city': no such column"):
         load_sources(load_config(path))
     shutil.copy(FIRES / "viirs_2023-04-05_with_township_address_sample.csv", tmp_path / "fires.csv")
-    text = path.read_text(encoding="utf-8").replace(f'"{site}/fires/*.csv", "{site}/fires/*.txt"', f'"{tmp_path}/fires.csv"')
+    text = path.read_text(encoding="utf-8").replace(f'"{site}/fires/*.csv"', f'"{tmp_path}/fires.csv"')
     path.write_text(text, encoding="utf-8")
     assert main(["nightly", "--date", "2023-04-05", "--config", str(path)]) == EXIT_FAILED
     assert "city_code_column = 'city_code'" in capsys.readouterr().err and not list((tmp_path / "out").glob("20*"))
@@ -185,3 +186,13 @@ def test_the_shipped_reference_data_is_found_in_the_package() -> None:
     assert refdata.data_dir() == ROOT / "pipelines" / "data"
     for name in refdata.ALL:
         assert refdata.shipped(name).is_file(), name
+
+
+def test_a_new_site_with_the_days_firms_file_runs_a_complete_night(site: Path, tmp_path: Path) -> None:
+    # The starter config names only what a new site has: a night with its FIRMS file is complete (exit 0), not partial.
+    folder = tmp_path / "site"
+    shutil.copytree(site, folder)
+    shutil.copy(FIRES / "viirs_2023-04-05_with_township_address_sample.csv", folder / "fires" / "viirs_2023-04-05.csv")
+    code = main(["nightly", "--date", "2023-04-05", "--config", str(folder / "config.toml"), "--out", str(tmp_path / "out"), "--quiet"])
+    skipped = json.loads((tmp_path / "out" / "2023-04-05" / "run.json").read_text(encoding="utf-8"))["skipped"]
+    assert (code, skipped) == (EXIT_OK, [])

@@ -150,7 +150,7 @@ counties = {quoted(counties)}
 out = "{GRID_NAME}"
 
 [fires]
-points = ["fires/*.csv", "fires/*.txt"]  # glob patterns; "{{date:%Y%m%d}}" is replaced by the run date
+points = ["fires/*.csv"]               # glob patterns; "{{date:%Y%m%d}}" is replaced by the run date; add "fires/*.txt" for NOAA CSPP text files
 rasters = []                           # fire-mask rasters (GeoTIFF, swath or geostationary NetCDF), e.g. ["fires/ahi/*.nc"]
 min_confidence = 0.0                   # percent (0-100): fires with a lower normalized confidence are dropped
 
